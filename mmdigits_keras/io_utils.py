@@ -1,0 +1,79 @@
+"""Atomic file writes: a final path holds either the old file or the complete new one."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+
+def atomic_write(path, write):
+    """Writes a file through a temporary sibling and a rename, so `path` is never half-written.
+
+    Args:
+        path: Final path (str or Path); its folder is created when missing.
+        write: A callable taking the temporary path (str, same suffix as `path`) and writing
+            the whole file there.
+
+    Returns:
+        The final path as a `Path`.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
+    try:
+        write(str(tmp))
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def write_json(path, obj):
+    """Writes `obj` as indented JSON, atomically."""
+
+    def write(tmp):
+        with open(tmp, "w") as f:
+            json.dump(obj, f, indent=2, sort_keys=False)
+            f.write("\n")
+
+    return atomic_write(path, write)
+
+
+def publish_directory(staging, final, *, overwrite):
+    """Moves a completely written `staging` folder to `final` with renames only.
+
+    Args:
+        staging: A folder on the same file system as `final`.
+        final: Where the folder should end up.
+        overwrite: Replace an existing `final`; otherwise an existing non-empty `final`
+            raises.
+
+    Raises:
+        ValueError: `final` exists, is not empty, and `overwrite` is False.
+    """
+    staging, final = Path(staging), Path(final)
+    if final.exists() and not (final.is_dir() and not any(final.iterdir())):
+        if not overwrite:
+            raise ValueError(f"{final}: already exists; pass --overwrite to replace it")
+        old = final.with_name(f".{final.name}.old-{os.getpid()}")
+        os.replace(final, old)
+        os.replace(staging, final)
+        shutil.rmtree(old, ignore_errors=True)
+        return final
+    if final.exists():
+        final.rmdir()
+    os.replace(staging, final)
+    return final
+
+
+def staging_directory(final):
+    """Creates and returns an empty temporary sibling of `final` for `publish_directory`."""
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    staging = final.with_name(f".{final.name}.tmp-{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    return staging

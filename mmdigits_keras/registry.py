@@ -1,0 +1,55 @@
+"""A timm-style registry: named configurations of the builders.
+
+``create_model(name, **overrides)`` is ``build_model(**{**MODEL_CONFIGS[name], **overrides})``.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+
+from mmdigits_keras.models import build_model
+
+MODEL_CONFIGS = {
+    **{f"model{depth}": dict(depth=depth, audio="conv1d") for depth in (1, 2, 3, 4)},
+    **{f"model{depth}_lstm": dict(depth=depth, audio="lstm") for depth in (1, 2, 3, 4)},
+}
+
+BUILDERS = {name: build_model for name in MODEL_CONFIGS}
+
+
+def list_models(pattern=None):
+    """Returns the sorted registry names, optionally filtered by a shell-style `pattern`.
+
+    Example: ``list_models("*lstm")`` -> ``["model1_lstm", ..., "model4_lstm"]``.
+    """
+    names = sorted(MODEL_CONFIGS)
+    return names if pattern is None else fnmatch.filter(names, pattern)
+
+
+def model_config(name):
+    """Returns a copy of the builder arguments registered under `name`.
+
+    Raises:
+        ValueError: if `name` is not registered (the message lists the known names).
+    """
+    if name not in MODEL_CONFIGS:
+        raise ValueError(f"`name` must be one of {list_models()}. Received: name={name!r}")
+    return dict(MODEL_CONFIGS[name])
+
+
+def create_model(name, **overrides):
+    """Builds the registered model `name`, with keyword `overrides` of its builder arguments.
+
+    Args:
+        name: A name from `list_models()`, e.g. ``"model2"`` or ``"model2_lstm"``.
+        **overrides: Builder keyword arguments that replace the registered ones
+            (e.g. ``width=0.5``, ``audio_mean=..., audio_variance=...``).
+
+    Returns:
+        The `keras.Model` (see `build_model`).
+
+    Raises:
+        ValueError: an unknown `name`, or a bad argument value (from the builder).
+    """
+    config = model_config(name)
+    return BUILDERS[name](**{**config, **overrides})

@@ -1,0 +1,125 @@
+"""Kaggle submissions: predict the test split and write ``row_id,label`` CSVs safely."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from mmdigits_keras.data import NUM_CLASSES, load_dataset
+from mmdigits_keras.io_utils import atomic_write
+
+SUBMISSION_COLUMNS = ["row_id", "label"]
+
+
+def predict_labels(model, dataset, *, batch_size=512):
+    """Predicted classes of a model for every row of a dataset.
+
+    Args:
+        model: A `keras.Model` taking ``{"image", "audio"}`` (e.g. from `load_trained_model`).
+        dataset: A `MultimodalDataset`.
+        batch_size: Rows per prediction batch.
+
+    Returns:
+        int64 array (N,) of classes 0..9, in the dataset's row order.
+    """
+    probabilities = model.predict(dataset.inputs(), batch_size=batch_size, verbose=0)
+    return np.argmax(probabilities, axis=1).astype(np.int64)
+
+
+def make_submission(labels):
+    """Returns the submission frame: ``row_id`` 0..M-1 in test order and integer ``label``."""
+    labels = np.asarray(labels)
+    return pd.DataFrame({"row_id": np.arange(len(labels), dtype=np.int64), "label": labels.astype(np.int64)})
+
+
+def validate_submission(submission, *, rows=None):
+    """Checks a submission frame (or CSV file) against the Kaggle format.
+
+    Args:
+        submission: A `pandas.DataFrame` or the path of a CSV file.
+        rows: The number of test rows it must have, when known.
+
+    Returns:
+        The frame (read from the file when a path was given).
+
+    Raises:
+        ValueError: unreadable file, columns other than exactly ``row_id,label``, a row count
+            other than `rows` or zero, ids that are not 0..M-1 in order, or labels that are not
+            integers 0..9.
+    """
+    where = "submission"
+    if not isinstance(submission, pd.DataFrame):
+        where = str(submission)
+        path = Path(submission)
+        if not path.is_file():
+            raise ValueError(f"{path}: submission file not found")
+        try:
+            submission = pd.read_csv(path)
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+            raise ValueError(f"{path}: not a readable CSV file ({error})") from None
+    columns = [str(c) for c in submission.columns]
+    if columns != SUBMISSION_COLUMNS:
+        raise ValueError(f"{where}: columns must be exactly {SUBMISSION_COLUMNS}, found {columns}")
+    if len(submission) == 0:
+        raise ValueError(f"{where}: has no rows")
+    if rows is not None and len(submission) != rows:
+        raise ValueError(f"{where}: has {len(submission)} rows, the test data has {rows}")
+    ids, labels = submission["row_id"].to_numpy(), submission["label"].to_numpy()
+    if ids.dtype.kind not in "iu" or not np.array_equal(ids, np.arange(len(submission))):
+        raise ValueError(f"{where}: row_id must be 0..{len(submission) - 1} in order")
+    if labels.dtype.kind not in "iu" or labels.min() < 0 or labels.max() >= NUM_CLASSES:
+        raise ValueError(f"{where}: label must hold integers 0..{NUM_CLASSES - 1}")
+    return submission
+
+
+def write_submission(submission, path, *, rows=None, force=False):
+    """Validates and writes a submission CSV atomically (temporary file, then rename).
+
+    Args:
+        submission: The frame from `make_submission`.
+        path: Destination ``.csv``; its folder is created.
+        rows: Expected number of rows (the test split size).
+        force: Overwrite an existing file.
+
+    Returns:
+        The written path.
+
+    Raises:
+        ValueError: the frame is invalid (see `validate_submission`), or `path` exists and
+            `force` is False, or `path` is a directory.
+    """
+    path = Path(path)
+    validate_submission(submission, rows=rows)
+    if path.is_dir():
+        raise ValueError(f"{path}: is a directory; give a .csv file name")
+    if path.exists() and not force:
+        raise ValueError(f"{path}: already exists; pass --force to overwrite it")
+    return atomic_write(path, lambda tmp: submission.to_csv(tmp, index=False))
+
+
+def submit(model, data, out, *, force=False):
+    """Predicts the test split of a data folder with a trained run and writes the CSV.
+
+    Args:
+        model: A run directory (or ``.keras`` file) from `train`.
+        data: A data folder in the Kaggle or Khacef layout with a test split.
+        out: Destination CSV path.
+        force: Overwrite an existing `out`.
+
+    Returns:
+        (path, frame): the written path and the submission frame.
+
+    Raises:
+        ValueError: bad model or data files, or an existing `out` without `force`.
+    """
+    from mmdigits_keras.training import load_trained_model
+
+    out = Path(out)
+    if out.exists() and not force:  # before the slow part
+        raise ValueError(f"{out}: already exists; pass --force to overwrite it")
+    test = load_dataset(data, "test")
+    net = load_trained_model(model)
+    frame = make_submission(predict_labels(net, test))
+    return write_submission(frame, out, rows=len(test), force=force), frame
