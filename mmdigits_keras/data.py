@@ -85,6 +85,25 @@ def _check_exists(path: Path):
         raise ValueError(f"{path}: expected a file, found a directory or special file")
 
 
+def read_npy(path):
+    """Reads any `.npy` array with `allow_pickle=False`; every failure is a ValueError naming `path`."""
+    path = Path(path)
+    _check_exists(path)
+    with open(path, "rb") as f:
+        magic = f.read(6)
+    if magic != b"\x93NUMPY":
+        raise ValueError(f"{path}: not a .npy file (it does not start with the NumPy header)")
+    try:
+        return np.load(path, allow_pickle=False)
+    except ValueError as error:
+        if "allow_pickle" in str(error):
+            raise ValueError(f"{path}: holds a pickled/object array, which is refused for safety; "
+                             f"save plain numeric arrays") from None
+        raise ValueError(f"{path}: not a readable .npy file ({error})") from None
+    except (OSError, EOFError) as error:
+        raise ValueError(f"{path}: not a readable .npy file ({error})") from None
+
+
 def load_npy(path, *, columns, name):
     """Loads a 2-D numeric `.npy` matrix safely and checks its shape and values.
 
@@ -101,18 +120,7 @@ def load_npy(path, *, columns, name):
             dtype (`allow_pickle=False`), not 2-D with `columns` columns, empty, or holds NaN/inf.
     """
     path = Path(path)
-    _check_exists(path)
-    try:
-        array = np.load(path, allow_pickle=False)
-    except ValueError as error:
-        if "allow_pickle" in str(error):
-            raise ValueError(f"{path}: holds a pickled/object array, which is refused for safety; "
-                             f"save plain numeric arrays") from None
-        raise ValueError(f"{path}: not a readable .npy file ({error})") from None
-    except (OSError, EOFError) as error:
-        raise ValueError(f"{path}: not a readable .npy file ({error})") from None
-    if not isinstance(array, np.ndarray):  # np.load returns NpzFile for .npz archives
-        raise ValueError(f"{path}: expected a .npy array, found an .npz archive")
+    array = read_npy(path)
     if not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
         raise ValueError(f"{path}: expected numeric {name}, found dtype {array.dtype}")
     if array.ndim != 2 or array.shape[1] != columns:
@@ -289,12 +297,7 @@ def load_khacef(directory, split="train"):
     pixels = load_npy(directory / image_name, columns=NUM_PIXELS, name="pixels")
     audio = load_npy(directory / audio_name, columns=NUM_FEATURES, name="MFCC features")
     label_path = directory / label_name
-    _check_exists(label_path)
-    try:
-        raw_labels = np.load(label_path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as error:
-        raise ValueError(f"{label_path}: not a readable .npy array of labels ({error})") from None
-    raw_labels = np.asarray(raw_labels)
+    raw_labels = read_npy(label_path)
     if raw_labels.ndim == 2 and raw_labels.shape[1] == 1:
         raw_labels = raw_labels[:, 0]
     labels = _check_labels(raw_labels, label_path)

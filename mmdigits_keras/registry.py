@@ -1,6 +1,6 @@
 """A timm-style registry: named configurations of the builders.
 
-``create_model(name, **overrides)`` is ``build_model(**{**MODEL_CONFIGS[name], **overrides})``.
+``create_model(model_name, **overrides)`` is ``build_model(**{**MODEL_CONFIGS[name], **overrides})``.
 """
 
 from __future__ import annotations
@@ -26,24 +26,25 @@ def list_models(pattern=None):
     return names if pattern is None else fnmatch.filter(names, pattern)
 
 
-def model_config(name):
-    """Returns a copy of the builder arguments registered under `name`.
+def model_config(model_name):
+    """Returns a copy of the builder arguments registered under `model_name`.
 
     Raises:
-        ValueError: if `name` is not registered (the message lists the known names).
+        ValueError: if `model_name` is not registered (the message lists the known names).
     """
-    if name not in MODEL_CONFIGS:
-        raise ValueError(f"`name` must be one of {list_models()}. Received: name={name!r}")
-    return dict(MODEL_CONFIGS[name])
+    if model_name not in MODEL_CONFIGS:
+        raise ValueError(f"`model_name` must be one of {list_models()}. Received: model_name={model_name!r}")
+    return dict(MODEL_CONFIGS[model_name])
 
 
-def create_model(name, **overrides):
-    """Builds the registered model `name`, with keyword `overrides` of its builder arguments.
+def create_model(model_name, /, **overrides):
+    """Builds the registered model `model_name`, with keyword `overrides` of its arguments.
 
     Args:
-        name: A name from `list_models()`, e.g. ``"model2"`` or ``"model2_lstm"``.
+        model_name: A name from `list_models()`, e.g. ``"model2"`` or ``"model2_lstm"``
+            (positional, so the builder's own ``name=`` can be overridden too).
         **overrides: Builder keyword arguments that replace the registered ones
-            (e.g. ``width=0.5``, ``audio_mean=..., audio_variance=...``).
+            (e.g. ``width=0.5``, ``name="m"``, ``audio_mean=..., audio_variance=...``).
 
     Returns:
         The `keras.Model` (see `build_model`).
@@ -51,5 +52,5 @@ def create_model(name, **overrides):
     Raises:
         ValueError: an unknown `name`, or a bad argument value (from the builder).
     """
-    config = model_config(name)
-    return BUILDERS[name](**{**config, **overrides})
+    config = model_config(model_name)
+    return BUILDERS[model_name](**{**config, **overrides})

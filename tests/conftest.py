@@ -1,0 +1,74 @@
+"""Shared fixtures: the real data in ../shared/data, and small data sets written per test."""
+
+import os
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def shared_data_dir():
+    return Path(os.environ.get("MMDIGITS_SHARED_DATA", ROOT.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def shared_data():
+    """The real-data folder; tests skip without it, except in CI where its absence fails."""
+    path = shared_data_dir()
+    if not (path / "kaggle_sample").is_dir():
+        if os.environ.get("MMDIGITS_REQUIRE_SHARED_DATA") == "1":
+            pytest.fail(f"shared data folder not found at {path} (MMDIGITS_SHARED_DATA)")
+        pytest.skip(f"shared data folder not found at {path}; set MMDIGITS_SHARED_DATA")
+    return path
+
+
+def write_kaggle(directory, *, pixels, audio, labels, test_pixels=None, test_audio=None, test_labels=None):
+    """Writes arrays in the Kaggle course layout; returns the folder."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    np.save(directory / "x_train_wr.npy", pixels)
+    np.save(directory / "x_train_sp.npy", audio)
+    pd.DataFrame({"row_id": np.arange(len(labels)), "label": labels}).to_csv(directory / "y_train.csv", index=False)
+    if test_pixels is not None:
+        np.save(directory / "x_test_wr.npy", test_pixels)
+        np.save(directory / "x_test_sp.npy", test_audio)
+    if test_labels is not None:
+        pd.DataFrame({"row_id": np.arange(len(test_labels)), "label": test_labels}).to_csv(
+            directory / "y_test.csv", index=False)
+    return directory
+
+
+def synthetic_arrays(rows, *, seed=0):
+    """Learnable toy data: each class has its own image brightness pattern and audio offset."""
+    rng = np.random.default_rng(seed)
+    labels = np.tile(np.arange(10), rows // 10 + 1)[:rows]
+    rng.shuffle(labels)
+    pixels = rng.uniform(0, 60, size=(rows, 784))
+    pixels[np.arange(rows), labels * 70 + 100] = 255.0  # one bright pixel per class
+    audio = rng.normal(size=(rows, 507)) + labels[:, None] * 0.5
+    return pixels, audio, labels
+
+
+@pytest.fixture
+def tiny_kaggle(tmp_path):
+    """A 200-row training / 50-row test Kaggle-layout folder of synthetic data."""
+    pixels, audio, labels = synthetic_arrays(250)
+    return write_kaggle(tmp_path / "tiny", pixels=pixels[:200], audio=audio[:200], labels=labels[:200],
+                        test_pixels=pixels[200:], test_audio=audio[200:])
+
+
+@pytest.fixture(scope="session")
+def kaggle_sample(shared_data):
+    return shared_data / "kaggle_sample"
+
+
+@pytest.fixture(scope="session")
+def kaggle_sample_test_labels(shared_data):
+    """True labels of kaggle_sample's test rows: MNIST test images 4000..4999 (data README)."""
+    with np.load(shared_data / "mnist_t10k_first5000.npz", allow_pickle=False) as data:
+        return data["y"][4000:5000].astype(np.int64)

@@ -1,0 +1,102 @@
+import numpy as np
+import pytest
+
+from mmdigits_keras.models import build_model
+from mmdigits_keras.registry import create_model, list_models
+
+# Seed 000, Tables 1-4: the "Param #" column summed by hand from the paper.
+TABLE_TOTALS = {1: 1_869_454, 2: 6_766_478, 3: 1_344_654, 4: 2_504_270}
+# The audio branch's rows of each table (Conv1D, BN, Dense, BN, ... up to its 10-unit Dense).
+TABLE_AUDIO_BRANCH = {
+    1: 48 + 64 + 259_136 + 256 + 650,
+    2: 48 + 64 + 1_056 + 128 + 4_160 + 256 + 254_016 + 256 + 650,
+    3: 48 + 64 + 1_056 + 128 + 516_160 + 256 + 650,
+    4: 48 + 64 + 1_056 + 128 + 4_160 + 256 + 16_512 + 512 + 245_824 + 256 + 8_320 + 512 + 1_290,
+}
+
+
+def lstm_params(inputs, units):
+    return 4 * (units * (inputs + units) + units)
+
+
+# Seed 001's encoder: LSTM(64) over 13 coefficients, LSTM(64), Dense(64) + BN, Dense(10).
+LSTM_BRANCH = lstm_params(13, 64) + lstm_params(64, 64) + (64 * 64 + 64) + 4 * 64 + (64 * 10 + 10)
+
+
+@pytest.mark.parametrize("depth", [1, 2, 3, 4])
+def test_parameter_totals_equal_seed000_tables(depth):
+    assert build_model(depth=depth).count_params() == TABLE_TOTALS[depth]
+
+
+@pytest.mark.parametrize("depth", [1, 2, 3, 4])
+def test_lstm_variant_swaps_only_the_audio_branch(depth):
+    expected = TABLE_TOTALS[depth] - TABLE_AUDIO_BRANCH[depth] + LSTM_BRANCH
+    assert build_model(depth=depth, audio="lstm").count_params() == expected
+
+
+def test_model_contract_inputs_outputs_and_names():
+    model = build_model(depth=2)
+    assert model.name == "model2_conv1d"
+    assert [t.name for t in model.inputs] == ["image", "audio"] or {t.name for t in model.inputs} == {"image", "audio"}
+    assert model.get_layer("image").output.shape[1:] == (28, 28, 1)
+    assert model.get_layer("audio").output.shape[1:] == (507,)
+    rng = np.random.default_rng(0)
+    inputs = {"image": rng.uniform(size=(3, 28, 28, 1)).astype("float32"),
+              "audio": rng.normal(size=(3, 507)).astype("float32")}
+    probs = np.asarray(model(inputs, training=False))
+    assert probs.shape == (3, 10)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
+    names = [layer.name for layer in model.layers]
+    prefixes = ("image", "audio", "fusion", "predictions")
+    assert all(name.startswith(prefixes) for name in names), names
+    assert "fusion_concat" in names and model.get_layer("fusion_concat").output.shape[-1] == 20
+    assert model.get_layer("audio_reshape").output.shape[1:] == (507, 1)
+    lstm = build_model(depth=2, audio="lstm")
+    assert lstm.get_layer("audio_reshape").output.shape[1:] == (39, 13)
+
+
+def test_width_scales_filters_and_units_and_dropout_sets_rates():
+    half = build_model(depth=2, width=0.5, dropout=0.4)
+    assert half.get_layer("image_conv1").filters == 16
+    assert half.get_layer("fusion_dense3").units == 128
+    assert half.get_layer("image_output").units == 10
+    assert {half.get_layer(n).rate for n in ("image_dropout1", "image_dropout2")} == {0.4}
+    assert half.count_params() < build_model(depth=2).count_params() / 3
+
+
+def test_audio_normalization_layer_standardizes_and_is_excluded_from_table_totals():
+    mean = np.linspace(-1, 1, 507).astype("float32")
+    variance = np.full(507, 4.0, dtype="float32")
+    model = build_model(depth=1, audio_mean=mean, audio_variance=variance)
+    normalized = model.get_layer("audio_normalization")(mean[None] + 2.0)
+    np.testing.assert_allclose(np.asarray(normalized), 1.0, rtol=1e-4)
+    trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+    assert trainable == sum(int(np.prod(w.shape)) for w in build_model(depth=1).trainable_weights)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(depth=5), "`depth` must be one of"),
+    (dict(audio="gru"), "`audio` must be one of \\['conv1d', 'lstm'\\]. Received: audio='gru'"),
+    (dict(width=0), "`width` must be > 0"),
+    (dict(dropout=1.0), "`dropout` must be in"),
+    (dict(num_classes=0), "`num_classes` must be a positive integer"),
+    (dict(audio_mean=np.zeros(507)), "must be given together"),
+])
+def test_bad_arguments_raise_value_error(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        build_model(**kwargs)
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_save_load_round_trip(tmp_path, name):
+    import keras
+
+    rng = np.random.default_rng(1)
+    model = create_model(name, audio_mean=rng.normal(size=507), audio_variance=rng.uniform(0.5, 2, size=507))
+    inputs = {"image": rng.uniform(size=(4, 28, 28, 1)).astype("float32"),
+              "audio": rng.normal(size=(4, 507)).astype("float32")}
+    path = tmp_path / f"{name}.keras"
+    model.save(path)
+    loaded = keras.models.load_model(path, safe_mode=True)
+    np.testing.assert_allclose(loaded.predict(inputs, verbose=0), model.predict(inputs, verbose=0), rtol=1e-5, atol=1e-6)
+    assert loaded.count_params() == model.count_params()

@@ -1,0 +1,24 @@
+import pytest
+
+from mmdigits_keras.registry import MODEL_CONFIGS, create_model, list_models, model_config
+
+
+def test_registry_names():
+    assert list_models() == sorted([f"model{d}" for d in range(1, 5)] + [f"model{d}_lstm" for d in range(1, 5)])
+    assert list_models("*_lstm") == ["model1_lstm", "model2_lstm", "model3_lstm", "model4_lstm"]
+    assert list_models("nothing*") == []
+
+
+def test_create_model_applies_overrides_like_timm():
+    model = create_model("model3_lstm", lstm_units=32, name="small")
+    assert model.name == "small"
+    assert model.get_layer("audio_lstm1").units == 32
+    assert model.get_layer("image_conv1").filters == 32
+
+
+def test_model_config_is_a_copy_and_unknown_names_fail():
+    config = model_config("model2")
+    config["depth"] = 4
+    assert MODEL_CONFIGS["model2"]["depth"] == 2
+    with pytest.raises(ValueError, match=r"`model_name` must be one of \[.*'model2'.*\]. Received: model_name='model9'"):
+        create_model("model9")

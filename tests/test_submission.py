@@ -1,0 +1,56 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from mmdigits_keras.submission import make_submission, submit, validate_submission, write_submission
+from mmdigits_keras.training import train
+
+
+def test_make_and_validate():
+    frame = make_submission(np.array([3, 1, 4]))
+    assert list(frame.columns) == ["row_id", "label"]
+    assert frame["row_id"].tolist() == [0, 1, 2] and frame["label"].tolist() == [3, 1, 4]
+    assert validate_submission(frame, rows=3) is frame
+
+
+@pytest.mark.parametrize("frame, rows, message", [
+    (pd.DataFrame({"id": [0], "label": [1]}), None, "columns must be exactly"),
+    (pd.DataFrame({"label": [1], "row_id": [0]}), None, "columns must be exactly"),
+    (pd.DataFrame({"row_id": [0, 2], "label": [1, 1]}), None, "row_id must be 0..1 in order"),
+    (pd.DataFrame({"row_id": [0, 1], "label": [1, 10]}), None, "label must hold integers 0..9"),
+    (pd.DataFrame({"row_id": [0, 1], "label": [1.0, 2.5]}), None, "label must hold integers"),
+    (pd.DataFrame({"row_id": [0, 1], "label": [1, 2]}), 3, "has 2 rows, the test data has 3"),
+    (pd.DataFrame({"row_id": [], "label": []}), None, "has no rows"),
+])
+def test_validate_rejects(frame, rows, message):
+    with pytest.raises(ValueError, match=message):
+        validate_submission(frame, rows=rows)
+
+
+def test_write_is_atomic_refuses_overwrite_and_validates_files(tmp_path):
+    path = tmp_path / "sub" / "a.csv"
+    write_submission(make_submission([1, 2]), path)
+    assert path.read_text().splitlines() == ["row_id,label", "0,1", "1,2"]
+    with pytest.raises(ValueError, match="already exists; pass --force"):
+        write_submission(make_submission([3, 3]), path)
+    assert path.read_text().splitlines()[1] == "0,1"
+    write_submission(make_submission([3, 3]), path, force=True)
+    assert validate_submission(path)["label"].tolist() == [3, 3]
+    assert [p.name for p in path.parent.iterdir()] == ["a.csv"]
+    with pytest.raises(ValueError, match="is a directory"):
+        write_submission(make_submission([1]), tmp_path)
+    with pytest.raises(ValueError, match="label must hold"):
+        write_submission(make_submission([1]).assign(label=[12]), tmp_path / "b.csv")
+    assert not (tmp_path / "b.csv").exists()
+
+
+def test_train_then_submit_on_kaggle_sample(kaggle_sample, kaggle_sample_test_labels, tmp_path):
+    """The issue's end-to-end job on real data, shortened to one epoch of Model 2."""
+    run = train(kaggle_sample, out=tmp_path / "m2", model="model2", epochs=1, verbose=0)
+    path, frame = submit(run, kaggle_sample, tmp_path / "submissions" / "m2.csv")
+    written = validate_submission(path, rows=1000)
+    assert written["row_id"].tolist() == list(range(1000))
+    accuracy = np.mean(written["label"].to_numpy() == kaggle_sample_test_labels)
+    assert accuracy > 0.5, accuracy  # 10 classes: chance is 0.1
+    with pytest.raises(ValueError, match="already exists"):
+        submit(run, kaggle_sample, path)
