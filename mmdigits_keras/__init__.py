@@ -22,6 +22,7 @@ _EXPORTS = {
     "create_model": "registry",
     "list_models": "registry",
     "train": "training",
+    "fit_audio_statistics": "training",
     "load_trained_model": "training",
     "classification_metrics": "training",
     "predict_labels": "submission",

@@ -112,8 +112,8 @@ def build_demo_arrays(*, seed=0):
         arrays[f"y_{split}"] = labels[rows].astype(np.int64)
         arrays[f"voice_{split}"] = utterances["voice"][chosen]
     # Standardize per column with training statistics, like the course's Kaggle files.
-    mean = arrays["x_train_sp"].mean(axis=0)
-    std = arrays["x_train_sp"].std(axis=0) + 1e-8
+    mean = arrays["x_train_sp"].astype(np.float64).mean(axis=0)
+    std = arrays["x_train_sp"].astype(np.float64).std(axis=0) + 1e-8
     for split in ("train", "test"):
         arrays[f"x_{split}_sp"] = ((arrays[f"x_{split}_sp"] - mean) / std).astype(np.float32)
     return arrays

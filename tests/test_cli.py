@@ -1,0 +1,77 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from mmdigits_keras.cli import main
+
+
+def test_models_lists_registry_with_parameter_counts(capsys):
+    assert main(["models", "model*_lstm"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines] == ["model1_lstm", "model2_lstm", "model3_lstm", "model4_lstm"]
+    assert main(["models", "model2"]) == 0
+    assert "6,766,478" in capsys.readouterr().out
+
+
+def _one_line_error(capsys, code, *fragments):
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert err.startswith("mmdigits: error: ") and "\n" not in err, err
+    for fragment in fragments:
+        assert fragment in err, err
+
+
+def test_bad_data_is_one_line_exit_2(tiny_kaggle, tmp_path, capsys):
+    (tiny_kaggle / "y_train.csv").write_text("row_id,digit\n0,1\n")
+    code = main(["train", "--data", str(tiny_kaggle), "--out", str(tmp_path / "run"), "--epochs", "1"])
+    _one_line_error(capsys, code, "y_train.csv", "no `label` column")
+    code = main(["train", "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "run")])
+    _one_line_error(capsys, code, "missing: data folder not found")
+    code = main(["train", "--data", str(tiny_kaggle), "--out", str(tmp_path / "run"), "--model", "resnet"])
+    _one_line_error(capsys, code, "model_name")
+    assert not (tmp_path / "run").exists()
+
+
+def test_argparse_errors_exit_2():
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--data", "x"])  # --out missing
+    assert exit_info.value.code == 2
+
+
+def test_train_and_submit(tiny_kaggle, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(tiny_kaggle), "--model", "model3", "--out", str(run),
+                 "--epochs", "1", "--batch-size", "32", "--learning-rate", "0.002", "--seed", "1"]) == 0
+    assert "validation accuracy" in capsys.readouterr().out
+    config = json.loads((run / "config.json").read_text())
+    assert config["training"]["batch_size"] == 32 and config["training"]["learning_rate"] == 0.002
+    csv = tmp_path / "submissions" / "m3.csv"
+    assert main(["submit", "--model", str(run), "--data", str(tiny_kaggle), "--out", str(csv)]) == 0
+    frame = pd.read_csv(csv)
+    assert list(frame.columns) == ["row_id", "label"] and len(frame) == 50
+    code = main(["submit", "--model", str(run), "--data", str(tiny_kaggle), "--out", str(csv)])
+    _one_line_error(capsys, code, "already exists; pass --force")
+    assert main(["submit", "--model", str(run), "--data", str(tiny_kaggle), "--out", str(csv), "--force"]) == 0
+
+
+def test_demo_runs_end_to_end_and_says_demo(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--epochs", "1"]) == 0
+    printed = capsys.readouterr().out
+    assert "DEMO DATA" in printed and "validation accuracy" in printed and "demo test accuracy" in printed
+    assert (out / "run" / "model.keras").is_file()
+    assert len(pd.read_csv(out / "submission.csv")) == 1000
+    assert "DEMO DATA" in json.loads((out / "run" / "metrics.json").read_text())["data"]
+
+
+@pytest.mark.parametrize("command", [[sys.executable, "-m", "mmdigits_keras"],
+                                     [str(Path(sys.executable).parent / "mmdigits")]])
+def test_entry_points(command):
+    done = subprocess.run([*command, "--help"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0
+    for name in ("train", "submit", "demo", "models"):
+        assert name in done.stdout
