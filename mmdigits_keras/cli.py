@@ -11,6 +11,8 @@ import os
 import sys
 
 EXIT_USAGE = 2
+# TensorFlow's C++ start-up notices (oneDNN, CPU features) are not for users; errors still show.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def _add_train(commands):
