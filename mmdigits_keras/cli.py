@@ -50,6 +50,34 @@ def _add_demo(commands):
     p.add_argument("--seed", type=int, default=0, help="seed of data and training (default 0)")
 
 
+def add_tune_arguments(p):
+    """The arguments of `mmdigits tune` and `python tuning/tune.py` (one definition for both)."""
+    p.add_argument("--data", required=True, help="data folder (Kaggle or Khacef layout)")
+    p.add_argument("--out", required=True, help="search folder (keras-tuner project, leaderboard, best/)")
+    p.add_argument("--tuner", default="random", help="random | hyperband | bayesian (default random)")
+    p.add_argument("--max-trials", type=int, default=10, help="maximum number of trials (default 10)")
+    p.add_argument("--epochs", type=int, default=10, help="epochs per trial; Hyperband's max_epochs (default 10)")
+    p.add_argument("--objective", default="val_accuracy", help="val_accuracy (default) | val_loss")
+    p.add_argument("--seed", type=int, default=0, help="seed of the oracle, split and trials (default 0)")
+    p.add_argument("--overwrite", action="store_true", help="delete a previous search in --out first")
+    p.add_argument("--depth", type=int, nargs="+", help="restrict depth choices, e.g. --depth 1 2")
+    p.add_argument("--width", type=float, nargs="+", help="restrict width choices, e.g. --width 0.5 1")
+    p.add_argument("--audio", nargs="+", help="restrict audio encoders: conv1d lstm")
+    p.add_argument("--batch-size", type=int, nargs="+", help="restrict batch-size choices")
+    p.add_argument("--distributed", choices=["chief", "worker"], help="keras-tuner chief/worker mode")
+    p.add_argument("--oracle", help="HOST:PORT of the chief's oracle (with --distributed)")
+    p.add_argument("--tuner-id", help="worker id (default worker-<pid>)")
+    p.add_argument("--oracle-timeout", type=float, default=60.0,
+                   help="seconds a worker waits for the oracle before giving up (default 60)")
+
+
+def _add_tune(commands):
+    p = commands.add_parser("tune", help="keras-tuner search over depth and width -> leaderboard + best run",
+                            description="Search Model depth, width, audio encoder, dropout, learning rate "
+                                        "and batch size with keras-tuner; resumable; chief/worker mode.")
+    add_tune_arguments(p)
+
+
 def _add_models(commands):
     p = commands.add_parser("models", help="list registry models and their parameter counts")
     p.add_argument("pattern", nargs="?", default=None, help="shell-style filter, e.g. '*lstm'")
@@ -58,7 +86,7 @@ def _add_models(commands):
 def build_parser():
     parser = argparse.ArgumentParser(prog="mmdigits", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_train, _add_submit, _add_demo, _add_models):
+    for add in (_add_train, _add_submit, _add_tune, _add_demo, _add_models):
         add(commands)
     return parser
 
@@ -109,7 +137,6 @@ def _run_demo(args):
     print(f"wrote {path} ({len(frame)} rows)")
     print(f"demo test accuracy {scores['accuracy']:.4f}  macro-F1 {scores['macro_f1']:.4f} "
           f"(speech from accents never used in training) -- DEMO DATA")
-    return metrics
 
 
 def _run_models(args):
@@ -122,18 +149,37 @@ def _run_models(args):
         print(f"{name:16s} {create_model(name).count_params():>12,d} parameters")
 
 
-COMMANDS = {"train": _run_train, "submit": _run_submit, "demo": _run_demo, "models": _run_models}
+def _run_tune(args):
+    from mmdigits_keras.tuning import run_search
+
+    space = {key: value for key, value in (("depth", args.depth), ("width", args.width), ("audio", args.audio),
+                                           ("batch_size", args.batch_size)) if value}
+    result = run_search(args.data, out=args.out, tuner=args.tuner, max_trials=args.max_trials, epochs=args.epochs,
+                        objective=args.objective, seed=args.seed, space=space, overwrite=args.overwrite,
+                        distributed=args.distributed, oracle=args.oracle, tuner_id=args.tuner_id,
+                        oracle_timeout=args.oracle_timeout)
+    if result["role"] == "worker":
+        print("worker finished: the chief reports no more trials")
+        return 0
+    board = result["leaderboard"]
+    print(f"{len(board)} trials ({result['failed']} not completed){'; resumed' if result['resumed'] else ''}; "
+          f"leaderboard: {args.out}/leaderboard.csv")
+    return 1 if result["failed"] else 0
+
+
+COMMANDS = {"train": _run_train, "submit": _run_submit, "tune": _run_tune, "demo": _run_demo,
+            "models": _run_models}
 
 
 def main(argv=None):
     """Runs the ``mmdigits`` command line; returns the exit code (0, or 2 on a usage error)."""
     args = build_parser().parse_args(argv)
     try:
-        COMMANDS[args.command](args)
+        code = COMMANDS[args.command](args)
     except ValueError as error:
         print(f"mmdigits: error: {error}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("mmdigits: interrupted; nothing was written to the final paths", file=sys.stderr)
         return 130
-    return 0
+    return code or 0

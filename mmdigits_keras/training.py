@@ -59,6 +59,41 @@ def _check_positive(name, value, kind=int):
         raise ValueError(f"`{name}` must be a positive {kind.__name__}. Received: {name}={value!r}")
 
 
+def compile_model(model, *, learning_rate=1e-3):
+    """Compiles a model the way every training here does: Adam, sparse categorical
+    cross-entropy, accuracy. Returns the model."""
+    import keras
+
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def fit_callbacks(*, patience=10):
+    """EarlyStopping on ``val_loss`` (best weights restored) and ReduceLROnPlateau (factor 0.5
+    after `patience` // 2 epochs), as in seed 001's training set-up."""
+    import keras
+
+    return [
+        keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True),
+        keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=max(1, patience // 2),
+                                          min_lr=1e-6),
+    ]
+
+
+def read_json(path):
+    """Reads a JSON file written by this package; a ValueError names a missing or broken file."""
+    import json
+
+    path = Path(path)
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ValueError(f"{path}: file not found") from None
+    except (ValueError, OSError) as error:
+        raise ValueError(f"{path}: not readable JSON ({error})") from None
+
+
 def check_output_free(out, *, overwrite):
     """Raises ValueError when `out` already holds something and `overwrite` is False."""
     out = Path(out)
@@ -79,6 +114,7 @@ def train(
     patience=10,
     overwrite=False,
     model_kwargs=None,
+    extra_config=None,
     verbose="auto",
 ):
     """Trains a registry model and writes a run directory.
@@ -101,6 +137,7 @@ def train(
         patience: EarlyStopping patience in epochs (int > 0).
         overwrite: Replace an existing `out`.
         model_kwargs: Extra builder arguments (e.g. ``{"width": 0.5}``).
+        extra_config: Extra top-level entries for ``config.json`` (e.g. the tuning trial).
         verbose: Keras `fit` verbosity (``"auto"``, 0, 1 or 2); 1 shows the progress bar.
 
     Returns:
@@ -128,17 +165,9 @@ def train(
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
     kwargs = dict(model_kwargs or {})
-    net = create_model(model, audio_mean=audio_mean, audio_variance=audio_variance, **kwargs)
-    net.compile(
-        optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
-    )
-    callbacks = [
-        keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True),
-        keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=max(1, patience // 2),
-                                          min_lr=1e-6),
-    ]
+    net = compile_model(create_model(model, audio_mean=audio_mean, audio_variance=audio_variance, **kwargs),
+                        learning_rate=learning_rate)
+    callbacks = fit_callbacks(patience=patience)
     started = time.perf_counter()
     history = net.fit(
         train_part.inputs(), train_part.labels,
@@ -166,6 +195,7 @@ def train(
         },
         "versions": {"keras": keras.__version__, "tensorflow": tf.__version__,
                      "python": platform.python_version()},
+        **(extra_config or {}),
     }
     metrics = {
         "val_accuracy": validation["accuracy"],
