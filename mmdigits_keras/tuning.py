@@ -44,6 +44,7 @@ DEFAULT_SPACE = {
 }
 PROJECT_NAME = "keras_tuner"
 SEARCH_FILE = "search.json"
+TRIAL_FILE = "mmdigits_trial.json"
 
 
 def model_hyperparameters(values):
@@ -151,6 +152,14 @@ def _tuner_class(kind):
             metrics = {k: float(v) for k, v in metrics.items()}
             metrics["seconds"] = time.perf_counter() - started
             metrics["epochs"] = float(max(len(h.history.get("loss", [])) for h in histories))
+            objective = self.oracle.objective.name
+            # Who ran the trial, and when: the leaderboard's tuner_id column, and a way to see
+            # that a resumed search did not run a finished trial again.
+            write_json(Path(self.get_trial_dir(trial.trial_id)) / TRIAL_FILE, {
+                "tuner_id": self.tuner_id, "pid": os.getpid(), "finished_at": time.time(),
+                "seconds": metrics["seconds"], "history": [{k: [float(v) for v in vs] for k, vs in h.history.items()} for h in histories]})
+            print(f"[{self.tuner_id}] trial {trial.trial_id}: {objective} {metrics.get(objective, float('nan')):.4f} "
+                  f"in {metrics['seconds']:.1f} s", flush=True)
             return metrics
 
         def on_trial_end(self, trial):
@@ -215,7 +224,8 @@ def leaderboard(oracle, objective):
     """All trials of a keras-tuner oracle as a `pandas.DataFrame`, one row per trial.
 
     Columns: ``trial_id``, every hyperparameter of the space (empty where inactive),
-    ``score`` (the objective), ``seconds``, ``epochs``, ``status``; sorted by trial id.
+    ``score`` (the objective), ``seconds``, ``epochs``, ``status`` and ``tuner_id`` (which
+    process ran it, when its trial folder is visible here); sorted by trial id.
     """
     import pandas as pd
 
@@ -229,8 +239,11 @@ def leaderboard(oracle, objective):
         def metric(name, trial=trial):
             return trial.metrics.get_last_value(name) if trial.metrics.exists(name) else None
 
+        record = Path(oracle._get_trial_dir(trial_id)) / TRIAL_FILE
+        tuner_id = read_json(record).get("tuner_id") if record.is_file() else None
         row.update({"score": trial.score if trial.score is not None else metric(objective),
-                    "seconds": metric("seconds"), "epochs": metric("epochs"), "status": trial.status})
+                    "seconds": metric("seconds"), "epochs": metric("epochs"), "status": trial.status,
+                    "tuner_id": tuner_id})
         rows.append(row)
     return pd.DataFrame(rows)
 
