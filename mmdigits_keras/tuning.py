@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import gc
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -43,6 +44,7 @@ DEFAULT_SPACE = {
     "batch_size": [32, 64, 128, 256],
 }
 PROJECT_NAME = "keras_tuner"
+PATIENCE = 10  # early stopping, as in `train`
 SEARCH_FILE = "search.json"
 TRIAL_FILE = "mmdigits_trial.json"
 
@@ -141,13 +143,18 @@ def _tuner_class(kind):
         stays flat trial after trial, keras-tuner issue #395), and wall-clock seconds."""
 
         trial_end_hook = None
+        isolation = None  # dict(data=..., seed=..., ...) to run each trial in a child process
 
         def run_trial(self, trial, *args, **kwargs):
             keras.backend.clear_session()
             gc.collect()
-            keras.utils.set_random_seed(self._mm_seed + int(trial.trial_id))
+            trial_seed = self._mm_seed + int(trial.trial_id)
+            keras.utils.set_random_seed(trial_seed)
             started = time.perf_counter()
-            histories = super().run_trial(trial, *args, **kwargs)
+            if self.isolation is not None:
+                histories = [self._run_in_child(trial, trial_seed, kwargs)]
+            else:
+                histories = super().run_trial(trial, *args, **kwargs)
             metrics = tuner_utils.convert_to_metrics_dict(histories, self.oracle.objective)
             metrics = {k: float(v) for k, v in metrics.items()}
             metrics["seconds"] = time.perf_counter() - started
@@ -161,6 +168,32 @@ def _tuner_class(kind):
             print(f"[{self.tuner_id}] trial {trial.trial_id}: {objective} {metrics.get(objective, float('nan')):.4f} "
                   f"in {metrics['seconds']:.1f} s", flush=True)
             return metrics
+
+        def _run_in_child(self, trial, trial_seed, fit_kwargs):
+            """Runs the trial through `mmdigits_keras.trial_process`; returns a History."""
+            values = dict(trial.hyperparameters.values)
+            trial_dir = Path(self.get_trial_dir(trial.trial_id))
+            request = {
+                **self.isolation, "values": values, "trial_seed": trial_seed,
+                "epochs": int(values.get("tuner/epochs", fit_kwargs.get("epochs", 1))),
+                "initial_epoch": int(values.get("tuner/initial_epoch", 0)),
+                "initial_weights": (self._get_checkpoint_fname(values["tuner/trial_id"])
+                                    if "tuner/trial_id" in values else None),
+                "checkpoint": self._get_checkpoint_fname(trial.trial_id),
+                "objective": self.oracle.objective.name, "direction": self.oracle.objective.direction,
+                "result": str(trial_dir / "child_result.json"),
+                "verbose": fit_kwargs.get("verbose", "auto"),
+            }
+            request_path = trial_dir / "child_request.json"
+            write_json(request_path, request)
+            Path(request["result"]).unlink(missing_ok=True)
+            done = subprocess.run([sys.executable, "-m", "mmdigits_keras.trial_process", str(request_path)])
+            if done.returncode != 0:
+                raise keras_tuner.errors.FailedTrialError(
+                    f"trial process exited with code {done.returncode} (its output is above)")
+            history = keras.callbacks.History()
+            history.history = read_json(request["result"])["history"]
+            return history
 
         def on_trial_end(self, trial):
             super().on_trial_end(trial)
@@ -320,6 +353,7 @@ def run_search(
     oracle_timeout=60.0,
     verbose="auto",
     trial_end_hook=None,
+    isolate_trials=True,
 ):
     """Runs (or resumes) a keras-tuner search and exports its results.
 
@@ -347,6 +381,9 @@ def run_search(
         oracle_timeout: Seconds a worker waits for the oracle to answer before giving up.
         verbose: Keras `fit` verbosity.
         trial_end_hook: Optional callable(trial) run after each trial (benchmarks).
+        isolate_trials: Run each trial in a child process (`trial_process`), so memory does
+            not grow from trial to trial (TensorFlow keeps memory after each `fit`); costs a
+            few seconds of start-up per trial. False runs trials in this process.
 
     Returns:
         dict with ``leaderboard`` (DataFrame or None on a worker), ``best`` (run directory or
@@ -409,10 +446,13 @@ def run_search(
             search.oracle.max_trials = max_trials  # a resumed search may be extended or cut
     search._mm_seed = seed
     search.trial_end_hook = trial_end_hook
+    if isolate_trials:
+        search.isolation = {"data": str(Path(data).resolve()), "seed": seed, "val_fraction": val_fraction,
+                            "space": space, "patience": PATIENCE}
 
     fit_args = dict(x=train_part.inputs(), y=train_part.labels,
                     validation_data=(val_part.inputs(), val_part.labels),
-                    callbacks=fit_callbacks(patience=10), verbose=verbose)
+                    callbacks=fit_callbacks(patience=PATIENCE), verbose=verbose)
     if tuner != "hyperband":
         fit_args["epochs"] = epochs
     search.search(**fit_args)

@@ -10,6 +10,7 @@ from pathlib import Path
 import keras_tuner
 import numpy as np
 import pandas as pd
+import psutil
 import pytest
 
 from mmdigits_keras.cli import main
@@ -127,8 +128,11 @@ def test_kill_9_then_rerun_continues_without_rerunning_finished_trials(tiny_kagg
     deadline = time.time() + 240
     while len(list(out.glob(f"keras_tuner/trial_*/{TRIAL_FILE}"))) < 2 and time.time() < deadline:
         time.sleep(0.2)
+    children = psutil.Process(first.pid).children(recursive=True)
     first.send_signal(signal.SIGKILL)
     first.wait()
+    gone, alive = psutil.wait_procs(children, timeout=10)
+    assert not alive, "a trial process outlived the killed search"
     done = {p.parent.name: json.loads(p.read_text())["finished_at"] for p in out.glob(f"keras_tuner/trial_*/{TRIAL_FILE}")}
     assert len(done) >= 2 and not (out / "best").exists()
     second = subprocess.run(args, capture_output=True, text=True, timeout=300)
