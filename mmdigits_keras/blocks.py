@@ -67,4 +67,17 @@ def scaled(units, width):
     return max(1, int(round(units * width)))
 
 
-__all__ = ["conv_bn", "dense_bn", "pool", "dropout", "lstm_encoder", "scaled"]
+
+
+def conv_block(x, filters, *, name, kernel_size=3):
+    """Seed 001's ConvBlock: convolution ("same", no bias activation), BatchNormalization, ReLU.
+
+    Conv1D or Conv2D by the rank of `x`; layers ``{name}``, ``{name}_bn``, ``{name}_relu``.
+    """
+    conv = layers.Conv1D if len(x.shape) == 3 else layers.Conv2D
+    x = conv(filters, kernel_size, padding="same", name=name)(x)
+    x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn")(x)
+    return layers.ReLU(name=f"{name}_relu")(x)
+
+
+__all__ = ["conv_bn", "conv_block", "dense_bn", "pool", "dropout", "lstm_encoder", "scaled"]

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mmdigits_keras.features import NUM_FEATURES
+from mmdigits_keras.features import AUDIO_WIDTHS
 
 IMAGE_SHAPE = (28, 28, 1)
 NUM_PIXELS = 28 * 28
@@ -40,6 +40,7 @@ class MultimodalDataset:
         images: float32 array (N, 28, 28, 1), pixel values in [0, 1].
         audio: float32 array (N, 507), the MFCC features as the source gives them (39 frames x
             13 coefficients, flattened frame by frame); models standardize them internally.
+            Data built with ``--features logmel`` has (N, 1560): 39 frames x 40 log-mel bands.
         labels: int64 array (N,) with values 0..9, or None when the split has no labels
             (the Kaggle test part).
         ids: int64 array (N,): the row ids (Kaggle ``row_id``; row numbers otherwise).
@@ -109,7 +110,8 @@ def load_npy(path, *, columns, name):
 
     Args:
         path: Path of the `.npy` file.
-        columns: The required number of columns (784 pixels or 507 MFCC values).
+        columns: The required number of columns (784 pixels), or a tuple of allowed counts
+            (507 MFCC values or 1,560 log-mel values).
         name: What the file holds, for messages ("pixels", "MFCC features").
 
     Returns:
@@ -123,8 +125,10 @@ def load_npy(path, *, columns, name):
     array = read_npy(path)
     if not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
         raise ValueError(f"{path}: expected numeric {name}, found dtype {array.dtype}")
-    if array.ndim != 2 or array.shape[1] != columns:
-        raise ValueError(f"{path}: expected shape (rows, {columns}) of {name}, found {array.shape}")
+    allowed = columns if isinstance(columns, tuple) else (columns,)
+    if array.ndim != 2 or array.shape[1] not in allowed:
+        wanted = " or ".join(f"(rows, {c})" for c in allowed)
+        raise ValueError(f"{path}: expected shape {wanted} of {name}, found {array.shape}")
     if array.shape[0] == 0:
         raise ValueError(f"{path}: has 0 rows")
     if np.issubdtype(array.dtype, np.floating):
@@ -257,7 +261,7 @@ def load_kaggle(directory, split="train"):
     directory = _check_directory(directory)
     image_name, audio_name, label_name = KAGGLE_FILES[split]
     pixels = load_npy(directory / image_name, columns=NUM_PIXELS, name="pixels")
-    audio = load_npy(directory / audio_name, columns=NUM_FEATURES, name="MFCC features")
+    audio = load_npy(directory / audio_name, columns=AUDIO_WIDTHS, name="speech features")
     _check_rows({directory / image_name: len(pixels), directory / audio_name: len(audio)})
     label_path = directory / label_name
     labels, ids = None, np.arange(len(pixels), dtype=np.int64)
@@ -295,7 +299,7 @@ def load_khacef(directory, split="train"):
     directory = _check_directory(directory)
     image_name, audio_name, label_name = KHACEF_FILES[split]
     pixels = load_npy(directory / image_name, columns=NUM_PIXELS, name="pixels")
-    audio = load_npy(directory / audio_name, columns=NUM_FEATURES, name="MFCC features")
+    audio = load_npy(directory / audio_name, columns=AUDIO_WIDTHS, name="speech features")
     label_path = directory / label_name
     raw_labels = read_npy(label_path)
     if raw_labels.ndim == 2 and raw_labels.shape[1] == 1:

@@ -17,6 +17,10 @@ from scipy.signal import resample_poly
 NUM_FRAMES = 39
 NUM_COEFFICIENTS = 13
 NUM_FEATURES = NUM_FRAMES * NUM_COEFFICIENTS  # 507
+NUM_MEL_BANDS = 40
+# Feature kinds -> values per frame; a flattened row has NUM_FRAMES times as many values.
+FEATURE_KINDS = {"mfcc": NUM_COEFFICIENTS, "logmel": NUM_MEL_BANDS}
+AUDIO_WIDTHS = tuple(NUM_FRAMES * n for n in FEATURE_KINDS.values())  # (507, 1560)
 WINDOW_SECONDS = 0.050
 HOP_SECONDS = 0.025
 CLIP_SECONDS = 1.0
@@ -94,6 +98,51 @@ def centre_clip(wave, sample_rate, *, seed=0):
     return clip + DITHER * rng.standard_normal(target)
 
 
+def _framing(wave, sample_rate):
+    """Resampled, centred clip and the FFT size of the shared framing (50 ms / 25 ms)."""
+    wave = resample(_as_mono_float(wave, sample_rate), sample_rate)
+    clip = centre_clip(wave, SAMPLE_RATE)
+    window = int(round(WINDOW_SECONDS * SAMPLE_RATE))
+    return clip, 1 << (window - 1).bit_length()  # the whole window fits in the FFT
+
+
+def logmel_frames(wave, sample_rate):
+    """Log-mel energies with the framing of `mfcc_507`: (39 frames, 40 bands).
+
+    Same resampling (8 kHz), peak normalization, 1 s centring, 50 ms windows every 25 ms and
+    pre-emphasis as `mfcc_507`; 40 triangular mel bands from 0 to 4 kHz, natural log.
+
+    Args:
+        wave: 1-D samples (any numeric dtype) or (samples, channels).
+        sample_rate: Sampling rate in Hz (>= 1000).
+
+    Returns:
+        float32 array (39, 40); flatten frame by frame for the 1,560-value row.
+
+    Raises:
+        ValueError: as `mfcc_507`.
+
+    Reference:
+        Seed 004 classifies spectrogram images; this is the usual log-mel form of that input.
+    """
+    clip, nfft = _framing(wave, sample_rate)
+    features = python_speech_features.logfbank(
+        clip, samplerate=SAMPLE_RATE, winlen=WINDOW_SECONDS, winstep=HOP_SECONDS,
+        nfilt=NUM_MEL_BANDS, nfft=nfft)
+    return features.astype(np.float32)
+
+
+def speech_features(wave, sample_rate, kind="mfcc"):
+    """`mfcc_507` (``kind="mfcc"``, (39, 13)) or `logmel_frames` (``"logmel"``, (39, 40)).
+
+    Raises:
+        ValueError: an unknown `kind`, or a bad wave (see `mfcc_507`).
+    """
+    if kind not in FEATURE_KINDS:
+        raise ValueError(f"`kind` must be one of {list(FEATURE_KINDS)}. Received: kind={kind!r}")
+    return (mfcc_507 if kind == "mfcc" else logmel_frames)(wave, sample_rate)
+
+
 def mfcc_507(wave, sample_rate):
     """Computes the Khacef et al. (2019) MFCC features of one spoken digit.
 
@@ -120,10 +169,7 @@ def mfcc_507(wave, sample_rate):
         Khacef, Rodriguez, Miramond, "Written and spoken digits database for multimodal
         learning", 2019 (zenodo 3515935); seeds 000 and 001 use its 507-value features.
     """
-    wave = resample(_as_mono_float(wave, sample_rate), sample_rate)
-    clip = centre_clip(wave, SAMPLE_RATE)
-    window = int(round(WINDOW_SECONDS * SAMPLE_RATE))
-    nfft = 1 << (window - 1).bit_length()  # the whole window fits in the FFT
+    clip, nfft = _framing(wave, sample_rate)
     features = python_speech_features.mfcc(
         clip,
         samplerate=SAMPLE_RATE,

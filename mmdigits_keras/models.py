@@ -13,7 +13,7 @@ from keras import layers
 
 from mmdigits_keras import blocks
 from mmdigits_keras.data import IMAGE_SHAPE
-from mmdigits_keras.features import NUM_COEFFICIENTS, NUM_FEATURES, NUM_FRAMES
+from mmdigits_keras.features import AUDIO_WIDTHS, NUM_FEATURES, NUM_FRAMES
 
 AUDIO_ENCODERS = ("conv1d", "lstm")
 
@@ -74,12 +74,25 @@ def _check_choice(name, value, choices):
         raise ValueError(f"`{name}` must be one of {list(choices)}. Received: {name}={value!r}")
 
 
-def model_inputs():
-    """Returns the two named Inputs: ``image`` (28, 28, 1) and ``audio`` (507,), float32."""
+def check_audio_features(audio_features):
+    """Raises ValueError unless `audio_features` is 507 (MFCC) or 1560 (log-mel)."""
+    if audio_features not in AUDIO_WIDTHS:
+        raise ValueError(f"`audio_features` must be one of {list(AUDIO_WIDTHS)} (39 frames x 13 MFCC or 40 "
+                         f"log-mel values). Received: audio_features={audio_features!r}")
+
+
+def model_inputs(audio_features=NUM_FEATURES):
+    """Returns the two named Inputs: ``image`` (28, 28, 1) and ``audio`` (audio_features,)."""
+    check_audio_features(audio_features)
     return {
         "image": keras.Input(shape=IMAGE_SHAPE, name="image"),
-        "audio": keras.Input(shape=(NUM_FEATURES,), name="audio"),
+        "audio": keras.Input(shape=(audio_features,), name="audio"),
     }
+
+
+def audio_frames(audio, *, name="audio_frames"):
+    """(batch, 39 * k) -> (batch, 39 frames, k values per frame)."""
+    return layers.Reshape((NUM_FRAMES, audio.shape[-1] // NUM_FRAMES), name=name)(audio)
 
 
 def audio_normalization(audio, *, audio_mean=None, audio_variance=None):
@@ -92,8 +105,9 @@ def audio_normalization(audio, *, audio_mean=None, audio_variance=None):
         return audio
     if audio_mean is None or audio_variance is None:
         raise ValueError("`audio_mean` and `audio_variance` must be given together")
-    mean = np.asarray(audio_mean, dtype=np.float32).reshape(NUM_FEATURES)
-    variance = np.asarray(audio_variance, dtype=np.float32).reshape(NUM_FEATURES)
+    width = audio.shape[-1]
+    mean = np.asarray(audio_mean, dtype=np.float32).reshape(width)
+    variance = np.asarray(audio_variance, dtype=np.float32).reshape(width)
     return layers.Normalization(mean=mean, variance=variance, name="audio_normalization")(audio)
 
 
@@ -106,6 +120,7 @@ def build_model(
     lstm_units=64,
     num_classes=10,
     classifier_activation="softmax",
+    audio_features=NUM_FEATURES,
     audio_mean=None,
     audio_variance=None,
     name=None,
@@ -129,19 +144,23 @@ def build_model(
         num_classes: Number of classes (output units of each branch and of the model).
         classifier_activation: Activation of the final layer (``"softmax"`` or None for
             logits).
-        audio_mean: Optional (507,) per-column mean of the training audio; with
+        audio_features: Values per audio row: 507 (39 x 13 MFCC, the default) or 1560
+            (39 x 40 log-mel, from ``mmdigits data build --features logmel``).
+        audio_mean: Optional (audio_features,) per-column mean of the training audio; with
             `audio_variance`, adds an ``audio_normalization`` layer in front of the audio
             branch (not counted in the table totals).
         audio_variance: Optional (507,) per-column variance of the training audio.
         name: Model name; default ``f"model{depth}_{audio}"``.
 
     Returns:
-        A functional `keras.Model` with inputs ``image`` (N, 28, 28, 1) and ``audio`` (N, 507),
+        A functional `keras.Model` with inputs ``image`` (N, 28, 28, 1) and ``audio``
+        (N, audio_features),
         float32, and output (N, num_classes) probabilities.
 
     Raises:
         ValueError: for a depth outside 1..4, an unknown `audio`, a `width` <= 0, a `dropout`
-            outside [0, 1), or non-positive `lstm_units` / `num_classes`.
+            outside [0, 1), non-positive `lstm_units` / `num_classes`, or `audio_features`
+            other than 507 / 1560.
 
     Reference:
         Seed 000, Tables 1-4 (Models 1-4); seed 001, Table 3 (the LSTM audio encoder).
@@ -156,18 +175,18 @@ def build_model(
         if not (isinstance(value, (int, np.integer)) and value > 0):
             raise ValueError(f"`{arg}` must be a positive integer. Received: {arg}={value!r}")
     table = SEED000_TABLES[depth]
-    inputs = model_inputs()
+    inputs = model_inputs(audio_features)
 
     image = _branch(inputs["image"], table["image"], prefix="image", kernel_size=3, padding="same",
                     width=width, dropout=dropout, num_classes=num_classes)
 
     audio_x = audio_normalization(inputs["audio"], audio_mean=audio_mean, audio_variance=audio_variance)
     if audio == "conv1d":
-        audio_x = layers.Reshape((NUM_FEATURES, 1), name="audio_reshape")(audio_x)
+        audio_x = layers.Reshape((audio_features, 1), name="audio_reshape")(audio_x)
         audio_x = _branch(audio_x, table["audio"], prefix="audio", kernel_size=2, padding="valid",
                           width=width, dropout=dropout, num_classes=num_classes)
     else:
-        audio_x = layers.Reshape((NUM_FRAMES, NUM_COEFFICIENTS), name="audio_reshape")(audio_x)
+        audio_x = audio_frames(audio_x, name="audio_reshape")
         audio_x = blocks.lstm_encoder(audio_x, lstm_units, name="audio_lstm")
         audio_x = _branch(audio_x, [("dense", 64)], prefix="audio", kernel_size=None, padding=None,
                           width=width, dropout=dropout, num_classes=num_classes)

@@ -7,20 +7,26 @@ from __future__ import annotations
 
 import fnmatch
 
+from mmdigits_keras import zoo
 from mmdigits_keras.models import build_model
 
 MODEL_CONFIGS = {
     **{f"model{depth}": dict(depth=depth, audio="conv1d") for depth in (1, 2, 3, 4)},
     **{f"model{depth}_lstm": dict(depth=depth, audio="lstm") for depth in (1, 2, 3, 4)},
+    **{name: {} for name in zoo.BUILDERS},  # seed 001's family and seed 003's FusionModel
 }
 
-BUILDERS = {name: build_model for name in MODEL_CONFIGS}
+BUILDERS = {**{name: build_model for name in MODEL_CONFIGS if name.startswith("model")}, **zoo.BUILDERS}
+
+# Models that look at one modality only (the other input is accepted and left unused).
+IMAGE_ONLY = ("image_cnn",)
+AUDIO_ONLY = ("audio_cnn", "audio_lstm")
 
 
 def list_models(pattern=None):
     """Returns the sorted registry names, optionally filtered by a shell-style `pattern`.
 
-    Example: ``list_models("*lstm")`` -> ``["model1_lstm", ..., "model4_lstm"]``.
+    Example: ``list_models("model*_lstm")`` -> ``["model1_lstm", ..., "model4_lstm"]``.
     """
     names = sorted(MODEL_CONFIGS)
     return names if pattern is None else fnmatch.filter(names, pattern)

@@ -16,7 +16,8 @@ import numpy as np
 
 from mmdigits_keras.data import MultimodalDataset, load_dataset, train_val_split
 from mmdigits_keras.io_utils import publish_directory, staging_directory, write_json
-from mmdigits_keras.registry import create_model, model_config
+from mmdigits_keras.features import NUM_FEATURES
+from mmdigits_keras.registry import BUILDERS, create_model, model_config
 from mmdigits_keras.submission import predict_labels
 
 RUN_FILES = ("model.keras", "config.json", "history.csv", "metrics.json")
@@ -165,6 +166,8 @@ def train(
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
     kwargs = dict(model_kwargs or {})
+    if train_part.audio.shape[1] != NUM_FEATURES:  # log-mel data
+        kwargs.setdefault("audio_features", int(train_part.audio.shape[1]))
     net = compile_model(create_model(model, audio_mean=audio_mean, audio_variance=audio_variance, **kwargs),
                         learning_rate=learning_rate)
     callbacks = fit_callbacks(patience=patience)
@@ -179,7 +182,7 @@ def train(
     validation = classification_metrics(val_part.labels, predict_labels(net, val_part))
 
     config = {
-        "builder": "build_model",
+        "builder": BUILDERS[model].__name__,
         "model": model,
         "model_kwargs": {**model_config(model), **kwargs},
         "training": {

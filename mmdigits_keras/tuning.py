@@ -127,7 +127,8 @@ class FusionHyperModel(keras_tuner.HyperModel):
         kwargs = dict(depth=depth, audio=audio, width=width, dropout=dropout)
         if audio == "lstm" and lstm_units is not None:
             kwargs["lstm_units"] = lstm_units
-        model = build_model(**kwargs, audio_mean=self.audio_mean, audio_variance=self.audio_variance)
+        model = build_model(**kwargs, audio_features=int(self.audio_mean.shape[0]), audio_mean=self.audio_mean,
+                            audio_variance=self.audio_variance)
         return compile_model(model, learning_rate=learning_rate)
 
     def fit(self, hp, model, *args, **kwargs):

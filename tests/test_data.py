@@ -85,7 +85,7 @@ BAD_INPUTS = {
     "bad row ids": (lambda d: _set(d, "y_train.csv", pd.DataFrame({"row_id": [5] * 40, "label": [1] * 40})), "row_id` must be the integers"),
     "empty csv": (lambda d: _set(d, "y_train.csv", ""), "y_train.csv: not a readable CSV"),
     "object npy": (lambda d: _pickled(d, "x_train_wr.npy"), "pickled/object array"),
-    "string npy": (lambda d: _set(d, "x_train_sp.npy", np.full((40, 507), "a")), "expected numeric MFCC"),
+    "string npy": (lambda d: _set(d, "x_train_sp.npy", np.full((40, 507), "a")), "expected numeric speech features"),
     "truncated npy": (lambda d: _truncate(d / "x_train_sp.npy"), "x_train_sp.npy: not a readable .npy"),
     "not npy": (lambda d: _set(d, "x_train_sp.npy", "row,col\n1,2\n"), "x_train_sp.npy: not a .npy file"),
     "directory for file": (lambda d: (d / "x_train_wr.npy").unlink() or (d / "x_train_wr.npy").mkdir() or d, "expected a file"),

@@ -100,3 +100,59 @@ def test_save_load_round_trip(tmp_path, name):
     loaded = keras.models.load_model(path, safe_mode=True)
     np.testing.assert_allclose(loaded.predict(inputs, verbose=0), model.predict(inputs, verbose=0), rtol=1e-5, atol=1e-6)
     assert loaded.count_params() == model.count_params()
+
+
+# Seed 001, Tables 1-2 (PyTorch layer sizes): conv 3x3 weights + bias, BatchNorm (4 per channel),
+# Dense weights + bias. The audio CNN flattens 9 x 3 x 64 = 1,728 values (the paper prints 1278).
+IMAGE_CNN = (9 * 32 + 32) + 4 * 32 + (9 * 32 * 64 + 64) + 4 * 64 + (3136 * 128 + 128) + (128 * 10 + 10)
+AUDIO_CNN = (9 * 32 + 32) + 4 * 32 + (9 * 32 * 64 + 64) + 4 * 64 + (1728 * 128 + 128) + (128 * 10 + 10)
+AUDIO_LSTM = lstm_params(13, 64) + lstm_params(64, 64) + (64 * 64 + 64) + (64 * 10 + 10)
+
+
+@pytest.mark.parametrize("name, expected", [("image_cnn", IMAGE_CNN), ("audio_cnn", AUDIO_CNN),
+                                            ("audio_lstm", AUDIO_LSTM)])
+def test_seed001_unimodal_sizes(name, expected):
+    assert create_model(name).count_params() == expected
+
+
+def test_seed001_hybrids_share_encoders_and_table6_head():
+    head = (256 * 128 + 128) + 4 * 128 + (128 * 10 + 10)
+    image_encoder = IMAGE_CNN - (128 * 10 + 10)
+    audio_cnn_encoder = AUDIO_CNN - (128 * 10 + 10)
+    audio_lstm_encoder = lstm_params(13, 64) + lstm_params(64, 64) + (64 * 128 + 128)
+    assert create_model("hybrid_cnn").count_params() == image_encoder + audio_cnn_encoder + head
+    assert create_model("hybrid_cnn_lstm").count_params() == image_encoder + audio_lstm_encoder + head
+
+
+def test_unimodal_models_ignore_the_other_input():
+    rng = np.random.default_rng(2)
+    image, audio = rng.uniform(size=(2, 28, 28, 1)).astype("float32"), rng.normal(size=(2, 507)).astype("float32")
+    for name, fixed, varied in (("image_cnn", "image", "audio"), ("audio_cnn", "audio", "image")):
+        model = create_model(name)
+        base = {"image": image, "audio": audio}
+        other = {**base, varied: base[varied] + 5.0}
+        np.testing.assert_allclose(model.predict(base, verbose=0), model.predict(other, verbose=0), rtol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["model2", "model1_lstm", "audio_cnn", "hybrid_cnn_lstm", "fusion_1dcnn"])
+def test_log_mel_input_width(name):
+    model = create_model(name, audio_features=1560)
+    assert model.get_layer("audio").output.shape[1:] == (1560,)
+    out = model.predict({"image": np.zeros((2, 28, 28, 1), "float32"), "audio": np.zeros((2, 1560), "float32")}, verbose=0)
+    assert out.shape == (2, 10)
+    with pytest.raises(ValueError, match="`audio_features` must be one of"):
+        create_model(name, audio_features=500)
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_every_registry_model_trains_one_step(name):
+    from mmdigits_keras.training import compile_model
+
+    rng = np.random.default_rng(3)
+    inputs = {"image": rng.uniform(size=(16, 28, 28, 1)).astype("float32"),
+              "audio": rng.normal(size=(16, 507)).astype("float32")}
+    model = compile_model(create_model(name))
+    before = [w.numpy().copy() for w in model.trainable_weights]
+    history = model.fit(inputs, np.arange(16) % 10, batch_size=16, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+    assert any(not np.array_equal(b, w.numpy()) for b, w in zip(before, model.trainable_weights))

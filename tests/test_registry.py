@@ -3,9 +3,14 @@ import pytest
 from mmdigits_keras.registry import MODEL_CONFIGS, create_model, list_models, model_config
 
 
+SEED001 = ["image_cnn", "audio_cnn", "audio_lstm", "hybrid_cnn", "hybrid_cnn_lstm"]
+
+
 def test_registry_names():
-    assert list_models() == sorted([f"model{d}" for d in range(1, 5)] + [f"model{d}_lstm" for d in range(1, 5)])
-    assert list_models("*_lstm") == ["model1_lstm", "model2_lstm", "model3_lstm", "model4_lstm"]
+    expected = [f"model{d}" for d in range(1, 5)] + [f"model{d}_lstm" for d in range(1, 5)] + SEED001 + ["fusion_1dcnn"]
+    assert list_models() == sorted(expected)
+    assert list_models("model*_lstm") == ["model1_lstm", "model2_lstm", "model3_lstm", "model4_lstm"]
+    assert list_models("hybrid*") == ["hybrid_cnn", "hybrid_cnn_lstm"]
     assert list_models("nothing*") == []
 
 
