@@ -23,8 +23,10 @@ def _add_train(commands):
     p.add_argument("--model", default="model2", help="registry name (see `mmdigits models`); default model2")
     p.add_argument("--out", required=True, help="run directory to write")
     p.add_argument("--epochs", type=int, default=30, help="maximum epochs (default 30; early stopping)")
-    p.add_argument("--batch-size", type=int, default=64, help="samples per step (default 64)")
-    p.add_argument("--learning-rate", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
+    p.add_argument("--recipe", default="default", choices=["default", "plain"],
+                   help="default: augmentation + modality dropout + AdamW (tf.data); plain: Adam, no augmentation")
+    p.add_argument("--batch-size", type=int, default=None, help="samples per step (default: the recipe's, 128 / 32)")
+    p.add_argument("--learning-rate", type=float, default=1e-3, help="learning rate (default 1e-3)")
     p.add_argument("--val-fraction", type=float, default=0.2, help="stratified validation fraction (default 0.2)")
     p.add_argument("--seed", type=int, default=0, help="seed of split, initialization, shuffling (default 0)")
     p.add_argument("--patience", type=int, default=10, help="early-stopping patience in epochs (default 10)")
@@ -115,8 +117,8 @@ def _run_train(args):
     from mmdigits_keras.training import train
 
     run = train(args.data, out=args.out, model=args.model, epochs=args.epochs, batch_size=args.batch_size,
-                learning_rate=args.learning_rate, val_fraction=args.val_fraction, seed=args.seed,
-                patience=args.patience, overwrite=args.overwrite)
+                learning_rate=args.learning_rate, recipe=args.recipe, val_fraction=args.val_fraction,
+                seed=args.seed, patience=args.patience, overwrite=args.overwrite)
     _print_metrics(run)
 
 

@@ -8,6 +8,7 @@ run directory behind.
 
 from __future__ import annotations
 
+import dataclasses
 import platform
 import time
 from pathlib import Path
@@ -17,6 +18,7 @@ import numpy as np
 from mmdigits_keras.data import MultimodalDataset, load_dataset, train_val_split
 from mmdigits_keras.io_utils import publish_directory, staging_directory, write_json
 from mmdigits_keras.features import NUM_FEATURES
+from mmdigits_keras.recipes import compile_with, evaluation_dataset, get_recipe, training_dataset
 from mmdigits_keras.registry import BUILDERS, create_model, model_config
 from mmdigits_keras.submission import predict_labels
 
@@ -108,8 +110,9 @@ def train(
     out,
     model="model2",
     epochs=30,
-    batch_size=64,
+    batch_size=None,
     learning_rate=1e-3,
+    recipe="default",
     val_fraction=0.2,
     seed=0,
     patience=10,
@@ -120,7 +123,7 @@ def train(
 ):
     """Trains a registry model and writes a run directory.
 
-    Adam and sparse categorical cross-entropy; on the validation split, EarlyStopping on
+    The recipe sets optimizer, loss, batch size and augmentation; on the validation split, EarlyStopping on
     ``val_loss`` (patience `patience`, best weights restored) and ReduceLROnPlateau (factor
     0.5 after `patience` // 2 epochs), as in seed 001's training set-up. The audio
     standardization is fitted on the training rows only and built into the saved model.
@@ -131,8 +134,12 @@ def train(
         out: The run directory to write (must not exist unless `overwrite`).
         model: A registry name (`list_models()`), e.g. ``"model2"``.
         epochs: Maximum number of epochs (int > 0).
-        batch_size: Samples per gradient step (int > 0).
-        learning_rate: Adam's learning rate (> 0).
+        batch_size: Samples per gradient step (int > 0); default the recipe's (128 for
+            ``default``, 32 for ``plain``).
+        learning_rate: The optimizer's learning rate (> 0).
+        recipe: ``"default"`` (tf.data pipeline with speech augmentation, image jitter,
+            modality dropout, label smoothing, AdamW) or ``"plain"`` (Adam on numpy arrays,
+            no augmentation: seed 000's way). See `mmdigits_keras.recipes`.
         val_fraction: Fraction of rows held out, stratified, for validation, in (0, 1).
         seed: Seed of the split, the weight initialization and the shuffling (int).
         patience: EarlyStopping patience in epochs (int > 0).
@@ -153,6 +160,8 @@ def train(
     import tensorflow as tf
 
     model_config(model)  # fail on an unknown name before loading anything
+    plan = get_recipe(recipe)
+    batch_size = plan.batch_size if batch_size is None else batch_size
     _check_positive("epochs", epochs)
     _check_positive("batch_size", batch_size)
     _check_positive("patience", patience)
@@ -168,16 +177,23 @@ def train(
     kwargs = dict(model_kwargs or {})
     if train_part.audio.shape[1] != NUM_FEATURES:  # log-mel data
         kwargs.setdefault("audio_features", int(train_part.audio.shape[1]))
-    net = compile_model(create_model(model, audio_mean=audio_mean, audio_variance=audio_variance, **kwargs),
-                        learning_rate=learning_rate)
+    net = compile_with(create_model(model, audio_mean=audio_mean, audio_variance=audio_variance, **kwargs),
+                       dataclasses.replace(plan, batch_size=int(batch_size)), learning_rate=learning_rate)
     callbacks = fit_callbacks(patience=patience)
     started = time.perf_counter()
-    history = net.fit(
-        train_part.inputs(), train_part.labels,
-        validation_data=(val_part.inputs(), val_part.labels),
-        epochs=int(epochs), batch_size=int(batch_size), shuffle=True,
-        callbacks=callbacks, verbose=verbose,
-    )
+    if plan.name == "plain":  # the baseline as the papers ran it: numpy arrays into fit
+        history = net.fit(
+            train_part.inputs(), train_part.labels,
+            validation_data=(val_part.inputs(), val_part.labels),
+            epochs=int(epochs), batch_size=int(batch_size), shuffle=True,
+            callbacks=callbacks, verbose=verbose,
+        )
+    else:
+        plan = dataclasses.replace(plan, batch_size=int(batch_size))
+        history = net.fit(
+            training_dataset(train_part, plan, seed=seed), validation_data=evaluation_dataset(val_part, plan),
+            epochs=int(epochs), shuffle=False, callbacks=callbacks, verbose=verbose,  # shuffled by tf.data
+        )
     seconds = time.perf_counter() - started
     validation = classification_metrics(val_part.labels, predict_labels(net, val_part))
 
@@ -188,7 +204,7 @@ def train(
         "training": {
             "epochs": int(epochs), "batch_size": int(batch_size), "learning_rate": float(learning_rate),
             "val_fraction": float(val_fraction), "seed": int(seed), "patience": int(patience),
-            "optimizer": "adam", "loss": "sparse_categorical_crossentropy",
+            "recipe": dataclasses.asdict(dataclasses.replace(plan, batch_size=int(batch_size))),
         },
         "data": {
             "source": dataset.source,

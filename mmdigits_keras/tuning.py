@@ -328,7 +328,7 @@ def export_best(data, out, best, *, epochs, seed, val_fraction, verbose):
         config = read_json(best_dir / "config.json")
         if config.get("tuning", {}).get("trial_id") == best["trial_id"]:
             return best_dir, False
-    run = train(data, out=best_dir, model=_registry_name(values), epochs=epochs, seed=seed,
+    run = train(data, out=best_dir, model=_registry_name(values), epochs=epochs, seed=seed, recipe="plain",
                 val_fraction=val_fraction, model_kwargs=model_kwargs, overwrite=True, verbose=verbose,
                 extra_config={"tuning": {"trial_id": best["trial_id"], "score": best["score"],
                                          "objective": best["objective"]}},
