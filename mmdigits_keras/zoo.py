@@ -14,24 +14,9 @@ from mmdigits_keras.features import NUM_FEATURES
 from mmdigits_keras.models import audio_frames, audio_normalization, model_inputs
 
 
-def image_encoder(image, *, prefix="image"):
-    """Seed 001, Table 1 / 4: two ConvBlocks (32, 64) with 2x2 max pooling, dropout 0.25,
-    Dense(128) + ReLU, dropout 0.5: (N, 28, 28, 1) -> (N, 128)."""
-    x = blocks.conv_block(image, 32, name=f"{prefix}_conv1")
-    x = layers.MaxPooling2D(2, name=f"{prefix}_pool1")(x)
-    x = blocks.conv_block(x, 64, name=f"{prefix}_conv2")
-    x = layers.MaxPooling2D(2, name=f"{prefix}_pool2")(x)
-    x = layers.Dropout(0.25, name=f"{prefix}_dropout1")(x)
-    x = layers.Flatten(name=f"{prefix}_flatten")(x)
-    x = layers.Dense(128, activation="relu", name=f"{prefix}_dense1")(x)
-    return layers.Dropout(0.5, name=f"{prefix}_dropout2")(x)
-
-
-def audio_cnn_encoder(audio, *, prefix="audio"):
-    """Seed 001, Table 2 / 4: the (39 frames x k) features as a one-channel image, two
-    ConvBlocks (32, 64) with 2x2 pooling, dropout 0.25, Dense(128) + ReLU, dropout 0.5 -> (N, 128)."""
-    x = audio_frames(audio, name=f"{prefix}_frames")
-    x = layers.Reshape((*x.shape[1:], 1), name=f"{prefix}_image")(x)
+def _cnn_encoder(x, *, prefix):
+    """Seed 001's CNN encoder (Tables 1, 2, 4): ConvBlocks of 32 and 64 filters with 2x2 max
+    pooling, dropout 0.25, Dense(128) + ReLU, dropout 0.5 -> (N, 128)."""
     x = blocks.conv_block(x, 32, name=f"{prefix}_conv1")
     x = layers.MaxPooling2D(2, name=f"{prefix}_pool1")(x)
     x = blocks.conv_block(x, 64, name=f"{prefix}_conv2")
@@ -40,6 +25,19 @@ def audio_cnn_encoder(audio, *, prefix="audio"):
     x = layers.Flatten(name=f"{prefix}_flatten")(x)
     x = layers.Dense(128, activation="relu", name=f"{prefix}_dense1")(x)
     return layers.Dropout(0.5, name=f"{prefix}_dropout2")(x)
+
+
+def image_encoder(image, *, prefix="image"):
+    """Seed 001, Table 1 / 4: the CNN encoder on (N, 28, 28, 1) -> (N, 128)."""
+    return _cnn_encoder(image, prefix=prefix)
+
+
+def audio_cnn_encoder(audio, *, prefix="audio"):
+    """Seed 001, Table 2 / 4: the same CNN encoder on the (39 frames x k) features as a
+    one-channel image -> (N, 128)."""
+    x = audio_frames(audio, name=f"{prefix}_frames")
+    x = layers.Reshape((*x.shape[1:], 1), name=f"{prefix}_image")(x)
+    return _cnn_encoder(x, prefix=prefix)
 
 
 def audio_lstm_encoder(audio, *, units=64, dense=64, dropout=0.0, prefix="audio"):
