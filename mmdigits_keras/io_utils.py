@@ -77,3 +77,30 @@ def staging_directory(final):
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
     return staging
+
+
+def remove_interrupted(final):
+    """Deletes staging folders of `final` left by processes that were killed mid-write.
+
+    Returns:
+        The names of the folders removed (empty when there were none).
+    """
+    final = Path(final)
+    removed = []
+    for leftover in sorted(final.parent.glob(f".{final.name}.tmp-*")) if final.parent.is_dir() else []:
+        pid = leftover.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and int(pid) != os.getpid() and _alive(int(pid)):
+            continue  # another live process is writing it
+        shutil.rmtree(leftover, ignore_errors=True)
+        removed.append(leftover.name)
+    return removed
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

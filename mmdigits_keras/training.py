@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import dataclasses
 import platform
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
 from mmdigits_keras.data import MultimodalDataset, load_dataset, train_val_split
-from mmdigits_keras.io_utils import publish_directory, staging_directory, write_json
+from mmdigits_keras.io_utils import publish_directory, remove_interrupted, staging_directory, write_json
 from mmdigits_keras.features import NUM_FEATURES
 from mmdigits_keras.recipes import compile_with, evaluation_dataset, get_recipe, training_dataset
 from mmdigits_keras.registry import BUILDERS, create_model, model_config
@@ -167,9 +168,17 @@ def train(
     _check_positive("patience", patience)
     _check_positive("learning_rate", learning_rate, float)
     check_output_free(out, overwrite=overwrite)
+    interrupted = remove_interrupted(out)
+    if interrupted:
+        print(f"found an interrupted run of {out} ({', '.join(interrupted)}); removed it and starting cleanly",
+              flush=True)
 
     dataset = data if isinstance(data, MultimodalDataset) else load_dataset(data, "train")
     train_part, val_part = train_val_split(dataset, val_fraction=val_fraction, seed=seed)
+    missing = sorted(set(range(10)) - set(np.unique(train_part.labels).tolist()))
+    if missing:
+        print(f"warning: no training rows of class(es) {missing} in {dataset.source}; the model cannot "
+              f"learn to predict them", file=sys.stderr, flush=True)
     audio_mean, audio_variance = fit_audio_statistics(train_part.audio)
 
     keras.utils.set_random_seed(seed)

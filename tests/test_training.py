@@ -71,3 +71,44 @@ def test_load_trained_model_errors(tmp_path):
     (tmp_path / "model.keras").write_bytes(b"not a zip")
     with pytest.raises(ValueError, match="cannot load the model"):
         load_trained_model(tmp_path)
+
+
+def test_kill_9_during_an_epoch_leaves_nothing_and_the_rerun_starts_cleanly(tiny_kaggle, tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    out = tmp_path / "run"
+    command = [sys.executable, "-m", "mmdigits_keras", "train", "--data", str(tiny_kaggle), "--model", "model1",
+               "--out", str(out), "--epochs", "200", "--patience", "200"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    for line in process.stdout:  # Keras prints "Epoch 2/200" once the first epoch is done
+        if "Epoch 3/" in line:
+            break
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not out.exists()
+    # A kill while the run directory was being written leaves a staging folder of a dead process.
+    leftover = tmp_path / ".run.tmp-999999"
+    leftover.mkdir()
+    (leftover / "model.keras").write_bytes(b"PK\x03\x04 truncated")
+    done = subprocess.run([*command[:-4], "--epochs", "1"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "found an interrupted run" in done.stdout and ".run.tmp-999999" in done.stdout
+    assert not leftover.exists()
+    assert sorted(p.name for p in out.iterdir()) == sorted(RUN_FILES)
+    load_trained_model(out)
+
+
+def test_keras_file_with_a_lambda_layer_is_refused_and_not_run(tmp_path):
+    import keras
+
+    marker = tmp_path / "ran"
+    inputs = keras.Input((3,))
+    payload = eval(f"lambda x: (__import__('pathlib').Path({str(marker)!r}).write_text('x'), x)[1]")  # noqa: S307
+    outputs = keras.layers.Lambda(payload)(inputs)
+    keras.Model(inputs, outputs).save(tmp_path / "model.keras")
+    marker.unlink()
+    with pytest.raises(ValueError, match="cannot load the model.*(Lambda|lambda|safe)"):
+        load_trained_model(tmp_path)
+    assert not marker.exists()

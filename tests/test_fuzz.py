@@ -1,0 +1,107 @@
+"""Property tests: any generated input gives a valid result or a ValueError, nothing else."""
+
+import string
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from mmdigits_keras.data import load_kaggle, load_khacef
+from mmdigits_keras.submission import validate_submission
+
+SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+dtypes = st.sampled_from(["float64", "float32", "int64", "uint8", "int16", "bool", "U3"])
+
+
+@st.composite
+def matrices(draw, columns):
+    rows = draw(st.integers(0, 6))
+    cols = draw(st.sampled_from([columns, columns, columns - 1, 1]))
+    dtype = draw(dtypes)
+    elements = None
+    if dtype.startswith("float"):
+        elements = st.floats(allow_nan=True, allow_infinity=True, width=32 if dtype == "float32" else 64)
+    array = draw(hnp.arrays(dtype, draw(st.sampled_from([(rows, cols), (rows,), (rows, cols, 1)])),
+                            elements=elements))
+    return array
+
+
+labels_text = st.lists(st.one_of(st.integers(-3, 12), st.floats(allow_nan=True), st.text(string.ascii_letters, max_size=3)),
+                       min_size=0, max_size=7)
+
+
+@SETTINGS
+@given(pixels=matrices(784), audio=matrices(507), labels=labels_text,
+       header=st.sampled_from(["row_id,label", "label", "label,row_id", "id,digit", "row_id,label,extra"]))
+def test_load_kaggle_returns_valid_data_or_value_error(pixels, audio, labels, header):
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        np.save(folder / "x_train_wr.npy", pixels)
+        np.save(folder / "x_train_sp.npy", audio)
+        columns = header.split(",")
+        rows = [",".join({"row_id": str(i), "label": str(v), "extra": "x", "id": str(i), "digit": str(v)}[c]
+                         for c in columns) for i, v in enumerate(labels)]
+        (folder / "y_train.csv").write_text("\n".join([header, *rows]) + "\n")
+        try:
+            data = load_kaggle(folder)
+        except ValueError as error:
+            assert str(error)
+            return
+        n = len(data)
+        assert data.images.shape == (n, 28, 28, 1) and data.images.dtype == np.float32
+        assert data.audio.shape[0] == n and np.all(np.isfinite(data.audio))
+        assert 0 <= data.images.min() and data.images.max() <= 1
+        assert data.labels.dtype == np.int64 and set(np.unique(data.labels)) <= set(range(10))
+
+
+@SETTINGS
+@given(pixels=matrices(784), audio=matrices(507),
+       labels=hnp.arrays(st.sampled_from(["int64", "float64", "U2"]), st.integers(0, 6)))
+def test_load_khacef_returns_valid_data_or_value_error(pixels, audio, labels):
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        np.save(folder / "data_wr_train.npy", pixels)
+        np.save(folder / "data_sp_train.npy", audio)
+        np.save(folder / "labels_train.npy", labels)
+        try:
+            data = load_khacef(folder)
+        except ValueError as error:
+            assert str(error)
+            return
+        assert len(data.labels) == len(data.images) == len(data.audio)
+        assert set(np.unique(data.labels)) <= set(range(10))
+
+
+cells = st.one_of(st.integers(-2, 12), st.floats(allow_nan=True), st.text(max_size=2), st.none())
+
+
+@SETTINGS
+@given(columns=st.lists(st.sampled_from(["row_id", "label", "id", "x"]), min_size=0, max_size=3, unique=True),
+       values=st.lists(st.tuples(cells, cells, cells), max_size=6), rows=st.one_of(st.none(), st.integers(0, 6)))
+def test_validate_submission_frames(columns, values, rows):
+    frame = pd.DataFrame([v[: len(columns)] for v in values], columns=columns) if columns else pd.DataFrame()
+    try:
+        checked = validate_submission(frame, rows=rows)
+    except ValueError as error:
+        assert str(error)
+        return
+    assert list(checked.columns) == ["row_id", "label"]
+    assert checked["row_id"].tolist() == list(range(len(checked)))
+    assert checked["label"].between(0, 9).all()
+
+
+@SETTINGS
+@given(text=st.text(alphabet=string.printable, max_size=60))
+def test_validate_submission_files(text):
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "s.csv"
+        path.write_text(text)
+        try:
+            validate_submission(path)
+        except ValueError as error:
+            assert str(error)
