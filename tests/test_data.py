@@ -189,3 +189,10 @@ def test_fingerprint_changes_with_content():
     b = _dataset((np.arange(20) + 1) % 10)
     assert a.fingerprint() == _dataset(np.arange(20) % 10).fingerprint()
     assert a.fingerprint() != b.fingerprint()
+
+
+def test_test_files_whose_row_counts_disagree(tmp_path):
+    directory = _good(tmp_path)
+    np.save(directory / "x_test_sp.npy", np.zeros((9, 507)))
+    with pytest.raises(ValueError, match=r"row counts disagree between files \(x_test_wr.npy: 10, x_test_sp.npy: 9\)"):
+        load_kaggle(directory, "test")

@@ -112,3 +112,13 @@ def test_keras_file_with_a_lambda_layer_is_refused_and_not_run(tmp_path):
     with pytest.raises(ValueError, match="cannot load the model.*(Lambda|lambda|safe)"):
         load_trained_model(tmp_path)
     assert not marker.exists()
+
+
+def test_a_class_missing_from_training_is_warned_about(tmp_path, capsys):
+    from conftest import synthetic_arrays, write_kaggle
+
+    pixels, audio, labels = synthetic_arrays(120)
+    keep = labels != 5
+    data = write_kaggle(tmp_path / "d", pixels=pixels[keep], audio=audio[keep], labels=labels[keep])
+    train(data, out=tmp_path / "run", model="model1", epochs=1, verbose=0)
+    assert "no training rows of class(es) [5]" in capsys.readouterr().err
