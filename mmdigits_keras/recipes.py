@@ -3,7 +3,8 @@
 ``plain``: Adam, sparse categorical cross-entropy, numpy arrays, batch 32, no augmentation —
 the baseline the course papers use.
 
-``default``: a `tf.data` pipeline (cache, shuffle, batch, augment, prefetch) whose augmentation
+``default``: a `tf.data` pipeline (shuffle, batch, augment, prefetch; the arrays are in memory, so
+no cache) whose augmentation
 runs in training only, so the saved model stays a pure inference model:
 
 - speech: SpecAugment-style time masks (up to 6 frames) and frequency masks (up to 3
@@ -133,12 +134,13 @@ def training_dataset(part, recipe, *, seed=0, num_classes=10):
         num_classes: Width of one-hot targets when the recipe smooths labels.
 
     Returns:
-        The dataset: cached, shuffled each epoch, batched, augmented (when asked), prefetched.
+        The dataset: shuffled each epoch, batched, augmented (when asked), prefetched.
     """
     import tensorflow as tf
 
     inputs = {"image": part.images, "audio": part.audio}
-    data = tf.data.Dataset.from_tensor_slices((inputs, _targets(part.labels, recipe, num_classes))).cache()
+    # No .cache(): the arrays are in memory already, and a cache would hold another copy.
+    data = tf.data.Dataset.from_tensor_slices((inputs, _targets(part.labels, recipe, num_classes)))
     data = data.shuffle(len(part), seed=seed, reshuffle_each_iteration=True).batch(recipe.batch_size)
     if recipe.augment:
         mean = tf.constant(part.audio.mean(axis=0), tf.float32)
@@ -169,4 +171,4 @@ def evaluation_dataset(part, recipe, *, batch_size=512, num_classes=10):
 
     inputs = {"image": part.images, "audio": part.audio}
     data = tf.data.Dataset.from_tensor_slices((inputs, _targets(part.labels, recipe, num_classes)))
-    return data.batch(batch_size).cache().prefetch(tf.data.AUTOTUNE)
+    return data.batch(batch_size).prefetch(tf.data.AUTOTUNE)

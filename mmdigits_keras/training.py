@@ -174,10 +174,12 @@ def train(
               flush=True)
 
     dataset = data if isinstance(data, MultimodalDataset) else load_dataset(data, "train")
+    source, rows, fingerprint = dataset.source, len(dataset), dataset.fingerprint()
     train_part, val_part = train_val_split(dataset, val_fraction=val_fraction, seed=seed)
+    del dataset  # the split parts are copies: keep one copy of the data in memory, not two
     missing = sorted(set(range(10)) - set(np.unique(train_part.labels).tolist()))
     if missing:
-        print(f"warning: no training rows of class(es) {missing} in {dataset.source}; the model cannot "
+        print(f"warning: no training rows of class(es) {missing} in {source}; the model cannot "
               f"learn to predict them", file=sys.stderr, flush=True)
     audio_mean, audio_variance = fit_audio_statistics(train_part.audio)
 
@@ -216,10 +218,10 @@ def train(
             "recipe": dataclasses.asdict(dataclasses.replace(plan, batch_size=int(batch_size))),
         },
         "data": {
-            "source": dataset.source,
+            "source": source,
             "path": None if isinstance(data, MultimodalDataset) else str(Path(data).resolve()),
-            "fingerprint": dataset.fingerprint(),
-            "rows": len(dataset), "train_rows": len(train_part), "validation_rows": len(val_part),
+            "fingerprint": fingerprint,
+            "rows": rows, "train_rows": len(train_part), "validation_rows": len(val_part),
         },
         "versions": {"keras": keras.__version__, "tensorflow": tf.__version__,
                      "python": platform.python_version()},
@@ -231,7 +233,7 @@ def train(
         "validation_rows": validation["n"],
         "epochs": len(history.history["loss"]),
         "seconds": round(seconds, 2),
-        "data": dataset.source,
+        "data": source,
     }
     frame = pd.DataFrame(history.history)
     frame.insert(0, "epoch", np.arange(1, len(frame) + 1))
