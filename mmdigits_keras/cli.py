@@ -26,6 +26,8 @@ def _add_train(commands):
     p.add_argument("--recipe", default="default", choices=["default", "plain"],
                    help="default: augmentation + modality dropout + AdamW (tf.data); plain: Adam, no augmentation")
     p.add_argument("--batch-size", type=int, default=None, help="samples per step (default: the recipe's, 128 / 32)")
+    p.add_argument("--utterance-norm", action="store_true",
+                   help="per-utterance mean/variance normalization of the speech features (Models 1-4)")
     p.add_argument("--learning-rate", type=float, default=1e-3, help="learning rate (default 1e-3)")
     p.add_argument("--val-fraction", type=float, default=0.2, help="stratified validation fraction (default 0.2)")
     p.add_argument("--seed", type=int, default=0, help="seed of split, initialization, shuffling (default 0)")
@@ -118,7 +120,8 @@ def _run_train(args):
 
     run = train(args.data, out=args.out, model=args.model, epochs=args.epochs, batch_size=args.batch_size,
                 learning_rate=args.learning_rate, recipe=args.recipe, val_fraction=args.val_fraction,
-                seed=args.seed, patience=args.patience, overwrite=args.overwrite)
+                seed=args.seed, patience=args.patience, overwrite=args.overwrite,
+                model_kwargs={"utterance_normalization": True} if args.utterance_norm else None)
     _print_metrics(run)
 
 

@@ -123,6 +123,7 @@ def build_model(
     audio_features=NUM_FEATURES,
     audio_mean=None,
     audio_variance=None,
+    utterance_normalization=False,
     name=None,
 ):
     """Builds Model `depth` of seed 000: an image CNN and an audio encoder fused late.
@@ -150,6 +151,10 @@ def build_model(
             `audio_variance`, adds an ``audio_normalization`` layer in front of the audio
             branch (not counted in the table totals).
         audio_variance: Optional (507,) per-column variance of the training audio.
+        utterance_normalization: Also normalize each coefficient to zero mean and unit
+            variance over the 39 frames of every utterance (cepstral mean and variance
+            normalization, which removes a speaker's constant channel and level; part of the
+            model, so it applies at inference too). Adds no parameters.
         name: Model name; default ``f"model{depth}_{audio}"``.
 
     Returns:
@@ -181,6 +186,10 @@ def build_model(
                     width=width, dropout=dropout, num_classes=num_classes)
 
     audio_x = audio_normalization(inputs["audio"], audio_mean=audio_mean, audio_variance=audio_variance)
+    if utterance_normalization:
+        audio_x = audio_frames(audio_x, name="audio_utterance_frames")
+        audio_x = layers.LayerNormalization(axis=1, center=False, scale=False, name="audio_utterance_norm")(audio_x)
+        audio_x = layers.Flatten(name="audio_utterance_flat")(audio_x)
     if audio == "conv1d":
         audio_x = layers.Reshape((audio_features, 1), name="audio_reshape")(audio_x)
         audio_x = _branch(audio_x, table["audio"], prefix="audio", kernel_size=2, padding="valid",

@@ -3,6 +3,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -58,14 +59,22 @@ def test_train_and_submit(tiny_kaggle, tmp_path, capsys):
     assert main(["submit", "--model", str(run), "--data", str(tiny_kaggle), "--out", str(csv), "--force"]) == 0
 
 
-def test_demo_runs_end_to_end_and_says_demo(tmp_path, capsys):
-    out = tmp_path / "demo"
-    assert main(["demo", "--out", str(out), "--epochs", "1"]) == 0
-    printed = capsys.readouterr().out
-    assert "DEMO DATA" in printed and "validation accuracy" in printed and "demo test accuracy" in printed
-    assert (out / "run" / "model.keras").is_file()
-    assert len(pd.read_csv(out / "submission.csv")) == 1000
-    assert "DEMO DATA" in json.loads((out / "run" / "metrics.json").read_text())["data"]
+def test_demo_runs_end_to_end_says_demo_and_is_deterministic(tmp_path, capsys):
+    from mmdigits_keras.data import load_kaggle
+    from mmdigits_keras.training import load_trained_model
+
+    predictions = []
+    for name in ("a", "b"):
+        out = tmp_path / name
+        assert main(["demo", "--out", str(out), "--epochs", "1", "--seed", "3"]) == 0
+        printed = capsys.readouterr().out
+        assert "DEMO DATA" in printed and "validation accuracy" in printed and "demo test accuracy" in printed
+        assert len(pd.read_csv(out / "submission.csv")) == 1000
+        assert "DEMO DATA" in json.loads((out / "run" / "metrics.json").read_text())["data"]
+        test = load_kaggle(out / "data", "test")
+        predictions.append(load_trained_model(out / "run").predict(test.inputs(), verbose=0))
+    np.testing.assert_array_equal(predictions[0], predictions[1])
+    assert (tmp_path / "a" / "submission.csv").read_text() == (tmp_path / "b" / "submission.csv").read_text()
 
 
 @pytest.mark.parametrize("command", [[sys.executable, "-m", "mmdigits_keras"],

@@ -158,3 +158,19 @@ def test_every_new_registry_model_trains_one_step(name):
     history = model.fit(inputs, np.arange(16) % 10, batch_size=16, epochs=1, verbose=0)
     assert np.isfinite(history.history["loss"][0])
     assert any(not np.array_equal(b, w.numpy()) for b, w in zip(before, model.trainable_weights))
+
+
+def test_utterance_normalization_removes_each_utterances_offset_and_scale():
+    model = build_model(depth=1, utterance_normalization=True)
+    assert model.count_params() == TABLE_TOTALS[1]
+    rng = np.random.default_rng(4)
+    frames = rng.normal(size=(2, 39, 13)).astype("float32")
+    shifted = frames * 3.0 + rng.normal(size=(2, 1, 13)).astype("float32")  # per-utterance gain and offset
+    image = np.zeros((2, 28, 28, 1), "float32")
+    a = model.predict({"image": image, "audio": frames.reshape(2, -1)}, verbose=0)
+    b = model.predict({"image": image, "audio": shifted.reshape(2, -1)}, verbose=0)
+    np.testing.assert_allclose(a, b, atol=1e-4)
+    plain = build_model(depth=1)
+    plain.set_weights(model.get_weights())
+    c = plain.predict({"image": image, "audio": shifted.reshape(2, -1)}, verbose=0)
+    assert not np.allclose(a, c, atol=1e-4)
