@@ -102,6 +102,26 @@ def _add_data(commands):
     b.add_argument("--overwrite", action="store_true", help="replace an existing --out")
 
 
+def _add_evaluate(commands):
+    p = commands.add_parser("evaluate", help="metrics, confusion matrix and comparison of runs",
+                            description="Evaluate runs: accuracy, macro-F1, per-class scores, confusion matrix "
+                                        "(PNG + CSV) under RUN/eval/<split>/; with several runs a comparison.")
+    p.add_argument("--model", action="append", required=True, help="run directory (repeat for several)")
+    p.add_argument("--data", required=True, help="data folder the runs were trained on")
+    p.add_argument("--split", default="validation", choices=["validation", "test"],
+                   help="validation: each run's own validation rows; test: needs test labels")
+    p.add_argument("--out", help="folder for the comparison of several runs (default: beside the first run)")
+
+
+def _add_report(commands):
+    p = commands.add_parser("report", help="report.md with tables, errors, embeddings, robustness",
+                            description="Write report.md over several runs with every figure beside it.")
+    p.add_argument("--runs", nargs="+", required=True, help="run directories")
+    p.add_argument("--data", required=True, help="data folder the runs were trained on")
+    p.add_argument("--out", required=True, help="report folder")
+    p.add_argument("--split", default="validation", choices=["validation", "test"])
+
+
 def _add_models(commands):
     p = commands.add_parser("models", help="list registry models and their parameter counts")
     p.add_argument("pattern", nargs="?", default=None, help="shell-style filter, e.g. '*lstm'")
@@ -110,7 +130,7 @@ def _add_models(commands):
 def build_parser():
     parser = argparse.ArgumentParser(prog="mmdigits", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_train, _add_submit, _add_tune, _add_data, _add_demo, _add_models):
+    for add in (_add_train, _add_submit, _add_evaluate, _add_report, _add_tune, _add_data, _add_demo, _add_models):
         add(commands)
     return parser
 
@@ -208,7 +228,31 @@ def _run_data(args):
           f"{len(manifest['audio']['skipped'])} recordings skipped")
 
 
-COMMANDS = {"train": _run_train, "submit": _run_submit, "tune": _run_tune, "data": _run_data,
+def _run_evaluate(args):
+    from pathlib import Path
+
+    from mmdigits_keras.evaluation import compare, evaluate
+
+    results = {}
+    for run in args.model:
+        result = evaluate(run, args.data, split=args.split)
+        results[Path(run).name] = result
+        m = result["metrics"]
+        print(f"{run}: {args.split} accuracy {m['accuracy']:.4f}  macro-F1 {m['macro_f1']:.4f}  "
+              f"({m['rows']} rows) -> {result['dir']}")
+    if len(results) > 1:
+        out = Path(args.out) if args.out else Path(args.model[0]).parent / "comparison"
+        written = compare(results, out)
+        print(f"comparison: {written['table_md']}, {written['overlap_csv']}")
+
+
+def _run_report(args):
+    from mmdigits_keras.report import write_report
+
+    print(f"wrote {write_report(args.runs, args.data, args.out, split=args.split)}")
+
+
+COMMANDS = {"evaluate": _run_evaluate, "report": _run_report, "train": _run_train, "submit": _run_submit, "tune": _run_tune, "data": _run_data,
             "demo": _run_demo, "models": _run_models}
 
 

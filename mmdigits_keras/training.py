@@ -1,7 +1,7 @@
 """Training: a registry model on a data folder -> a run directory (DESIGN.md, "Run directory").
 
 A run directory holds ``model.keras`` (audio standardization inside, so it predicts on raw
-loader output), ``config.json``, ``history.csv`` and ``metrics.json``. It is written in a
+loader output), ``config.json``, ``history.csv``, ``metrics.json`` and ``curves.png``. It is written in a
 temporary sibling folder and renamed into place, so a killed run never leaves a half-written
 run directory behind.
 """
@@ -23,7 +23,7 @@ from mmdigits_keras.recipes import compile_with, evaluation_dataset, get_recipe,
 from mmdigits_keras.registry import BUILDERS, create_model, model_config
 from mmdigits_keras.submission import predict_labels
 
-RUN_FILES = ("model.keras", "config.json", "history.csv", "metrics.json")
+RUN_FILES = ("model.keras", "config.json", "history.csv", "metrics.json", "curves.png")
 
 
 def fit_audio_statistics(audio):
@@ -243,6 +243,9 @@ def train(
     write_json(staging / "config.json", config)
     write_json(staging / "metrics.json", metrics)
     frame.to_csv(staging / "history.csv", index=False)
+    from mmdigits_keras.evaluation import training_curves
+
+    training_curves(frame, staging / "curves.png", title=f"{model} on {Path(source.split(' ')[0]).name}")
     return publish_directory(staging, out, overwrite=overwrite)
 
 
