@@ -163,7 +163,7 @@ def _gallery(dataset, predictions, image_only, fused, path, limit=12):
         ax.axis("off")
     if not len(rows):
         axes[0, 0].text(0.5, 0.5, "no such rows", ha="center")
-    fig.suptitle(f"{image_only} wrong, {fused} right ({len(rows)} shown)", fontsize=9)
+    fig.suptitle(f"{image_only} wrong, {fused} right ({len(rows)} shown)", fontsize=9, y=1.08)
     return save_figure(fig, path)
 
 
