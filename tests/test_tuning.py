@@ -59,7 +59,8 @@ def test_lstm_units_is_conditional_on_the_lstm_encoder():
 
 def test_search_writes_outputs_resumes_and_refuses_other_searches(tiny_kaggle, tmp_path):
     out = tmp_path / "search"
-    result = run_search(tiny_kaggle, out=out, max_trials=2, epochs=1, space=SMALL, verbose=0)
+    # In-process trials keep this test fast; the CLI tests below run trials in child processes.
+    result = run_search(tiny_kaggle, out=out, max_trials=2, epochs=1, space=SMALL, verbose=0, isolate_trials=False)
     board = pd.read_csv(out / "leaderboard.csv")
     assert board["trial_id"].tolist() == [0, 1] and set(board["status"]) == {"COMPLETED"}
     assert {"depth", "width", "audio", "dropout", "learning_rate", "batch_size", "score", "seconds"} <= set(board)
@@ -76,7 +77,7 @@ def test_search_writes_outputs_resumes_and_refuses_other_searches(tiny_kaggle, t
     finished = {t: json.loads((out / "keras_tuner" / f"trial_{t}" / TRIAL_FILE).read_text())["finished_at"]
                 for t in ("0", "1")}
 
-    again = run_search(tiny_kaggle, out=out, max_trials=3, epochs=1, space=SMALL, verbose=0)
+    again = run_search(tiny_kaggle, out=out, max_trials=3, epochs=1, space=SMALL, verbose=0, isolate_trials=False)
     assert again["resumed"] and len(again["leaderboard"]) == 3
     for trial_id, stamp in finished.items():  # finished trials were not run again
         record = json.loads((out / "keras_tuner" / f"trial_{trial_id}" / TRIAL_FILE).read_text())
@@ -121,7 +122,7 @@ def test_distributed_chief_and_two_workers(tiny_kaggle, tmp_path):
     assert not [p for p in out.iterdir() if p.name.startswith(".")]
 
 
-def test_kill_9_then_rerun_continues_without_rerunning_finished_trials(tiny_kaggle, tmp_path):
+def test_kill_9_during_trials_and_during_export_then_rerun_continues(tiny_kaggle, tmp_path):
     out = tmp_path / "killed"
     args = [*TUNE, "--data", str(tiny_kaggle), "--out", str(out), "--max-trials", "4", "--epochs", "2", *SMALL_ARGS]
     first = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -135,6 +136,15 @@ def test_kill_9_then_rerun_continues_without_rerunning_finished_trials(tiny_kagg
     assert not alive, "a trial process outlived the killed search"
     done = {p.parent.name: json.loads(p.read_text())["finished_at"] for p in out.glob(f"keras_tuner/trial_*/{TRIAL_FILE}")}
     assert len(done) >= 2 and not (out / "best").exists()
+    # Second run: killed while exporting the best model (the leaderboard is written just before).
+    exporting = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    while not (out / "leaderboard.csv").exists() and time.time() < deadline + 240:
+        time.sleep(0.1)
+    exporting.send_signal(signal.SIGKILL)
+    exporting.wait()
+    best = out / "best"
+    assert not best.exists() or sorted(p.name for p in best.iterdir()) == sorted(RUN_FILES), "best/ half-written"
+    done = {p.parent.name: json.loads(p.read_text())["finished_at"] for p in out.glob(f"keras_tuner/trial_*/{TRIAL_FILE}")}
     second = subprocess.run(args, capture_output=True, text=True, timeout=300)
     assert second.returncode == 0, second.stdout + second.stderr
     assert "Reloading Tuner" in second.stdout
