@@ -191,8 +191,21 @@ def _stratified_split(labels, test_fraction, seed):
     return np.sort(train_rows), np.sort(test_rows)
 
 
-def _pair(image_labels, audio_digits, rng, split):
-    """Khacef rule: each image gets a random utterance of the same digit (with replacement)."""
+def pair_by_digit(image_labels, audio_digits, rng, split):
+    """Khacef rule: each image gets a random utterance of the same digit (with replacement).
+
+    Args:
+        image_labels: int (N,) digits of the images.
+        audio_digits: int (U,) digits of the candidate utterances.
+        rng: A `numpy.random.Generator`.
+        split: Name of the part, for the error message.
+
+    Returns:
+        int64 (N,) indices into the utterances.
+
+    Raises:
+        ValueError: a digit of the images has no utterance.
+    """
     chosen = np.empty(len(image_labels), dtype=np.int64)
     for digit in range(NUM_CLASSES):
         rows = np.flatnonzero(image_labels == digit)
@@ -306,7 +319,7 @@ def build_dataset(
     parts = {}
     for split in ("train", "test"):
         pixels, labels = pools[split]
-        chosen = audio_rows[split][_pair(labels, digits[audio_rows[split]], rng, split)]
+        chosen = audio_rows[split][pair_by_digit(labels, digits[audio_rows[split]], rng, split)]
         parts[split] = {"pixels": pixels, "labels": labels, "audio": feats[chosen], "recordings": chosen}
     mean = parts["train"]["audio"].mean(axis=0)
     std = parts["train"]["audio"].std(axis=0) + 1e-8

@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from mmdigits_keras.builder import pair_by_digit
 from mmdigits_keras.features import mfcc_507
 from mmdigits_keras.io_utils import publish_directory, staging_directory, write_json
 from mmdigits_keras.speech import DETERMINISTIC_VARIANTS, DIGIT_WORDS, synthesize_batch
@@ -71,16 +72,6 @@ def synthesize_utterances(*, seed=0):
     }
 
 
-def _pair(labels, pool_digits, rng):
-    """For each label, the index of a random utterance of the same digit in the pool."""
-    chosen = np.empty(len(labels), dtype=np.int64)
-    for digit in np.unique(labels):
-        rows = np.flatnonzero(labels == digit)
-        candidates = np.flatnonzero(pool_digits == digit)
-        chosen[rows] = rng.choice(candidates, size=rows.size, replace=True)
-    return chosen
-
-
 def build_demo_arrays(*, seed=0):
     """Builds the demo data set in memory.
 
@@ -106,7 +97,7 @@ def build_demo_arrays(*, seed=0):
     arrays = {}
     for split, rows in (("train", train_rows), ("test", test_rows)):
         pool = pools[split]
-        chosen = pool[_pair(labels[rows], utterances["digit"][pool], rng)]
+        chosen = pool[pair_by_digit(labels[rows], utterances["digit"][pool], rng, split)]
         arrays[f"x_{split}_wr"] = pixels[rows].astype(np.float32)
         arrays[f"x_{split}_sp"] = utterances["features"][chosen]
         arrays[f"y_{split}"] = labels[rows].astype(np.int64)
