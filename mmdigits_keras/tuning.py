@@ -111,6 +111,7 @@ class FusionHyperModel(keras_tuner.HyperModel):
         self.audio_variance = np.asarray(audio_variance, dtype=np.float32)
 
     def build(self, hp):
+        """Declares the hyperparameters in `hp` and returns the compiled `build_model` model."""
         s = self.space
         depth = hp.Choice("depth", s["depth"])
         width = hp.Choice("width", s["width"])
@@ -132,6 +133,7 @@ class FusionHyperModel(keras_tuner.HyperModel):
         return compile_model(model, learning_rate=learning_rate)
 
     def fit(self, hp, model, *args, **kwargs):
+        """`model.fit` with the trial's ``batch_size``; returns the History."""
         return model.fit(*args, batch_size=hp.get("batch_size"), **kwargs)
 
 
@@ -147,6 +149,8 @@ def _tuner_class(kind):
         isolation = None  # dict(data=..., seed=..., ...) to run each trial in a child process
 
         def run_trial(self, trial, *args, **kwargs):
+            """Runs one trial (in a child process when `isolation` is set); returns its metrics
+            at the best epoch plus ``seconds`` and ``epochs``."""
             keras.backend.clear_session()
             gc.collect()
             trial_seed = self._mm_seed + int(trial.trial_id)
