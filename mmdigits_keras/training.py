@@ -19,6 +19,7 @@ import numpy as np
 from mmdigits_keras.data import MultimodalDataset, load_dataset, train_val_split
 from mmdigits_keras.io_utils import publish_directory, remove_interrupted, staging_directory, write_json
 from mmdigits_keras.features import NUM_FEATURES
+from mmdigits_keras.models import build_model
 from mmdigits_keras.recipes import compile_with, evaluation_dataset, get_recipe, training_dataset
 from mmdigits_keras.registry import BUILDERS, create_model, model_config
 from mmdigits_keras.submission import predict_labels
@@ -188,6 +189,8 @@ def train(
     kwargs = dict(model_kwargs or {})
     if train_part.audio.shape[1] != NUM_FEATURES:  # log-mel data
         kwargs.setdefault("audio_features", int(train_part.audio.shape[1]))
+    if plan.utterance_normalization and BUILDERS[model] is build_model:
+        kwargs.setdefault("utterance_normalization", True)
     net = compile_with(create_model(model, audio_mean=audio_mean, audio_variance=audio_variance, **kwargs),
                        dataclasses.replace(plan, batch_size=int(batch_size)), learning_rate=learning_rate)
     callbacks = fit_callbacks(patience=patience)

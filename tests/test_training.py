@@ -12,7 +12,8 @@ def test_train_writes_a_complete_run_directory(tiny_kaggle, tmp_path):
     run = train(tiny_kaggle, out=tmp_path / "run", model="model1", epochs=2, batch_size=32, verbose=0)
     assert sorted(p.name for p in run.iterdir()) == sorted(RUN_FILES)
     config = json.loads((run / "config.json").read_text())
-    assert config["model"] == "model1" and config["model_kwargs"] == {"depth": 1, "audio": "conv1d"}
+    assert config["model"] == "model1"
+    assert config["model_kwargs"] == {"depth": 1, "audio": "conv1d", "utterance_normalization": True}  # default recipe
     assert config["data"]["train_rows"] == 160 and config["data"]["validation_rows"] == 40
     assert config["training"]["epochs"] == 2 and len(config["data"]["fingerprint"]) == 64
     metrics = json.loads((run / "metrics.json").read_text())
