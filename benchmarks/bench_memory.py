@@ -63,7 +63,7 @@ def main():
         started = time.perf_counter()
         submit(run, folder, Path(tmp) / "submission.csv")
         predict_seconds = time.perf_counter() - started
-    print(f"\n| what | value |\n|---|---|")
+    print("\n| what | value |\n|---|---|")
     print(f"| training files on disk (float64) | {on_disk:.0f} MiB |")
     print(f"| loaded training data (float32 images + audio) | {in_memory:.0f} MiB |")
     print(f"| RSS before loading / after loading | {base:.0f} / {loaded:.0f} MiB |")

@@ -176,7 +176,7 @@ def _run_demo(args):
     print(f"data: {data}")
     run = train(data, out=os.path.join(out, "run"), model=args.model, epochs=args.epochs, seed=args.seed,
                 overwrite=True)
-    metrics = _print_metrics(run)
+    _print_metrics(run)
     path, frame = submit(run, data, os.path.join(out, "submission.csv"), force=True)
     test = load_kaggle(data, "test")  # the demo knows its test labels (y_test.csv)
     scores = classification_metrics(test.labels, frame["label"].to_numpy())

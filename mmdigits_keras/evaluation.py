@@ -9,14 +9,13 @@ scikit-learn's; plots are matplotlib's (Venn diagrams: matplotlib-venn).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from mmdigits_keras.data import NUM_CLASSES, load_dataset, train_val_split
-from mmdigits_keras.io_utils import atomic_write, write_json
+from mmdigits_keras.io_utils import atomic_write, read_json, write_json
 
 SPLITS = ("validation", "test")
 NOISE_LEVELS = (0.0, 0.1, 0.2, 0.4, 0.6, 0.8, 1.0)
@@ -55,7 +54,7 @@ def evaluation_rows(run, data, split):
         if dataset.labels is None:
             raise ValueError(f"{data}: the test files have no labels (no y_test.csv); use --split validation")
         return dataset
-    config = json.loads((Path(run) / "config.json").read_text())
+    config = read_json(Path(run) / "config.json")  # a ValueError names a folder that is not a run
     training = config["training"]
     return train_val_split(load_dataset(data, "train"), val_fraction=training["val_fraction"], seed=training["seed"])[1]
 

@@ -42,6 +42,17 @@ def write_json(path, obj):
     return atomic_write(path, write)
 
 
+def read_json(path):
+    """Reads a JSON file written by this package; a ValueError names a missing or broken file."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ValueError(f"{path}: file not found") from None
+    except (ValueError, OSError) as error:
+        raise ValueError(f"{path}: not readable JSON ({error})") from None
+
+
 def publish_directory(staging, final, *, overwrite):
     """Moves a completely written `staging` folder to `final` with renames only.
 

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
 
 from mmdigits_keras.evaluation import compare, embeddings, evaluate, robustness, training_curves
-from mmdigits_keras.io_utils import atomic_write
+from mmdigits_keras.io_utils import atomic_write, read_json
 from mmdigits_keras.registry import AUDIO_ONLY, IMAGE_ONLY
 
 
@@ -49,12 +48,12 @@ def write_report(runs, data, out, *, split="validation", max_embedding_rows=1000
         raise ValueError(f"run folder names must differ to label them in the report: {names}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    models = {r.name: json.loads((r / "config.json").read_text())["model"] for r in runs}
+    models = {r.name: read_json(r / "config.json")["model"] for r in runs}
     results = {r.name: evaluate(r, data, split=split) for r in runs}
     same_rows = len({tuple(res["dataset"].ids.tolist()) for res in results.values()}) == 1
     image_only = next((n for n, m in models.items() if m in IMAGE_ONLY), None)
     fused = next((n for n, m in models.items() if m not in IMAGE_ONLY + AUDIO_ONLY), None)
-    lines = [f"# Evaluation report\n", f"Data: `{data}`, split: **{split}** "
+    lines = ["# Evaluation report\n", f"Data: `{data}`, split: **{split}** "
              f"({next(iter(results.values()))['metrics']['rows']} rows).\n"]
     table = pd.DataFrame([{"run": n, "model": models[n], **results[n]["metrics"]} for n in names])
     lines += ["## Accuracy and macro-F1\n", _markdown_table(table)]

@@ -65,13 +65,9 @@ def _check_positive(name, value, kind=int):
 
 
 def compile_model(model, *, learning_rate=1e-3):
-    """Compiles a model the way every training here does: Adam, sparse categorical
-    cross-entropy, accuracy. Returns the model."""
-    import keras
-
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
-                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    return model
+    """Compiles a model as the ``plain`` recipe does (Adam, sparse categorical cross-entropy,
+    accuracy), as tuning trials train. Returns the model."""
+    return compile_with(model, get_recipe("plain"), learning_rate=learning_rate)
 
 
 def fit_callbacks(*, patience=10):
@@ -84,19 +80,6 @@ def fit_callbacks(*, patience=10):
         keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=max(1, patience // 2),
                                           min_lr=1e-6),
     ]
-
-
-def read_json(path):
-    """Reads a JSON file written by this package; a ValueError names a missing or broken file."""
-    import json
-
-    path = Path(path)
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ValueError(f"{path}: file not found") from None
-    except (ValueError, OSError) as error:
-        raise ValueError(f"{path}: not readable JSON ({error})") from None
 
 
 def check_output_free(out, *, overwrite):
@@ -166,6 +149,7 @@ def train(
     batch_size = plan.batch_size if batch_size is None else batch_size
     _check_positive("epochs", epochs)
     _check_positive("batch_size", batch_size)
+    plan = dataclasses.replace(plan, batch_size=int(batch_size))
     _check_positive("patience", patience)
     _check_positive("learning_rate", learning_rate, float)
     check_output_free(out, overwrite=overwrite)
@@ -192,7 +176,7 @@ def train(
     if plan.utterance_normalization and BUILDERS[model] is build_model:
         kwargs.setdefault("utterance_normalization", True)
     net = compile_with(create_model(model, audio_mean=audio_mean, audio_variance=audio_variance, **kwargs),
-                       dataclasses.replace(plan, batch_size=int(batch_size)), learning_rate=learning_rate)
+                       plan, learning_rate=learning_rate)
     callbacks = fit_callbacks(patience=patience)
     started = time.perf_counter()
     if plan.name == "plain":  # the baseline as the papers ran it: numpy arrays into fit
@@ -203,7 +187,6 @@ def train(
             callbacks=callbacks, verbose=verbose,
         )
     else:
-        plan = dataclasses.replace(plan, batch_size=int(batch_size))
         history = net.fit(
             training_dataset(train_part, plan, seed=seed), validation_data=evaluation_dataset(val_part, plan),
             epochs=int(epochs), shuffle=False, callbacks=callbacks, verbose=verbose,  # shuffled by tf.data
@@ -218,7 +201,7 @@ def train(
         "training": {
             "epochs": int(epochs), "batch_size": int(batch_size), "learning_rate": float(learning_rate),
             "val_fraction": float(val_fraction), "seed": int(seed), "patience": int(patience),
-            "recipe": dataclasses.asdict(dataclasses.replace(plan, batch_size=int(batch_size))),
+            "recipe": dataclasses.asdict(plan),
         },
         "data": {
             "source": source,

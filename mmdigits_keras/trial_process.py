@@ -58,8 +58,7 @@ def run(request):
 
 def main(argv=None):
     """Entry point: ``python -m mmdigits_keras.trial_process REQUEST.json``; returns 0."""
-    from mmdigits_keras.io_utils import write_json
-    from mmdigits_keras.training import read_json
+    from mmdigits_keras.io_utils import read_json, write_json
 
     argv = sys.argv[1:] if argv is None else argv
     die_with_parent()

@@ -24,10 +24,10 @@ import numpy as np
 from keras_tuner.src.engine import tuner_utils  # convert_to_metrics_dict: keras-tuner's own reduction
 
 from mmdigits_keras.data import load_dataset, train_val_split
-from mmdigits_keras.io_utils import atomic_write, write_json
+from mmdigits_keras.io_utils import atomic_write, read_json, write_json
 from mmdigits_keras.models import build_model
 from mmdigits_keras.training import (
-    check_output_free, compile_model, fit_callbacks, fit_audio_statistics, read_json, train,
+    compile_model, fit_callbacks, fit_audio_statistics, train,
 )
 
 TUNERS = ("random", "hyperband", "bayesian")

@@ -1,5 +1,4 @@
 import re
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -92,3 +91,8 @@ def test_cli_evaluate_and_report(tiny_runs, tmp_path, capsys):
     assert printed.count("test accuracy") == 2
     assert (tmp_path / "cmp" / "comparison.md").read_text().count("| model1 |") == 1
     assert (tmp_path / "cmp" / "venn.png").stat().st_size > 2000
+
+
+def test_a_folder_that_is_not_a_run_is_refused(tiny_kaggle, tmp_path):
+    with pytest.raises(ValueError, match="config.json: file not found"):
+        evaluate(tmp_path, tiny_kaggle, split="validation")
