@@ -111,6 +111,18 @@ def audio_normalization(audio, *, audio_mean=None, audio_variance=None):
     return layers.Normalization(mean=mean, variance=variance, name="audio_normalization")(audio)
 
 
+def utterance_normalize(audio):
+    """Per-utterance cepstral mean and variance normalization: each of the k values per frame
+    to zero mean and unit variance over the 39 frames of its utterance, (N, 39 * k) -> same.
+
+    Removes a speaker's constant channel and level; adds no parameters (layers
+    ``audio_utterance_frames``, ``audio_utterance_norm``, ``audio_utterance_flat``).
+    """
+    x = audio_frames(audio, name="audio_utterance_frames")
+    x = layers.LayerNormalization(axis=1, center=False, scale=False, name="audio_utterance_norm")(x)
+    return layers.Flatten(name="audio_utterance_flat")(x)
+
+
 def build_model(
     depth=2,
     *,
@@ -187,9 +199,7 @@ def build_model(
 
     audio_x = audio_normalization(inputs["audio"], audio_mean=audio_mean, audio_variance=audio_variance)
     if utterance_normalization:
-        audio_x = audio_frames(audio_x, name="audio_utterance_frames")
-        audio_x = layers.LayerNormalization(axis=1, center=False, scale=False, name="audio_utterance_norm")(audio_x)
-        audio_x = layers.Flatten(name="audio_utterance_flat")(audio_x)
+        audio_x = utterance_normalize(audio_x)
     if audio == "conv1d":
         audio_x = layers.Reshape((audio_features, 1), name="audio_reshape")(audio_x)
         audio_x = _branch(audio_x, table["audio"], prefix="audio", kernel_size=2, padding="valid",

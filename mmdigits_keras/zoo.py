@@ -11,7 +11,7 @@ from keras import layers
 
 from mmdigits_keras import blocks
 from mmdigits_keras.features import NUM_FEATURES
-from mmdigits_keras.models import audio_frames, audio_normalization, model_inputs
+from mmdigits_keras.models import audio_frames, audio_normalization, model_inputs, utterance_normalize
 
 
 def _cnn_encoder(x, *, prefix):
@@ -76,11 +76,13 @@ def _hybrid_head(image, audio, *, num_classes, classifier_activation):
 
 
 def _build(kind, *, num_classes=10, classifier_activation="softmax", audio_features=NUM_FEATURES,
-           audio_mean=None, audio_variance=None, name=None):
+           audio_mean=None, audio_variance=None, utterance_normalization=False, name=None):
     inputs = model_inputs(audio_features)
     audio = inputs["audio"]
     if kind != "image_cnn":
         audio = audio_normalization(audio, audio_mean=audio_mean, audio_variance=audio_variance)
+        if utterance_normalization:
+            audio = utterance_normalize(audio)
     head = dict(num_classes=num_classes, classifier_activation=classifier_activation)
     if kind == "image_cnn":
         outputs = _classifier(image_encoder(inputs["image"]), **head)
@@ -109,6 +111,8 @@ _COMMON_ARGS = """
         audio_mean: Optional (audio_features,) training-audio mean for the built-in
             standardization (with `audio_variance`); ignored by image-only models.
         audio_variance: Optional (audio_features,) training-audio variance.
+        utterance_normalization: Per-utterance mean/variance normalization of the speech
+            features (see `build_model`); off by default, as in seed 001.
         name: Model name.
 
     Returns:
