@@ -324,10 +324,12 @@ def robustness(models, dataset, out, *, levels=NOISE_LEVELS, seed=0):
 
 
 def training_curves(history, path, *, title=""):
-    """Loss and accuracy per epoch (training and validation) from a history frame -> PNG."""
+    """Loss and (when logged) accuracy per epoch, training and validation, from a history
+    frame -> PNG."""
     plt = _pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
-    for ax, metric in zip(axes, ("loss", "accuracy")):
+    metrics = [m for m in ("loss", "accuracy") if m in history]  # retrieval runs log no accuracy
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 3.8), squeeze=False)
+    for ax, metric in zip(axes[0], metrics):
         for column, style in ((metric, "-"), (f"val_{metric}", "--")):
             if column in history:
                 ax.plot(history["epoch"], history[column], style, marker="o", label=column)

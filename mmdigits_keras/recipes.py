@@ -65,14 +65,20 @@ def get_recipe(name):
     return RECIPES[name]
 
 
+def make_optimizer(recipe, *, learning_rate):
+    """The recipe's optimizer: AdamW (with its weight decay) or Adam."""
+    import keras
+
+    if recipe.optimizer == "adamw":
+        return keras.optimizers.AdamW(learning_rate=learning_rate, weight_decay=recipe.weight_decay)
+    return keras.optimizers.Adam(learning_rate=learning_rate)
+
+
 def compile_with(model, recipe, *, learning_rate):
     """Compiles `model` for `recipe`: optimizer, loss (label smoothing needs one-hot targets)."""
     import keras
 
-    if recipe.optimizer == "adamw":
-        optimizer = keras.optimizers.AdamW(learning_rate=learning_rate, weight_decay=recipe.weight_decay)
-    else:
-        optimizer = keras.optimizers.Adam(learning_rate=learning_rate)
+    optimizer = make_optimizer(recipe, learning_rate=learning_rate)
     if recipe.label_smoothing:
         loss = keras.losses.CategoricalCrossentropy(label_smoothing=recipe.label_smoothing)
     else:
@@ -128,7 +134,7 @@ def _augment_audio(audio, mean, std, recipe, seed):
     return tf.reshape(x, (batch, width))
 
 
-def training_dataset(part, recipe, *, seed=0, num_classes=10):
+def training_dataset(part, recipe, *, seed=0, num_classes=10, drop_remainder=False):
     """A `tf.data.Dataset` of ((inputs dict), targets) batches for training with `recipe`.
 
     Args:
@@ -136,6 +142,8 @@ def training_dataset(part, recipe, *, seed=0, num_classes=10):
         recipe: A `Recipe`; ``augment`` adds the module docstring's augmentation.
         seed: Seed of the shuffle and of every random draw (deterministic per epoch order).
         num_classes: Width of one-hot targets when the recipe smooths labels.
+        drop_remainder: Drop the last, smaller batch of each epoch (in-batch negatives need
+            full batches).
 
     Returns:
         The dataset: shuffled each epoch, batched, augmented (when asked), prefetched.
@@ -145,7 +153,8 @@ def training_dataset(part, recipe, *, seed=0, num_classes=10):
     inputs = {"image": part.images, "audio": part.audio}
     # No .cache(): the arrays are in memory already, and a cache would hold another copy.
     data = tf.data.Dataset.from_tensor_slices((inputs, _targets(part.labels, recipe, num_classes)))
-    data = data.shuffle(len(part), seed=seed, reshuffle_each_iteration=True).batch(recipe.batch_size)
+    data = data.shuffle(len(part), seed=seed, reshuffle_each_iteration=True)
+    data = data.batch(recipe.batch_size, drop_remainder=drop_remainder)
     if recipe.augment:
         mean = tf.constant(part.audio.mean(axis=0), tf.float32)
         std = tf.constant(part.audio.std(axis=0) + 1e-6, tf.float32)
