@@ -31,6 +31,9 @@ _EXPORTS = {
     "write_submission": "submission",
     "submit": "submission",
     "build_demo_data": "demo",
+    "build_retrieval_model": "retrieval",
+    "train_retrieval": "retrieval",
+    "evaluate_retrieval": "retrieval_eval",
 }
 
 __all__ = sorted(_EXPORTS)

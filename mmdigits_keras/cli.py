@@ -27,7 +27,8 @@ def _add_train(commands):
                    help="default: augmentation + modality dropout + AdamW (tf.data); plain: Adam, no augmentation")
     p.add_argument("--batch-size", type=int, default=None, help="samples per step (default: the recipe's, 128 / 32)")
     p.add_argument("--utterance-norm", action="store_true",
-                   help="per-utterance mean/variance normalization of the speech features (Models 1-4)")
+                   help="per-utterance mean/variance normalization of the speech features (on by default "
+                        "for Models 1-4 with the default recipe)")
     p.add_argument("--learning-rate", type=float, default=1e-3, help="learning rate (default 1e-3)")
     p.add_argument("--val-fraction", type=float, default=0.2, help="stratified validation fraction (default 0.2)")
     p.add_argument("--seed", type=int, default=0, help="seed of split, initialization, shuffling (default 0)")
@@ -122,6 +123,58 @@ def _add_report(commands):
     p.add_argument("--split", default="validation", choices=["validation", "test"])
 
 
+def _add_retrieval(commands):
+    p = commands.add_parser("retrieval", help="cross-modal retrieval (seed 002): joint image-speech embedding",
+                            description="Train two towers into a shared embedding space, judge them with seed "
+                                        "002's annotation/retrieval protocol, and query them.")
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    t = actions.add_parser("train", help="train the image and speech towers -> run directory",
+                           description="Train the two towers on paired rows with a ranking loss over in-batch "
+                                       "negatives and write a run directory.")
+    t.add_argument("--data", required=True, help="data folder (Kaggle or Khacef layout)")
+    t.add_argument("--out", required=True, help="run directory to write")
+    t.add_argument("--loss", default="max_margin", choices=["max_margin", "info_nce"],
+                   help="max_margin: seed 002's hinge (default); info_nce: symmetric contrastive loss")
+    t.add_argument("--margin", type=float, default=0.2, help="hinge margin in cosine units (default 0.2)")
+    t.add_argument("--temperature", type=float, default=0.1, help="InfoNCE temperature (default 0.1)")
+    t.add_argument("--embedding-dim", type=int, default=128, help="size of the shared space (default 128)")
+    t.add_argument("--model", default="hybrid_cnn",
+                   help="fusion model giving the branches: hybrid_cnn (default), model1-4, hybrid_cnn_lstm, "
+                        "fusion_1dcnn")
+    t.add_argument("--init", help="fusion run directory to start the towers from (instead of --model)")
+    t.add_argument("--epochs", type=int, default=30, help="maximum epochs (default 30; early stopping)")
+    t.add_argument("--batch-size", type=int, default=128, help="pairs per step (default 128)")
+    t.add_argument("--learning-rate", type=float, default=1e-3, help="AdamW learning rate (default 1e-3)")
+    t.add_argument("--val-fraction", type=float, default=0.2, help="stratified validation fraction (default 0.2)")
+    t.add_argument("--seed", type=int, default=0, help="seed of split, initialization, shuffling (default 0)")
+    t.add_argument("--patience", type=int, default=10, help="early-stopping patience in epochs (default 10)")
+    t.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
+    e = actions.add_parser("evaluate", help="seed 002's annotation/retrieval accuracy, recall@k, confusion PNGs",
+                           description="Writes RUN/eval/retrieval_<split>/ with metrics.json, both confusion "
+                                       "matrices (PNG) and trials.csv.")
+    e.add_argument("--model", required=True, help="retrieval run directory")
+    e.add_argument("--data", required=True, help="data folder the run was trained on")
+    e.add_argument("--split", default="both", choices=["validation", "test", "both"],
+                   help="validation rows (seen speakers), test rows (need labels), or both (default; test "
+                        "only when labelled)")
+    e.add_argument("--test-labels", help="row_id,label CSV for test rows the folder has no labels for")
+    e.add_argument("--trials", type=int, default=100, help="trials per class in each direction (default 100)")
+    e.add_argument("--seed", type=int, default=0, help="seed of the protocol's draws (default 0)")
+    q = actions.add_parser("query", help="top-k matches of an image or a recording -> PNG",
+                           description="Rank the split's utterances for an image, or its images for a wav "
+                                       "recording, and draw the query with its k best matches.")
+    q.add_argument("--model", required=True, help="retrieval run directory")
+    q.add_argument("--data", required=True, help="data folder whose rows are the candidates")
+    which = q.add_mutually_exclusive_group(required=True)
+    which.add_argument("--image-index", type=int, help="row of the query image in --split")
+    which.add_argument("--wav", help="wav recording of a spoken digit (through mfcc_507)")
+    q.add_argument("-k", type=int, default=5, help="number of matches (default 5)")
+    q.add_argument("--split", default="test", choices=["test", "train"], help="candidate rows (default test)")
+    q.add_argument("--audio-stats", help="built data folder or manifest.json with the feature statistics for "
+                                         "--wav (default: --data's manifest.json)")
+    q.add_argument("--out", help="PNG to write (default RUN/queries/<query>.png)")
+
+
 def _add_models(commands):
     p = commands.add_parser("models", help="list registry models and their parameter counts")
     p.add_argument("pattern", nargs="?", default=None, help="shell-style filter, e.g. '*lstm'")
@@ -131,7 +184,8 @@ def build_parser():
     """The ``mmdigits`` argument parser with one subcommand per library entry point."""
     parser = argparse.ArgumentParser(prog="mmdigits", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_train, _add_submit, _add_evaluate, _add_report, _add_tune, _add_data, _add_demo, _add_models):
+    for add in (_add_train, _add_submit, _add_evaluate, _add_report, _add_tune, _add_data, _add_demo, _add_models,
+                _add_retrieval):
         add(commands)
     return parser
 
@@ -253,8 +307,56 @@ def _run_report(args):
     print(f"wrote {write_report(args.runs, args.data, args.out, split=args.split)}")
 
 
-COMMANDS = {"evaluate": _run_evaluate, "report": _run_report, "train": _run_train, "submit": _run_submit, "tune": _run_tune, "data": _run_data,
-            "demo": _run_demo, "models": _run_models}
+def _run_retrieval(args):
+    from pathlib import Path
+
+    if args.action == "train":
+        import json
+
+        from mmdigits_keras.retrieval import train_retrieval
+
+        run = train_retrieval(args.data, out=args.out, loss=args.loss, margin=args.margin,
+                              temperature=args.temperature, embedding_dim=args.embedding_dim, model=args.model,
+                              init=args.init, epochs=args.epochs, batch_size=args.batch_size,
+                              learning_rate=args.learning_rate, val_fraction=args.val_fraction, seed=args.seed,
+                              patience=args.patience, overwrite=args.overwrite)
+        m = json.loads((run / "metrics.json").read_text())
+        print(f"run: {run}")
+        print(f"validation annotation accuracy {m['val_annotation_accuracy']:.4f}  retrieval accuracy "
+              f"{m['val_retrieval_accuracy']:.4f}  ({m['validation_rows']} rows, {m['epochs']} epochs, "
+              f"{m['seconds']:.0f} s)")
+    elif args.action == "evaluate":
+        from mmdigits_keras.data import load_dataset
+        from mmdigits_keras.retrieval_eval import evaluate_retrieval
+
+        splits = [args.split] if args.split != "both" else ["validation"] + (
+            ["test"] if args.test_labels or load_dataset(args.data, "test").labels is not None else [])
+        for split in splits:
+            result = evaluate_retrieval(args.model, args.data, split=split, test_labels=args.test_labels,
+                                        trials_per_class=args.trials, seed=args.seed)
+            m = result["metrics"]
+            print(f"{split} ({m['rows']} rows, {m['trials_per_class']} trials per class): annotation "
+                  f"{m['annotation_accuracy']:.4f}  retrieval {m['retrieval_accuracy']:.4f}  "
+                  f"recall@1/5/10 image->speech {m['annotation_recall@1']:.3f}/{m['annotation_recall@5']:.3f}/"
+                  f"{m['annotation_recall@10']:.3f}  speech->image {m['retrieval_recall@1']:.3f}/"
+                  f"{m['retrieval_recall@5']:.3f}/{m['retrieval_recall@10']:.3f} -> {result['dir']}")
+        if args.split == "both" and len(splits) == 1:
+            print("test rows not evaluated: the folder has no test labels (pass --test-labels)")
+    else:
+        from mmdigits_keras.retrieval_eval import query
+
+        name = f"image_{args.image_index}" if args.wav is None else Path(args.wav).stem
+        out = args.out or Path(args.model) / "queries" / f"{args.split}_{name}.png"
+        result = query(args.model, args.data, out=out, image_index=args.image_index, wav=args.wav, k=args.k,
+                       split=args.split, audio_stats=args.audio_stats)
+        labels = "" if result["labels"] is None else f", digits {result['labels'].tolist()}"
+        print(f"top {args.k}: rows {result['rows'].tolist()}{labels}, cosine "
+              f"{[round(float(s), 3) for s in result['scores']]} -> {result['path']}")
+
+
+COMMANDS = {"evaluate": _run_evaluate, "report": _run_report, "train": _run_train, "submit": _run_submit,
+            "tune": _run_tune, "data": _run_data, "demo": _run_demo, "models": _run_models,
+            "retrieval": _run_retrieval}
 
 
 def main(argv=None):
