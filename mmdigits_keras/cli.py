@@ -142,7 +142,7 @@ def _add_retrieval(commands):
                    help="fusion model giving the branches: hybrid_cnn (default), model1-4, hybrid_cnn_lstm, "
                         "fusion_1dcnn")
     t.add_argument("--init", help="fusion run directory to start the towers from (instead of --model)")
-    t.add_argument("--epochs", type=int, default=30, help="maximum epochs (default 30; early stopping)")
+    t.add_argument("--epochs", type=int, default=50, help="maximum epochs (default 50; early stopping)")
     t.add_argument("--batch-size", type=int, default=128, help="pairs per step (default 128)")
     t.add_argument("--learning-rate", type=float, default=1e-3, help="AdamW learning rate (default 1e-3)")
     t.add_argument("--val-fraction", type=float, default=0.2, help="stratified validation fraction (default 0.2)")
@@ -173,6 +173,7 @@ def _add_retrieval(commands):
     q.add_argument("--audio-stats", help="built data folder or manifest.json with the feature statistics for "
                                          "--wav (default: --data's manifest.json)")
     q.add_argument("--out", help="PNG to write (default RUN/queries/<query>.png)")
+    q.add_argument("--labels", help="row_id,label CSV of the split's rows, for the captions (optional)")
 
 
 def _add_models(commands):
@@ -348,7 +349,7 @@ def _run_retrieval(args):
         name = f"image_{args.image_index}" if args.wav is None else Path(args.wav).stem
         out = args.out or Path(args.model) / "queries" / f"{args.split}_{name}.png"
         result = query(args.model, args.data, out=out, image_index=args.image_index, wav=args.wav, k=args.k,
-                       split=args.split, audio_stats=args.audio_stats)
+                       split=args.split, audio_stats=args.audio_stats, labels=args.labels)
         labels = "" if result["labels"] is None else f", digits {result['labels'].tolist()}"
         print(f"top {args.k}: rows {result['rows'].tolist()}{labels}, cosine "
               f"{[round(float(s), 3) for s in result['scores']]} -> {result['path']}")

@@ -7,7 +7,7 @@ matching pairs score high; the score of image k and utterance l is the cosine si
 The towers are the two branches of one of the package's fusion models up to what enters its
 fusion head (default ``hybrid_cnn``: seed 001's image CNN and speech CNN, 128 values each; or
 seed 000's Models 1-4, whose Model 2 gives 512 image and 64 speech values), each followed by a
-linear projection to d dimensions and L2 normalization. They are built fresh or cut out of a
+linear projection to d dimensions, BatchNormalization and L2 normalization. They are built fresh or cut out of a
 trained fusion run (``init``), whose branches then start already knowing digits.
 
 Losses over the in-batch similarity matrix (``S`` = image embeddings x audio embeddings^T):
@@ -277,7 +277,7 @@ def train_retrieval(
     embedding_dim=128,
     model=DEFAULT_TOWERS,
     init=None,
-    epochs=30,
+    epochs=50,
     batch_size=128,
     learning_rate=1e-3,
     val_fraction=0.2,

@@ -193,10 +193,10 @@ def evaluate_retrieval(run, data, *, split="validation", test_labels=None, trial
     out = Path(run) / "eval" / f"retrieval_{split}"
     write_json(out / "metrics.json", metrics)
     trials = []
-    for direction, xlabel in (("annotation", "class of the chosen utterance"), ("retrieval", "class of the chosen image")):
+    for direction, chosen in (("annotation", "utterance"), ("retrieval", "image")):
         true, predicted = result[direction]
         trials.append(pd.DataFrame({"direction": direction, "true": true, "predicted": predicted}))
-        _confusion_png(true, predicted, out / f"{direction}_confusion.png", xlabel=xlabel,
+        _confusion_png(true, predicted, out / f"{direction}_confusion.png", xlabel=f"class of the chosen {chosen}",
                        title=f"image {direction} ({split}): accuracy {result[f'{direction}_accuracy']:.3f}")
     atomic_write(out / "trials.csv", lambda tmp: pd.concat(trials).to_csv(tmp, index=False))
     return {"metrics": metrics, "dir": out}
@@ -239,7 +239,7 @@ def feature_statistics(source):
     return np.asarray(features["mean"], np.float32), np.asarray(features["std"], np.float32)
 
 
-def query(run, data, *, out, image_index=None, wav=None, k=5, split="test", audio_stats=None):
+def query(run, data, *, out, image_index=None, wav=None, k=5, split="test", audio_stats=None, labels=None):
     """Finds the k best matches of one query in the other modality and draws them.
 
     An image query (row `image_index` of the split) ranks the split's utterances; a wav query
@@ -256,6 +256,8 @@ def query(run, data, *, out, image_index=None, wav=None, k=5, split="test", audi
         split: ``"test"`` or ``"train"`` rows of the folder.
         audio_stats: For a wav query, a built data folder or manifest.json whose training
             statistics standardize the features; default `data`'s own manifest.
+        labels: Optional ``row_id,label`` CSV naming the digits of the split's rows when the
+            folder has none (captions only; the ranking never uses labels).
 
     Returns:
         dict with ``rows`` (int64 (k,) matched row indices), ``scores`` (float32 (k,)),
@@ -275,6 +277,11 @@ def query(run, data, *, out, image_index=None, wav=None, k=5, split="test", audi
     if read_json(Path(run) / "config.json").get("task") != "retrieval":
         raise ValueError(f"{run}: not a retrieval run (train one with `mmdigits retrieval train`)")
     dataset = load_dataset(data, split)
+    if labels is not None:
+        from mmdigits_keras.data import MultimodalDataset, read_label_csv
+
+        dataset = MultimodalDataset(images=dataset.images, audio=dataset.audio, ids=dataset.ids, source=dataset.source,
+                                    labels=read_label_csv(labels, rows=len(dataset))[0])
     if not (isinstance(k, (int, np.integer)) and 1 <= k <= len(dataset)):
         raise ValueError(f"`k` must be an integer in 1..{len(dataset)}. Received: k={k!r}")
     towers = load_trained_model(run)
@@ -311,7 +318,7 @@ def query(run, data, *, out, image_index=None, wav=None, k=5, split="test", audi
         ax.set_xticks([])
         ax.set_yticks([])
     axes[0].set_title(title, fontsize=8, color="tab:blue")
-    fig.suptitle(f"top {k} {'utterances' if match_kind == 'audio' else 'images'} ({split} rows)", fontsize=9)
+    fig.suptitle(f"top {k} {'utterances' if match_kind == 'audio' else 'images'} ({split} rows)", fontsize=9, y=1.1)
     path = save_figure(fig, out)
     return {"rows": top.astype(np.int64), "scores": scores[top].astype(np.float32),
             "labels": None if dataset.labels is None else dataset.labels[top], "path": path}

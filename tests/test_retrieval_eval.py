@@ -83,8 +83,10 @@ def test_retrieval_commands_train_evaluate_and_query(tiny_kaggle, tmp_path, caps
         assert metrics["annotation_accuracy"] == pytest.approx(accuracy)
 
     assert main(["retrieval", "query", "--model", str(run), "--data", str(tiny_kaggle), "--image-index", "3",
-                 "-k", "4"]) == 0
-    assert "top 4: rows" in capsys.readouterr().out
+                 "-k", "4", "--labels", str(labels)]) == 0
+    printed = capsys.readouterr().out
+    rows = json.loads(printed.split("rows ")[1].split("]")[0] + "]")
+    assert len(rows) == 4 and f"digits {[r % 10 for r in rows]}" in printed  # captions from --labels
     assert (run / "queries" / "test_image_3.png").stat().st_size > 1000
 
     wav = tmp_path / "one.wav"
