@@ -119,7 +119,7 @@ def _pyplot():
     return _pyplot()
 
 
-def _confusion_png(true, predicted, path, *, title, xlabel):
+def _confusion_png(true, predicted, path, *, title, xlabel, ylabel):
     from sklearn.metrics import ConfusionMatrixDisplay, confusion_matrix
 
     from mmdigits_keras.evaluation import save_figure
@@ -128,6 +128,7 @@ def _confusion_png(true, predicted, path, *, title, xlabel):
     fig, ax = _pyplot().subplots(figsize=(5.5, 5))
     ConfusionMatrixDisplay(matrix, display_labels=list(range(NUM_CLASSES))).plot(ax=ax, colorbar=False)
     ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
     ax.set_title(title)
     save_figure(fig, path)
     return matrix
@@ -193,10 +194,11 @@ def evaluate_retrieval(run, data, *, split="validation", test_labels=None, trial
     out = Path(run) / "eval" / f"retrieval_{split}"
     write_json(out / "metrics.json", metrics)
     trials = []
-    for direction, chosen in (("annotation", "utterance"), ("retrieval", "image")):
+    for direction, query_kind, chosen in (("annotation", "image", "utterance"), ("retrieval", "utterance", "image")):
         true, predicted = result[direction]
         trials.append(pd.DataFrame({"direction": direction, "true": true, "predicted": predicted}))
         _confusion_png(true, predicted, out / f"{direction}_confusion.png", xlabel=f"class of the chosen {chosen}",
+                       ylabel=f"class of the query {query_kind}",
                        title=f"image {direction} ({split}): accuracy {result[f'{direction}_accuracy']:.3f}")
     atomic_write(out / "trials.csv", lambda tmp: pd.concat(trials).to_csv(tmp, index=False))
     return {"metrics": metrics, "dir": out}
