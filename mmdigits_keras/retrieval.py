@@ -28,7 +28,6 @@ is only needed for training.
 from __future__ import annotations
 
 import dataclasses
-import platform
 import time
 from pathlib import Path
 
@@ -322,17 +321,13 @@ def train_retrieval(
             an existing `out` without `overwrite`.
     """
     import keras
-    import pandas as pd
     import tensorflow as tf
 
     from mmdigits_keras.data import MultimodalDataset, load_dataset, train_val_split
-    from mmdigits_keras.evaluation import training_curves
-    from mmdigits_keras.io_utils import publish_directory, remove_interrupted, staging_directory, write_json
     from mmdigits_keras.recipes import Recipe, make_optimizer, training_dataset
-    from mmdigits_keras.retrieval_eval import protocol_accuracy
-    from mmdigits_keras.training import check_output_free, fit_audio_statistics, fit_callbacks
-
     from mmdigits_keras.registry import model_config
+    from mmdigits_keras.retrieval_eval import protocol_accuracy
+    from mmdigits_keras.training import fit_audio_statistics, fit_callbacks, prepare_output, run_metadata, write_run
 
     objective = ranking_loss(loss, margin=margin, temperature=temperature)
     if init is None:
@@ -343,11 +338,7 @@ def train_retrieval(
     if batch_size < 2:
         raise ValueError(f"`batch_size` must be at least 2 (negatives come from the batch). Received: {batch_size}")
     _check_positive("learning_rate", learning_rate)
-    check_output_free(out, overwrite=overwrite)
-    interrupted = remove_interrupted(out)
-    if interrupted:
-        print(f"found an interrupted run of {out} ({', '.join(interrupted)}); removed it and starting cleanly",
-              flush=True)
+    prepare_output(out, overwrite=overwrite)
 
     dataset = data if isinstance(data, MultimodalDataset) else load_dataset(data, "train")
     source, rows, fingerprint = dataset.source, len(dataset), dataset.fingerprint()
@@ -381,10 +372,8 @@ def train_retrieval(
                      "epochs": int(epochs), "batch_size": int(batch_size), "learning_rate": float(learning_rate),
                      "val_fraction": float(val_fraction), "seed": int(seed), "patience": int(patience),
                      "recipe": dataclasses.asdict(plan)},
-        "data": {"source": source, "path": None if isinstance(data, MultimodalDataset) else str(Path(data).resolve()),
-                 "fingerprint": fingerprint, "rows": rows, "train_rows": len(train_part),
-                 "validation_rows": len(val_part)},
-        "versions": {"keras": keras.__version__, "tensorflow": tf.__version__, "python": platform.python_version()},
+        **run_metadata(data, source, rows=rows, fingerprint=fingerprint, train_rows=len(train_part),
+                       validation_rows=len(val_part)),
     }
     metrics = {
         "val_annotation_accuracy": validation["annotation_accuracy"],
@@ -394,12 +383,5 @@ def train_retrieval(
         "seconds": round(seconds, 2),
         "data": source,
     }
-    frame = pd.DataFrame(history.history)
-    frame.insert(0, "epoch", np.arange(1, len(frame) + 1))
-    staging = staging_directory(out)
-    towers.save(staging / "model.keras")
-    write_json(staging / "config.json", config)
-    write_json(staging / "metrics.json", metrics)
-    frame.to_csv(staging / "history.csv", index=False)
-    training_curves(frame, staging / "curves.png", title=f"retrieval ({loss}) on {Path(source.split(' ')[0]).name}")
-    return publish_directory(staging, out, overwrite=overwrite)
+    return write_run(out, towers, config=config, metrics=metrics, history=history, overwrite=overwrite,
+                     title=f"retrieval ({loss}) on {Path(source.split(' ')[0]).name}")

@@ -89,6 +89,54 @@ def check_output_free(out, *, overwrite):
         raise ValueError(f"{out}: already exists; pass --overwrite (overwrite=True) to replace it")
 
 
+def prepare_output(out, *, overwrite):
+    """Refuses an occupied `out` (see `check_output_free`) and removes what a killed earlier
+    run of `out` left behind, saying so."""
+    check_output_free(out, overwrite=overwrite)
+    interrupted = remove_interrupted(out)
+    if interrupted:
+        print(f"found an interrupted run of {out} ({', '.join(interrupted)}); removed it and starting cleanly",
+              flush=True)
+
+
+def run_metadata(data, dataset_source, *, rows, fingerprint, train_rows, validation_rows):
+    """The ``data`` and ``versions`` entries of a run's ``config.json``."""
+    import keras
+    import tensorflow as tf
+
+    return {
+        "data": {
+            "source": dataset_source,
+            "path": None if isinstance(data, MultimodalDataset) else str(Path(data).resolve()),
+            "fingerprint": fingerprint,
+            "rows": rows, "train_rows": train_rows, "validation_rows": validation_rows,
+        },
+        "versions": {"keras": keras.__version__, "tensorflow": tf.__version__, "python": platform.python_version()},
+    }
+
+
+def write_run(out, model, *, config, metrics, history, title, overwrite):
+    """Writes a run directory atomically: ``model.keras``, ``config.json``, ``metrics.json``,
+    ``history.csv`` (one row per epoch of the Keras `History`) and ``curves.png``.
+
+    Returns:
+        The run directory as a `Path`.
+    """
+    import pandas as pd
+
+    from mmdigits_keras.evaluation import training_curves
+
+    frame = pd.DataFrame(history.history)
+    frame.insert(0, "epoch", np.arange(1, len(frame) + 1))
+    staging = staging_directory(out)
+    model.save(staging / "model.keras")
+    write_json(staging / "config.json", config)
+    write_json(staging / "metrics.json", metrics)
+    frame.to_csv(staging / "history.csv", index=False)
+    training_curves(frame, staging / "curves.png", title=title)
+    return publish_directory(staging, out, overwrite=overwrite)
+
+
 def train(
     data,
     *,
@@ -141,7 +189,6 @@ def train(
             an existing `out` without `overwrite`.
     """
     import keras
-    import pandas as pd
     import tensorflow as tf
 
     model_config(model)  # fail on an unknown name before loading anything
@@ -152,11 +199,7 @@ def train(
     plan = dataclasses.replace(plan, batch_size=int(batch_size))
     _check_positive("patience", patience)
     _check_positive("learning_rate", learning_rate, float)
-    check_output_free(out, overwrite=overwrite)
-    interrupted = remove_interrupted(out)
-    if interrupted:
-        print(f"found an interrupted run of {out} ({', '.join(interrupted)}); removed it and starting cleanly",
-              flush=True)
+    prepare_output(out, overwrite=overwrite)
 
     dataset = data if isinstance(data, MultimodalDataset) else load_dataset(data, "train")
     source, rows, fingerprint = dataset.source, len(dataset), dataset.fingerprint()
@@ -203,14 +246,8 @@ def train(
             "val_fraction": float(val_fraction), "seed": int(seed), "patience": int(patience),
             "recipe": dataclasses.asdict(plan),
         },
-        "data": {
-            "source": source,
-            "path": None if isinstance(data, MultimodalDataset) else str(Path(data).resolve()),
-            "fingerprint": fingerprint,
-            "rows": rows, "train_rows": len(train_part), "validation_rows": len(val_part),
-        },
-        "versions": {"keras": keras.__version__, "tensorflow": tf.__version__,
-                     "python": platform.python_version()},
+        **run_metadata(data, source, rows=rows, fingerprint=fingerprint, train_rows=len(train_part),
+                       validation_rows=len(val_part)),
         **(extra_config or {}),
     }
     metrics = {
@@ -221,18 +258,8 @@ def train(
         "seconds": round(seconds, 2),
         "data": source,
     }
-    frame = pd.DataFrame(history.history)
-    frame.insert(0, "epoch", np.arange(1, len(frame) + 1))
-
-    staging = staging_directory(out)
-    net.save(staging / "model.keras")
-    write_json(staging / "config.json", config)
-    write_json(staging / "metrics.json", metrics)
-    frame.to_csv(staging / "history.csv", index=False)
-    from mmdigits_keras.evaluation import training_curves
-
-    training_curves(frame, staging / "curves.png", title=f"{model} on {Path(source.split(' ')[0]).name}")
-    return publish_directory(staging, out, overwrite=overwrite)
+    return write_run(out, net, config=config, metrics=metrics, history=history, overwrite=overwrite,
+                     title=f"{model} on {Path(source.split(' ')[0]).name}")
 
 
 def load_trained_model(path):
