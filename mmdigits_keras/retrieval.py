@@ -326,18 +326,18 @@ def train_retrieval(
     from mmdigits_keras.data import MultimodalDataset, load_dataset, train_val_split
     from mmdigits_keras.recipes import Recipe, make_optimizer, training_dataset
     from mmdigits_keras.registry import model_config
-    from mmdigits_keras.retrieval_eval import protocol_accuracy
-    from mmdigits_keras.training import fit_audio_statistics, fit_callbacks, prepare_output, run_metadata, write_run
+    from mmdigits_keras.retrieval_eval import protocol_accuracy, similarities
+    from mmdigits_keras.training import (check_positive, fit_audio_statistics, fit_callbacks, prepare_output,
+                                         run_metadata, write_run)
 
     objective = ranking_loss(loss, margin=margin, temperature=temperature)
     if init is None:
         model_config(model)  # an unknown name fails before any data is read
     for arg, value in (("epochs", epochs), ("batch_size", batch_size), ("patience", patience)):
-        if not (isinstance(value, (int, np.integer)) and value > 0):
-            raise ValueError(f"`{arg}` must be a positive integer. Received: {arg}={value!r}")
+        check_positive(arg, value)
+    check_positive("learning_rate", learning_rate, float)
     if batch_size < 2:
         raise ValueError(f"`batch_size` must be at least 2 (negatives come from the batch). Received: {batch_size}")
-    _check_positive("learning_rate", learning_rate)
     prepare_output(out, overwrite=overwrite)
 
     dataset = data if isinstance(data, MultimodalDataset) else load_dataset(data, "train")
@@ -361,7 +361,7 @@ def train_retrieval(
     history = net.fit(train_data, validation_data=val_data, epochs=int(epochs), shuffle=False,  # tf.data shuffles
                       callbacks=fit_callbacks(patience=patience), verbose=verbose)
     seconds = time.perf_counter() - started
-    validation = protocol_accuracy(*embed(towers, val_part), val_part.labels, seed=seed)
+    validation = protocol_accuracy(similarities(towers, val_part), val_part.labels, seed=seed)
 
     config = {
         "task": "retrieval",

@@ -19,7 +19,6 @@ from mmdigits_keras.data import NUM_CLASSES
 from mmdigits_keras.io_utils import atomic_write, read_json, write_json
 
 RECALL_KS = (1, 5, 10)
-DIRECTIONS = ("annotation", "retrieval")  # image -> speech, speech -> image
 
 
 def protocol_trials(query_labels, candidate_labels, *, trials_per_class=100, num_classes=NUM_CLASSES, seed=0):
@@ -93,18 +92,20 @@ def recall_at_k(scores, query_labels, candidate_labels, *, ks=RECALL_KS):
     return {f"recall@{k}": float(np.mean(same[:, :k].any(axis=1))) for k in ks}
 
 
-def protocol_accuracy(image_embeddings, audio_embeddings, labels, *, trials_per_class=100, seed=0):
+def protocol_accuracy(scores, labels, *, trials_per_class=100, seed=0):
     """Annotation and retrieval accuracy of seed 002's protocol on paired, labelled rows.
 
     Args:
-        image_embeddings: float32 (N, d); audio_embeddings: float32 (N, d) (unit-norm rows).
+        scores: float (N, N) cosine similarity of image row k and utterance row l
+            (`similarities`).
         labels: int (N,) digit of each row (image and utterance of a row share it).
+        trials_per_class: Trials per class in each direction (seed 002: 100).
+        seed: Seed of the draws.
 
     Returns:
         dict with ``annotation_accuracy``, ``retrieval_accuracy`` (floats) and the trials'
         ``annotation`` / ``retrieval`` (true, predicted) pairs.
     """
-    scores = image_embeddings @ audio_embeddings.T
     result = {}
     for direction, matrix in (("annotation", scores), ("retrieval", scores.T)):
         true, predicted = run_protocol(matrix, labels, labels, trials_per_class=trials_per_class, seed=seed)
@@ -113,16 +114,36 @@ def protocol_accuracy(image_embeddings, audio_embeddings, labels, *, trials_per_
     return result
 
 
-def _pyplot():
-    from mmdigits_keras.evaluation import _pyplot
+def similarities(towers, dataset):
+    """Cosine similarity of every image to every utterance of a `MultimodalDataset`.
 
-    return _pyplot()
+    Returns:
+        float32 (N, N): row k = image k, column l = utterance l, values in [-1, 1].
+    """
+    from mmdigits_keras.retrieval import embed
+
+    images, audio = embed(towers, dataset)
+    return images @ audio.T
+
+
+def _check_retrieval_run(run):
+    if read_json(Path(run) / "config.json").get("task") != "retrieval":
+        raise ValueError(f"{run}: not a retrieval run (train one with `mmdigits retrieval train`)")
+
+
+def _with_labels(dataset, labels_csv):
+    """`dataset` with the labels of a ``row_id,label`` CSV (checked against its row count)."""
+    from mmdigits_keras.data import MultimodalDataset, read_label_csv
+
+    labels, _ = read_label_csv(labels_csv, rows=len(dataset))
+    return MultimodalDataset(images=dataset.images, audio=dataset.audio, labels=labels, ids=dataset.ids,
+                             source=f"{dataset.source}, labels {labels_csv}")
 
 
 def _confusion_png(true, predicted, path, *, title, xlabel, ylabel):
     from sklearn.metrics import ConfusionMatrixDisplay, confusion_matrix
 
-    from mmdigits_keras.evaluation import save_figure
+    from mmdigits_keras.evaluation import _pyplot, save_figure
 
     matrix = confusion_matrix(true, predicted, labels=list(range(NUM_CLASSES)))
     fig, ax = _pyplot().subplots(figsize=(5.5, 5))
@@ -142,17 +163,12 @@ def retrieval_rows(run, data, split, *, test_labels=None):
     Raises:
         ValueError: a run that is not a retrieval run, or test rows without labels.
     """
-    from mmdigits_keras.data import MultimodalDataset, load_dataset, read_label_csv
+    from mmdigits_keras.data import load_dataset
     from mmdigits_keras.evaluation import evaluation_rows
 
-    config = read_json(Path(run) / "config.json")
-    if config.get("task") != "retrieval":
-        raise ValueError(f"{run}: not a retrieval run (train one with `mmdigits retrieval train`)")
+    _check_retrieval_run(run)
     if split == "test" and test_labels is not None:
-        rows = load_dataset(data, "test")
-        labels, _ = read_label_csv(test_labels, rows=len(rows))
-        return MultimodalDataset(images=rows.images, audio=rows.audio, labels=labels, ids=rows.ids,
-                                 source=f"{rows.source}, labels {test_labels}")
+        return _with_labels(load_dataset(data, "test"), test_labels)
     return evaluation_rows(run, data, split)
 
 
@@ -178,13 +194,11 @@ def evaluate_retrieval(run, data, *, split="validation", test_labels=None, trial
     Raises:
         ValueError: not a retrieval run, missing labels, a class with no rows, bad files.
     """
-    from mmdigits_keras.retrieval import embed
     from mmdigits_keras.training import load_trained_model
 
     dataset = retrieval_rows(run, data, split, test_labels=test_labels)
-    images, audio = embed(load_trained_model(run), dataset)
-    result = protocol_accuracy(images, audio, dataset.labels, trials_per_class=trials_per_class, seed=seed)
-    scores = images @ audio.T
+    scores = similarities(load_trained_model(run), dataset)
+    result = protocol_accuracy(scores, dataset.labels, trials_per_class=trials_per_class, seed=seed)
     metrics = {"split": split, "rows": len(dataset), "trials_per_class": int(trials_per_class),
                "annotation_accuracy": result["annotation_accuracy"], "retrieval_accuracy": result["retrieval_accuracy"]}
     for direction, matrix in (("annotation", scores), ("retrieval", scores.T)):
@@ -270,20 +284,16 @@ def query(run, data, *, out, image_index=None, wav=None, k=5, split="test", audi
             statistics for a wav query, or a run that is not a retrieval run.
     """
     from mmdigits_keras.data import load_dataset
-    from mmdigits_keras.evaluation import save_figure
+    from mmdigits_keras.evaluation import _pyplot, save_figure
     from mmdigits_keras.retrieval import embed
     from mmdigits_keras.training import load_trained_model
 
     if (image_index is None) == (wav is None):
         raise ValueError("give exactly one query: --image-index or --wav")
-    if read_json(Path(run) / "config.json").get("task") != "retrieval":
-        raise ValueError(f"{run}: not a retrieval run (train one with `mmdigits retrieval train`)")
+    _check_retrieval_run(run)
     dataset = load_dataset(data, split)
     if labels is not None:
-        from mmdigits_keras.data import MultimodalDataset, read_label_csv
-
-        dataset = MultimodalDataset(images=dataset.images, audio=dataset.audio, ids=dataset.ids, source=dataset.source,
-                                    labels=read_label_csv(labels, rows=len(dataset))[0])
+        dataset = _with_labels(dataset, labels)
     if not (isinstance(k, (int, np.integer)) and 1 <= k <= len(dataset)):
         raise ValueError(f"`k` must be an integer in 1..{len(dataset)}. Received: k={k!r}")
     towers = load_trained_model(run)

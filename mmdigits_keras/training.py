@@ -59,7 +59,8 @@ def classification_metrics(labels, predicted):
     }
 
 
-def _check_positive(name, value, kind=int):
+def check_positive(name, value, kind=int):
+    """Raises ValueError unless `value` is a positive number equal to `kind(value)` (int or float)."""
     if not (isinstance(value, (int, float, np.integer, np.floating)) and kind(value) == value and value > 0):
         raise ValueError(f"`{name}` must be a positive {kind.__name__}. Received: {name}={value!r}")
 
@@ -194,11 +195,11 @@ def train(
     model_config(model)  # fail on an unknown name before loading anything
     plan = get_recipe(recipe)
     batch_size = plan.batch_size if batch_size is None else batch_size
-    _check_positive("epochs", epochs)
-    _check_positive("batch_size", batch_size)
+    check_positive("epochs", epochs)
+    check_positive("batch_size", batch_size)
     plan = dataclasses.replace(plan, batch_size=int(batch_size))
-    _check_positive("patience", patience)
-    _check_positive("learning_rate", learning_rate, float)
+    check_positive("patience", patience)
+    check_positive("learning_rate", learning_rate, float)
     prepare_output(out, overwrite=overwrite)
 
     dataset = data if isinstance(data, MultimodalDataset) else load_dataset(data, "train")

@@ -63,6 +63,18 @@ def tiny_kaggle(tmp_path):
 
 
 @pytest.fixture(scope="session")
+def tiny_fusion_run(tmp_path_factory):
+    """(data folder, run directory): the tiny data and a Model 1 fusion run trained 1 epoch on it,
+    shared by the tests that only read such a run."""
+    from mmdigits_keras.training import train
+
+    root = tmp_path_factory.mktemp("fusion")
+    pixels, audio, labels = synthetic_arrays(200)
+    data = write_kaggle(root / "tiny", pixels=pixels, audio=audio, labels=labels)
+    return data, train(data, out=root / "run", model="model1", epochs=1, verbose=0)
+
+
+@pytest.fixture(scope="session")
 def kaggle_sample(shared_data):
     return shared_data / "kaggle_sample"
 

@@ -8,7 +8,7 @@ from mmdigits_keras.data import load_kaggle
 from mmdigits_keras.registry import create_model
 from mmdigits_keras.retrieval import (build_retrieval_model, embed, info_nce_loss, max_margin_loss, ranking_loss,
                                       towers_from, train_retrieval, training_model)
-from mmdigits_keras.training import load_trained_model, train
+from mmdigits_keras.training import load_trained_model
 
 
 def _unit(rows):
@@ -70,8 +70,8 @@ def test_towers_emit_unit_vectors_and_survive_save_and_load(tiny_kaggle, tmp_pat
     np.testing.assert_allclose(images @ audio.T, again[0] @ again[1].T, atol=1e-6)
 
 
-def test_towers_start_from_a_fusion_runs_branches(tiny_kaggle, tmp_path):
-    run = train(tiny_kaggle, out=tmp_path / "fusion", model="model1", epochs=1, verbose=0)
+def test_towers_start_from_a_fusion_runs_branches(tiny_fusion_run):
+    _, run = tiny_fusion_run
     fusion = load_trained_model(run)
     towers = build_retrieval_model(init=run, embedding_dim=8)
     for layer in ("image_conv1", "audio_conv1", "audio_dense1", "audio_normalization"):

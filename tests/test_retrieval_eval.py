@@ -100,10 +100,8 @@ def test_retrieval_commands_train_evaluate_and_query(tiny_kaggle, tmp_path, caps
     assert (tmp_path / "q.png").stat().st_size > 1000
 
 
-def test_query_and_evaluate_refuse_a_classification_run(tiny_kaggle, tmp_path, capsys):
-    from mmdigits_keras.training import train
-
-    run = train(tiny_kaggle, out=tmp_path / "fusion", model="model1", epochs=1, verbose=0)
+def test_query_and_evaluate_refuse_a_classification_run(tiny_fusion_run, capsys):
+    tiny_kaggle, run = tiny_fusion_run
     code = main(["retrieval", "evaluate", "--model", str(run), "--data", str(tiny_kaggle), "--split", "validation"])
     assert code == 2 and "not a retrieval run" in capsys.readouterr().err
     code = main(["retrieval", "query", "--model", str(run), "--data", str(tiny_kaggle), "--image-index", "0"])
