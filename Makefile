@@ -6,7 +6,7 @@ export MMDIGITS_SHARED_DATA ?= $(abspath ../shared/data)
 # Quieter TensorFlow start-up; oneDNN's notice is informational only.
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: install install-test demo test clean
+.PHONY: install install-test demo lint test clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,7 +27,12 @@ install-test: $(VENV)/.installed-test
 demo: install
 	$(BIN)/mmdigits demo --out runs/demo
 
-test: install-test
+# Layering (import-linter contract in setup.cfg) and ruff, before the tests.
+lint: install-test
+	$(BIN)/ruff check .
+	$(BIN)/lint-imports
+
+test: lint
 	$(BIN)/python -m pytest
 
 clean:

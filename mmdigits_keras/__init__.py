@@ -3,37 +3,53 @@
     >>> from mmdigits_keras import build_model
     >>> model = build_model(depth=2)        # seed 000's Model 2, 6,766,478 parameters
 
-Public names are imported on first use, so ``mmdigits --help`` starts without TensorFlow.
+The package is layered, imports running one way (ARCHITECTURE in the README):
+``utils`` -> ``data`` -> ``models`` -> ``training`` -> ``tuning`` | ``evaluation`` |
+``submission`` -> ``workflows`` -> ``cli``. Public names are imported on first use, so
+``mmdigits --help`` starts without TensorFlow.
 """
 
 import importlib
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 _EXPORTS = {
-    "MultimodalDataset": "data",
-    "load_kaggle": "data",
-    "load_khacef": "data",
-    "load_dataset": "data",
-    "train_val_split": "data",
-    "mfcc_507": "features",
+    "MultimodalDataset": "data.layouts",
+    "load_kaggle": "data.layouts",
+    "load_khacef": "data.layouts",
+    "load_dataset": "data.layouts",
+    "train_val_split": "data.layouts",
+    "mfcc_507": "data.features",
+    "fit_audio_statistics": "data.features",
+    "build_demo_data": "data.demo",
+    "build_dataset": "data.build",
     "build_model": "models",
-    "MODEL_CONFIGS": "registry",
-    "create_model": "registry",
-    "list_models": "registry",
+    "MODEL_CONFIGS": "models",
+    "create_model": "models",
+    "create_backbone": "models",
+    "list_models": "models",
+    "model_info": "models",
+    "register_model": "models",
+    "get_backbone": "models",
+    "feature_extractor": "models",
     "train": "training",
-    "fit_audio_statistics": "training",
+    "train_retrieval": "training",
+    "build_retrieval_model": "training",
     "load_trained_model": "training",
     "classification_metrics": "training",
-    "predict_labels": "submission",
+    "predict_labels": "training",
+    "get_recipe": "training",
+    "run_search": "tuning",
     "make_submission": "submission",
     "validate_submission": "submission",
     "write_submission": "submission",
     "submit": "submission",
-    "build_demo_data": "demo",
-    "build_retrieval_model": "retrieval",
-    "train_retrieval": "retrieval",
-    "evaluate_retrieval": "retrieval_eval",
+    "evaluate": "evaluation",
+    "compare": "evaluation",
+    "query": "evaluation",
+    "evaluate_retrieval": "evaluation",
+    "write_report": "evaluation",
+    "run_demo": "workflows",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -1,4 +1,4 @@
-"""The ``mmdigits`` command: a thin argparse layer over the library functions.
+"""The ``mmdigits`` command: a thin argparse layer over the library functions (the top layer).
 
 Errors the user can fix (bad files, bad arguments, existing outputs) print one line,
 ``mmdigits: error: ...``, and exit with code 2, like argparse's own usage errors.
@@ -7,8 +7,14 @@ Errors the user can fix (bad files, bad arguments, existing outputs) print one l
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
+from pathlib import Path
+
+# The package's top level is lazy: `mk.train` etc. import TensorFlow on first use only, so
+# `mmdigits --help` starts at once.
+import mmdigits_keras as mk
 
 EXIT_USAGE = 2
 # TensorFlow's C++ start-up notices (oneDNN, CPU features) are not for users; errors still show.
@@ -59,9 +65,16 @@ def add_tune_arguments(p):
     """The arguments of `mmdigits tune` and `python tuning/tune.py` (one definition for both)."""
     p.add_argument("--data", required=True, help="data folder (Kaggle or Khacef layout)")
     p.add_argument("--out", required=True, help="search folder (keras-tuner project, leaderboard, best/)")
+    p.add_argument("--model", default="model2",
+                   help="registry model whose space is searched (default model2: depth, width, audio encoder, "
+                        "dropout; other families: width, dropout; all: learning rate, batch size)")
+    p.add_argument("--recipe", default="default", choices=["default", "plain"],
+                   help="training recipe of every trial and of best/ (default: the same as `mmdigits train`)")
     p.add_argument("--tuner", default="random", help="random | hyperband | bayesian (default random)")
     p.add_argument("--max-trials", type=int, default=10, help="maximum number of trials (default 10)")
     p.add_argument("--epochs", type=int, default=10, help="epochs per trial; Hyperband's max_epochs (default 10)")
+    p.add_argument("--export-epochs", type=int, default=30,
+                   help="maximum epochs of best/, trained as `mmdigits train` trains (default 30)")
     p.add_argument("--objective", default="val_accuracy", help="val_accuracy (default) | val_loss")
     p.add_argument("--seed", type=int, default=0, help="seed of the oracle, split and trials (default 0)")
     p.add_argument("--overwrite", action="store_true", help="delete a previous search in --out first")
@@ -77,9 +90,11 @@ def add_tune_arguments(p):
 
 
 def _add_tune(commands):
-    p = commands.add_parser("tune", help="keras-tuner search over depth and width -> leaderboard + best run",
-                            description="Search Model depth, width, audio encoder, dropout, learning rate "
-                                        "and batch size with keras-tuner; resumable; chief/worker mode.")
+    p = commands.add_parser("tune", help="keras-tuner search over a registry model -> leaderboard + best run",
+                            description="Search a registry model's hyperparameters (Models 1-4: depth, width, "
+                                        "audio encoder, dropout; others: width, dropout; all: learning rate, batch "
+                                        "size) with keras-tuner, every trial trained with the same recipe as "
+                                        "`mmdigits train`; resumable; chief/worker mode.")
     add_tune_arguments(p)
 
 
@@ -177,8 +192,9 @@ def _add_retrieval(commands):
 
 
 def _add_models(commands):
-    p = commands.add_parser("models", help="list registry models and their parameter counts")
+    p = commands.add_parser("models", help="list registry models: parameters, modalities, source")
     p.add_argument("pattern", nargs="?", default=None, help="shell-style filter, e.g. '*lstm'")
+    p.add_argument("--modality", choices=["image", "audio", "both"], help="only models that look at this modality")
 
 
 def build_parser():
@@ -192,19 +208,15 @@ def build_parser():
 
 
 def _run_train(args):
-    from mmdigits_keras.training import train
-
-    run = train(args.data, out=args.out, model=args.model, epochs=args.epochs, batch_size=args.batch_size,
-                learning_rate=args.learning_rate, recipe=args.recipe, val_fraction=args.val_fraction,
-                seed=args.seed, patience=args.patience, overwrite=args.overwrite,
-                model_kwargs={"utterance_normalization": True} if args.utterance_norm else None)
+    run = mk.train(args.data, out=args.out, model=args.model, epochs=args.epochs, batch_size=args.batch_size,
+                   learning_rate=args.learning_rate, recipe=args.recipe, val_fraction=args.val_fraction,
+                   seed=args.seed, patience=args.patience, overwrite=args.overwrite,
+                   model_kwargs={"utterance_normalization": True} if args.utterance_norm else None)
     _print_metrics(run)
 
 
 def _print_metrics(run):
-    import json
-
-    metrics = json.loads((run / "metrics.json").read_text())
+    metrics = json.loads((Path(run) / "metrics.json").read_text())
     print(f"run: {run}")
     print(f"validation accuracy {metrics['val_accuracy']:.4f}  macro-F1 {metrics['val_macro_f1']:.4f}  "
           f"({metrics['validation_rows']} rows, {metrics['epochs']} epochs, {metrics['seconds']:.0f} s)")
@@ -212,53 +224,38 @@ def _print_metrics(run):
 
 
 def _run_submit(args):
-    from mmdigits_keras.submission import submit
-
-    path, frame = submit(args.model, args.data, args.out, force=args.force)
+    path, frame = mk.submit(args.model, args.data, args.out, force=args.force)
     print(f"wrote {path} ({len(frame)} rows; columns row_id,label)")
 
 
 def _run_demo(args):
-    from mmdigits_keras.demo import DEMO_NOTE, build_demo_data
-    from mmdigits_keras.data import load_kaggle
-    from mmdigits_keras.submission import submit
-    from mmdigits_keras.training import classification_metrics, train
-
-    out = os.path.abspath(args.out)
-    print(DEMO_NOTE)
-    print("building the demo data set (eSpeak NG speech + MFCC) ...", flush=True)
-    data = build_demo_data(os.path.join(out, "data"), seed=args.seed)
-    print(f"data: {data}")
-    run = train(data, out=os.path.join(out, "run"), model=args.model, epochs=args.epochs, seed=args.seed,
-                overwrite=True)
-    _print_metrics(run)
-    path, frame = submit(run, data, os.path.join(out, "submission.csv"), force=True)
-    test = load_kaggle(data, "test")  # the demo knows its test labels (y_test.csv)
-    scores = classification_metrics(test.labels, frame["label"].to_numpy())
-    print(f"wrote {path} ({len(frame)} rows)")
+    result = mk.run_demo(args.out, model=args.model, epochs=args.epochs, seed=args.seed,
+                         log=lambda line: print(line, flush=True))
+    _print_metrics(result["run"])
+    scores = result["scores"]
+    print(f"wrote {result['submission']} ({scores['rows']} rows)")
     print(f"demo test accuracy {scores['accuracy']:.4f}  macro-F1 {scores['macro_f1']:.4f} "
           f"(speech from accents never used in training) -- DEMO DATA")
 
 
 def _run_models(args):
-    from mmdigits_keras.registry import create_model, list_models
-
-    names = list_models(args.pattern)
+    names = mk.list_models(args.pattern, modality=args.modality)
     if not names:
         raise ValueError(f"no registry model matches {args.pattern!r}")
+    print(f"{'name':16s} {'parameters':>12s}  {'modalities':12s} source")
     for name in names:
-        print(f"{name:16s} {create_model(name).count_params():>12,d} parameters")
+        info = mk.model_info(name)
+        print(f"{name:16s} {info.count_params():>12,d}  {'+'.join(info.modalities):12s} {info.source}")
 
 
 def _run_tune(args):
-    from mmdigits_keras.tuning import run_search
-
     space = {key: value for key, value in (("depth", args.depth), ("width", args.width), ("audio", args.audio),
                                            ("batch_size", args.batch_size)) if value}
-    result = run_search(args.data, out=args.out, tuner=args.tuner, max_trials=args.max_trials, epochs=args.epochs,
-                        objective=args.objective, seed=args.seed, space=space, overwrite=args.overwrite,
-                        distributed=args.distributed, oracle=args.oracle, tuner_id=args.tuner_id,
-                        oracle_timeout=args.oracle_timeout)
+    result = mk.run_search(args.data, out=args.out, model=args.model, recipe=args.recipe, tuner=args.tuner,
+                           max_trials=args.max_trials, epochs=args.epochs, export_epochs=args.export_epochs,
+                           objective=args.objective, seed=args.seed, space=space, overwrite=args.overwrite,
+                           distributed=args.distributed, oracle=args.oracle, tuner_id=args.tuner_id,
+                           oracle_timeout=args.oracle_timeout)
     if result["role"] == "worker":
         print("worker finished: the chief reports no more trials")
         return 0
@@ -269,14 +266,10 @@ def _run_tune(args):
 
 
 def _run_data(args):
-    from mmdigits_keras.builder import build_dataset
-
     speakers = [s.strip() for s in args.test_speakers.split(",") if s.strip()] if args.test_speakers else None
-    out = build_dataset(audio=args.audio, audio_format=args.audio_format, images=args.images, out=args.out,
-                        layout=args.layout, test_speakers=speakers, test_fraction=args.test_fraction,
-                        seed=args.seed, features=args.features, overwrite=args.overwrite)
-    import json
-
+    out = mk.build_dataset(audio=args.audio, audio_format=args.audio_format, images=args.images, out=args.out,
+                           layout=args.layout, test_speakers=speakers, test_fraction=args.test_fraction,
+                           seed=args.seed, features=args.features, overwrite=args.overwrite)
     manifest = json.loads((out / "manifest.json").read_text())
     print(f"wrote {out} ({args.layout} layout): {manifest['train']['rows']} training rows "
           f"(speakers {', '.join(manifest['train']['speakers'])}), {manifest['test']['rows']} test rows "
@@ -285,56 +278,41 @@ def _run_data(args):
 
 
 def _run_evaluate(args):
-    from pathlib import Path
-
-    from mmdigits_keras.evaluation import compare, evaluate
-
     results = {}
     for run in args.model:
-        result = evaluate(run, args.data, split=args.split)
+        result = mk.evaluate(run, args.data, split=args.split)
         results[Path(run).name] = result
         m = result["metrics"]
         print(f"{run}: {args.split} accuracy {m['accuracy']:.4f}  macro-F1 {m['macro_f1']:.4f}  "
               f"({m['rows']} rows) -> {result['dir']}")
     if len(results) > 1:
         out = Path(args.out) if args.out else Path(args.model[0]).parent / "comparison"
-        written = compare(results, out)
+        written = mk.compare(results, out)
         print(f"comparison: {written['table_md']}, {written['overlap_csv']}")
 
 
 def _run_report(args):
-    from mmdigits_keras.report import write_report
-
-    print(f"wrote {write_report(args.runs, args.data, args.out, split=args.split)}")
+    print(f"wrote {mk.write_report(args.runs, args.data, args.out, split=args.split)}")
 
 
 def _run_retrieval(args):
-    from pathlib import Path
-
     if args.action == "train":
-        import json
-
-        from mmdigits_keras.retrieval import train_retrieval
-
-        run = train_retrieval(args.data, out=args.out, loss=args.loss, margin=args.margin,
-                              temperature=args.temperature, embedding_dim=args.embedding_dim, model=args.model,
-                              init=args.init, epochs=args.epochs, batch_size=args.batch_size,
-                              learning_rate=args.learning_rate, val_fraction=args.val_fraction, seed=args.seed,
-                              patience=args.patience, overwrite=args.overwrite)
+        run = mk.train_retrieval(args.data, out=args.out, loss=args.loss, margin=args.margin,
+                                 temperature=args.temperature, embedding_dim=args.embedding_dim, model=args.model,
+                                 init=args.init, epochs=args.epochs, batch_size=args.batch_size,
+                                 learning_rate=args.learning_rate, val_fraction=args.val_fraction, seed=args.seed,
+                                 patience=args.patience, overwrite=args.overwrite)
         m = json.loads((run / "metrics.json").read_text())
         print(f"run: {run}")
         print(f"validation annotation accuracy {m['val_annotation_accuracy']:.4f}  retrieval accuracy "
               f"{m['val_retrieval_accuracy']:.4f}  ({m['validation_rows']} rows, {m['epochs']} epochs, "
               f"{m['seconds']:.0f} s)")
     elif args.action == "evaluate":
-        from mmdigits_keras.data import load_dataset
-        from mmdigits_keras.retrieval_eval import evaluate_retrieval
-
         splits = [args.split] if args.split != "both" else ["validation"] + (
-            ["test"] if args.test_labels or load_dataset(args.data, "test").labels is not None else [])
+            ["test"] if args.test_labels or mk.load_dataset(args.data, "test").labels is not None else [])
         for split in splits:
-            result = evaluate_retrieval(args.model, args.data, split=split, test_labels=args.test_labels,
-                                        trials_per_class=args.trials, seed=args.seed)
+            result = mk.evaluate_retrieval(args.model, args.data, split=split, test_labels=args.test_labels,
+                                           trials_per_class=args.trials, seed=args.seed)
             m = result["metrics"]
             print(f"{split} ({m['rows']} rows, {m['trials_per_class']} trials per class): annotation "
                   f"{m['annotation_accuracy']:.4f}  retrieval {m['retrieval_accuracy']:.4f}  "
@@ -344,12 +322,10 @@ def _run_retrieval(args):
         if args.split == "both" and len(splits) == 1:
             print("test rows not evaluated: the folder has no test labels (pass --test-labels)")
     else:
-        from mmdigits_keras.retrieval_eval import query
-
         name = f"image_{args.image_index}" if args.wav is None else Path(args.wav).stem
         out = args.out or Path(args.model) / "queries" / f"{args.split}_{name}.png"
-        result = query(args.model, args.data, out=out, image_index=args.image_index, wav=args.wav, k=args.k,
-                       split=args.split, audio_stats=args.audio_stats, labels=args.labels)
+        result = mk.query(args.model, args.data, out=out, image_index=args.image_index, wav=args.wav, k=args.k,
+                          split=args.split, audio_stats=args.audio_stats, labels=args.labels)
         labels = "" if result["labels"] is None else f", digits {result['labels'].tolist()}"
         print(f"top {args.k}: rows {result['rows'].tolist()}{labels}, cosine "
               f"{[round(float(s), 3) for s in result['scores']]} -> {result['path']}")

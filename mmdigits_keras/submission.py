@@ -1,4 +1,5 @@
-"""Kaggle submissions: predict the test split and write ``row_id,label`` CSVs safely."""
+"""Kaggle submissions: predict the test split and write ``row_id,label`` CSVs safely (above the
+training layer: it loads run directories)."""
 
 from __future__ import annotations
 
@@ -7,25 +8,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mmdigits_keras.data import NUM_CLASSES, load_dataset
-from mmdigits_keras.io_utils import atomic_write
+from mmdigits_keras.data.constants import NUM_CLASSES
+from mmdigits_keras.data.layouts import load_dataset
+from mmdigits_keras.training import load_trained_model, predict_labels
+from mmdigits_keras.utils.files import atomic_write
 
 SUBMISSION_COLUMNS = ["row_id", "label"]
-
-
-def predict_labels(model, dataset, *, batch_size=512):
-    """Predicted classes of a model for every row of a dataset.
-
-    Args:
-        model: A `keras.Model` taking ``{"image", "audio"}`` (e.g. from `load_trained_model`).
-        dataset: A `MultimodalDataset`.
-        batch_size: Rows per prediction batch.
-
-    Returns:
-        int64 array (N,) of classes 0..9, in the dataset's row order.
-    """
-    probabilities = model.predict(dataset.inputs(), batch_size=batch_size, verbose=0)
-    return np.argmax(probabilities, axis=1).astype(np.int64)
 
 
 def make_submission(labels):
@@ -114,8 +102,6 @@ def submit(model, data, out, *, force=False):
     Raises:
         ValueError: bad model or data files, or an existing `out` without `force`.
     """
-    from mmdigits_keras.training import load_trained_model
-
     out = Path(out)
     if out.exists() and not force:  # before the slow part
         raise ValueError(f"{out}: already exists; pass --force to overwrite it")

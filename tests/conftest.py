@@ -84,3 +84,22 @@ def kaggle_sample_test_labels(shared_data):
     """True labels of kaggle_sample's test rows: MNIST test images 4000..4999 (data README)."""
     with np.load(shared_data / "mnist_t10k_first5000.npz", allow_pickle=False) as data:
         return data["y"][4000:5000].astype(np.int64)
+
+
+def find_layer(model, name):
+    """A layer of a task model by name, looking inside its nested backbone too."""
+    from mmdigits_keras.models import get_backbone
+
+    if name in {layer.name for layer in model.layers}:
+        return model.get_layer(name)
+    return get_backbone(model).get_layer(name)
+
+
+def layer_names(model):
+    """The names of a model's layers and of its backbone's."""
+    import keras
+
+    names = []
+    for layer in model.layers:
+        names += layer_names(layer) if isinstance(layer, keras.Model) else [layer.name]
+    return names

@@ -8,6 +8,8 @@ import pandas as pd
 import pytest
 
 from mmdigits_keras.cli import main
+from mmdigits_keras.data import load_kaggle
+from mmdigits_keras.training import load_trained_model
 
 
 def test_models_lists_registry_with_parameter_counts(capsys):
@@ -60,9 +62,6 @@ def test_train_and_submit(tiny_kaggle, tmp_path, capsys):
 
 
 def test_demo_runs_end_to_end_says_demo_and_is_deterministic(tmp_path, capsys):
-    from mmdigits_keras.data import load_kaggle
-    from mmdigits_keras.training import load_trained_model
-
     predictions = []
     for name in ("a", "b"):
         out = tmp_path / name

@@ -1,0 +1,45 @@
+"""The data layer: layouts and validation, speech features, wav and image sources, data-set
+building, the embedded demo data and eSpeak NG synthesis.
+
+Public names load on first use (PEP 562), so ``mmdigits_keras.data.constants`` -- what the
+models need -- does not pull in pandas or the audio stack.
+"""
+
+import importlib
+
+_EXPORTS = {
+    "MultimodalDataset": "layouts",
+    "load_kaggle": "layouts",
+    "load_khacef": "layouts",
+    "load_dataset": "layouts",
+    "detect_layout": "layouts",
+    "read_label_csv": "layouts",
+    "train_val_split": "layouts",
+    "fit_audio_statistics": "features",
+    "mfcc_507": "features",
+    "speech_features": "features",
+    "build_dataset": "build",
+    "pair_by_digit": "build",
+    "read_wav": "sources",
+    "load_image_pools": "sources",
+    "build_demo_data": "demo",
+    "IMAGE_SHAPE": "constants",
+    "NUM_CLASSES": "constants",
+    "NUM_FEATURES": "constants",
+    "NUM_FRAMES": "constants",
+    "AUDIO_WIDTHS": "constants",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(list(globals()) + __all__)

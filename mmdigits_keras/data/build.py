@@ -1,0 +1,205 @@
+"""Build a multimodal data set from wav recordings and MNIST images (`mmdigits data build`).
+
+Recordings (FSDD, AudioMNIST or Speech Commands folders) become `mfcc_507` (or log-mel)
+features; each image is paired with a random utterance of the same digit (the Khacef rule);
+the result is written in the Kaggle or Khacef layout with a ``manifest.json`` that lists the
+source files, speakers, counts and feature settings. Optionally speaker-disjoint.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from mmdigits_keras.data.constants import FEATURE_KINDS, NUM_CLASSES, NUM_FRAMES
+from mmdigits_keras.data.features import HOP_SECONDS, SAMPLE_RATE, WINDOW_SECONDS, speech_features
+from mmdigits_keras.data.sources import find_recordings, load_image_pools, read_wav
+from mmdigits_keras.utils.files import publish_directory, staging_directory, write_json
+
+LAYOUTS = ("kaggle", "khacef")
+
+
+def _stratified_split(labels, test_fraction, seed):
+    from sklearn.model_selection import train_test_split
+
+    rows = np.arange(len(labels))
+    train_rows, test_rows = train_test_split(rows, test_size=test_fraction, random_state=seed, stratify=labels)
+    return np.sort(train_rows), np.sort(test_rows)
+
+
+def pair_by_digit(image_labels, audio_digits, rng, split):
+    """Khacef rule: each image gets a random utterance of the same digit (with replacement).
+
+    Args:
+        image_labels: int (N,) digits of the images.
+        audio_digits: int (U,) digits of the candidate utterances.
+        rng: A `numpy.random.Generator`.
+        split: Name of the part, for the error message.
+
+    Returns:
+        int64 (N,) indices into the utterances.
+
+    Raises:
+        ValueError: a digit of the images has no utterance.
+    """
+    chosen = np.empty(len(image_labels), dtype=np.int64)
+    for digit in range(NUM_CLASSES):
+        rows = np.flatnonzero(image_labels == digit)
+        if rows.size == 0:
+            continue
+        candidates = np.flatnonzero(audio_digits == digit)
+        if candidates.size == 0:
+            raise ValueError(f"digit {digit} has no recordings in the {split} part; "
+                             f"a data set without it would be silently smaller")
+        chosen[rows] = rng.choice(candidates, size=rows.size, replace=True)
+    return chosen
+
+
+def build_dataset(
+    *,
+    audio,
+    audio_format,
+    images,
+    out,
+    layout="kaggle",
+    test_speakers=None,
+    test_fraction=0.2,
+    seed=0,
+    features="mfcc",
+    overwrite=False,
+    verbose=1,
+):
+    """Builds a paired image + speech data set from recordings and images.
+
+    Args:
+        audio: Recordings folder.
+        audio_format: ``"fsdd"``, ``"audiomnist"`` or ``"speechcommands"`` (file naming).
+        images: Image source (see `load_image_pools`).
+        out: Output folder (written aside, then renamed into place).
+        layout: ``"kaggle"`` (plus ``y_test.csv``) or ``"khacef"``.
+        test_speakers: Speakers whose recordings form the test part (speaker-disjoint); by
+            default recordings are split at random, stratified by digit.
+        test_fraction: Test share of recordings (without `test_speakers`) and of images (when
+            the image source is a single pool), in (0, 1).
+        seed: Seed of the splits and the pairing.
+        features: ``"mfcc"`` (39 x 13 = 507, the default, DESIGN.md) or ``"logmel"``
+            (39 x 40 = 1560).
+        overwrite: Replace an existing `out`.
+        verbose: 1 shows a progress bar and prints skipped files.
+
+    Returns:
+        The output folder as a `Path`.
+
+    Raises:
+        ValueError: bad arguments, a missing folder or image source, an unknown test
+            speaker, a digit without recordings in a part, an existing `out` without
+            `overwrite`. Corrupt, empty or unparseable recordings are skipped, printed and
+            listed in the manifest.
+    """
+    if layout not in LAYOUTS:
+        raise ValueError(f"`layout` must be one of {list(LAYOUTS)}. Received: layout={layout!r}")
+    if features not in FEATURE_KINDS:
+        raise ValueError(f"`features` must be one of {list(FEATURE_KINDS)}. Received: features={features!r}")
+    if not 0 < test_fraction < 1:
+        raise ValueError(f"`test_fraction` must be in (0, 1). Received: test_fraction={test_fraction!r}")
+    out = Path(out)
+    if out.exists() and not overwrite and not (out.is_dir() and not any(out.iterdir())):
+        raise ValueError(f"{out}: already exists; pass --overwrite to replace it")
+    audio = Path(audio)
+    recordings, skipped = find_recordings(audio, audio_format)
+    pools, image_description = load_image_pools(images)
+
+    import keras
+
+    progress = keras.utils.Progbar(len(recordings), unit_name="recording") if verbose else None
+    rows, kept = [], []
+    for i, record in enumerate(recordings):
+        try:
+            wave, rate = read_wav(record["path"])
+            rows.append(speech_features(wave, rate, features).reshape(-1))
+            kept.append(record)
+        except ValueError as error:
+            skipped.append({"file": str(record["path"].relative_to(audio)), "reason": str(error)})
+        if progress is not None:
+            progress.update(i + 1)
+    if verbose:
+        for item in skipped:
+            print(f"skipped {item['file']}: {item['reason']}")
+    if not kept:
+        raise ValueError(f"{audio}: none of the recordings could be read")
+    feats = np.stack(rows).astype(np.float64)
+    digits = np.array([r["digit"] for r in kept])
+    speakers = np.array([r["speaker"] for r in kept])
+
+    if test_speakers:
+        test_speakers = sorted(set(test_speakers))
+        unknown = [s for s in test_speakers if s not in set(speakers)]
+        if unknown:
+            raise ValueError(f"--test-speakers {unknown} not among the speakers {sorted(set(speakers))}")
+        is_test = np.isin(speakers, test_speakers)
+        if is_test.all():
+            raise ValueError("--test-speakers leaves no speaker for training")
+        audio_rows = {"train": np.flatnonzero(~is_test), "test": np.flatnonzero(is_test)}
+    else:
+        train_rows, test_rows = _stratified_split(digits, test_fraction, seed)
+        audio_rows = {"train": train_rows, "test": test_rows}
+
+    if "all" in pools:
+        pixels, labels = pools["all"]
+        train_rows, test_rows = _stratified_split(labels, test_fraction, seed)
+        pools = {"train": (pixels[train_rows], labels[train_rows]), "test": (pixels[test_rows], labels[test_rows])}
+    if set(pools) != {"train", "test"}:
+        raise ValueError(f"{images}: needs both training and test images (found {sorted(pools)})")
+
+    rng = np.random.default_rng(seed)
+    parts = {}
+    for split in ("train", "test"):
+        pixels, labels = pools[split]
+        chosen = audio_rows[split][pair_by_digit(labels, digits[audio_rows[split]], rng, split)]
+        parts[split] = {"pixels": pixels, "labels": labels, "audio": feats[chosen], "recordings": chosen}
+    mean = parts["train"]["audio"].mean(axis=0)
+    std = parts["train"]["audio"].std(axis=0) + 1e-8
+    for part in parts.values():
+        part["audio"] = ((part["audio"] - mean) / std).astype(np.float32)
+
+    staging = staging_directory(out)
+    _write_layout(staging, layout, parts)
+    relative = [str(r["path"].relative_to(audio)) for r in kept]
+    write_json(staging / "manifest.json", {
+        "layout": layout,
+        "seed": seed,
+        "audio": {"source": str(audio.resolve()), "format": audio_format, "recordings": len(kept),
+                  "skipped": skipped},
+        "images": {"source": image_description},
+        "features": {"kind": features, "frames": NUM_FRAMES, "values_per_frame": FEATURE_KINDS[features],
+                     "window_seconds": WINDOW_SECONDS, "hop_seconds": HOP_SECONDS, "sample_rate": SAMPLE_RATE,
+                     "standardized": "per column with the training rows' mean and std (below)",
+                     "mean": mean.tolist(), "std": std.tolist()},
+        "pairing": "each image gets a random utterance of the same digit from its part (Khacef rule)",
+        "split": {"test_speakers": test_speakers or None,
+                  "test_fraction": None if test_speakers else test_fraction},
+        **{split: {
+            "rows": int(len(part["labels"])),
+            "rows_per_digit": np.bincount(part["labels"], minlength=NUM_CLASSES).tolist(),
+            "speakers": sorted(set(speakers[audio_rows[split]].tolist())),
+            "recordings_per_digit": np.bincount(digits[audio_rows[split]], minlength=NUM_CLASSES).tolist(),
+            "source_files": [relative[i] for i in audio_rows[split]],
+            "row_recordings": [relative[i] for i in part["recordings"]],
+        } for split, part in parts.items()},
+    })
+    return publish_directory(staging, out, overwrite=overwrite)
+
+
+def _write_layout(directory, layout, parts):
+    for split, part in parts.items():
+        if layout == "kaggle":
+            np.save(directory / f"x_{split}_wr.npy", part["pixels"].astype(np.float32))
+            np.save(directory / f"x_{split}_sp.npy", part["audio"])
+            pd.DataFrame({"row_id": np.arange(len(part["labels"])), "label": part["labels"]}).to_csv(
+                directory / f"y_{split}.csv", index=False)
+        else:
+            np.save(directory / f"data_wr_{split}.npy", (part["pixels"] / 255.0).astype(np.float32))
+            np.save(directory / f"data_sp_{split}.npy", part["audio"])
+            np.save(directory / f"labels_{split}.npy", part["labels"].astype(np.int64))

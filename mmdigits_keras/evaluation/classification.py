@@ -1,0 +1,173 @@
+"""Evaluation and analysis of trained runs: the papers' pictures for your own models.
+
+Seed 001 judges models by accuracy and macro-F1 and by which samples each model gets wrong
+(its Venn diagram of error indices and a gallery of ambiguous digits). Metrics are
+scikit-learn's; plots are matplotlib's (Venn diagrams: matplotlib-venn).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib_venn import venn2, venn3
+from sklearn.metrics import ConfusionMatrixDisplay, confusion_matrix, precision_recall_fscore_support
+
+from mmdigits_keras.data.constants import NUM_CLASSES
+from mmdigits_keras.data.layouts import load_dataset, train_val_split
+from mmdigits_keras.training import classification_metrics, load_trained_model, predict_labels
+from mmdigits_keras.training.rundir import read_run_config
+from mmdigits_keras.utils.checks import check_choice
+from mmdigits_keras.utils.files import atomic_write, write_json
+from mmdigits_keras.utils.plotting import pyplot, save_figure
+
+SPLITS = ("validation", "test")
+
+
+def evaluation_rows(run, data, split):
+    """The labelled rows a run is judged on.
+
+    ``validation``: the run's own validation rows (its split is rebuilt from ``config.json``:
+    `val_fraction` and `seed` on the folder's training files). ``test``: the folder's test
+    files, which need labels (``y_test.csv`` as `mmdigits data build` writes, or Khacef's).
+
+    Raises:
+        ValueError: an unknown split, or a test split without labels.
+    """
+    check_choice("split", split, SPLITS)
+    if split == "test":
+        dataset = load_dataset(data, "test")
+        if dataset.labels is None:
+            raise ValueError(f"{data}: the test files have no labels (no y_test.csv); use --split validation")
+        return dataset
+    config = read_run_config(run)  # a ValueError names a folder that is not a run
+    training = config["training"]
+    return train_val_split(load_dataset(data, "train"), val_fraction=training["val_fraction"], seed=training["seed"])[1]
+
+
+def classification_summary(labels, predicted):
+    """Accuracy, macro-F1, per-class precision/recall/F1/support and the confusion matrix.
+
+    Args:
+        labels: int (N,) true classes 0..9.
+        predicted: int (N,) predicted classes.
+
+    Returns:
+        (metrics dict, per-class DataFrame indexed by class, confusion matrix (10, 10) int array
+        with true classes as rows).
+    """
+    classes = list(range(NUM_CLASSES))
+    precision, recall, f1, support = precision_recall_fscore_support(labels, predicted, labels=classes,
+                                                                     zero_division=0)
+    per_class = pd.DataFrame({"precision": precision, "recall": recall, "f1": f1, "support": support},
+                             index=pd.Index(classes, name="class"))
+    return classification_metrics(labels, predicted), per_class, confusion_matrix(labels, predicted, labels=classes)
+
+
+def evaluate(run, data, *, split="validation"):
+    """Evaluates one run and writes ``RUN/eval/<split>/``.
+
+    Files: ``metrics.json`` (accuracy, macro-F1, rows), ``per_class.csv``, ``confusion.csv``,
+    ``confusion.png``, ``predictions.csv`` (row id, label, prediction, correct).
+
+    Returns:
+        dict with ``metrics``, ``predicted`` (N,), ``labels`` (N,), ``dataset`` and ``dir``.
+    """
+    dataset = evaluation_rows(run, data, split)
+    predicted = predict_labels(load_trained_model(run), dataset)
+    metrics, per_class, confusion = classification_summary(dataset.labels, predicted)
+    out = Path(run) / "eval" / split
+    write_json(out / "metrics.json", {**metrics, "split": split, "data": dataset.source})
+    atomic_write(out / "per_class.csv", lambda tmp: per_class.to_csv(tmp))
+    atomic_write(out / "confusion.csv", lambda tmp: pd.DataFrame(confusion).rename_axis("true").to_csv(tmp))
+    atomic_write(out / "predictions.csv", lambda tmp: pd.DataFrame(
+        {"row_id": dataset.ids, "label": dataset.labels, "predicted": predicted,
+         "correct": predicted == dataset.labels}).to_csv(tmp, index=False))
+    fig, ax = pyplot().subplots(figsize=(5.5, 5))
+    ConfusionMatrixDisplay(confusion, display_labels=list(range(NUM_CLASSES))).plot(ax=ax, colorbar=False)
+    ax.set_title(f"{Path(run).name}: {split} accuracy {metrics['accuracy']:.4f}")
+    save_figure(fig, out / "confusion.png")
+    return {"metrics": metrics, "predicted": predicted, "labels": dataset.labels, "dataset": dataset, "dir": out}
+
+
+def error_overlap(wrong):
+    """Counts of wrongly predicted rows shared between models (the data of a Venn diagram).
+
+    Args:
+        wrong: dict name -> set of row indices the model gets wrong.
+
+    Returns:
+        DataFrame with one row per non-empty combination of models: ``models`` (joined by
+        " & "), ``rows`` (wrong for exactly those models, right for the others).
+    """
+    names = list(wrong)
+    every = set().union(*wrong.values()) if wrong else set()
+    counts = {}
+    for row in every:
+        key = tuple(name for name in names if row in wrong[name])
+        counts[key] = counts.get(key, 0) + 1
+    ordered = sorted(counts.items(), key=lambda kv: (len(kv[0]), kv[0]))
+    records = [{"models": " & ".join(key), "rows": n} for key, n in ordered]
+    return pd.DataFrame(records, columns=["models", "rows"])
+
+
+def _venn(wrong, path):
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(5, 4))
+    sets, names = list(wrong.values()), list(wrong)
+    (venn2 if len(sets) == 2 else venn3)(sets, set_labels=names, ax=ax)
+    ax.set_title("rows each model gets wrong")
+    return save_figure(fig, path)
+
+
+def _gallery(dataset, predictions, image_only, fused, path, limit=12):
+    """Rows the image-only model gets wrong and the fused one right: digit, MFCC heat map."""
+    rows = np.flatnonzero((predictions[image_only] != dataset.labels) & (predictions[fused] == dataset.labels))[:limit]
+    plt = pyplot()
+    count = max(len(rows), 1)
+    fig, axes = plt.subplots(2, count, figsize=(1.8 * count, 4), squeeze=False)
+    for column, row in enumerate(rows):
+        axes[0, column].imshow(dataset.images[row, :, :, 0], cmap="gray")
+        width = dataset.audio.shape[1] // 39
+        axes[1, column].imshow(dataset.audio[row].reshape(39, width).T, aspect="auto", origin="lower", cmap="magma")
+        text = "\n".join(f"{name}: {predictions[name][row]}" for name in predictions)
+        axes[0, column].set_title(f"true {dataset.labels[row]}\n{text}", fontsize=7)
+    for ax in axes.ravel():
+        ax.axis("off")
+    if not len(rows):
+        axes[0, 0].text(0.5, 0.5, "no such rows", ha="center")
+    fig.suptitle(f"{image_only} wrong, {fused} right ({len(rows)} shown)", fontsize=9, y=1.08)
+    return save_figure(fig, path)
+
+
+def compare(results, out, *, image_only=None, fused=None):
+    """Compares evaluated runs: table (Markdown + CSV), error overlap (CSV + Venn), gallery.
+
+    Args:
+        results: dict run name -> the dict `evaluate` returned (same rows for every run).
+        out: Folder for ``comparison.md``, ``comparison.csv``, ``error_overlap.csv``,
+            ``venn.png`` (2-3 runs) and ``gallery.png`` (when `image_only` and `fused` given).
+        image_only, fused: Run names for the gallery.
+
+    Returns:
+        dict of written paths by kind.
+    """
+    out = Path(out)
+    table = pd.DataFrame([{"run": name, **r["metrics"]} for name, r in results.items()])
+    written = {"table_csv": atomic_write(out / "comparison.csv", lambda tmp: table.to_csv(tmp, index=False))}
+    lines = ["| run | accuracy | macro-F1 | rows |", "|---|---|---|---|"]
+    lines += [f"| {r.run} | {r.accuracy:.4f} | {r.macro_f1:.4f} | {r.rows} |" for r in table.itertuples()]
+    written["table_md"] = atomic_write(out / "comparison.md", lambda tmp: Path(tmp).write_text("\n".join(lines) + "\n"))
+    wrong = {name: set(np.flatnonzero(r["predicted"] != r["labels"]).tolist()) for name, r in results.items()}
+    overlap = error_overlap(wrong)
+    written["overlap_csv"] = atomic_write(out / "error_overlap.csv", lambda tmp: overlap.to_csv(tmp, index=False))
+    if 2 <= len(wrong) <= 3:
+        written["venn"] = _venn(wrong, out / "venn.png")
+    if image_only in results and fused in results:
+        dataset = results[fused]["dataset"]
+        predictions = {name: r["predicted"] for name, r in results.items()}
+        written["gallery"] = _gallery(dataset, predictions, image_only, fused, out / "gallery.png")
+    return written
+
+

@@ -1,0 +1,122 @@
+"""Classification training: a registry model on a data folder -> a run directory, through the
+engine (`mmdigits_keras.training.engine`)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from mmdigits_keras.models import create_model, model_config, model_info
+from mmdigits_keras.training import engine
+from mmdigits_keras.training.metrics import classification_metrics, predict_labels
+from mmdigits_keras.training.recipes import get_recipe
+
+
+def recipe_for(recipe="default", *, batch_size=None):
+    """The `Recipe` named `recipe`, with its batch size replaced by `batch_size` when given.
+
+    Raises:
+        ValueError: an unknown recipe or a batch size that is not a positive integer.
+    """
+    plan = get_recipe(recipe) if isinstance(recipe, str) else recipe
+    if batch_size is None:
+        return plan
+    engine.check_positive("batch_size", batch_size)
+    return dataclasses.replace(plan, batch_size=int(batch_size))
+
+
+def model_arguments(model, prepared, recipe, model_kwargs=None):
+    """The builder arguments a run of registry model `model` uses on `prepared` data with
+    `recipe`: `model_kwargs`, the speech feature width, and the recipe's per-utterance
+    normalization for the families it names (statistics not included)."""
+    kwargs = dict(model_kwargs or {})
+    kwargs.setdefault("audio_features", prepared.audio_features)
+    if model_info(model).family in recipe.utterance_normalization:
+        kwargs.setdefault("utterance_normalization", True)
+    return kwargs
+
+
+def build_classifier(model, prepared, recipe, **model_kwargs):
+    """The registry classifier `model` for `prepared` data: `model_arguments` plus the speech
+    standardization fitted on its training rows (part of the saved model)."""
+    kwargs = model_arguments(model, prepared, recipe, model_kwargs)
+    return create_model(model, audio_mean=prepared.audio_mean, audio_variance=prepared.audio_variance, **kwargs)
+
+
+def validate_classifier(model, validation):
+    """``val_accuracy`` and ``val_macro_f1`` of a classifier on the validation rows."""
+    scores = classification_metrics(validation.labels, predict_labels(model, validation))
+    return {"val_accuracy": scores["accuracy"], "val_macro_f1": scores["macro_f1"]}
+
+
+def classification_task(model, recipe, model_kwargs=None):
+    """The engine `Task` that trains registry classifier `model` (see `engine.Task`)."""
+    def build(prepared):
+        net = build_classifier(model, prepared, recipe, **(model_kwargs or {}))
+        return net, net
+
+    def config(prepared):
+        used = model_arguments(model, prepared, recipe, model_kwargs)
+        return {"model": model, "builder": model_info(model).builder.__name__,
+                "model_kwargs": {**model_config(model), **used}}
+
+    return engine.Task(name="classification", build=build, validate=validate_classifier, config=config)
+
+
+def train(
+    data,
+    *,
+    out,
+    model="model2",
+    epochs=30,
+    batch_size=None,
+    learning_rate=1e-3,
+    recipe="default",
+    val_fraction=0.2,
+    seed=0,
+    patience=10,
+    overwrite=False,
+    model_kwargs=None,
+    extra_config=None,
+    verbose="auto",
+):
+    """Trains a registry classifier and writes a run directory.
+
+    The recipe sets optimizer, loss, batch size and augmentation; on the validation split,
+    EarlyStopping on ``val_loss`` (patience `patience`, best weights restored) and
+    ReduceLROnPlateau (factor 0.5 after `patience` // 2 epochs), as in seed 001's training
+    set-up. The speech standardization is fitted on the training rows only and built into the
+    saved model. Everything runs through `mmdigits_keras.training.engine.run`.
+
+    Args:
+        data: A data folder (Kaggle or Khacef layout; its ``train`` split is used) or a
+            labelled `MultimodalDataset`.
+        out: The run directory to write (must not exist unless `overwrite`).
+        model: A registry name (`list_models()`), e.g. ``"model2"``.
+        epochs: Maximum number of epochs (int > 0).
+        batch_size: Samples per gradient step (int > 0); default the recipe's (128 for
+            ``default``, 32 for ``plain``).
+        learning_rate: The optimizer's learning rate (> 0).
+        recipe: ``"default"`` (tf.data pipeline with speech augmentation, image jitter,
+            modality dropout, label smoothing, AdamW) or ``"plain"`` (Adam on numpy arrays,
+            no augmentation: seed 000's way). See `mmdigits_keras.training.recipes`.
+        val_fraction: Fraction of rows held out, stratified, for validation, in (0, 1).
+        seed: Seed of the split, the weight initialization and the shuffling (int).
+        patience: EarlyStopping patience in epochs (int > 0).
+        overwrite: Replace an existing `out`.
+        model_kwargs: Extra builder arguments (e.g. ``{"width": 0.5}``).
+        extra_config: Extra top-level entries for ``config.json`` (e.g. the tuning trial).
+        verbose: Keras `fit` verbosity (``"auto"``, 0, 1 or 2); 1 shows the progress bar.
+
+    Returns:
+        The run directory as a `Path`; its ``metrics.json`` has ``val_accuracy``,
+        ``val_macro_f1``, ``validation_rows``, ``epochs``, ``seconds``.
+
+    Raises:
+        ValueError: bad data (see `load_kaggle`), an unknown model or recipe, an argument the
+            model does not take, a bad argument value, or an existing `out` without `overwrite`.
+    """
+    model_info(model)  # fail on an unknown name before loading anything
+    plan = recipe_for(recipe, batch_size=batch_size)
+    return engine.run(data, classification_task(model, plan, model_kwargs), out=out, recipe=plan, epochs=epochs,
+                      learning_rate=learning_rate, val_fraction=val_fraction, seed=seed, patience=patience,
+                      overwrite=overwrite, extra_config=extra_config, verbose=verbose)

@@ -1,0 +1,209 @@
+"""The one training engine: data -> split -> statistics -> build -> compile with the recipe ->
+fit -> run directory.
+
+`train` (classification), `train_retrieval` and every tuning trial (and the export of a
+search's ``best/``) go through it, so one recipe means one way of training:
+
+- `prepare_data` loads a data folder, splits it (stratified, seeded) and fits the speech
+  statistics on the training rows only;
+- `compile_model` and `fit_model` apply a `Recipe` (optimizer, loss, batch size,
+  augmentation, early stopping) to any model;
+- `run` does the whole sequence for a `Task` and writes the run directory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from mmdigits_keras.data.constants import NUM_CLASSES
+from mmdigits_keras.data.features import fit_audio_statistics
+from mmdigits_keras.data.layouts import MultimodalDataset, load_dataset, train_val_split
+from mmdigits_keras.training.recipes import evaluation_dataset, make_loss, make_optimizer, training_dataset
+from mmdigits_keras.training.rundir import prepare_output, run_metadata, write_run
+from mmdigits_keras.utils.checks import check_positive
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class PreparedData:
+    """A data set split for training, with the speech statistics of its training rows.
+
+    Attributes:
+        train: The training `MultimodalDataset`.
+        validation: The validation `MultimodalDataset` (stratified, seeded).
+        source: Where the rows came from (text).
+        rows: Rows before the split.
+        fingerprint: SHA-256 of the whole labelled data (`MultimodalDataset.fingerprint`).
+        path: The data folder (absolute) or None for an in-memory data set.
+        audio_mean: float32 (columns,) mean of the training speech features.
+        audio_variance: float32 (columns,) variance of the training speech features.
+    """
+
+    train: MultimodalDataset
+    validation: MultimodalDataset
+    source: str
+    rows: int
+    fingerprint: str
+    path: str | None
+    audio_mean: np.ndarray
+    audio_variance: np.ndarray
+
+    @property
+    def audio_features(self):
+        """Speech values per row: 507 (MFCC) or 1560 (log-mel)."""
+        return int(self.train.audio.shape[1])
+
+
+def prepare_data(data, *, val_fraction=0.2, seed=0):
+    """Loads `data` (a folder's ``train`` split, or a labelled `MultimodalDataset`), splits it
+    and fits the speech statistics on the training part.
+
+    Returns:
+        A `PreparedData`.
+
+    Raises:
+        ValueError: bad files (see `load_kaggle`), no labels, or a bad `val_fraction`.
+    """
+    dataset = data if isinstance(data, MultimodalDataset) else load_dataset(data, "train")
+    source, rows, fingerprint = dataset.source, len(dataset), dataset.fingerprint()
+    train_part, val_part = train_val_split(dataset, val_fraction=val_fraction, seed=seed)
+    del dataset  # the split parts are copies: keep one copy of the data in memory, not two
+    missing = sorted(set(range(NUM_CLASSES)) - set(np.unique(train_part.labels).tolist()))
+    if missing:
+        print(f"warning: no training rows of class(es) {missing} in {source}; the model cannot "
+              f"learn to predict them", file=sys.stderr, flush=True)
+    mean, variance = fit_audio_statistics(train_part.audio)
+    path = None if isinstance(data, MultimodalDataset) else str(Path(data).resolve())
+    return PreparedData(train=train_part, validation=val_part, source=source, rows=rows, fingerprint=fingerprint,
+                        path=path, audio_mean=mean, audio_variance=variance)
+
+
+def seed_everything(seed):
+    """Seeds Python, NumPy and TensorFlow and makes TensorFlow's ops deterministic."""
+    keras.utils.set_random_seed(int(seed))
+    tf.config.experimental.enable_op_determinism()
+
+
+def compile_model(model, recipe, *, learning_rate, loss=None, metrics=("accuracy",)):
+    """Compiles `model` with the recipe's optimizer and (unless `loss` is given) its loss.
+
+    Returns:
+        The model.
+    """
+    model.compile(optimizer=make_optimizer(recipe, learning_rate=learning_rate),
+                  loss=make_loss(recipe) if loss is None else loss, metrics=list(metrics))
+    return model
+
+
+def fit_callbacks(*, patience=10):
+    """EarlyStopping on ``val_loss`` (best weights restored) and ReduceLROnPlateau (factor 0.5
+    after `patience` // 2 epochs), as in seed 001's training set-up."""
+    return [
+        keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True),
+        keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=max(1, patience // 2),
+                                          min_lr=1e-6),
+    ]
+
+
+def fit_model(model, prepared, recipe, *, epochs, seed=0, patience=10, callbacks=(), initial_epoch=0,
+              verbose="auto"):
+    """Fits a compiled `model` on `prepared` with `recipe`: the ``plain`` recipe feeds numpy
+    arrays (seed 000's way), every other recipe a `training_dataset` pipeline; validation on
+    the validation rows; `fit_callbacks` plus `callbacks`.
+
+    Returns:
+        The Keras `History`.
+    """
+    every = [*fit_callbacks(patience=patience), *callbacks]
+    train_part, val_part = prepared.train, prepared.validation
+    if not recipe.augment:  # the baseline as the papers ran it: numpy arrays into fit
+        return model.fit(train_part.inputs(), train_part.labels, validation_data=(val_part.inputs(), val_part.labels),
+                         epochs=int(epochs), initial_epoch=initial_epoch, batch_size=recipe.batch_size,
+                         shuffle=True, callbacks=every, verbose=verbose)
+    return model.fit(training_dataset(train_part, recipe, seed=seed),
+                     validation_data=evaluation_dataset(val_part, recipe), epochs=int(epochs),
+                     initial_epoch=initial_epoch, shuffle=False,  # tf.data shuffles
+                     callbacks=every, verbose=verbose)
+
+
+@dataclasses.dataclass(frozen=True)
+class Task:
+    """What a kind of training builds, optimizes and scores (classification, retrieval).
+
+    Attributes:
+        name: ``"classification"`` or ``"retrieval"``.
+        build: `PreparedData` -> (model to fit, model to save); they may share all layers.
+        validate: (saved model, validation `MultimodalDataset`) -> dict of ``val_*`` scores.
+        config: `PreparedData` -> the model entries of ``config.json`` (``model``, ``builder``,
+            ``model_kwargs``).
+        loss: A Keras loss, or None for the recipe's classification loss.
+        metrics: Keras metrics logged per epoch.
+    """
+
+    name: str
+    build: Callable
+    validate: Callable
+    config: dict
+    loss: object = None
+    metrics: tuple = ("accuracy",)
+
+
+def run(data, task, *, out, recipe, epochs, learning_rate, val_fraction=0.2, seed=0, patience=10,
+        overwrite=False, extra_config=None, verbose="auto"):
+    """Trains `task` on `data` with `recipe` and writes the run directory `out`.
+
+    Args:
+        data: A data folder (its ``train`` split) or a labelled `MultimodalDataset`.
+        task: The `Task`.
+        out: Run directory (must not exist unless `overwrite`).
+        recipe: The `Recipe` (its batch size is the one used).
+        epochs: Maximum epochs (int > 0); EarlyStopping may end sooner.
+        learning_rate: The optimizer's learning rate (> 0).
+        val_fraction: Stratified validation fraction in (0, 1).
+        seed: Seed of split, initialization, shuffling and augmentation.
+        patience: EarlyStopping patience (epochs, int > 0).
+        overwrite: Replace an existing `out`.
+        extra_config: More top-level ``config.json`` entries (e.g. the tuning trial).
+        verbose: Keras `fit` verbosity.
+
+    Returns:
+        The run directory as a `Path`.
+
+    Raises:
+        ValueError: bad data, a bad argument value, or an existing `out` without `overwrite`.
+    """
+    check_positive("epochs", epochs)
+    check_positive("batch_size", recipe.batch_size)
+    check_positive("patience", patience)
+    check_positive("learning_rate", learning_rate, float)
+    prepare_output(out, overwrite=overwrite)
+    prepared = prepare_data(data, val_fraction=val_fraction, seed=seed)
+    seed_everything(seed)
+    net, saved = task.build(prepared)
+    compile_model(net, recipe, learning_rate=learning_rate, loss=task.loss, metrics=task.metrics)
+    started = time.perf_counter()
+    history = fit_model(net, prepared, recipe, epochs=epochs, seed=seed, patience=patience, verbose=verbose)
+    seconds = time.perf_counter() - started
+    scores = task.validate(saved, prepared.validation)
+    model_entries = task.config(prepared)
+    config = {
+        "task": task.name,
+        **model_entries,
+        "training": {"epochs": int(epochs), "batch_size": int(recipe.batch_size),
+                     "learning_rate": float(learning_rate), "val_fraction": float(val_fraction), "seed": int(seed),
+                     "patience": int(patience), "recipe": dataclasses.asdict(recipe)},
+        **run_metadata(prepared),
+        **(extra_config or {}),
+    }
+    metrics = {**scores, "validation_rows": len(prepared.validation), "epochs": len(history.history["loss"]),
+               "seconds": round(seconds, 2), "data": prepared.source}
+    name = model_entries.get("model") or task.name
+    return write_run(out, saved, config=config, metrics=metrics, history=history, overwrite=overwrite,
+                     title=f"{name} on {Path(prepared.source.split(' ')[0]).name}")

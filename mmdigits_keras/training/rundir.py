@@ -1,0 +1,122 @@
+"""Run directories (DESIGN.md, "Run directory"): written atomically, read back safely.
+
+A run directory holds ``model.keras`` (preprocessing inside, so it predicts on raw loader
+output), ``config.json``, ``history.csv``, ``metrics.json`` and ``curves.png``. It is written
+in a temporary sibling folder and renamed into place, so a killed run never leaves a
+half-written run directory behind.
+"""
+
+from __future__ import annotations
+
+import platform
+from pathlib import Path
+
+import keras
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+
+from mmdigits_keras import __version__
+from mmdigits_keras.utils.files import publish_directory, read_json, remove_interrupted, staging_directory, write_json
+from mmdigits_keras.utils.plotting import pyplot, save_figure
+
+RUN_FILES = ("model.keras", "config.json", "history.csv", "metrics.json", "curves.png")
+# 2: models are backbone + head (mmdigits_keras 0.2). Runs without the key were written by 0.1.0.
+RUN_FORMAT = 2
+
+
+def check_output_free(out, *, overwrite):
+    """Raises ValueError when `out` already holds something and `overwrite` is False."""
+    out = Path(out)
+    if out.exists() and not overwrite and not (out.is_dir() and not any(out.iterdir())):
+        raise ValueError(f"{out}: already exists; pass --overwrite (overwrite=True) to replace it")
+
+
+def prepare_output(out, *, overwrite):
+    """Refuses an occupied `out` (see `check_output_free`) and removes what a killed earlier
+    run of `out` left behind, saying so."""
+    check_output_free(out, overwrite=overwrite)
+    interrupted = remove_interrupted(out)
+    if interrupted:
+        print(f"found an interrupted run of {out} ({', '.join(interrupted)}); removed it and starting cleanly",
+              flush=True)
+
+
+def run_metadata(prepared):
+    """The ``format``, ``data`` and ``versions`` entries of a run's ``config.json``."""
+    return {
+        "format": RUN_FORMAT,
+        "data": {
+            "source": prepared.source, "path": prepared.path, "fingerprint": prepared.fingerprint,
+            "rows": prepared.rows, "train_rows": len(prepared.train), "validation_rows": len(prepared.validation),
+        },
+        "versions": {"mmdigits_keras": __version__, "keras": keras.__version__, "tensorflow": tf.__version__,
+                     "python": platform.python_version()},
+    }
+
+
+def training_curves(history, path, *, title=""):
+    """Loss and (when logged) accuracy per epoch, training and validation, from a history
+    frame (columns ``epoch``, ``loss``, ``val_loss``, ...) -> PNG at `path`."""
+    plt = pyplot()
+    metrics = [m for m in ("loss", "accuracy") if m in history]  # retrieval runs log no accuracy
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 3.8), squeeze=False)
+    for ax, metric in zip(axes[0], metrics):
+        for column, style in ((metric, "-"), (f"val_{metric}", "--")):
+            if column in history:
+                ax.plot(history["epoch"], history[column], style, marker="o", label=column)
+        ax.set_xlabel("epoch")
+        ax.set_title(metric)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle(title)
+    return save_figure(fig, path)
+
+
+def write_run(out, model, *, config, metrics, history, title, overwrite):
+    """Writes a run directory atomically: ``model.keras``, ``config.json``, ``metrics.json``,
+    ``history.csv`` (one row per epoch of the Keras `History`) and ``curves.png``.
+
+    Returns:
+        The run directory as a `Path`.
+    """
+    frame = pd.DataFrame(history.history)
+    frame.insert(0, "epoch", np.arange(1, len(frame) + 1))
+    staging = staging_directory(out)
+    model.save(staging / "model.keras")
+    write_json(staging / "config.json", config)
+    write_json(staging / "metrics.json", metrics)
+    frame.to_csv(staging / "history.csv", index=False)
+    training_curves(frame, staging / "curves.png", title=title)
+    return publish_directory(staging, out, overwrite=overwrite)
+
+
+def read_run_config(run):
+    """The ``config.json`` of a run directory; a ValueError names a folder that is not a run."""
+    return read_json(Path(run) / "config.json")
+
+
+def load_trained_model(path):
+    """Loads ``model.keras`` from a run directory (or a `.keras` file) in Keras's safe mode.
+
+    Run directories of every version load (0.1.0's flat models too: they predict and submit;
+    what needs a backbone says how to retrain).
+
+    Args:
+        path: A run directory written by `train` / `train_retrieval`, or a `.keras` file.
+
+    Returns:
+        The `keras.Model`, including its audio standardization.
+
+    Raises:
+        ValueError: if the path or its ``model.keras`` is missing, or the file is not a
+            loadable Keras model (corrupt, or code such as a Lambda layer refused by safe mode).
+    """
+    path = Path(path)
+    file = path / "model.keras" if path.is_dir() else path
+    if not file.is_file():
+        raise ValueError(f"{file}: model file not found (expected a run directory with model.keras)")
+    try:
+        return keras.models.load_model(file, safe_mode=True)
+    except Exception as error:  # keras raises many types for a bad archive; one clear message
+        raise ValueError(f"{file}: cannot load the model ({type(error).__name__}: {error})") from None

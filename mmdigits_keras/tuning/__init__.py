@@ -1,0 +1,27 @@
+"""The tuning layer: keras-tuner searches over any registry model, every trial trained by the
+engine with the same recipe as `train` (`RegistryHyperModel`, `SearchTuner`, `run_search`)."""
+
+from mmdigits_keras.tuning.results import leaderboard, plot_scores
+from mmdigits_keras.tuning.search import (
+    PROJECT_NAME,
+    SEARCH_FILE,
+    TUNERS,
+    SearchTuner,
+    export_best,
+    make_oracle,
+    parse_oracle_address,
+    run_search,
+    wait_for_oracle,
+)
+from mmdigits_keras.tuning.space import (
+    DEFAULT_SPACE,
+    RegistryHyperModel,
+    check_space,
+    default_space,
+    model_hyperparameters,
+    training_hyperparameters,
+)
+
+__all__ = ["DEFAULT_SPACE", "PROJECT_NAME", "RegistryHyperModel", "SEARCH_FILE", "SearchTuner", "TUNERS",
+           "check_space", "default_space", "export_best", "leaderboard", "make_oracle", "model_hyperparameters",
+           "parse_oracle_address", "plot_scores", "run_search", "training_hyperparameters", "wait_for_oracle"]

@@ -1,0 +1,348 @@
+"""Hyperparameter search with keras-tuner (random, Hyperband, Bayesian) over any registry model.
+
+`run_search` runs a keras-tuner search in a folder it can resume, in one process or in
+keras-tuner's own chief/worker mode; every trial is trained by the engine with the same recipe
+as `train` (`RegistryHyperModel`), by default in a child process (`mmdigits_keras.tuning.trial`).
+When the search ends it writes a leaderboard, a plot, the best hyperparameters and ``best/``:
+the best configuration trained by `train` as `train` trains (a normal run directory).
+Only keras-tuner's public API is used: a `keras_tuner.Tuner` with an oracle from
+`keras_tuner.oracles`, `run_trial` overridden to return the trial's `History`.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import grpc
+import keras
+import keras_tuner
+import numpy as np
+
+from mmdigits_keras.models import model_info
+from mmdigits_keras.training import get_recipe, prepare_data, train
+from mmdigits_keras.tuning.results import OBJECTIVES, TRIAL_FILE, leaderboard, plot_scores
+from mmdigits_keras.tuning.space import RegistryHyperModel, check_space, model_hyperparameters, training_hyperparameters
+from mmdigits_keras.tuning.trial import train_trial
+from mmdigits_keras.utils.checks import check_choice
+from mmdigits_keras.utils.files import atomic_write, read_json, write_json
+
+TUNERS = ("random", "hyperband", "bayesian")
+PROJECT_NAME = "keras_tuner"
+PATIENCE = 10  # early stopping, as in `train`
+EXPORT_EPOCHS = 30  # `train`'s default: best/ is trained as `mmdigits train` trains
+SEARCH_FILE = "search.json"
+CHECKPOINT_FILE = "best_epoch.weights.h5"
+
+
+def make_oracle(kind, *, objective, max_trials, epochs, seed):
+    """A keras-tuner oracle: `RandomSearchOracle`, `HyperbandOracle` (``max_epochs`` = `epochs`,
+    factor 3) or `BayesianOptimizationOracle`; at most 3 failed trials in a row."""
+    common = dict(objective=objective, seed=seed, max_consecutive_failed_trials=3)
+    if kind == "hyperband":
+        return keras_tuner.oracles.HyperbandOracle(max_epochs=epochs, factor=3, hyperband_iterations=1, **common)
+    if kind == "bayesian":
+        return keras_tuner.oracles.BayesianOptimizationOracle(max_trials=max_trials, **common)
+    return keras_tuner.oracles.RandomSearchOracle(max_trials=max_trials, **common)
+
+
+class SearchTuner(keras_tuner.Tuner):
+    """A keras-tuner `Tuner` whose trials run through `train_trial` (the engine), in a child
+    process when `isolation` is given, each with a fresh Keras session and its own seed
+    (memory stays flat trial after trial, keras-tuner issue #395).
+
+    Args:
+        isolation: None (trials in this process) or the request entries a child needs to
+            rebuild the data and the hypermodel (data path, split, model, recipe, space, ...).
+        search_seed: The search's seed; trial t uses ``search_seed + t``.
+        trial_end_hook: Optional callable(trial) run after each trial (benchmarks).
+        **kwargs: `keras_tuner.Tuner` arguments (``oracle``, ``hypermodel``, ``directory``, ...).
+    """
+
+    def __init__(self, *, isolation=None, search_seed=0, trial_end_hook=None, **kwargs):
+        super().__init__(**kwargs)
+        self.isolation = isolation
+        self.search_seed = int(search_seed)
+        self.trial_end_hook = trial_end_hook
+
+    def checkpoint_path(self, trial_id):
+        """Where trial `trial_id` keeps its best epoch's weights (Hyperband continues from it)."""
+        return str(Path(self.get_trial_dir(trial_id)) / CHECKPOINT_FILE)
+
+    def run_trial(self, trial, *args, **kwargs):
+        """Trains one trial and returns its Keras `History` (keras-tuner takes the best epoch)."""
+        keras.backend.clear_session()
+        gc.collect()
+        values = dict(trial.hyperparameters.values)
+        trial_dir = Path(self.get_trial_dir(trial.trial_id))
+        request = {
+            **(self.isolation or {}), "values": values, "trial_seed": self.search_seed + int(trial.trial_id),
+            "epochs": int(values.get("tuner/epochs", kwargs.get("epochs", 1))),
+            "initial_epoch": int(values.get("tuner/initial_epoch", 0)),
+            "initial_weights": (self.checkpoint_path(values["tuner/trial_id"]) if "tuner/trial_id" in values
+                                else None),
+            "checkpoint": self.checkpoint_path(trial.trial_id),
+            "objective": self.oracle.objective.name, "direction": self.oracle.objective.direction,
+            "result": str(trial_dir / "child_result.json"), "verbose": kwargs.get("verbose", "auto"),
+        }
+        started = time.perf_counter()
+        if self.isolation is None:
+            history = train_trial(request, self.hypermodel)
+        else:
+            history = self._run_in_child(request, trial_dir)
+        seconds = time.perf_counter() - started
+        epochs = len(history.history.get("loss", []))
+        # Who ran the trial, and when: the leaderboard's tuner_id column, and a way to see
+        # that a resumed search did not run a finished trial again.
+        write_json(trial_dir / TRIAL_FILE, {
+            "tuner_id": self.tuner_id, "pid": os.getpid(), "finished_at": time.time(), "seconds": seconds,
+            "epochs": epochs, "history": {k: [float(v) for v in vs] for k, vs in history.history.items()}})
+        objective = self.oracle.objective.name
+        best = max(history.history.get(objective, [float("nan")]), key=lambda v: v if self.oracle.objective.direction
+                   == "max" else -v)
+        print(f"[{self.tuner_id}] trial {trial.trial_id}: {objective} {best:.4f} in {seconds:.1f} s", flush=True)
+        return history
+
+    def _run_in_child(self, request, trial_dir):
+        """Runs the trial through ``python -m mmdigits_keras.tuning.trial``; returns a History."""
+        request_path = trial_dir / "child_request.json"
+        write_json(request_path, request)
+        Path(request["result"]).unlink(missing_ok=True)
+        done = subprocess.run([sys.executable, "-m", "mmdigits_keras.tuning.trial", str(request_path)])
+        if done.returncode != 0:
+            raise keras_tuner.errors.FailedTrialError(
+                f"trial process exited with code {done.returncode} (its output is above)")
+        history = keras.callbacks.History()
+        history.history = read_json(request["result"])["history"]
+        return history
+
+    def on_trial_end(self, trial):
+        super().on_trial_end(trial)
+        if self.trial_end_hook is not None:
+            self.trial_end_hook(trial)
+
+
+def parse_oracle_address(address):
+    """``"HOST:PORT"`` -> (host, port); raises ValueError naming `--oracle` otherwise."""
+    host, _, port = str(address).rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"`--oracle` must be HOST:PORT, e.g. 127.0.0.1:8000. Received: {address!r}")
+    return host, int(port)
+
+
+def wait_for_oracle(host, port, *, timeout):
+    """Waits up to `timeout` seconds for the chief's oracle to answer; ValueError if it does not."""
+    channel = grpc.insecure_channel(f"{host}:{port}")
+    try:
+        grpc.channel_ready_future(channel).result(timeout=timeout)
+    except grpc.FutureTimeoutError:
+        raise ValueError(f"the oracle at {host}:{port} did not answer within {timeout:g} s; "
+                         f"start the chief first (tune.py --distributed chief --oracle {host}:{port})") from None
+    finally:
+        channel.close()
+
+
+def _search_record(*, model, recipe, kind, objective, epochs, seed, space, val_fraction, fingerprint):
+    return {"model": model, "recipe": recipe, "tuner": kind, "objective": objective, "epochs": int(epochs),
+            "seed": int(seed), "val_fraction": float(val_fraction), "space": space, "data_fingerprint": fingerprint}
+
+
+def _check_resume(out, record, *, overwrite):
+    """Refuses to continue a search in `out` that used other data, space or settings."""
+    path = out / SEARCH_FILE
+    if overwrite or not path.exists():
+        return False
+    previous = read_json(path)
+    differences = [k for k in record if previous.get(k) != record[k]]
+    if differences:
+        what = ", ".join("data (fingerprint)" if k == "data_fingerprint" else k for k in differences)
+        raise ValueError(f"{out}: holds a search with a different {what}; use another --out, "
+                         f"or --overwrite to start over")
+    return True
+
+
+def _clear_search(out):
+    for name in (PROJECT_NAME, "best"):
+        shutil.rmtree(out / name, ignore_errors=True)
+    for name in (SEARCH_FILE, "leaderboard.csv", "scores.png", "best_hyperparameters.json"):
+        (out / name).unlink(missing_ok=True)
+
+
+def export_best(data, out, best, *, model, recipe, epochs, seed, val_fraction, verbose):
+    """Trains the best configuration with `train` into ``out/best`` (a normal run directory), as
+    `mmdigits train` would: same recipe, split and seed, `epochs` epochs with early stopping.
+
+    Skipped when ``out/best`` already holds this trial's configuration (a resumed search that
+    had finished exporting). The run directory is written aside and renamed into place.
+
+    Returns:
+        (run directory, exported): exported is False when it was kept.
+    """
+    best_dir = out / "best"
+    values = best["values"]
+    if (best_dir / "config.json").is_file():
+        config = read_json(best_dir / "config.json")
+        if config.get("tuning", {}).get("trial_id") == best["trial_id"]:
+            return best_dir, False
+    run = train(data, out=best_dir, model=model, epochs=epochs, seed=seed, recipe=recipe, val_fraction=val_fraction,
+                model_kwargs=model_hyperparameters(values), overwrite=True, verbose=verbose,
+                extra_config={"tuning": {"trial_id": best["trial_id"], "score": best["score"],
+                                         "objective": best["objective"]}},
+                **training_hyperparameters(values))
+    return run, True
+
+
+def run_search(
+    data,
+    *,
+    out,
+    model="model2",
+    recipe="default",
+    tuner="random",
+    max_trials=10,
+    epochs=10,
+    export_epochs=EXPORT_EPOCHS,
+    objective="val_accuracy",
+    seed=0,
+    space=None,
+    val_fraction=0.2,
+    overwrite=False,
+    distributed=None,
+    oracle=None,
+    tuner_id=None,
+    oracle_timeout=60.0,
+    verbose="auto",
+    trial_end_hook=None,
+    isolate_trials=True,
+):
+    """Runs (or resumes) a keras-tuner search over a registry model and exports its results.
+
+    The keras-tuner project lives in ``out/keras_tuner``; rerunning the same command resumes
+    it (finished trials are kept, a trial cut off mid-way runs again). A search folder that
+    holds a search over other data (SHA-256 fingerprint), another model, recipe, space or
+    settings is refused unless `overwrite`. When the search ends (single process, or the
+    chief): ``out/leaderboard.csv``, ``out/scores.png``, ``out/best_hyperparameters.json`` and
+    ``out/best`` (the best configuration trained by `train`: a normal run directory).
+
+    Args:
+        data: A data folder (Kaggle or Khacef layout).
+        out: The search folder.
+        model: Registry model whose space is searched (``model1``..``model4`` and their LSTM
+            variants: depth, width, audio encoder, dropout; others: width, dropout; all:
+            learning rate and batch size).
+        recipe: Training recipe of every trial and of ``best/`` (``"default"``, as `train`).
+        tuner: ``"random"``, ``"hyperband"`` or ``"bayesian"``.
+        max_trials: Maximum number of trials (int > 0; also caps Hyperband's brackets).
+        epochs: Epochs per trial (Hyperband: its ``max_epochs``).
+        export_epochs: Maximum epochs of ``best/`` (default 30, `train`'s; early stopping).
+        objective: ``val_accuracy`` (default), ``val_loss``, ``accuracy`` or ``loss``.
+        seed: Seed of the oracle, the split and each trial's initialization.
+        space: Optional overrides of the model's space (see `RegistryHyperModel`).
+        val_fraction: Stratified validation fraction of the training files.
+        overwrite: Delete a previous search in `out` first.
+        distributed: None, ``"chief"`` or ``"worker"`` (keras-tuner's chief/worker mode).
+        oracle: ``"HOST:PORT"`` of the chief's oracle (required when `distributed`).
+        tuner_id: The worker's id (default ``worker-<pid>``; the chief is ``chief``).
+        oracle_timeout: Seconds a worker waits for the oracle to answer before giving up.
+        verbose: Keras `fit` verbosity.
+        trial_end_hook: Optional callable(trial) run after each trial (benchmarks).
+        isolate_trials: Run each trial in a child process (`mmdigits_keras.tuning.trial`), so
+            memory does not grow from trial to trial (TensorFlow keeps memory after each `fit`);
+            costs a few seconds of start-up per trial. False runs trials in this process.
+
+    Returns:
+        dict with ``leaderboard`` (DataFrame or None on a worker), ``best`` (run directory or
+        None), ``failed`` (number of failed trials), ``resumed`` (bool) and ``role``.
+
+    Raises:
+        ValueError: an unknown model, recipe, tuner or objective, ``max_trials`` or ``epochs``
+            < 1, bad data, a `out` holding another search, a bad or silent oracle address, or
+            no trial completed.
+    """
+    model_info(model)
+    get_recipe(recipe)
+    check_choice("tuner", tuner, TUNERS)
+    check_choice("objective", objective, OBJECTIVES)
+    for name, value in (("max_trials", max_trials), ("epochs", epochs), ("export_epochs", export_epochs)):
+        if not (isinstance(value, (int, np.integer)) and value >= 1):
+            raise ValueError(f"`{name}` must be an integer >= 1. Received: {name}={value!r}")
+    if distributed not in (None, "chief", "worker"):
+        raise ValueError(f"`distributed` must be 'chief' or 'worker'. Received: distributed={distributed!r}")
+    space = check_space(space, model=model)
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out}: is a file; --out must be a folder")
+    if distributed:
+        if oracle is None:
+            raise ValueError("`--oracle HOST:PORT` is required with --distributed")
+        host, port = parse_oracle_address(oracle)
+
+    prepared = prepare_data(data, val_fraction=val_fraction, seed=seed)
+    record = _search_record(model=model, recipe=recipe, kind=tuner, objective=objective, epochs=epochs, seed=seed,
+                            space=space, val_fraction=val_fraction, fingerprint=prepared.fingerprint)
+    is_worker = distributed == "worker"
+    resumed = False
+    if not is_worker:
+        resumed = _check_resume(out, record, overwrite=overwrite)
+        if overwrite:
+            _clear_search(out)
+        out.mkdir(parents=True, exist_ok=True)
+        write_json(out / SEARCH_FILE, record)
+    if distributed:
+        if is_worker:
+            wait_for_oracle(host, port, timeout=oracle_timeout)
+        os.environ["KERASTUNER_TUNER_ID"] = "chief" if distributed == "chief" else (tuner_id or f"worker-{os.getpid()}")
+        os.environ["KERASTUNER_ORACLE_IP"] = host
+        os.environ["KERASTUNER_ORACLE_PORT"] = str(port)
+
+    hypermodel = RegistryHyperModel(model, prepared=prepared, recipe=recipe, space=space, seed=seed, patience=PATIENCE)
+    objective_spec = keras_tuner.Objective(objective, direction=OBJECTIVES[objective])
+    isolation = None
+    if isolate_trials:
+        isolation = {"data": str(Path(data).resolve()), "seed": seed, "val_fraction": val_fraction, "model": model,
+                     "recipe": recipe, "space": space, "patience": PATIENCE}
+    search = SearchTuner(
+        oracle=make_oracle(tuner, objective=objective_spec, max_trials=max_trials, epochs=epochs, seed=seed),
+        hypermodel=hypermodel, directory=str(out), project_name=PROJECT_NAME, overwrite=False,
+        isolation=isolation, search_seed=seed, trial_end_hook=trial_end_hook)
+    if not is_worker:
+        # A resumed search may be extended or cut; Hyperband's oracle takes no max_trials argument.
+        search.oracle.max_trials = max_trials
+    search.search(epochs=epochs, verbose=verbose)
+
+    if is_worker:
+        return {"leaderboard": None, "best": None, "failed": 0, "resumed": resumed, "role": "worker"}
+    board = leaderboard(search, objective)
+    atomic_write(out / "leaderboard.csv", lambda tmp: board.to_csv(tmp, index=False))
+    plot_scores(board, out / "scores.png", objective=objective)
+    failed = board[board["status"] != "COMPLETED"]
+    completed = board[board["status"] == "COMPLETED"]
+    if completed.empty:
+        first = search.oracle.trials[failed["trial_id"].iloc[0]].message if len(failed) else ""
+        last_line = (first or "").strip().splitlines()[-1:] or ["no trial ran"]
+        raise ValueError(f"no trial completed ({len(failed)} failed); first failure: {last_line[0]}")
+    best_trial = search.oracle.get_best_trials(1)[0]
+    best = {"trial_id": best_trial.trial_id, "score": float(best_trial.score), "objective": objective,
+            "model": model, "recipe": recipe,
+            "values": {k: _plain(v) for k, v in best_trial.hyperparameters.values.items()}}
+    write_json(out / "best_hyperparameters.json", best)
+    del prepared, hypermodel, search
+    gc.collect()
+    best_dir, exported = export_best(data, out, best, model=model, recipe=recipe, epochs=export_epochs, seed=seed,
+                                     val_fraction=val_fraction, verbose=verbose)
+    print(("exported" if exported else "kept") + f" the best configuration (trial {best['trial_id']}, "
+          f"{objective} {best['score']:.4f}) as {best_dir}", flush=True)
+    if len(failed):
+        print(f"warning: {len(failed)} trial(s) did not complete; see the status column of "
+              f"{out / 'leaderboard.csv'}", file=sys.stderr)
+    return {"leaderboard": board, "best": best_dir, "failed": len(failed), "resumed": resumed,
+            "role": distributed or "single"}
+
+
+def _plain(value):
+    return value.item() if isinstance(value, np.generic) else value

@@ -1,0 +1,146 @@
+"""Search spaces over any registry model, as a keras-tuner `HyperModel` trained by the engine.
+
+Hyperparameters that shape the model carry the builder's argument names, so
+``create_model(model, **model_hyperparameters(best_hp.values))`` rebuilds the winner;
+``learning_rate`` and ``batch_size`` are training settings (`training_hyperparameters`).
+
+- seed 000's family (``model1``..``model4``, ``*_lstm``): ``depth`` (Model 1..4), ``width``,
+  ``audio`` (``conv1d`` / ``lstm``) with ``lstm_units`` inside a ``conditional_scope`` on
+  ``audio == "lstm"``, ``dropout``;
+- every other family: ``width`` and ``dropout``;
+- all: ``learning_rate`` (log-uniform) and ``batch_size``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import keras_tuner
+
+from mmdigits_keras.models import model_info
+from mmdigits_keras.training import build_classifier, compile_model, fit_model, get_recipe
+
+SEED000_SPACE = {
+    "depth": [1, 2, 3, 4],
+    "width": [0.5, 1.0, 2.0],
+    "audio": ["conv1d", "lstm"],
+    "lstm_units": [32, 64, 128],
+    "dropout": [0.0, 0.125, 0.25, 0.375, 0.5],
+    "learning_rate": [1e-4, 3e-3],  # log-uniform range
+    "batch_size": [32, 64, 128, 256],
+}
+FAMILY_SPACE = {key: SEED000_SPACE[key] for key in ("width", "dropout", "learning_rate", "batch_size")}
+DEFAULT_SPACE = SEED000_SPACE  # the default model, model2, is of seed 000's family
+MODEL_HYPERPARAMETERS = ("depth", "audio", "width", "dropout", "lstm_units")
+TRAINING_HYPERPARAMETERS = ("learning_rate", "batch_size")
+
+
+def default_space(model):
+    """The search space of registry model `model` (seed 000's family or the others')."""
+    return dict(SEED000_SPACE if model_info(model).family == "seed000" else FAMILY_SPACE)
+
+
+def model_hyperparameters(values):
+    """The builder arguments among hyperparameter values (inactive ones dropped)."""
+    return {k: values[k] for k in MODEL_HYPERPARAMETERS if values.get(k) is not None}
+
+
+def training_hyperparameters(values):
+    """The training settings (``learning_rate``, ``batch_size``) among hyperparameter values."""
+    return {k: values[k] for k in TRAINING_HYPERPARAMETERS if values.get(k) is not None}
+
+
+def check_space(space, *, model="model2"):
+    """Returns the complete search space of `model`: its `default_space` updated with `space`.
+
+    Raises:
+        ValueError: keys the model's space does not have, empty choice lists, or values the
+            builder would refuse.
+    """
+    base = default_space(model)
+    space = {**base, **(space or {})}
+    unknown = set(space) - set(base)
+    if unknown:
+        raise ValueError(f"unknown search-space keys {sorted(unknown)} for {model!r}; known: {sorted(base)}")
+    for key, values in space.items():
+        if not isinstance(values, (list, tuple)) or not values:
+            raise ValueError(f"search space `{key}` must be a non-empty list. Received: {values!r}")
+    if not set(space.get("depth", [1])) <= {1, 2, 3, 4}:
+        raise ValueError(f"search space `depth` must hold values in 1..4. Received: {space['depth']!r}")
+    if not set(space.get("audio", ["conv1d"])) <= {"conv1d", "lstm"}:
+        raise ValueError(f"search space `audio` must hold 'conv1d'/'lstm'. Received: {space['audio']!r}")
+    low, high = space["learning_rate"][0], space["learning_rate"][-1]
+    if not 0 < low <= high:
+        raise ValueError(f"search space `learning_rate` must be a range 0 < low <= high. "
+                         f"Received: {space['learning_rate']!r}")
+    return {k: list(v) for k, v in space.items()}
+
+
+class RegistryHyperModel(keras_tuner.HyperModel):
+    """A registry model's search space; every trial is built and trained by the engine with the
+    same recipe as `train` (`build_classifier`, `compile_model`, `fit_model`).
+
+    Args:
+        model: Registry name (`list_models()`); the space follows its family (module docstring).
+        prepared: The `PreparedData` the trials train on (split and speech statistics).
+        recipe: Recipe name (``"default"`` or ``"plain"``); the trial's ``batch_size``
+            replaces the recipe's.
+        space: Optional overrides of the model's space (lists of choices), e.g.
+            ``{"depth": [1, 2], "width": [0.5]}`` for a small search.
+        seed: Seed of each trial's data shuffling and augmentation.
+        patience: EarlyStopping patience (epochs), as in `train`.
+        name: The HyperModel name.
+
+    Raises:
+        ValueError: an unknown model or recipe, or a bad `space` (see `check_space`).
+
+    Reference:
+        Seed 000, Tables 1-4; seed 001, Table 3 and section 2.4 (its grid search).
+    """
+
+    def __init__(self, model="model2", *, prepared, recipe="default", space=None, seed=0, patience=10,
+                 name="registry", tunable=True):
+        super().__init__(name=name, tunable=tunable)
+        self.model = model
+        self.space = check_space(space, model=model)
+        self.recipe = get_recipe(recipe)
+        self.prepared = prepared
+        self.seed = seed
+        self.patience = patience
+
+    def declare(self, hp):
+        """Declares the hyperparameters in `hp`; returns (builder arguments, learning rate)."""
+        s = self.space
+        kwargs = {}
+        if "depth" in s:
+            kwargs["depth"] = hp.Choice("depth", s["depth"])
+        kwargs["width"] = hp.Choice("width", s["width"])
+        if "audio" in s:
+            kwargs["audio"] = hp.Choice("audio", s["audio"])
+            if "lstm" in s["audio"]:
+                with hp.conditional_scope("audio", ["lstm"]):
+                    units = hp.Choice("lstm_units", s["lstm_units"])
+                if kwargs["audio"] == "lstm":
+                    kwargs["lstm_units"] = units
+        kwargs["dropout"] = hp.Choice("dropout", s["dropout"])
+        low, high = s["learning_rate"][0], s["learning_rate"][-1]
+        learning_rate = (hp.Float("learning_rate", low, high, sampling="log") if high > low
+                         else hp.Fixed("learning_rate", low))
+        hp.Choice("batch_size", s["batch_size"])
+        return kwargs, learning_rate
+
+    def trial_recipe(self, hp):
+        """The recipe with the trial's batch size."""
+        return dataclasses.replace(self.recipe, batch_size=int(hp.get("batch_size")))
+
+    def build(self, hp):
+        """Declares the hyperparameters and returns the compiled classifier (engine recipe)."""
+        kwargs, learning_rate = self.declare(hp)
+        model = build_classifier(self.model, self.prepared, self.recipe, **kwargs)
+        return compile_model(model, self.trial_recipe(hp), learning_rate=learning_rate)
+
+    def fit(self, hp, model, *args, epochs=1, callbacks=(), initial_epoch=0, verbose="auto", seed=None, **kwargs):
+        """Trains `model` with `fit_model` on the prepared data; returns the Keras `History`."""
+        return fit_model(model, self.prepared, self.trial_recipe(hp), epochs=epochs,
+                         seed=self.seed if seed is None else seed, patience=self.patience, callbacks=list(callbacks),
+                         initial_epoch=initial_epoch, verbose=verbose)

@@ -1,0 +1,1 @@
+"""The bottom layer: atomic file writes, figures, argument checks. Imports nothing of the package."""

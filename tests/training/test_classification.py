@@ -1,0 +1,124 @@
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import find_layer, synthetic_arrays, write_kaggle
+from mmdigits_keras.data import load_kaggle, train_val_split
+from mmdigits_keras.training import RUN_FILES, load_trained_model, train
+
+
+def test_train_writes_a_complete_run_directory(tiny_kaggle, tmp_path):
+    run = train(tiny_kaggle, out=tmp_path / "run", model="model1", epochs=2, batch_size=32, verbose=0)
+    assert sorted(p.name for p in run.iterdir()) == sorted(RUN_FILES)
+    config = json.loads((run / "config.json").read_text())
+    assert config["model"] == "model1"
+    assert config["model_kwargs"] == {"depth": 1, "audio": "conv1d", "utterance_normalization": True}  # default recipe
+    assert config["data"]["train_rows"] == 160 and config["data"]["validation_rows"] == 40
+    assert config["training"]["epochs"] == 2 and len(config["data"]["fingerprint"]) == 64
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert 0 <= metrics["val_accuracy"] <= 1 and 0 <= metrics["val_macro_f1"] <= 1
+    assert metrics["epochs"] == 2 and metrics["validation_rows"] == 40
+    history = pd.read_csv(run / "history.csv")
+    assert list(history["epoch"]) == [1, 2]
+    assert {"loss", "accuracy", "val_loss", "val_accuracy"} <= set(history.columns)
+    assert not list(tmp_path.glob(".run*")), "no staging folder is left behind"
+
+
+def test_saved_model_standardizes_with_training_rows_only(tiny_kaggle, tmp_path):
+    run = train(tiny_kaggle, out=tmp_path / "run", model="model1", epochs=1, verbose=0)
+    data = load_kaggle(tiny_kaggle)
+    train_part, _ = train_val_split(data, val_fraction=0.2, seed=0)
+    layer = find_layer(load_trained_model(run), "audio_normalization")
+    np.testing.assert_allclose(np.ravel(layer.mean), train_part.audio.mean(axis=0), rtol=1e-4, atol=1e-5)
+    assert not np.allclose(np.ravel(layer.mean), data.audio.mean(axis=0), rtol=1e-4, atol=1e-5)
+
+
+def test_same_seed_gives_identical_predictions(tiny_kaggle, tmp_path):
+    test = load_kaggle(tiny_kaggle, "test")
+    predictions = []
+    for name in ("a", "b"):
+        run = train(tiny_kaggle, out=tmp_path / name, model="model1", epochs=1, seed=7, verbose=0)
+        predictions.append(load_trained_model(run).predict(test.inputs(), verbose=0))
+    np.testing.assert_array_equal(predictions[0], predictions[1])
+
+
+def test_refuses_to_overwrite_a_run_unless_asked(tiny_kaggle, tmp_path):
+    run = train(tiny_kaggle, out=tmp_path / "run", model="model1", epochs=1, verbose=0)
+    before = (run / "metrics.json").read_text()
+    with pytest.raises(ValueError, match="already exists; pass --overwrite"):
+        train(tiny_kaggle, out=run, model="model1", epochs=1, verbose=0)
+    assert (run / "metrics.json").read_text() == before
+    train(tiny_kaggle, out=run, model="model1_lstm", epochs=1, verbose=0, overwrite=True)
+    assert json.loads((run / "config.json").read_text())["model"] == "model1_lstm"
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(model="model9"), "`model_name` must be one of"),
+    (dict(epochs=0), "`epochs` must be a positive int"),
+    (dict(batch_size=1.5), "`batch_size` must be a positive int"),
+    (dict(learning_rate=-1.0), "`learning_rate` must be a positive float"),
+    (dict(val_fraction=0.0), "val_fraction"),
+])
+def test_bad_arguments(tiny_kaggle, tmp_path, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        train(tiny_kaggle, out=tmp_path / "run", verbose=0, **kwargs)
+    assert not (tmp_path / "run").exists()
+
+
+def test_load_trained_model_errors(tmp_path):
+    with pytest.raises(ValueError, match="model file not found"):
+        load_trained_model(tmp_path)
+    (tmp_path / "model.keras").write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match="cannot load the model"):
+        load_trained_model(tmp_path)
+
+
+def test_kill_9_during_an_epoch_leaves_nothing_and_the_rerun_starts_cleanly(tiny_kaggle, tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    out = tmp_path / "run"
+    command = [sys.executable, "-m", "mmdigits_keras", "train", "--data", str(tiny_kaggle), "--model", "model1",
+               "--out", str(out), "--epochs", "200", "--patience", "200"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    for line in process.stdout:  # Keras prints "Epoch 2/200" once the first epoch is done
+        if "Epoch 3/" in line:
+            break
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not out.exists()
+    # A kill while the run directory was being written leaves a staging folder of a dead process.
+    leftover = tmp_path / ".run.tmp-999999"
+    leftover.mkdir()
+    (leftover / "model.keras").write_bytes(b"PK\x03\x04 truncated")
+    done = subprocess.run([*command[:-4], "--epochs", "1"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "found an interrupted run" in done.stdout and ".run.tmp-999999" in done.stdout
+    assert not leftover.exists()
+    assert sorted(p.name for p in out.iterdir()) == sorted(RUN_FILES)
+    load_trained_model(out)
+
+
+def test_keras_file_with_a_lambda_layer_is_refused_and_not_run(tmp_path):
+    import keras
+
+    marker = tmp_path / "ran"
+    inputs = keras.Input((3,))
+    payload = eval(f"lambda x: (__import__('pathlib').Path({str(marker)!r}).write_text('x'), x)[1]")  # noqa: S307
+    outputs = keras.layers.Lambda(payload)(inputs)
+    keras.Model(inputs, outputs).save(tmp_path / "model.keras")
+    marker.unlink()
+    with pytest.raises(ValueError, match="cannot load the model.*(Lambda|lambda|safe)"):
+        load_trained_model(tmp_path)
+    assert not marker.exists()
+
+
+def test_a_class_missing_from_training_is_warned_about(tmp_path, capsys):
+    pixels, audio, labels = synthetic_arrays(120)
+    keep = labels != 5
+    data = write_kaggle(tmp_path / "d", pixels=pixels[keep], audio=audio[keep], labels=labels[keep])
+    train(data, out=tmp_path / "run", model="model1", epochs=1, verbose=0)
+    assert "no training rows of class(es) [5]" in capsys.readouterr().err

@@ -1,0 +1,52 @@
+import json
+
+import numpy as np
+import pytest
+
+from conftest import layer_names
+from mmdigits_keras.data import load_kaggle, train_val_split
+from mmdigits_keras.training.recipes import RECIPES, get_recipe, training_dataset
+from mmdigits_keras.training import load_trained_model, train
+
+
+@pytest.mark.parametrize("recipe", sorted(RECIPES))
+def test_each_recipe_trains_and_the_saved_model_is_deterministic_at_inference(tiny_kaggle, tmp_path, recipe):
+    run = train(tiny_kaggle, out=tmp_path / recipe, model="model1", epochs=1, recipe=recipe, verbose=0)
+    config = json.loads((run / "config.json").read_text())
+    assert config["training"]["recipe"]["name"] == recipe
+    assert config["training"]["batch_size"] == RECIPES[recipe].batch_size
+    model = load_trained_model(run)
+    assert not [n for n in layer_names(model) if "random" in n or "jitter" in n]
+    test = load_kaggle(tiny_kaggle, "test")
+    np.testing.assert_array_equal(model.predict(test.inputs(), verbose=0), model.predict(test.inputs(), verbose=0))
+
+
+def test_default_augmentation_changes_training_batches_only_as_described(tiny_kaggle):
+    recipe = get_recipe("default")
+    part, _ = train_val_split(load_kaggle(tiny_kaggle), val_fraction=0.2, seed=0)
+    (inputs, targets), = training_dataset(part, recipe.__class__(**{**recipe.__dict__, "batch_size": len(part)}),
+                                          seed=0).take(1)
+    assert targets.shape == (len(part), 10)  # one-hot for label smoothing
+    audio = inputs["audio"].numpy()
+    mean = part.audio.mean(axis=0)
+    blank_audio = np.all(np.isclose(audio, mean, atol=1e-4), axis=1)
+    blank_image = np.all(inputs["image"].numpy() == 0, axis=(1, 2, 3))
+    assert not np.any(blank_audio & blank_image), "never both modalities blanked"
+    share_audio, share_image = blank_audio.mean(), blank_image.mean()
+    assert 0.3 < share_audio < 0.7 and 0.02 < share_image < 0.35, (share_audio, share_image)
+    assert inputs["image"].shape == (len(part), 28, 28, 1) and audio.shape == (len(part), 507)
+
+
+def test_plain_recipe_does_not_augment(tiny_kaggle):
+    part, _ = train_val_split(load_kaggle(tiny_kaggle), val_fraction=0.2, seed=0)
+    recipe = get_recipe("plain")
+    (inputs, targets), = training_dataset(part, recipe.__class__(**{**recipe.__dict__, "batch_size": len(part)}),
+                                          seed=0).take(1)
+    order = np.argsort(targets.numpy(), kind="stable")
+    rows = {a.tobytes() for a in inputs["audio"].numpy()}
+    assert rows == {a.tobytes() for a in part.audio} and len(order) == len(part)
+
+
+def test_unknown_recipe():
+    with pytest.raises(ValueError, match="`recipe` must be one of"):
+        get_recipe("fancy")

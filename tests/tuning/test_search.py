@@ -1,0 +1,178 @@
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import keras_tuner
+import numpy as np
+import pandas as pd
+import psutil
+import pytest
+
+from conftest import find_layer
+from mmdigits_keras.cli import main
+from mmdigits_keras.models import build_model
+from mmdigits_keras.submission import submit, validate_submission
+from mmdigits_keras.training import RUN_FILES
+from mmdigits_keras.tuning import (
+    TRIAL_FILE, FusionHyperModel, model_hyperparameters, run_search, training_hyperparameters,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+TUNE = [sys.executable, str(ROOT / "tuning" / "tune.py")]
+SMALL = {"depth": [1], "width": [0.5], "audio": ["conv1d"]}
+SMALL_ARGS = ["--depth", "1", "--width", "0.5", "--audio", "conv1d"]
+
+
+def _hypermodel(space=None):
+    return FusionHyperModel(audio_mean=np.zeros(507), audio_variance=np.ones(507), space=space)
+
+
+def test_hyperparameter_names_rebuild_the_winner():
+    hp = keras_tuner.HyperParameters()
+    hp.values.update({"depth": 3, "width": 0.5, "audio": "lstm", "lstm_units": 32, "dropout": 0.125})
+    hypermodel = _hypermodel()
+    tuned = hypermodel.build(hp)
+    assert set(hp.values) == {"depth", "width", "audio", "lstm_units", "dropout", "learning_rate", "batch_size"}
+    rebuilt = build_model(**model_hyperparameters(hp.values), audio_mean=np.zeros(507), audio_variance=np.ones(507))
+    assert rebuilt.count_params() == tuned.count_params()
+    assert find_layer(tuned, "audio_lstm1").units == 32 and find_layer(tuned, "image_conv1").filters == 16
+    assert set(training_hyperparameters(hp.values)) == {"learning_rate", "batch_size"}
+    assert tuned.optimizer.learning_rate.numpy() == pytest.approx(hp.values["learning_rate"])
+
+
+def test_lstm_units_is_conditional_on_the_lstm_encoder():
+    hp = keras_tuner.HyperParameters()
+    hp.values["audio"] = "conv1d"
+    _hypermodel().build(hp)
+    assert not hp.is_active("lstm_units")
+    hp.values["audio"] = "lstm"
+    assert hp.is_active("lstm_units")
+    space = {p.name: p for p in hp.space}
+    assert space["learning_rate"].sampling == "log"
+    assert (space["learning_rate"].min_value, space["learning_rate"].max_value) == (1e-4, 3e-3)
+    assert space["depth"].values == [1, 2, 3, 4] and space["width"].values == [0.5, 1.0, 2.0]
+
+
+def test_search_writes_outputs_resumes_and_refuses_other_searches(tiny_kaggle, tmp_path):
+    out = tmp_path / "search"
+    # In-process trials keep this test fast; the CLI tests below run trials in child processes.
+    result = run_search(tiny_kaggle, out=out, max_trials=2, epochs=1, space=SMALL, verbose=0, isolate_trials=False)
+    board = pd.read_csv(out / "leaderboard.csv")
+    assert board["trial_id"].tolist() == [0, 1] and set(board["status"]) == {"COMPLETED"}
+    assert {"depth", "width", "audio", "dropout", "learning_rate", "batch_size", "score", "seconds"} <= set(board)
+    assert (board["seconds"] > 0).all()
+    assert (out / "scores.png").stat().st_size > 1000
+    best = json.loads((out / "best_hyperparameters.json").read_text())
+    assert best["score"] == pytest.approx(board["score"].max())
+    assert sorted(p.name for p in (out / "best").iterdir()) == sorted(RUN_FILES)
+    config = json.loads((out / "best" / "config.json").read_text())
+    assert config["tuning"]["trial_id"] == best["trial_id"]
+    assert config["training"]["batch_size"] == best["values"]["batch_size"]
+    path, _ = submit(out / "best", tiny_kaggle, tmp_path / "best.csv")
+    validate_submission(path, rows=50)
+    finished = {t: json.loads((out / "keras_tuner" / f"trial_{t}" / TRIAL_FILE).read_text())["finished_at"]
+                for t in ("0", "1")}
+
+    again = run_search(tiny_kaggle, out=out, max_trials=3, epochs=1, space=SMALL, verbose=0, isolate_trials=False)
+    assert again["resumed"] and len(again["leaderboard"]) == 3
+    for trial_id, stamp in finished.items():  # finished trials were not run again
+        record = json.loads((out / "keras_tuner" / f"trial_{trial_id}" / TRIAL_FILE).read_text())
+        assert record["finished_at"] == stamp
+
+    before = (out / "leaderboard.csv").read_text()
+    with pytest.raises(ValueError, match="different space"):
+        run_search(tiny_kaggle, out=out, max_trials=3, epochs=1, space={**SMALL, "width": [1.0]}, verbose=0)
+    audio = np.load(tiny_kaggle / "x_train_sp.npy")
+    audio[0, 0] += 1.0
+    np.save(tiny_kaggle / "x_train_sp.npy", audio)
+    with pytest.raises(ValueError, match="different data"):
+        run_search(tiny_kaggle, out=out, max_trials=3, epochs=1, space=SMALL, verbose=0)
+    assert (out / "leaderboard.csv").read_text() == before
+    assert result["role"] == "single"
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_distributed_chief_and_two_workers(tiny_kaggle, tmp_path):
+    out = tmp_path / "dist"
+    common = ["--data", str(tiny_kaggle), "--out", str(out), "--max-trials", "4", "--epochs", "1",
+              "--oracle", f"127.0.0.1:{_free_port()}", *SMALL_ARGS]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    chief = subprocess.Popen([*TUNE, *common, "--distributed", "chief"], stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True, env=env)
+    workers = [subprocess.Popen([*TUNE, *common, "--distributed", "worker", "--tuner-id", name],
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+               for name in ("w1", "w2")]
+    outputs = [p.communicate(timeout=300)[0] for p in [*workers, chief]]
+    assert [p.returncode for p in [*workers, chief]] == [0, 0, 0], outputs
+    board = pd.read_csv(out / "leaderboard.csv")
+    assert sorted(board["trial_id"]) == [0, 1, 2, 3] and set(board["status"]) == {"COMPLETED"}
+    assert set(board["tuner_id"]) == {"w1", "w2"}
+    assert outputs[2].count("exported the best configuration") == 1
+    assert all("exported" not in text for text in outputs[:2])
+    assert sorted(p.name for p in (out / "best").iterdir()) == sorted(RUN_FILES)
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]
+
+
+def test_kill_9_during_trials_and_during_export_then_rerun_continues(tiny_kaggle, tmp_path):
+    out = tmp_path / "killed"
+    args = [*TUNE, "--data", str(tiny_kaggle), "--out", str(out), "--max-trials", "4", "--epochs", "2", *SMALL_ARGS]
+    first = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    while len(list(out.glob(f"keras_tuner/trial_*/{TRIAL_FILE}"))) < 2 and time.time() < deadline:
+        time.sleep(0.2)
+    children = psutil.Process(first.pid).children(recursive=True)
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    gone, alive = psutil.wait_procs(children, timeout=10)
+    assert not alive, "a trial process outlived the killed search"
+    done = {p.parent.name: json.loads(p.read_text())["finished_at"] for p in out.glob(f"keras_tuner/trial_*/{TRIAL_FILE}")}
+    assert len(done) >= 2 and not (out / "best").exists()
+    # Second run: killed while exporting the best model (the leaderboard is written just before).
+    exporting = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    while not (out / "leaderboard.csv").exists() and time.time() < deadline + 240:
+        time.sleep(0.1)
+    exporting.send_signal(signal.SIGKILL)
+    exporting.wait()
+    best = out / "best"
+    assert not best.exists() or sorted(p.name for p in best.iterdir()) == sorted(RUN_FILES), "best/ half-written"
+    done = {p.parent.name: json.loads(p.read_text())["finished_at"] for p in out.glob(f"keras_tuner/trial_*/{TRIAL_FILE}")}
+    second = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "Reloading Tuner" in second.stdout
+    for name, stamp in done.items():
+        assert json.loads((out / "keras_tuner" / name / TRIAL_FILE).read_text())["finished_at"] == stamp
+    board = pd.read_csv(out / "leaderboard.csv")
+    assert sorted(board["trial_id"]) == [0, 1, 2, 3] and set(board["status"]) == {"COMPLETED"}
+    assert (out / "best" / "model.keras").is_file()
+
+
+def _one_line_error(capsys, code, fragment):
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.startswith("mmdigits: error: ") and "\n" not in err and fragment in err, err
+
+
+def test_bad_input_is_one_line_exit_2_and_overwrites_nothing(tiny_kaggle, tmp_path, capsys):
+    out = tmp_path / "s"
+    out.mkdir()
+    (out / "leaderboard.csv").write_text("keep me")
+    base = ["tune", "--data", str(tiny_kaggle), "--out", str(out), "--epochs", "1", *SMALL_ARGS]
+    _one_line_error(capsys, main([*base, "--tuner", "grid"]), "`tuner` must be one of")
+    _one_line_error(capsys, main([*base, "--max-trials", "0"]), "`max_trials` must be an integer >= 1")
+    _one_line_error(capsys, main(["tune", "--data", str(tmp_path / "nope"), "--out", str(out)]), "data folder not found")
+    _one_line_error(capsys, main([*base, "--distributed", "worker"]), "--oracle HOST:PORT")
+    started = time.time()
+    code = main([*base, "--distributed", "worker", "--oracle", f"127.0.0.1:{_free_port()}", "--oracle-timeout", "2"])
+    _one_line_error(capsys, code, "did not answer within 2 s")
+    assert time.time() - started < 30
+    assert [p.name for p in out.iterdir()] == ["leaderboard.csv"]
+    assert (out / "leaderboard.csv").read_text() == "keep me"
