@@ -15,9 +15,14 @@ from mmdigits_keras.training import load_trained_model
 def test_models_lists_registry_with_parameter_counts(capsys):
     assert main(["models", "model*_lstm"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert [line.split()[0] for line in lines] == ["model1_lstm", "model2_lstm", "model3_lstm", "model4_lstm"]
+    assert lines[0].split() == ["name", "parameters", "modalities", "source"]
+    assert [line.split()[0] for line in lines[1:]] == ["model1_lstm", "model2_lstm", "model3_lstm", "model4_lstm"]
     assert main(["models", "model2"]) == 0
-    assert "6,766,478" in capsys.readouterr().out
+    row = capsys.readouterr().out.splitlines()[1]
+    assert "6,766,478" in row and "image+audio" in row and "seed 000, Table 2" in row
+    assert main(["models", "--modality", "image"]) == 0
+    names = [line.split()[0] for line in capsys.readouterr().out.splitlines()[1:]]
+    assert "image_cnn" in names and "audio_cnn" not in names and "model2" in names
 
 
 def _one_line_error(capsys, code, *fragments):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from mmdigits_keras.data.constants import NUM_FEATURES
 from mmdigits_keras.models import create_model, model_config, model_info
 from mmdigits_keras.training import engine
 from mmdigits_keras.training.metrics import classification_metrics, predict_labels
@@ -29,7 +30,8 @@ def model_arguments(model, prepared, recipe, model_kwargs=None):
     `recipe`: `model_kwargs`, the speech feature width, and the recipe's per-utterance
     normalization for the families it names (statistics not included)."""
     kwargs = dict(model_kwargs or {})
-    kwargs.setdefault("audio_features", prepared.audio_features)
+    if prepared.audio_features != NUM_FEATURES:  # log-mel data
+        kwargs.setdefault("audio_features", prepared.audio_features)
     if model_info(model).family in recipe.utterance_normalization:
         kwargs.setdefault("utterance_normalization", True)
     return kwargs
