@@ -9,11 +9,11 @@ import pytest
 import python_speech_features
 import scipy.io.wavfile
 
-from mmdigits_keras.data.build import build_dataset
-from mmdigits_keras.data.sources import load_image_pools, parse_recording, read_wav
 from mmdigits_keras.cli import main
 from mmdigits_keras.data import load_kaggle, load_khacef
+from mmdigits_keras.data.build import build_dataset
 from mmdigits_keras.data.features import mfcc_507
+from mmdigits_keras.data.sources import load_image_pools, parse_recording, read_wav
 
 
 @pytest.fixture(scope="module")

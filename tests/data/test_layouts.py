@@ -3,10 +3,15 @@ import pickle
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import synthetic_arrays, write_kaggle
+
 from mmdigits_keras.data import (
-    MultimodalDataset, detect_layout, load_dataset, load_kaggle, load_khacef, train_val_split,
+    MultimodalDataset,
+    detect_layout,
+    load_dataset,
+    load_kaggle,
+    load_khacef,
+    train_val_split,
 )
 
 

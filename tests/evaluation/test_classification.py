@@ -3,10 +3,10 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import synthetic_arrays, write_kaggle
-from mmdigits_keras.evaluation import classification_summary, error_overlap, evaluate
+
 from mmdigits_keras.cli import main
+from mmdigits_keras.evaluation import classification_summary, error_overlap, evaluate
 from mmdigits_keras.evaluation.report import write_report
 from mmdigits_keras.training import train
 

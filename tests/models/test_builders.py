@@ -1,9 +1,8 @@
 import numpy as np
 import pytest
-
 from conftest import find_layer, layer_names
-from mmdigits_keras.models import build_model
-from mmdigits_keras.models import create_model, list_models, model_info
+
+from mmdigits_keras.models import build_model, create_model, list_models, model_info
 from mmdigits_keras.training import compile_model, get_recipe
 
 # Seed 000, Tables 1-4: the "Param #" column summed by hand from the paper.

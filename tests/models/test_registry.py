@@ -1,8 +1,7 @@
 import pytest
-
 from conftest import find_layer
-from mmdigits_keras.models import MODEL_CONFIGS, create_model, list_models, model_config
 
+from mmdigits_keras.models import MODEL_CONFIGS, create_model, list_models, model_config
 
 SEED001 = ["image_cnn", "audio_cnn", "audio_lstm", "hybrid_cnn", "hybrid_cnn_lstm"]
 

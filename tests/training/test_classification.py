@@ -3,8 +3,8 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import find_layer, synthetic_arrays, write_kaggle
+
 from mmdigits_keras.data import load_kaggle, train_val_split
 from mmdigits_keras.training import RUN_FILES, load_trained_model, train
 

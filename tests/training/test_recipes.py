@@ -2,11 +2,11 @@ import json
 
 import numpy as np
 import pytest
-
 from conftest import layer_names
+
 from mmdigits_keras.data import load_kaggle, train_val_split
-from mmdigits_keras.training.recipes import RECIPES, get_recipe, training_dataset
 from mmdigits_keras.training import load_trained_model, train
+from mmdigits_keras.training.recipes import RECIPES, get_recipe, training_dataset
 
 
 @pytest.mark.parametrize("recipe", sorted(RECIPES))

@@ -1,16 +1,22 @@
 import json
 
+import keras
 import numpy as np
 import pytest
-import keras
-
 from conftest import find_layer, layer_names
+
 from mmdigits_keras.data import load_kaggle
 from mmdigits_keras.models import create_backbone, retrieval_towers
-from mmdigits_keras.training.metrics import embed
-from mmdigits_keras.training.retrieval import (build_retrieval_model, info_nce_loss, max_margin_loss, ranking_loss,
-                                               train_retrieval, training_model)
 from mmdigits_keras.training import load_trained_model
+from mmdigits_keras.training.metrics import embed
+from mmdigits_keras.training.retrieval import (
+    build_retrieval_model,
+    info_nce_loss,
+    max_margin_loss,
+    ranking_loss,
+    train_retrieval,
+    training_model,
+)
 
 
 def _unit(rows):

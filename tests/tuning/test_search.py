@@ -12,43 +12,62 @@ import numpy as np
 import pandas as pd
 import psutil
 import pytest
+from conftest import find_layer, layer_names
 
-from conftest import find_layer
 from mmdigits_keras.cli import main
-from mmdigits_keras.models import build_model
+from mmdigits_keras.models import create_model
 from mmdigits_keras.submission import submit, validate_submission
-from mmdigits_keras.training import RUN_FILES
-from mmdigits_keras.tuning import (
-    TRIAL_FILE, FusionHyperModel, model_hyperparameters, run_search, training_hyperparameters,
-)
+from mmdigits_keras.training import RUN_FILES, prepare_data
+from mmdigits_keras.tuning import RegistryHyperModel, model_hyperparameters, run_search, training_hyperparameters
+from mmdigits_keras.tuning.results import TRIAL_FILE
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TUNE = [sys.executable, str(ROOT / "tuning" / "tune.py")]
 SMALL = {"depth": [1], "width": [0.5], "audio": ["conv1d"]}
-SMALL_ARGS = ["--depth", "1", "--width", "0.5", "--audio", "conv1d"]
+# best/ trains for 1 epoch in tests (default: 30, as `mmdigits train`).
+SMALL_ARGS = ["--depth", "1", "--width", "0.5", "--audio", "conv1d", "--export-epochs", "1"]
 
 
-def _hypermodel(space=None):
-    return FusionHyperModel(audio_mean=np.zeros(507), audio_variance=np.ones(507), space=space)
+def _hypermodel(data, model="model2", space=None):
+    return RegistryHyperModel(model, prepared=prepare_data(data), space=space)
 
 
-def test_hyperparameter_names_rebuild_the_winner():
+def test_hyperparameter_names_rebuild_the_winner(tiny_kaggle):
     hp = keras_tuner.HyperParameters()
     hp.values.update({"depth": 3, "width": 0.5, "audio": "lstm", "lstm_units": 32, "dropout": 0.125})
-    hypermodel = _hypermodel()
+    hypermodel = _hypermodel(tiny_kaggle)
     tuned = hypermodel.build(hp)
     assert set(hp.values) == {"depth", "width", "audio", "lstm_units", "dropout", "learning_rate", "batch_size"}
-    rebuilt = build_model(**model_hyperparameters(hp.values), audio_mean=np.zeros(507), audio_variance=np.ones(507))
+    rebuilt = create_model("model2", **model_hyperparameters(hp.values), audio_mean=np.zeros(507),
+                           audio_variance=np.ones(507))
     assert rebuilt.count_params() == tuned.count_params()
     assert find_layer(tuned, "audio_lstm1").units == 32 and find_layer(tuned, "image_conv1").filters == 16
     assert set(training_hyperparameters(hp.values)) == {"learning_rate", "batch_size"}
     assert tuned.optimizer.learning_rate.numpy() == pytest.approx(hp.values["learning_rate"])
 
 
-def test_lstm_units_is_conditional_on_the_lstm_encoder():
+def test_trials_are_compiled_with_the_same_recipe_as_train(tiny_kaggle):
+    hp = keras_tuner.HyperParameters()
+    tuned = _hypermodel(tiny_kaggle).build(hp)
+    # The default recipe: AdamW, label smoothing 0.1, per-utterance normalization for Models 1-4.
+    assert type(tuned.optimizer).__name__ == "AdamW"
+    assert tuned.loss.get_config()["label_smoothing"] == pytest.approx(0.1)
+    assert "audio_utterance_norm" in layer_names(tuned)
+
+
+def test_other_families_search_width_and_dropout(tiny_kaggle):
+    hp = keras_tuner.HyperParameters()
+    tuned = _hypermodel(tiny_kaggle, "hybrid_cnn").build(hp)
+    assert set(hp.values) == {"width", "dropout", "learning_rate", "batch_size"}
+    assert "image_conv1" in layer_names(tuned)
+    with pytest.raises(ValueError, match="unknown search-space keys"):
+        _hypermodel(tiny_kaggle, "hybrid_cnn", space={"depth": [1]})
+
+
+def test_lstm_units_is_conditional_on_the_lstm_encoder(tiny_kaggle):
     hp = keras_tuner.HyperParameters()
     hp.values["audio"] = "conv1d"
-    _hypermodel().build(hp)
+    _hypermodel(tiny_kaggle).build(hp)
     assert not hp.is_active("lstm_units")
     hp.values["audio"] = "lstm"
     assert hp.is_active("lstm_units")
@@ -61,7 +80,8 @@ def test_lstm_units_is_conditional_on_the_lstm_encoder():
 def test_search_writes_outputs_resumes_and_refuses_other_searches(tiny_kaggle, tmp_path):
     out = tmp_path / "search"
     # In-process trials keep this test fast; the CLI tests below run trials in child processes.
-    result = run_search(tiny_kaggle, out=out, max_trials=2, epochs=1, space=SMALL, verbose=0, isolate_trials=False)
+    result = run_search(tiny_kaggle, out=out, max_trials=2, epochs=1, export_epochs=1, space=SMALL, verbose=0,
+                        isolate_trials=False)
     board = pd.read_csv(out / "leaderboard.csv")
     assert board["trial_id"].tolist() == [0, 1] and set(board["status"]) == {"COMPLETED"}
     assert {"depth", "width", "audio", "dropout", "learning_rate", "batch_size", "score", "seconds"} <= set(board)
@@ -73,12 +93,14 @@ def test_search_writes_outputs_resumes_and_refuses_other_searches(tiny_kaggle, t
     config = json.loads((out / "best" / "config.json").read_text())
     assert config["tuning"]["trial_id"] == best["trial_id"]
     assert config["training"]["batch_size"] == best["values"]["batch_size"]
+    assert config["training"]["recipe"]["name"] == "default"  # as `train`, not a plain set-up
     path, _ = submit(out / "best", tiny_kaggle, tmp_path / "best.csv")
     validate_submission(path, rows=50)
     finished = {t: json.loads((out / "keras_tuner" / f"trial_{t}" / TRIAL_FILE).read_text())["finished_at"]
                 for t in ("0", "1")}
 
-    again = run_search(tiny_kaggle, out=out, max_trials=3, epochs=1, space=SMALL, verbose=0, isolate_trials=False)
+    again = run_search(tiny_kaggle, out=out, max_trials=3, epochs=1, export_epochs=1, space=SMALL, verbose=0,
+                       isolate_trials=False)
     assert again["resumed"] and len(again["leaderboard"]) == 3
     for trial_id, stamp in finished.items():  # finished trials were not run again
         record = json.loads((out / "keras_tuner" / f"trial_{trial_id}" / TRIAL_FILE).read_text())
