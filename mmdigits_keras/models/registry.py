@@ -48,6 +48,13 @@ class ModelInfo:
         """The builder's keyword arguments (names), e.g. ``("depth", "include_top", "audio", ...)``."""
         return tuple(inspect.signature(self.builder).parameters)
 
+    @property
+    def defaults(self):
+        """The arguments the model is built with when none are given: the builder's defaults
+        updated with the registered `config`."""
+        parameters = inspect.signature(self.builder).parameters.values()
+        return {**{p.name: p.default for p in parameters if p.default is not p.empty}, **self.config}
+
     def count_params(self):
         """Parameters of the model with its registered arguments (built once, then cached)."""
         return _count_params(self.name)

@@ -40,15 +40,38 @@ SEARCH_FILE = "search.json"
 CHECKPOINT_FILE = "best_epoch.weights.h5"
 
 
+class DefaultsFirst:
+    """Oracle mixin: the first trial is the untuned configuration (every hyperparameter at its
+    default: the registered model, `train`'s learning rate, the recipe's batch size), so the
+    best trial is never below the untuned model on the search's objective. Later trials are
+    the oracle's own. Overrides `Oracle.populate_space`, keras-tuner's hook for custom oracles."""
+
+    def populate_space(self, trial_id):
+        if self.trials:
+            return super().populate_space(trial_id)
+        space = self.hyperparameters
+        values = {hp.name: hp.default for hp in space.space if space.is_active(hp)}
+        return {"status": "RUNNING", "values": values}
+
+
+class RandomSearchOracle(DefaultsFirst, keras_tuner.oracles.RandomSearchOracle):
+    """keras-tuner's random search, starting from the untuned configuration."""
+
+
+class BayesianOptimizationOracle(DefaultsFirst, keras_tuner.oracles.BayesianOptimizationOracle):
+    """keras-tuner's Bayesian optimization, starting from the untuned configuration."""
+
+
 def make_oracle(kind, *, objective, max_trials, epochs, seed):
-    """A keras-tuner oracle: `RandomSearchOracle`, `HyperbandOracle` (``max_epochs`` = `epochs`,
-    factor 3) or `BayesianOptimizationOracle`; at most 3 failed trials in a row."""
+    """A keras-tuner oracle: random search or Bayesian optimization (both starting from the
+    untuned configuration, `DefaultsFirst`), or `HyperbandOracle` (``max_epochs`` = `epochs`,
+    factor 3; its brackets decide every trial); at most 3 failed trials in a row."""
     common = dict(objective=objective, seed=seed, max_consecutive_failed_trials=3)
     if kind == "hyperband":
         return keras_tuner.oracles.HyperbandOracle(max_epochs=epochs, factor=3, hyperband_iterations=1, **common)
     if kind == "bayesian":
-        return keras_tuner.oracles.BayesianOptimizationOracle(max_trials=max_trials, **common)
-    return keras_tuner.oracles.RandomSearchOracle(max_trials=max_trials, **common)
+        return BayesianOptimizationOracle(max_trials=max_trials, **common)
+    return RandomSearchOracle(max_trials=max_trials, **common)
 
 
 class SearchTuner(keras_tuner.Tuner):

@@ -32,12 +32,16 @@ SEED000_SPACE = {
 FAMILY_SPACE = {key: SEED000_SPACE[key] for key in ("width", "dropout", "learning_rate", "batch_size")}
 DEFAULT_SPACE = SEED000_SPACE  # the default model, model2, is of seed 000's family
 MODEL_HYPERPARAMETERS = ("depth", "audio", "width", "dropout", "lstm_units")
+DEFAULT_LEARNING_RATE = 1e-3  # `train`'s
 TRAINING_HYPERPARAMETERS = ("learning_rate", "batch_size")
 
 
 def default_space(model):
-    """The search space of registry model `model` (seed 000's family or the others')."""
-    return dict(SEED000_SPACE if model_info(model).family == "seed000" else FAMILY_SPACE)
+    """The search space of registry model `model` (seed 000's family or the others'); the
+    model's own default dropout is always among the choices."""
+    space = dict(SEED000_SPACE if model_info(model).family == "seed000" else FAMILY_SPACE)
+    space["dropout"] = sorted({*space["dropout"], model_info(model).defaults["dropout"]})
+    return space
 
 
 def model_hyperparameters(values):
@@ -108,25 +112,38 @@ class RegistryHyperModel(keras_tuner.HyperModel):
         self.seed = seed
         self.patience = patience
 
+    def defaults(self):
+        """The untuned configuration: the registered model's arguments, `train`'s learning rate
+        and the recipe's batch size (a search's first trial, see `DefaultsFirst`)."""
+        return {**model_info(self.model).defaults, "learning_rate": DEFAULT_LEARNING_RATE,
+                "batch_size": self.recipe.batch_size}
+
     def declare(self, hp):
-        """Declares the hyperparameters in `hp`; returns (builder arguments, learning rate)."""
-        s = self.space
+        """Declares the hyperparameters in `hp`, each defaulting to `defaults` where the space
+        holds it; returns (builder arguments, learning rate)."""
+        s, defaults = self.space, self.defaults()
+
+        def choice(name):
+            default = defaults.get(name)
+            return hp.Choice(name, s[name], default=default if default in s[name] else None)
+
         kwargs = {}
         if "depth" in s:
-            kwargs["depth"] = hp.Choice("depth", s["depth"])
-        kwargs["width"] = hp.Choice("width", s["width"])
+            kwargs["depth"] = choice("depth")
+        kwargs["width"] = choice("width")
         if "audio" in s:
-            kwargs["audio"] = hp.Choice("audio", s["audio"])
+            kwargs["audio"] = choice("audio")
             if "lstm" in s["audio"]:
                 with hp.conditional_scope("audio", ["lstm"]):
-                    units = hp.Choice("lstm_units", s["lstm_units"])
+                    units = choice("lstm_units")
                 if kwargs["audio"] == "lstm":
                     kwargs["lstm_units"] = units
-        kwargs["dropout"] = hp.Choice("dropout", s["dropout"])
+        kwargs["dropout"] = choice("dropout")
         low, high = s["learning_rate"][0], s["learning_rate"][-1]
-        learning_rate = (hp.Float("learning_rate", low, high, sampling="log") if high > low
+        default = DEFAULT_LEARNING_RATE if low <= DEFAULT_LEARNING_RATE <= high else None
+        learning_rate = (hp.Float("learning_rate", low, high, sampling="log", default=default) if high > low
                          else hp.Fixed("learning_rate", low))
-        hp.Choice("batch_size", s["batch_size"])
+        choice("batch_size")
         return kwargs, learning_rate
 
     def trial_recipe(self, hp):

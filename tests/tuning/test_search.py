@@ -18,7 +18,14 @@ from mmdigits_keras.cli import main
 from mmdigits_keras.models import create_model
 from mmdigits_keras.submission import submit, validate_submission
 from mmdigits_keras.training import RUN_FILES, prepare_data
-from mmdigits_keras.tuning import RegistryHyperModel, model_hyperparameters, run_search, training_hyperparameters
+from mmdigits_keras.tuning import (
+    RegistryHyperModel,
+    SearchTuner,
+    make_oracle,
+    model_hyperparameters,
+    run_search,
+    training_hyperparameters,
+)
 from mmdigits_keras.tuning.results import TRIAL_FILE
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -55,10 +62,22 @@ def test_trials_are_compiled_with_the_same_recipe_as_train(tiny_kaggle):
     assert "audio_utterance_norm" in layer_names(tuned)
 
 
+@pytest.mark.parametrize("kind", ["random", "bayesian"])
+def test_a_search_starts_from_the_untuned_configuration(tiny_kaggle, tmp_path, kind):
+    objective = keras_tuner.Objective("val_accuracy", "max")
+    tuner = SearchTuner(oracle=make_oracle(kind, objective=objective, max_trials=3, epochs=1, seed=0),
+                        hypermodel=_hypermodel(tiny_kaggle), directory=str(tmp_path), project_name="p")
+    first = tuner.oracle.create_trial("t").hyperparameters.values
+    # `mmdigits train`'s model2: seed 000's Model 2 as registered, lr 1e-3, the recipe's batch 128.
+    assert first == {"depth": 2, "width": 1.0, "audio": "conv1d", "dropout": 0.25, "learning_rate": 1e-3,
+                     "batch_size": 128}
+
+
 def test_other_families_search_width_and_dropout(tiny_kaggle):
     hp = keras_tuner.HyperParameters()
     tuned = _hypermodel(tiny_kaggle, "hybrid_cnn").build(hp)
     assert set(hp.values) == {"width", "dropout", "learning_rate", "batch_size"}
+    assert 0.5 in {p.name: p for p in hp.space}["dropout"].values  # seed 001's own rate is a choice
     assert "image_conv1" in layer_names(tuned)
     with pytest.raises(ValueError, match="unknown search-space keys"):
         _hypermodel(tiny_kaggle, "hybrid_cnn", space={"depth": [1]})
