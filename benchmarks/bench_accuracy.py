@@ -27,8 +27,7 @@ RUNS = [("model2", "plain"), ("model2", "default"), ("image_cnn", "plain"), ("au
 
 def score(run, data, labels=None):
     from mmdigits_keras.data import load_dataset
-    from mmdigits_keras.submission import predict_labels
-    from mmdigits_keras.training import classification_metrics, load_trained_model
+    from mmdigits_keras.training import classification_metrics, load_trained_model, predict_labels
 
     test = load_dataset(data, "test")
     truth = test.labels if labels is None else labels
@@ -46,7 +45,7 @@ def main():
     args = parser.parse_args()
     runs = [tuple(item.split(":")) for item in args.runs]
 
-    from mmdigits_keras.builder import build_dataset
+    from mmdigits_keras.data import build_dataset
     from mmdigits_keras.training import train
 
     results, started = {}, time.perf_counter()

@@ -20,8 +20,8 @@ import numpy as np
 
 
 def load_fsdd(folder, kind):
-    from mmdigits_keras.builder import find_recordings, read_wav
-    from mmdigits_keras.features import speech_features
+    from mmdigits_keras.data.features import speech_features
+    from mmdigits_keras.data.sources import find_recordings, read_wav
 
     recordings, skipped = find_recordings(folder, "fsdd")
     if skipped:
@@ -49,8 +49,7 @@ def main():
     parser.add_argument("--features", nargs="+", default=["mfcc", "logmel"])
     args = parser.parse_args()
 
-    from mmdigits_keras.submission import predict_labels
-    from mmdigits_keras.training import classification_metrics, load_trained_model, train
+    from mmdigits_keras.training import classification_metrics, load_trained_model, predict_labels, train
 
     results = {}
     started = time.perf_counter()

@@ -32,9 +32,8 @@ def main():
     args = parser.parse_args()
     started_all = time.perf_counter()
 
-    from mmdigits_keras.retrieval import train_retrieval
-    from mmdigits_keras.retrieval_eval import evaluate_retrieval
-    from mmdigits_keras.training import train
+    from mmdigits_keras.evaluation import evaluate_retrieval
+    from mmdigits_keras.training import train, train_retrieval
 
     data = args.data / "kaggle_sample"
     args.out.mkdir(parents=True, exist_ok=True)

@@ -22,11 +22,14 @@ from pathlib import Path
 
 def forward_flops(model):
     """Multiply-adds x 2 of one sample's forward pass, from the layer output shapes."""
+    import keras
     import numpy as np
 
     total = 0
     for layer in model.layers:
         kind = type(layer).__name__
+        if isinstance(layer, keras.Model):  # the nested backbone
+            total += forward_flops(layer)
         if kind in ("Conv1D", "Conv2D"):
             out = np.prod(layer.output.shape[1:-1])
             kernel = np.prod(layer.kernel_size) * layer.input.shape[-1] * layer.filters
@@ -57,17 +60,14 @@ def child(recipe, epochs, data):
     import keras
     import numpy as np
 
-    from mmdigits_keras.data import load_dataset, train_val_split
-    from mmdigits_keras.recipes import compile_with, evaluation_dataset, get_recipe, training_dataset
-    from mmdigits_keras.registry import create_model
-    from mmdigits_keras.training import fit_audio_statistics
+    from mmdigits_keras.training import build_classifier, compile_model, fit_model, get_recipe, prepare_data
 
     plan = get_recipe(recipe)
-    dataset = load_dataset(data, "train")
-    train_part, val_part = train_val_split(dataset, val_fraction=0.2, seed=0)
-    mean, variance = fit_audio_statistics(train_part.audio)
+    prepared = prepare_data(data, val_fraction=0.2, seed=0)
+    train_part = prepared.train
     keras.utils.set_random_seed(0)
-    model = compile_with(create_model("model2", audio_mean=mean, audio_variance=variance), plan, learning_rate=1e-3)
+    # The engine's way, as `mmdigits train` builds and trains it.
+    model = compile_model(build_classifier("model2", prepared, plan), plan, learning_rate=1e-3)
 
     class Clock(keras.callbacks.Callback):
         def on_train_begin(self, logs=None):
@@ -79,12 +79,7 @@ def child(recipe, epochs, data):
                 self.reached = self.ends[-1]
 
     clock = Clock()
-    if recipe == "plain":
-        model.fit(train_part.inputs(), train_part.labels, validation_data=(val_part.inputs(), val_part.labels),
-                  epochs=epochs, batch_size=plan.batch_size, callbacks=[clock], verbose=0)
-    else:
-        model.fit(training_dataset(train_part, plan, seed=0), validation_data=evaluation_dataset(val_part, plan),
-                  epochs=epochs, shuffle=False, callbacks=[clock], verbose=0)
+    fit_model(model, prepared, plan, epochs=epochs, seed=0, patience=epochs, callbacks=[clock], verbose=0)
     steady = (clock.ends[-1] - clock.ends[0]) / (epochs - 1)  # includes each epoch's validation pass
     rng = np.random.default_rng(0)
     inputs = {"image": rng.uniform(size=(10000, 28, 28, 1)).astype("float32"),

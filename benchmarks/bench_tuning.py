@@ -64,7 +64,7 @@ def bench(args, *, isolate):
         started = time.perf_counter()
         run_search(data, out=Path(tmp) / "search", tuner="random", max_trials=args.trials, epochs=1,
                    space={"depth": [1, 2], "width": [0.5, 1.0], "audio": ["conv1d", "lstm"]},
-                   verbose=0, trial_end_hook=after_trial, isolate_trials=isolate)
+                   export_epochs=1, verbose=0, trial_end_hook=after_trial, isolate_trials=isolate)
         seconds = time.perf_counter() - started
     mode = "trials in child processes (default)" if isolate else "trials in the search process"
     print(f"\n{mode}: {args.trials} trials of 1 epoch on {args.rows} rows in {seconds:.0f} s")

@@ -54,3 +54,34 @@ def test_train_then_submit_on_kaggle_sample(kaggle_sample, kaggle_sample_test_la
     assert accuracy > 0.5, accuracy  # 10 classes: chance is 0.1
     with pytest.raises(ValueError, match="already exists"):
         submit(run, kaggle_sample, path)
+
+
+def _flat_run(directory):
+    """A run directory as mmdigits_keras 0.1.0 wrote it: a flat functional model (no nested
+    backbone) and a config.json without "format"."""
+    import json
+
+    import keras
+
+    inputs = {"image": keras.Input((28, 28, 1), name="image"), "audio": keras.Input((507,), name="audio")}
+    image = keras.layers.Flatten(name="image_flatten")(inputs["image"])
+    x = keras.layers.Concatenate(name="fusion_concat")([inputs["audio"], image])
+    outputs = keras.layers.Dense(10, activation="softmax", name="predictions")(x)
+    directory.mkdir(parents=True)
+    keras.Model(inputs, outputs, name="model2_conv1d").save(directory / "model.keras")
+    (directory / "config.json").write_text(json.dumps({"builder": "build_model", "model": "model2",
+                                                       "training": {"val_fraction": 0.2, "seed": 0}}))
+    return directory
+
+
+def test_a_0_1_0_run_directory_still_submits_and_says_how_to_retrain_for_features(tiny_kaggle, tmp_path, capsys):
+    from mmdigits_keras.cli import main
+
+    run = _flat_run(tmp_path / "old")
+    path, frame = submit(run, tiny_kaggle, tmp_path / "old.csv")
+    validate_submission(path, rows=50)
+    code = main(["retrieval", "train", "--data", str(tiny_kaggle), "--out", str(tmp_path / "towers"), "--init",
+                 str(run), "--epochs", "1"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "retrain it with `mmdigits train`" in err[0]
+    assert not (tmp_path / "towers").exists()

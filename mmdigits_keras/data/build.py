@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from sklearn.model_selection import train_test_split
 
 from mmdigits_keras.data.constants import FEATURE_KINDS, NUM_CLASSES, NUM_FRAMES
 from mmdigits_keras.data.features import HOP_SECONDS, SAMPLE_RATE, WINDOW_SECONDS, speech_features
@@ -22,8 +23,6 @@ LAYOUTS = ("kaggle", "khacef")
 
 
 def _stratified_split(labels, test_fraction, seed):
-    from sklearn.model_selection import train_test_split
-
     rows = np.arange(len(labels))
     train_rows, test_rows = train_test_split(rows, test_size=test_fraction, random_state=seed, stratify=labels)
     return np.sort(train_rows), np.sort(test_rows)
@@ -111,7 +110,7 @@ def build_dataset(
     recordings, skipped = find_recordings(audio, audio_format)
     pools, image_description = load_image_pools(images)
 
-    import keras
+    import keras  # deferred: TensorFlow only when a build shows its progress bar
 
     progress = keras.utils.Progbar(len(recordings), unit_name="recording") if verbose else None
     rows, kept = [], []

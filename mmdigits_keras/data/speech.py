@@ -15,6 +15,7 @@ import sys
 import tempfile
 import threading
 
+import espeakng_loader
 import numpy as np
 
 _AUDIO_OUTPUT_SYNCHRONOUS = 2
@@ -41,8 +42,6 @@ class ESpeak:
     _instance_state = None  # (library, sample_rate, callback, buffer) shared per process
 
     def __init__(self):
-        import espeakng_loader  # imported here so the package imports without the wheel
-
         with ESpeak._lock:
             if ESpeak._instance_state is None:
                 library = ctypes.CDLL(espeakng_loader.get_library_path())

@@ -20,7 +20,7 @@ from mmdigits_keras.training import classification_metrics, load_trained_model, 
 from mmdigits_keras.training.rundir import read_run_config
 from mmdigits_keras.utils.checks import check_choice
 from mmdigits_keras.utils.files import atomic_write, write_json
-from mmdigits_keras.utils.plotting import pyplot, save_figure
+from mmdigits_keras.utils.plotting import save_figure, subplots
 
 SPLITS = ("validation", "test")
 
@@ -84,7 +84,7 @@ def evaluate(run, data, *, split="validation"):
     atomic_write(out / "predictions.csv", lambda tmp: pd.DataFrame(
         {"row_id": dataset.ids, "label": dataset.labels, "predicted": predicted,
          "correct": predicted == dataset.labels}).to_csv(tmp, index=False))
-    fig, ax = pyplot().subplots(figsize=(5.5, 5))
+    fig, ax = subplots(figsize=(5.5, 5))
     ConfusionMatrixDisplay(confusion, display_labels=list(range(NUM_CLASSES))).plot(ax=ax, colorbar=False)
     ax.set_title(f"{Path(run).name}: {split} accuracy {metrics['accuracy']:.4f}")
     save_figure(fig, out / "confusion.png")
@@ -113,8 +113,7 @@ def error_overlap(wrong):
 
 
 def _venn(wrong, path):
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(5, 4))
+    fig, ax = subplots(figsize=(5, 4))
     sets, names = list(wrong.values()), list(wrong)
     (venn2 if len(sets) == 2 else venn3)(sets, set_labels=names, ax=ax)
     ax.set_title("rows each model gets wrong")
@@ -124,9 +123,8 @@ def _venn(wrong, path):
 def _gallery(dataset, predictions, image_only, fused, path, limit=12):
     """Rows the image-only model gets wrong and the fused one right: digit, MFCC heat map."""
     rows = np.flatnonzero((predictions[image_only] != dataset.labels) & (predictions[fused] == dataset.labels))[:limit]
-    plt = pyplot()
     count = max(len(rows), 1)
-    fig, axes = plt.subplots(2, count, figsize=(1.8 * count, 4), squeeze=False)
+    fig, axes = subplots(2, count, figsize=(1.8 * count, 4), squeeze=False)
     for column, row in enumerate(rows):
         axes[0, column].imshow(dataset.images[row, :, :, 0], cmap="gray")
         width = dataset.audio.shape[1] // 39

@@ -17,7 +17,7 @@ from mmdigits_keras.data.constants import NUM_CLASSES
 from mmdigits_keras.models import feature_extractor
 from mmdigits_keras.training import load_trained_model
 from mmdigits_keras.utils.files import atomic_write
-from mmdigits_keras.utils.plotting import pyplot, save_figure
+from mmdigits_keras.utils.plotting import save_figure, subplots
 
 
 def embeddings(run, dataset, out, *, max_rows=1000, seed=0):
@@ -45,7 +45,6 @@ def embeddings(run, dataset, out, *, max_rows=1000, seed=0):
     rows = np.random.default_rng(seed).permutation(len(dataset))[:max_rows]
     part = dataset.subset(np.sort(rows))
     features = feature_extractor(model).predict(part.inputs(), batch_size=512, verbose=0)
-    plt = pyplot()
     records = []
     for key in features:
         layer = "classifier input" if key == "fused" else f"backbone {key}"
@@ -57,7 +56,7 @@ def embeddings(run, dataset, out, *, max_rows=1000, seed=0):
         nmi = normalized_mutual_info_score(part.labels, clusters)
         ari = adjusted_rand_score(part.labels, clusters)
         records.append({"embedding": key, "layer": layer, "dims": values.shape[1], "nmi": nmi, "ari": ari})
-        fig, axes = plt.subplots(1, 2, figsize=(10, 4.5))
+        fig, axes = subplots(1, 2, figsize=(10, 4.5))
         for ax, colour, title in ((axes[0], part.labels, "labels"), (axes[1], clusters, "k-means clusters")):
             scatter = ax.scatter(points[:, 0], points[:, 1], c=colour, cmap="tab10", s=6)
             ax.set_title(f"{key} ({layer}): {title}")

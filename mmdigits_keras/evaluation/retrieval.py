@@ -24,7 +24,7 @@ from mmdigits_keras.training import load_trained_model
 from mmdigits_keras.training.metrics import embed, protocol_accuracy, recall_at_k, similarities
 from mmdigits_keras.training.rundir import read_run_config
 from mmdigits_keras.utils.files import atomic_write, read_json, write_json
-from mmdigits_keras.utils.plotting import pyplot, save_figure
+from mmdigits_keras.utils.plotting import save_figure, subplots
 
 
 def _check_retrieval_run(run):
@@ -41,7 +41,7 @@ def _with_labels(dataset, labels_csv):
 
 def _confusion_png(true, predicted, path, *, title, xlabel, ylabel):
     matrix = confusion_matrix(true, predicted, labels=list(range(NUM_CLASSES)))
-    fig, ax = pyplot().subplots(figsize=(5.5, 5))
+    fig, ax = subplots(figsize=(5.5, 5))
     ConfusionMatrixDisplay(matrix, display_labels=list(range(NUM_CLASSES))).plot(ax=ax, colorbar=False)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
@@ -197,8 +197,7 @@ def query(run, data, *, out, image_index=None, wav=None, k=5, split="test", audi
         scores, title = images @ query_audio, f"query: {Path(wav).name}"
         query_panel = ("audio", row[0])
     top = np.argsort(-scores, kind="stable")[:k]
-    plt = pyplot()
-    fig, axes = plt.subplots(1, k + 1, figsize=(2.1 * (k + 1), 2.6))
+    fig, axes = subplots(1, k + 1, figsize=(2.1 * (k + 1), 2.6))
     match_kind = "audio" if query_panel[0] == "image" else "image"
     for ax, (kind, values, caption) in zip(axes, [(*query_panel, title)] + [
             (match_kind, dataset.audio[r] if match_kind == "audio" else dataset.images[r, :, :, 0],

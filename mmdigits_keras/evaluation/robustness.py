@@ -10,7 +10,7 @@ import pandas as pd
 
 from mmdigits_keras.training import load_trained_model, predict_labels
 from mmdigits_keras.utils.files import atomic_write
-from mmdigits_keras.utils.plotting import pyplot, save_figure
+from mmdigits_keras.utils.plotting import save_figure, subplots
 
 NOISE_LEVELS = (0.0, 0.1, 0.2, 0.4, 0.6, 0.8, 1.0)
 
@@ -54,8 +54,7 @@ def robustness(models, dataset, out, *, levels=NOISE_LEVELS, seed=0):
                         "accuracy": accuracy(dataset.images, np.zeros_like(dataset.audio))})
     table = pd.DataFrame(records)
     atomic_write(Path(out) / "robustness.csv", lambda tmp: table.to_csv(tmp, index=False))
-    plt = pyplot()
-    fig, axes = plt.subplots(1, 3, figsize=(13, 4), gridspec_kw={"width_ratios": [2, 2, 1.4]})
+    fig, axes = subplots(1, 3, figsize=(13, 4), gridspec_kw={"width_ratios": [2, 2, 1.4]})
     for ax, condition, label in ((axes[0], "image_noise", "pixel noise SD (pixels in [0, 1])"),
                                  (axes[1], "audio_noise", "speech noise (x column SD)")):
         for name in models:

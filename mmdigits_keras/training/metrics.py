@@ -11,6 +11,7 @@ hit when one of its k best matches shows the same digit.
 from __future__ import annotations
 
 import numpy as np
+from sklearn.metrics import accuracy_score, f1_score
 
 from mmdigits_keras.data.constants import NUM_CLASSES
 
@@ -37,8 +38,6 @@ def classification_metrics(labels, predicted):
     Returns:
         dict with ``accuracy`` and ``macro_f1`` (floats in [0, 1]) and ``rows`` (N).
     """
-    from sklearn.metrics import accuracy_score, f1_score
-
     return {"accuracy": float(accuracy_score(labels, predicted)),
             "macro_f1": float(f1_score(labels, predicted, average="macro", zero_division=0)),
             "rows": int(len(labels))}

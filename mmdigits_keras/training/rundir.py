@@ -18,7 +18,7 @@ import tensorflow as tf
 
 from mmdigits_keras import __version__
 from mmdigits_keras.utils.files import publish_directory, read_json, remove_interrupted, staging_directory, write_json
-from mmdigits_keras.utils.plotting import pyplot, save_figure
+from mmdigits_keras.utils.plotting import save_figure, subplots
 
 RUN_FILES = ("model.keras", "config.json", "history.csv", "metrics.json", "curves.png")
 # 2: models are backbone + head (mmdigits_keras 0.2). Runs without the key were written by 0.1.0.
@@ -58,9 +58,8 @@ def run_metadata(prepared):
 def training_curves(history, path, *, title=""):
     """Loss and (when logged) accuracy per epoch, training and validation, from a history
     frame (columns ``epoch``, ``loss``, ``val_loss``, ...) -> PNG at `path`."""
-    plt = pyplot()
     metrics = [m for m in ("loss", "accuracy") if m in history]  # retrieval runs log no accuracy
-    fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 3.8), squeeze=False)
+    fig, axes = subplots(1, len(metrics), figsize=(5 * len(metrics), 3.8), squeeze=False)
     for ax, metric in zip(axes[0], metrics):
         for column, style in ((metric, "-"), (f"val_{metric}", "--")):
             if column in history:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from mmdigits_keras.utils.files import read_json
-from mmdigits_keras.utils.plotting import pyplot, save_figure
+from mmdigits_keras.utils.plotting import save_figure, subplots
 
 OBJECTIVES = {"val_accuracy": "max", "val_loss": "min", "accuracy": "max", "loss": "min"}
 TRIAL_FILE = "mmdigits_trial.json"
@@ -39,9 +39,8 @@ def leaderboard(tuner, objective):
 
 def plot_scores(board, path, *, objective):
     """Writes a PNG of the objective per trial (completed trials; best marked)."""
-    plt = pyplot()
     done = board[board["status"] == "COMPLETED"].dropna(subset=["score"])
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, ax = subplots(figsize=(7, 4))
     if len(done):
         colours = done["depth"].astype(float) if "depth" in done else None
         points = ax.scatter(done["trial_id"].astype(int), done["score"], c=colours, cmap="viridis", s=40)
