@@ -10,6 +10,7 @@ from mmdigits_keras.models import create_model, model_config, model_info
 from mmdigits_keras.training import engine
 from mmdigits_keras.training.metrics import classification_metrics, predict_labels
 from mmdigits_keras.training.recipes import get_recipe
+from mmdigits_keras.utils.checks import check_positive
 
 
 def recipe_for(recipe="default", *, batch_size=None):
@@ -21,7 +22,7 @@ def recipe_for(recipe="default", *, batch_size=None):
     plan = get_recipe(recipe) if isinstance(recipe, str) else recipe
     if batch_size is None:
         return plan
-    engine.check_positive("batch_size", batch_size)
+    check_positive("batch_size", batch_size)
     return dataclasses.replace(plan, batch_size=int(batch_size))
 
 
