@@ -9,7 +9,7 @@ The package is layered, imports running one way (ARCHITECTURE in the README):
 ``mmdigits --help`` starts without TensorFlow.
 """
 
-import importlib
+from mmdigits_keras.utils.lazy import lazy_exports
 
 __version__ = "0.2.0"
 
@@ -55,13 +55,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'mmdigits_keras' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"mmdigits_keras.{_EXPORTS[name]}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted(list(globals()) + __all__)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

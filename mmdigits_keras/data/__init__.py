@@ -5,7 +5,7 @@ Public names load on first use (PEP 562), so ``mmdigits_keras.data.constants`` -
 models need -- does not pull in pandas or the audio stack.
 """
 
-import importlib
+from mmdigits_keras.utils.lazy import lazy_exports
 
 _EXPORTS = {
     "MultimodalDataset": "layouts",
@@ -33,13 +33,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted(list(globals()) + __all__)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
