@@ -12,6 +12,7 @@ Only keras-tuner's public API is used: a `keras_tuner.Tuner` with an oracle from
 from __future__ import annotations
 
 import gc
+import json
 import os
 import shutil
 import subprocess
@@ -92,6 +93,7 @@ class SearchTuner(keras_tuner.Tuner):
         self.isolation = isolation
         self.search_seed = int(search_seed)
         self.trial_end_hook = trial_end_hook
+        self._finished = {}
 
     def checkpoint_path(self, trial_id):
         """Where trial `trial_id` keeps its best epoch's weights (Hyperband continues from it)."""
@@ -121,10 +123,11 @@ class SearchTuner(keras_tuner.Tuner):
         seconds = time.perf_counter() - started
         epochs = len(history.history.get("loss", []))
         # Who ran the trial, and when: the leaderboard's tuner_id column, and a way to see
-        # that a resumed search did not run a finished trial again.
-        write_json(trial_dir / TRIAL_FILE, {
-            "tuner_id": self.tuner_id, "pid": os.getpid(), "finished_at": time.time(), "seconds": seconds,
-            "epochs": epochs, "history": {k: [float(v) for v in vs] for k, vs in history.history.items()}})
+        # that a resumed search did not run a finished trial again. Written in `on_trial_end`,
+        # once keras-tuner has saved the trial as finished.
+        self._finished[trial.trial_id] = {
+            "tuner_id": self.tuner_id, "pid": os.getpid(), "seconds": seconds, "epochs": epochs,
+            "history": {k: [float(v) for v in vs] for k, vs in history.history.items()}}
         objective = self.oracle.objective.name
         best = max(history.history.get(objective, [float("nan")]), key=lambda v: v if self.oracle.objective.direction
                    == "max" else -v)
@@ -145,9 +148,54 @@ class SearchTuner(keras_tuner.Tuner):
         return history
 
     def on_trial_end(self, trial):
+        """keras-tuner saves the trial and its state; then the state is backed up (see
+        `repair_search_state`) and the trial's ``mmdigits_trial.json`` written."""
         super().on_trial_end(trial)
+        backup_search_state(self.project_dir)
+        record = self._finished.pop(trial.trial_id, None)
+        if record is not None:
+            write_json(Path(self.get_trial_dir(trial.trial_id)) / TRIAL_FILE, {**record, "finished_at": time.time()})
         if self.trial_end_hook is not None:
             self.trial_end_hook(trial)
+
+
+BACKUP_SUFFIX = ".last-good"
+
+
+def backup_search_state(project_dir):
+    """Copies keras-tuner's state files (``oracle.json``, ``<tuner_id>.json``) aside, atomically."""
+    for path in Path(project_dir).glob("*.json"):
+        atomic_write(path.with_name(path.name + BACKUP_SUFFIX), lambda tmp, src=path: shutil.copyfile(src, tmp))
+
+
+def repair_search_state(project_dir):
+    """Mends keras-tuner state files cut off by a kill: keras-tuner writes ``oracle.json`` in
+    place, so a kill -9 during that write leaves a file that cannot be reloaded. Such a file is
+    replaced by its copy from the end of the previous trial (`backup_search_state`); without a
+    copy, the whole state is removed and the search starts over (its trial folders are reused).
+
+    Returns:
+        The names of the files mended (empty when all were whole).
+    """
+    project_dir = Path(project_dir)
+    mended = []
+    for path in sorted(project_dir.glob("*.json")):
+        try:
+            json.loads(path.read_text())
+            continue
+        except ValueError:
+            mended.append(path.name)
+        backup = path.with_name(path.name + BACKUP_SUFFIX)
+        if backup.is_file():
+            shutil.copyfile(backup, path)
+            print(f"{path}: cut off by an interrupted run; restored its state from the last finished trial",
+                  flush=True)
+        else:
+            for state in project_dir.glob("*.json"):
+                state.unlink()
+            print(f"{path}: cut off by an interrupted run and no earlier copy; starting the search over", flush=True)
+            break
+    return mended
 
 
 def parse_oracle_address(address):
@@ -314,6 +362,7 @@ def run_search(
         resumed = _check_resume(out, record, overwrite=overwrite)
         if overwrite:
             _clear_search(out)
+        repair_search_state(out / PROJECT_NAME)
         out.mkdir(parents=True, exist_ok=True)
         write_json(out / SEARCH_FILE, record)
     if distributed:

@@ -96,7 +96,7 @@ def test_lstm_units_is_conditional_on_the_lstm_encoder(tiny_kaggle):
     assert space["depth"].values == [1, 2, 3, 4] and space["width"].values == [0.5, 1.0, 2.0]
 
 
-def test_search_writes_outputs_resumes_and_refuses_other_searches(tiny_kaggle, tmp_path):
+def test_search_writes_outputs_resumes_and_refuses_other_searches(tiny_kaggle, tmp_path, capsys):
     out = tmp_path / "search"
     # In-process trials keep this test fast; the CLI tests below run trials in child processes.
     result = run_search(tiny_kaggle, out=out, max_trials=2, epochs=1, export_epochs=1, space=SMALL, verbose=0,
@@ -118,8 +118,11 @@ def test_search_writes_outputs_resumes_and_refuses_other_searches(tiny_kaggle, t
     finished = {t: json.loads((out / "keras_tuner" / f"trial_{t}" / TRIAL_FILE).read_text())["finished_at"]
                 for t in ("0", "1")}
 
+    # A kill -9 while keras-tuner rewrites its state leaves oracle.json cut off (it writes in place).
+    (out / "keras_tuner" / "oracle.json").write_text('{"ongoing_tri')
     again = run_search(tiny_kaggle, out=out, max_trials=3, epochs=1, export_epochs=1, space=SMALL, verbose=0,
                        isolate_trials=False)
+    assert "restored its state from the last finished trial" in capsys.readouterr().out
     assert again["resumed"] and len(again["leaderboard"]) == 3
     for trial_id, stamp in finished.items():  # finished trials were not run again
         record = json.loads((out / "keras_tuner" / f"trial_{trial_id}" / TRIAL_FILE).read_text())
