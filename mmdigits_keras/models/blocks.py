@@ -62,6 +62,14 @@ def lstm_encoder(x, units, *, num_layers=2, name):
     return x
 
 
+def check_width_and_dropout(width, dropout):
+    """Raises ValueError unless `width` > 0 and `dropout` is in [0, 1) (every family's builders)."""
+    if not width > 0:
+        raise ValueError(f"`width` must be > 0. Received: width={width!r}")
+    if not 0 <= dropout < 1:
+        raise ValueError(f"`dropout` must be in [0, 1). Received: dropout={dropout!r}")
+
+
 def scaled(units, width):
     """Scales a filter or unit count by the `width` multiplier, at least 1."""
     return max(1, int(round(units * width)))
@@ -78,4 +86,4 @@ def conv_block(x, filters, *, name, kernel_size=3):
     return layers.ReLU(name=f"{name}_relu")(x)
 
 
-__all__ = ["conv_bn", "conv_block", "dense_bn", "pool", "dropout", "lstm_encoder", "scaled"]
+__all__ = ["check_width_and_dropout", "conv_bn", "conv_block", "dense_bn", "pool", "dropout", "lstm_encoder", "scaled"]

@@ -6,6 +6,7 @@ retrieval head projects each modality into one shared, L2-normalized space (seed
 
 from __future__ import annotations
 
+import numpy as np
 from keras import layers
 
 from mmdigits_keras.models import blocks
@@ -78,7 +79,7 @@ def retrieval_towers(backbone, *, embedding_dim=128, name="retrieval"):
         raise ValueError(f"retrieval towers need an image and an audio branch; backbone {backbone.name!r} has "
                          f"{sorted(backbone.output)} (use a fusion model: model1-4, hybrid_cnn, hybrid_cnn_lstm, "
                          f"fusion_1dcnn)")
-    if not (isinstance(embedding_dim, int) and embedding_dim > 0):
+    if not (isinstance(embedding_dim, (int, np.integer)) and embedding_dim > 0):
         raise ValueError(f"`embedding_dim` must be a positive integer. Received: embedding_dim={embedding_dim!r}")
 
     def head(features):

@@ -140,10 +140,7 @@ def build_model(
     """
     check_choice("depth", depth, tuple(SEED000_TABLES))
     check_choice("audio", audio, AUDIO_ENCODERS)
-    if not width > 0:
-        raise ValueError(f"`width` must be > 0. Received: width={width!r}")
-    if not 0 <= dropout < 1:
-        raise ValueError(f"`dropout` must be in [0, 1). Received: dropout={dropout!r}")
+    blocks.check_width_and_dropout(width, dropout)
     for arg, value in (("lstm_units", lstm_units), ("num_classes", num_classes)):
         if not (isinstance(value, (int, np.integer)) and value > 0):
             raise ValueError(f"`{arg}` must be a positive integer. Received: {arg}={value!r}")

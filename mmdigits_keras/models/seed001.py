@@ -68,10 +68,7 @@ def _encode(kind, inputs, *, width, dropout, audio_mean, audio_variance, utteran
 def _build(kind, *, include_top=True, width=1.0, dropout=0.5, num_classes=10, classifier_activation="softmax",
            audio_features=NUM_FEATURES, audio_mean=None, audio_variance=None, utterance_normalization=False,
            name=None):
-    if not width > 0:
-        raise ValueError(f"`width` must be > 0. Received: width={width!r}")
-    if not 0 <= dropout < 1:
-        raise ValueError(f"`dropout` must be in [0, 1). Received: dropout={dropout!r}")
+    blocks.check_width_and_dropout(width, dropout)
     inputs = model_inputs(audio_features)
     features = _encode(kind, inputs, width=width, dropout=dropout, audio_mean=audio_mean,
                        audio_variance=audio_variance, utterance_normalization=utterance_normalization)

@@ -47,10 +47,7 @@ def build_fusion_1dcnn(*, include_top=True, width=1.0, dropout=0.3, num_classes=
     Raises:
         ValueError: a `width` <= 0, a `dropout` outside [0, 1), or bad `audio_features`.
     """
-    if not width > 0:
-        raise ValueError(f"`width` must be > 0. Received: width={width!r}")
-    if not 0 <= dropout < 1:
-        raise ValueError(f"`dropout` must be in [0, 1). Received: dropout={dropout!r}")
+    blocks.check_width_and_dropout(width, dropout)
     inputs = model_inputs(audio_features)
     speech = speech_input(inputs["audio"], audio_mean=audio_mean, audio_variance=audio_variance,
                           utterance_normalization=utterance_normalization)

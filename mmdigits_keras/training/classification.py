@@ -13,19 +13,6 @@ from mmdigits_keras.training.recipes import get_recipe
 from mmdigits_keras.utils.checks import check_positive
 
 
-def recipe_for(recipe="default", *, batch_size=None):
-    """The `Recipe` named `recipe`, with its batch size replaced by `batch_size` when given.
-
-    Raises:
-        ValueError: an unknown recipe or a batch size that is not a positive integer.
-    """
-    plan = get_recipe(recipe) if isinstance(recipe, str) else recipe
-    if batch_size is None:
-        return plan
-    check_positive("batch_size", batch_size)
-    return dataclasses.replace(plan, batch_size=int(batch_size))
-
-
 def model_arguments(model, prepared, recipe, model_kwargs=None):
     """The builder arguments a run of registry model `model` uses on `prepared` data with
     `recipe`: `model_kwargs`, the speech feature width, and the recipe's per-utterance
@@ -119,7 +106,10 @@ def train(
             model does not take, a bad argument value, or an existing `out` without `overwrite`.
     """
     model_info(model)  # fail on an unknown name before loading anything
-    plan = recipe_for(recipe, batch_size=batch_size)
+    plan = get_recipe(recipe)
+    if batch_size is not None:
+        check_positive("batch_size", batch_size)
+        plan = dataclasses.replace(plan, batch_size=int(batch_size))
     return engine.run(data, classification_task(model, plan, model_kwargs), out=out, recipe=plan, epochs=epochs,
                       learning_rate=learning_rate, val_fraction=val_fraction, seed=seed, patience=patience,
                       overwrite=overwrite, extra_config=extra_config, verbose=verbose)

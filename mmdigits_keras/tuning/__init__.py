@@ -14,7 +14,6 @@ from mmdigits_keras.tuning.search import (
     wait_for_oracle,
 )
 from mmdigits_keras.tuning.space import (
-    DEFAULT_SPACE,
     RegistryHyperModel,
     check_space,
     default_space,
@@ -22,6 +21,6 @@ from mmdigits_keras.tuning.space import (
     training_hyperparameters,
 )
 
-__all__ = ["DEFAULT_SPACE", "PROJECT_NAME", "RegistryHyperModel", "SEARCH_FILE", "SearchTuner", "TUNERS",
+__all__ = ["PROJECT_NAME", "RegistryHyperModel", "SEARCH_FILE", "SearchTuner", "TUNERS",
            "check_space", "default_space", "export_best", "leaderboard", "make_oracle", "model_hyperparameters",
            "parse_oracle_address", "plot_scores", "run_search", "training_hyperparameters", "wait_for_oracle"]

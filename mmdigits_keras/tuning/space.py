@@ -30,7 +30,6 @@ SEED000_SPACE = {
     "batch_size": [32, 64, 128, 256],
 }
 FAMILY_SPACE = {key: SEED000_SPACE[key] for key in ("width", "dropout", "learning_rate", "batch_size")}
-DEFAULT_SPACE = SEED000_SPACE  # the default model, model2, is of seed 000's family
 MODEL_HYPERPARAMETERS = ("depth", "audio", "width", "dropout", "lstm_units")
 DEFAULT_LEARNING_RATE = 1e-3  # `train`'s
 TRAINING_HYPERPARAMETERS = ("learning_rate", "batch_size")
