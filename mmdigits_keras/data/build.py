@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
+from mmdigits_keras.data.channels import apply_channel, check_channel, speed_perturb
 from mmdigits_keras.data.constants import FEATURE_KINDS, NUM_CLASSES, NUM_FRAMES
 from mmdigits_keras.data.features import HOP_SECONDS, SAMPLE_RATE, WINDOW_SECONDS, speech_features
 from mmdigits_keras.data.sources import find_recordings, load_image_pools, read_wav
@@ -67,6 +68,8 @@ def build_dataset(
     test_fraction=0.2,
     seed=0,
     features="mfcc",
+    channel=None,
+    speed_perturbation=(),
     overwrite=False,
     verbose=1,
 ):
@@ -85,6 +88,13 @@ def build_dataset(
         seed: Seed of the splits and the pairing.
         features: ``"mfcc"`` (39 x 13 = 507, the default, DESIGN.md) or ``"logmel"``
             (39 x 40 = 1560).
+        channel: None, or a simulated recording condition applied to the *test* recordings
+            only (`mmdigits_keras.data.channels.CHANNELS`: ``telephone``, ``gain+12``,
+            ``gain-12``, ``noise20``, ``noise10``, ``room``). The training part and the
+            pairing are the same as without it (same seed), so one model is scored on each.
+        speed_perturbation: Speed factors in [0.5, 2] other than 1 (e.g. ``(0.9, 1.1)``, Ko et
+            al. 2015): each training recording is added again at each speed, as more
+            utterances to pair images with (the number of rows does not change).
         overwrite: Replace an existing `out`.
         verbose: 1 shows a progress bar and prints skipped files.
 
@@ -101,6 +111,11 @@ def build_dataset(
         raise ValueError(f"`layout` must be one of {list(LAYOUTS)}. Received: layout={layout!r}")
     if features not in FEATURE_KINDS:
         raise ValueError(f"`features` must be one of {list(FEATURE_KINDS)}. Received: features={features!r}")
+    check_channel(channel)
+    speed_perturbation = tuple(float(f) for f in speed_perturbation)
+    if any(not 0.5 <= f <= 2.0 or f == 1.0 for f in speed_perturbation):
+        raise ValueError(f"`speed_perturbation` factors must be in [0.5, 2] and not 1. "
+                         f"Received: speed_perturbation={speed_perturbation!r}")
     if not 0 < test_fraction < 1:
         raise ValueError(f"`test_fraction` must be in (0, 1). Received: test_fraction={test_fraction!r}")
     out = Path(out)
@@ -129,6 +144,7 @@ def build_dataset(
     if not kept:
         raise ValueError(f"{audio}: none of the recordings could be read")
     feats = np.stack(rows).astype(np.float64)
+    recordings_read = len(kept)
     digits = np.array([r["digit"] for r in kept])
     speakers = np.array([r["speaker"] for r in kept])
 
@@ -144,6 +160,23 @@ def build_dataset(
     else:
         train_rows, test_rows = _stratified_split(digits, test_fraction, seed)
         audio_rows = {"train": train_rows, "test": test_rows}
+    if channel is not None:
+        for row in audio_rows["test"]:
+            wave, rate = read_wav(kept[row]["path"])
+            feats[row] = speech_features(apply_channel(wave, rate, channel, seed=seed, key=kept[row]["path"].name),
+                                         rate, features).reshape(-1)
+    if speed_perturbation:
+        originals = audio_rows["train"]
+        extra = []
+        for row in originals:
+            wave, rate = read_wav(kept[row]["path"])
+            extra += [speech_features(speed_perturb(apply_channel(wave, rate, None), f), rate, features).reshape(-1)
+                      for f in speed_perturbation]
+        copies = np.repeat(originals, len(speed_perturbation))
+        audio_rows["train"] = np.concatenate([originals, len(feats) + np.arange(len(copies))])
+        feats = np.concatenate([feats, np.stack(extra)])
+        digits, speakers = np.concatenate([digits, digits[copies]]), np.concatenate([speakers, speakers[copies]])
+        kept = kept + [{**kept[row], "speed": f} for row in originals for f in speed_perturbation]
 
     if "all" in pools:
         pixels, labels = pools["all"]
@@ -165,11 +198,12 @@ def build_dataset(
 
     staging = staging_directory(out)
     _write_layout(staging, layout, parts)
-    relative = [str(r["path"].relative_to(audio)) for r in kept]
+    relative = [str(r["path"].relative_to(audio)) + (f" (speed x{r['speed']})" if "speed" in r else "")
+                for r in kept]
     write_json(staging / "manifest.json", {
         "layout": layout,
         "seed": seed,
-        "audio": {"source": str(audio.resolve()), "format": audio_format, "recordings": len(kept),
+        "audio": {"source": str(audio.resolve()), "format": audio_format, "recordings": recordings_read,
                   "skipped": skipped},
         "images": {"source": image_description},
         "features": {"kind": features, "frames": NUM_FRAMES, "values_per_frame": FEATURE_KINDS[features],
@@ -177,6 +211,7 @@ def build_dataset(
                      "standardized": "per column with the training rows' mean and std (below)",
                      "mean": mean.tolist(), "std": std.tolist()},
         "pairing": "each image gets a random utterance of the same digit from its part (Khacef rule)",
+        "channel": {"test": channel, "speed_perturbation": list(speed_perturbation)},
         "split": {"test_speakers": test_speakers or None,
                   "test_fraction": None if test_speakers else test_fraction},
         **{split: {

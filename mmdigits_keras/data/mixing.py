@@ -1,0 +1,71 @@
+"""Synthetic voices as extra training speakers: eSpeak NG utterances mixed into any data set's
+training rows (issue 13's lever against speaker shift)."""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from mmdigits_keras.data.constants import NUM_CLASSES, NUM_FEATURES
+from mmdigits_keras.data.demo import synthesize_utterances
+from mmdigits_keras.data.layouts import MultimodalDataset
+
+
+@functools.lru_cache(maxsize=2)
+def _utterances(seed):
+    return synthesize_utterances(seed=seed)
+
+
+def mix_synthetic_speech(dataset, *, share, seed=0):
+    """Adds rows whose speech is synthetic, so that they make up `share` of the result.
+
+    The demo synthesizer's 2,160 utterances (72 eSpeak NG voices x 10 digits x 3 takes, random
+    rate, pitch, shift and 15-35 dB SNR noise; `synthesize_utterances`) are brought to the
+    data set's scale per column (standardized with their own mean and standard deviation,
+    then given those of `dataset.audio`: the data sets hold standardized MFCC whose raw
+    statistics are unknown). Each new row pairs a training image of a digit, drawn at random
+    from the rows of that digit, with a synthetic utterance of the same digit (the Khacef rule).
+
+    Args:
+        dataset: Labelled training rows (`MultimodalDataset`) with 507-value MFCC speech.
+        share: Fraction of the returned rows that are synthetic, in [0, 1); 0 returns
+            `dataset` unchanged.
+        seed: Seed of the synthesis variation and of the pairing.
+
+    Returns:
+        A new `MultimodalDataset`: the original rows first, then round(N * share / (1 - share))
+        synthetic rows (ids continue after the largest id).
+
+    Raises:
+        ValueError: `share` outside [0, 1), no labels, or speech other than 507 MFCC values.
+    """
+    if not 0 <= share < 1:
+        raise ValueError(f"`share` of synthetic speech must be in [0, 1). Received: share={share!r}")
+    if share == 0:
+        return dataset
+    if dataset.labels is None:
+        raise ValueError("synthetic speech needs labelled training rows")
+    if dataset.audio.shape[1] != NUM_FEATURES:
+        raise ValueError(f"synthetic speech is MFCC ({NUM_FEATURES} values); these rows have "
+                         f"{dataset.audio.shape[1]}")
+    utterances = _utterances(seed)
+    synthetic = utterances["features"].astype(np.float64)
+    synthetic = (synthetic - synthetic.mean(axis=0)) / (synthetic.std(axis=0) + 1e-8)
+    synthetic = synthetic * dataset.audio.std(axis=0) + dataset.audio.mean(axis=0)
+    count = int(round(len(dataset) * share / (1 - share)))
+    rng = np.random.default_rng([seed, 13])
+    rows = rng.choice(len(dataset), size=count, replace=True)
+    labels = dataset.labels[rows]
+    chosen = np.empty(count, dtype=np.int64)
+    for digit in range(NUM_CLASSES):
+        where = np.flatnonzero(labels == digit)
+        candidates = np.flatnonzero(utterances["digit"] == digit)
+        chosen[where] = rng.choice(candidates, size=where.size, replace=True)
+    return MultimodalDataset(
+        images=np.concatenate([dataset.images, dataset.images[rows]]),
+        audio=np.concatenate([dataset.audio, synthetic[chosen].astype(np.float32)]),
+        labels=np.concatenate([dataset.labels, labels]),
+        ids=np.concatenate([dataset.ids, dataset.ids.max() + 1 + np.arange(count)]),
+        source=f"{dataset.source} + {count} rows of synthetic speech (eSpeak NG)",
+    )
