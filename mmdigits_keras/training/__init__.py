@@ -1,13 +1,30 @@
 """The training layer: recipes, the one engine, run directories, and the two ways of training
 built on them (`train` for classifiers, `train_retrieval` for seed 002's towers)."""
 
-from mmdigits_keras.training.classification import build_classifier, train
+from mmdigits_keras.training.adaptation import adapt_batch_normalization
+from mmdigits_keras.training.classification import build_classifier, classification_task, train
 from mmdigits_keras.training.engine import PreparedData, compile_model, fit_model, prepare_data
 from mmdigits_keras.training.metrics import classification_metrics, predict_labels
 from mmdigits_keras.training.recipes import RECIPES, Recipe, get_recipe
 from mmdigits_keras.training.retrieval import build_retrieval_model, train_retrieval
 from mmdigits_keras.training.rundir import RUN_FILES, load_trained_model
 
-__all__ = ["PreparedData", "RECIPES", "RUN_FILES", "Recipe", "build_classifier", "build_retrieval_model",
-           "classification_metrics", "compile_model", "fit_model", "get_recipe", "load_trained_model",
-           "predict_labels", "prepare_data", "train", "train_retrieval"]
+__all__ = [
+    "PreparedData",
+    "RECIPES",
+    "RUN_FILES",
+    "Recipe",
+    "adapt_batch_normalization",
+    "build_classifier",
+    "build_retrieval_model",
+    "classification_metrics",
+    "classification_task",
+    "compile_model",
+    "fit_model",
+    "get_recipe",
+    "load_trained_model",
+    "predict_labels",
+    "prepare_data",
+    "train",
+    "train_retrieval",
+]

@@ -7,6 +7,7 @@ import dataclasses
 
 from mmdigits_keras.data.constants import NUM_FEATURES
 from mmdigits_keras.models import create_model, model_config, model_info
+from mmdigits_keras.models.heads import auxiliary_training_model
 from mmdigits_keras.training import engine
 from mmdigits_keras.training.metrics import classification_metrics, predict_labels
 from mmdigits_keras.training.recipes import get_recipe
@@ -42,6 +43,8 @@ def classification_task(model, recipe, model_kwargs=None):
     """The engine `Task` that trains registry classifier `model` (see `engine.Task`)."""
     def build(prepared):
         net = build_classifier(model, prepared, recipe, **(model_kwargs or {}))
+        if recipe.auxiliary_weight and len(model_info(model).modalities) > 1:
+            return auxiliary_training_model(net, num_classes=net.output.shape[-1]), net
         return net, net
 
     def config(prepared):
@@ -72,7 +75,8 @@ def train(
     """Trains a registry classifier and writes a run directory.
 
     The recipe sets optimizer, loss, batch size and augmentation; on the validation split,
-    EarlyStopping on ``val_loss`` (patience `patience`, best weights restored) and
+    EarlyStopping on the validation cross-entropy (``val_crossentropy``, without label
+    smoothing; patience `patience`, best weights restored) and
     ReduceLROnPlateau (factor 0.5 after `patience` // 2 epochs), as in seed 001's training
     set-up. The speech standardization is fitted on the training rows only and built into the
     saved model. Everything runs through `mmdigits_keras.training.engine.run`.

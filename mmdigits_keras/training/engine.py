@@ -26,6 +26,9 @@ import tensorflow as tf
 from mmdigits_keras.data.constants import NUM_CLASSES
 from mmdigits_keras.data.features import fit_audio_statistics
 from mmdigits_keras.data.layouts import MultimodalDataset, load_dataset, train_val_split
+from mmdigits_keras.data.mixing import mix_synthetic_speech
+from mmdigits_keras.models.backbone import modalities_of
+from mmdigits_keras.models.heads import PRIMARY_OUTPUT
 from mmdigits_keras.training.recipes import evaluation_dataset, make_loss, make_optimizer, training_dataset
 from mmdigits_keras.training.rundir import prepare_output, run_metadata, write_run
 from mmdigits_keras.utils.checks import check_positive
@@ -61,9 +64,11 @@ class PreparedData:
         return int(self.train.audio.shape[1])
 
 
-def prepare_data(data, *, val_fraction=0.2, seed=0):
-    """Loads `data` (a folder's ``train`` split, or a labelled `MultimodalDataset`), splits it
-    and fits the speech statistics on the training part.
+def prepare_data(data, *, val_fraction=0.2, seed=0, synthetic_share=0.0):
+    """Loads `data` (a folder's ``train`` split, or a labelled `MultimodalDataset`), splits it,
+    fits the speech statistics on the training part and, when `synthetic_share` > 0, adds
+    synthetic-speech rows to the training part only (`mix_synthetic_speech`; validation stays
+    real).
 
     Returns:
         A `PreparedData`.
@@ -80,6 +85,7 @@ def prepare_data(data, *, val_fraction=0.2, seed=0):
         print(f"warning: no training rows of class(es) {missing} in {source}; the model cannot "
               f"learn to predict them", file=sys.stderr, flush=True)
     mean, variance = fit_audio_statistics(train_part.audio)
+    train_part = mix_synthetic_speech(train_part, share=synthetic_share, seed=seed)
     path = None if isinstance(data, MultimodalDataset) else str(Path(data).resolve())
     return PreparedData(train=train_part, validation=val_part, source=source, rows=rows, fingerprint=fingerprint,
                         path=path, audio_mean=mean, audio_variance=variance)
@@ -94,41 +100,80 @@ def seed_everything(seed):
 def compile_model(model, recipe, *, learning_rate, loss=None, metrics=("accuracy",)):
     """Compiles `model` with the recipe's optimizer and (unless `loss` is given) its loss.
 
+    Classification (no `loss` given) also logs ``crossentropy``: the validation cross-entropy
+    without label smoothing, which early stopping watches (with smoothing, ``val_loss`` is
+    lowest for an under-confident model: measured, it restored epoch 3 of 13). A model with
+    dict outputs (training-time auxiliary heads, `PRIMARY_OUTPUT` plus ``*_auxiliary``) gets
+    the recipe's loss on every output, weighted 1 for the primary one and
+    ``recipe.auxiliary_weight`` for each other; metrics on the primary one only.
+
     Returns:
         The model.
     """
-    model.compile(optimizer=make_optimizer(recipe, learning_rate=learning_rate),
-                  loss=make_loss(recipe) if loss is None else loss, metrics=list(metrics))
+    metrics = list(metrics)
+    if loss is None:
+        loss = make_loss(recipe)
+        metrics.append(keras.metrics.CategoricalCrossentropy(name="crossentropy") if recipe.label_smoothing
+                       else keras.metrics.SparseCategoricalCrossentropy(name="crossentropy"))
+    weights = None
+    if isinstance(model.output, dict):
+        weights = {name: 1.0 if name == PRIMARY_OUTPUT else recipe.auxiliary_weight for name in model.output}
+        loss = {name: loss for name in model.output}
+        metrics = {PRIMARY_OUTPUT: metrics}
+    model.compile(optimizer=make_optimizer(recipe, learning_rate=learning_rate), loss=loss, loss_weights=weights,
+                  metrics=metrics)
     return model
 
 
-def fit_callbacks(*, patience=10):
-    """EarlyStopping on ``val_loss`` (best weights restored) and ReduceLROnPlateau (factor 0.5
+def fit_callbacks(*, patience=10, monitor="val_crossentropy"):
+    """EarlyStopping on `monitor` (best weights restored) and ReduceLROnPlateau (factor 0.5
     after `patience` // 2 epochs), as in seed 001's training set-up."""
     return [
-        keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True),
-        keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=max(1, patience // 2),
+        keras.callbacks.EarlyStopping(monitor=monitor, patience=patience, restore_best_weights=True),
+        keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=0.5, patience=max(1, patience // 2),
                                           min_lr=1e-6),
     ]
 
 
+class PrimaryOutputLogs(keras.callbacks.Callback):
+    """Logs a dict-output model's primary metrics under their plain names (``val_accuracy``,
+    not ``val_predictions_accuracy``), so callbacks, curves and tuning objectives read the same
+    keys with or without auxiliary heads."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        prefix = f"{PRIMARY_OUTPUT}_"
+        for key in [k for k in (logs or {}) if prefix in k and not k.endswith("loss")]:
+            logs[key.replace(prefix, "")] = logs.pop(key)
+
+
 def fit_model(model, prepared, recipe, *, epochs, seed=0, patience=10, callbacks=(), initial_epoch=0,
-              verbose="auto"):
+              monitor="val_crossentropy", verbose="auto"):
     """Fits a compiled `model` on `prepared` with `recipe`: the ``plain`` recipe feeds numpy
     arrays (seed 000's way), every other recipe a `training_dataset` pipeline; validation on
-    the validation rows; `fit_callbacks` plus `callbacks`.
+    the validation rows; `fit_callbacks` (watching `monitor`) plus `callbacks`. A model with
+    dict outputs gets the labels as the target of each output.
 
     Returns:
         The Keras `History`.
     """
-    every = [*fit_callbacks(patience=patience), *callbacks]
+    outputs = tuple(model.output) if isinstance(model.output, dict) else None
+    every = [*([PrimaryOutputLogs()] if outputs else []), *fit_callbacks(patience=patience, monitor=monitor),
+             *callbacks]
     train_part, val_part = prepared.train, prepared.validation
     if not recipe.augment:  # the baseline as the papers ran it: numpy arrays into fit
-        return model.fit(train_part.inputs(), train_part.labels, validation_data=(val_part.inputs(), val_part.labels),
+        def targets(labels):
+            return {name: labels for name in outputs} if outputs else labels
+
+        return model.fit(train_part.inputs(), targets(train_part.labels),
+                         validation_data=(val_part.inputs(), targets(val_part.labels)),
                          epochs=int(epochs), initial_epoch=initial_epoch, batch_size=recipe.batch_size,
                          shuffle=True, callbacks=every, verbose=verbose)
-    return model.fit(training_dataset(train_part, recipe, seed=seed),
-                     validation_data=evaluation_dataset(val_part, recipe), epochs=int(epochs),
+    try:
+        multimodal = len(modalities_of(model)) > 1
+    except ValueError:  # no backbone (a flat 0.1.0 model): assume both inputs matter
+        multimodal = True
+    return model.fit(training_dataset(train_part, recipe, seed=seed, multimodal=multimodal, outputs=outputs),
+                     validation_data=evaluation_dataset(val_part, recipe, outputs=outputs), epochs=int(epochs),
                      initial_epoch=initial_epoch, shuffle=False,  # tf.data shuffles
                      callbacks=every, verbose=verbose)
 
@@ -145,6 +190,7 @@ class Task:
             ``model_kwargs``).
         loss: A Keras loss, or None for the recipe's classification loss.
         metrics: Keras metrics logged per epoch.
+        monitor: What early stopping and the learning-rate schedule watch.
     """
 
     name: str
@@ -153,6 +199,7 @@ class Task:
     config: dict
     loss: object = None
     metrics: tuple = ("accuracy",)
+    monitor: str = "val_crossentropy"
 
 
 def run(data, task, *, out, recipe, epochs, learning_rate, val_fraction=0.2, seed=0, patience=10,
@@ -184,12 +231,13 @@ def run(data, task, *, out, recipe, epochs, learning_rate, val_fraction=0.2, see
     check_positive("patience", patience)
     check_positive("learning_rate", learning_rate, float)
     prepare_output(out, overwrite=overwrite)
-    prepared = prepare_data(data, val_fraction=val_fraction, seed=seed)
+    prepared = prepare_data(data, val_fraction=val_fraction, seed=seed, synthetic_share=recipe.synthetic_share)
     seed_everything(seed)
     net, saved = task.build(prepared)
     compile_model(net, recipe, learning_rate=learning_rate, loss=task.loss, metrics=task.metrics)
     started = time.perf_counter()
-    history = fit_model(net, prepared, recipe, epochs=epochs, seed=seed, patience=patience, verbose=verbose)
+    history = fit_model(net, prepared, recipe, epochs=epochs, seed=seed, patience=patience, monitor=task.monitor,
+                        verbose=verbose)
     seconds = time.perf_counter() - started
     scores = task.validate(saved, prepared.validation)
     model_entries = task.config(prepared)

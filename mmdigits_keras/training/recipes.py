@@ -28,6 +28,7 @@ import dataclasses
 
 import keras
 import numpy as np
+import scipy.fft
 import tensorflow as tf
 
 from mmdigits_keras.data.constants import NUM_FRAMES
@@ -54,6 +55,15 @@ class Recipe:
     utterance_normalization: tuple = ()
     # Drop each epoch's last, smaller batch (in-batch negatives need full batches).
     drop_remainder: bool = False
+    # Vocal-tract-length perturbation of MFCC rows: warp factor drawn from 1 +/- vtlp per
+    # utterance (0: off). Equalization: standard deviation of a random per-utterance offset of
+    # c1..c3 (spectral tilt and colour), in standard deviations of those values (0: off).
+    vtlp: float = 0.0
+    equalization: float = 0.0
+    # Weight of each per-modality auxiliary classifier's loss (0: no auxiliary heads).
+    auxiliary_weight: float = 0.0
+    # Share of training rows whose speech is synthetic (eSpeak NG voices, `mix_synthetic_speech`).
+    synthetic_share: float = 0.0
 
 
 RECIPES = {
@@ -99,6 +109,57 @@ def _image_jitter(seed):
     ], name="image_jitter")
 
 
+# Per-value statistics of one MFCC frame (log energy, c1..c12) before standardization, pooled
+# over FSDD's 2,000 recordings x 39 frames (`mfcc_507`). Data sets hold standardized rows
+# whose raw statistics are unknown (the Kaggle files); VTLP maps them back with these.
+MFCC_REFERENCE_MEAN = (-6.92, -19.46, -5.57, -10.15, -14.41, -9.14, -6.6, -3.87, -2.89, -0.48, -2.36, -4.26, -4.33)
+MFCC_REFERENCE_STD = (5.75, 14.76, 11.03, 10.77, 14.16, 13.84, 11.11, 9.99, 9.48, 10.73, 9.39, 9.67, 7.97)
+VTLP_STEPS = 21
+
+
+def vtlp_matrix(factor, *, num_filters=26, num_cepstra=12, lifter=22, sample_rate=8000):
+    """The linear map of one frame's cepstra c1..c12 under vocal-tract-length perturbation.
+
+    Inverse DCT of the (unliftered) cepstra to the log-mel envelope, read at frequency
+    f / `factor` for every mel band centre f (linear interpolation between bands, clamped at
+    the band edges), DCT back, lifter again (Jaitly & Hinton, "Vocal Tract Length Perturbation
+    (VTLP) improves speech recognition", ICML WDLASL 2013). The settings are `mfcc_507`'s (26
+    mel filters over 0-4 kHz, lifter 22, orthonormal DCT-II).
+
+    Args:
+        factor: Warp factor (> 0); 1.0 gives the identity, > 1 moves formants up.
+
+    Returns:
+        float64 (12, 12) matrix W: warped cepstra = W @ cepstra.
+    """
+    mel = 2595 * np.log10(1 + np.linspace(0, sample_rate / 2, 2) / 700)
+    points = np.linspace(mel[0], mel[1], num_filters + 2)
+    centres_hz = 700 * (10 ** (points[1:-1] / 2595) - 1)
+    source_mel = 2595 * np.log10(1 + np.clip(centres_hz / factor, 0, sample_rate / 2) / 700)
+    position = np.clip((source_mel - points[1]) / (points[2] - points[1]), 0, num_filters - 1)
+    low = np.floor(position).astype(int)
+    high = np.minimum(low + 1, num_filters - 1)
+    weight = position - low
+    interpolate = np.zeros((num_filters, num_filters))
+    interpolate[np.arange(num_filters), low] += 1 - weight
+    interpolate[np.arange(num_filters), high] += weight
+    dct = scipy.fft.dct(np.eye(num_filters), type=2, norm="ortho", axis=0)[1 : num_cepstra + 1]
+    lift = 1 + (lifter / 2) * np.sin(np.pi * np.arange(1, num_cepstra + 1) / lifter)
+    return (lift[:, None] * (dct @ interpolate @ dct.T)) / lift[None, :]
+
+
+def _vtlp(x, spread, seed):
+    """Warps each utterance of x (B, 39, 13) by a factor drawn from 1 +/- spread (VTLP_STEPS grid)."""
+    factors = np.linspace(1 - spread, 1 + spread, VTLP_STEPS)
+    mean, std = np.array(MFCC_REFERENCE_MEAN), np.array(MFCC_REFERENCE_STD)
+    # In the reference-standardized domain: x' = S^-1 (W (S x + m) - m) on c1..c12.
+    maps = np.stack([vtlp_matrix(f) * std[None, 1:] / std[1:, None] for f in factors]).astype(np.float32)
+    shifts = np.stack([(vtlp_matrix(f) @ mean[1:] - mean[1:]) / std[1:] for f in factors]).astype(np.float32)
+    pick = tf.random.stateless_uniform((tf.shape(x)[0],), seed, 0, VTLP_STEPS, dtype=tf.int32)
+    cepstra = tf.einsum("bij,btj->bti", tf.gather(maps, pick), x[:, :, 1:]) + tf.gather(shifts, pick)[:, None, :]
+    return tf.concat([x[:, :, :1], cepstra], axis=-1)
+
+
 def _augment_audio(audio, mean, std, recipe, seed):
     """Masks, shift, noise and modality dropout on a batch (B, 39 * k) of raw features."""
     batch = tf.shape(audio)[0]
@@ -124,12 +185,21 @@ def _augment_audio(audio, mean, std, recipe, seed):
         x = x * (1.0 - tf.cast(band(recipe.time_mask + 1, NUM_FRAMES, 20), x.dtype))[:, :, None]
     if recipe.frequency_mask:
         x = x * (1.0 - tf.cast(band(recipe.frequency_mask + 1, bins, 30), x.dtype))[:, None, :]
+    if recipe.vtlp and bins == len(MFCC_REFERENCE_MEAN):  # MFCC rows only; log-mel has no cepstra
+        x = _vtlp(x, recipe.vtlp, seed + 60)
+    if recipe.equalization:
+        offsets = recipe.equalization * tf.random.stateless_normal((batch, 1, 3), seed + 70)
+        x = x + tf.pad(offsets, [[0, 0], [0, 0], [1, bins - 4]])
     if recipe.noise:
         x = x + recipe.noise * tf.random.stateless_normal(tf.shape(x), seed + 40)
     return tf.reshape(x, (batch, width))
 
 
-def training_dataset(part, recipe, *, seed=0, num_classes=10):
+def _targets_for(targets, outputs):
+    return {name: targets for name in outputs} if outputs else targets
+
+
+def training_dataset(part, recipe, *, seed=0, num_classes=10, multimodal=True, outputs=None):
     """A `tf.data.Dataset` of ((inputs dict), targets) batches for training with `recipe`.
 
     Args:
@@ -137,6 +207,9 @@ def training_dataset(part, recipe, *, seed=0, num_classes=10):
         recipe: A `Recipe`; ``augment`` adds the module docstring's augmentation.
         seed: Seed of the shuffle and of every random draw (deterministic per epoch order).
         num_classes: Width of one-hot targets when the recipe smooths labels.
+        multimodal: False for a model that looks at one modality: no modality dropout
+            (blanking its only input would teach it noise).
+        outputs: Output names of a dict-output model: each gets the targets.
 
     Returns:
         The dataset: shuffled each epoch, batched, augmented (when asked), prefetched.
@@ -157,20 +230,26 @@ def training_dataset(part, recipe, *, seed=0, num_classes=10):
             step_seed = tf.stack([tf.cast(seed, tf.int64), step])
             standardized = _augment_audio(features["audio"], mean, std, recipe, step_seed)
             image = jitter(features["image"], training=True)
-            draw = tf.random.stateless_uniform((tf.shape(image)[0],), step_seed + 50)
-            keep_image = tf.cast(draw >= recipe.image_dropout, tf.float32)
-            keep_audio = tf.cast((draw < recipe.image_dropout) | (draw >= recipe.image_dropout + recipe.audio_dropout),
-                                 tf.float32)
-            image = image * keep_image[:, None, None, None]
-            audio = (standardized * keep_audio[:, None]) * std + mean  # blank speech = the mean
+            if multimodal:
+                draw = tf.random.stateless_uniform((tf.shape(image)[0],), step_seed + 50)
+                keep_image = tf.cast(draw >= recipe.image_dropout, tf.float32)
+                keep_audio = tf.cast((draw < recipe.image_dropout)
+                                     | (draw >= recipe.image_dropout + recipe.audio_dropout), tf.float32)
+                image = image * keep_image[:, None, None, None]
+                standardized = standardized * keep_audio[:, None]
+            audio = standardized * std + mean  # blank speech = the mean
             return {"image": image, "audio": audio}, targets
 
         data = tf.data.Dataset.zip(counter, data).map(augment)
+    if outputs:
+        data = data.map(lambda features, targets: (features, _targets_for(targets, outputs)))
     return data.prefetch(tf.data.AUTOTUNE)
 
 
-def evaluation_dataset(part, recipe, *, batch_size=512, num_classes=10):
-    """Un-augmented, batched validation data with targets shaped for `recipe`'s loss."""
+def evaluation_dataset(part, recipe, *, batch_size=512, num_classes=10, outputs=None):
+    """Un-augmented, batched validation data with targets shaped for `recipe`'s loss (one per
+    output name in `outputs` for a dict-output model)."""
     inputs = {"image": part.images, "audio": part.audio}
-    data = tf.data.Dataset.from_tensor_slices((inputs, _targets(part.labels, recipe, num_classes)))
+    data = tf.data.Dataset.from_tensor_slices((inputs, _targets_for(_targets(part.labels, recipe, num_classes),
+                                                                    outputs)))
     return data.batch(batch_size).prefetch(tf.data.AUTOTUNE)

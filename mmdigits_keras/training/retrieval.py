@@ -196,7 +196,7 @@ def retrieval_task(*, model=DEFAULT_TOWERS, init=None, embedding_dim=128, loss=N
                 "model_kwargs": {"model": model if init is None else None, "embedding_dim": int(embedding_dim),
                                  "init": None if init is None else str(Path(init).resolve())}}
 
-    return engine.Task(name="retrieval", build=build, config=config, loss=loss, metrics=(),
+    return engine.Task(name="retrieval", build=build, config=config, loss=loss, metrics=(), monitor="val_loss",
                        validate=lambda towers, validation: validate_towers(towers, validation, seed=seed))
 
 

@@ -353,7 +353,8 @@ def run_search(
             raise ValueError("`--oracle HOST:PORT` is required with --distributed")
         host, port = parse_oracle_address(oracle)
 
-    prepared = prepare_data(data, val_fraction=val_fraction, seed=seed)
+    prepared = prepare_data(data, val_fraction=val_fraction, seed=seed,
+                            synthetic_share=get_recipe(recipe).synthetic_share)
     record = _search_record(model=model, recipe=recipe, kind=tuner, objective=objective, epochs=epochs, seed=seed,
                             space=space, val_fraction=val_fraction, fingerprint=prepared.fingerprint)
     is_worker = distributed == "worker"

@@ -18,7 +18,7 @@ import dataclasses
 import keras_tuner
 
 from mmdigits_keras.models import model_info
-from mmdigits_keras.training import build_classifier, compile_model, fit_model, get_recipe
+from mmdigits_keras.training import classification_task, compile_model, fit_model, get_recipe
 
 SEED000_SPACE = {
     "depth": [1, 2, 3, 4],
@@ -81,7 +81,7 @@ def check_space(space, *, model="model2"):
 
 class RegistryHyperModel(keras_tuner.HyperModel):
     """A registry model's search space; every trial is built and trained by the engine with the
-    same recipe as `train` (`build_classifier`, `compile_model`, `fit_model`).
+    same recipe as `train` (`classification_task`, `compile_model`, `fit_model`).
 
     Args:
         model: Registry name (`list_models()`); the space follows its family (module docstring).
@@ -152,7 +152,7 @@ class RegistryHyperModel(keras_tuner.HyperModel):
     def build(self, hp):
         """Declares the hyperparameters and returns the compiled classifier (engine recipe)."""
         kwargs, learning_rate = self.declare(hp)
-        model = build_classifier(self.model, self.prepared, self.recipe, **kwargs)
+        model, _ = classification_task(self.model, self.recipe, kwargs).build(self.prepared)
         return compile_model(model, self.trial_recipe(hp), learning_rate=learning_rate)
 
     def fit(self, hp, model, *args, epochs=1, callbacks=(), initial_epoch=0, verbose="auto", seed=None, **kwargs):

@@ -19,7 +19,7 @@ import sys
 import keras
 import keras_tuner
 
-from mmdigits_keras.training import prepare_data
+from mmdigits_keras.training import get_recipe, prepare_data
 from mmdigits_keras.training.engine import seed_everything
 from mmdigits_keras.tuning.space import RegistryHyperModel
 from mmdigits_keras.utils.files import read_json, write_json
@@ -35,7 +35,8 @@ def die_with_parent():
 
 def hypermodel_for(request):
     """The `RegistryHyperModel` a request describes, with its data prepared (split, statistics)."""
-    prepared = prepare_data(request["data"], val_fraction=request["val_fraction"], seed=request["seed"])
+    prepared = prepare_data(request["data"], val_fraction=request["val_fraction"], seed=request["seed"],
+                            synthetic_share=get_recipe(request["recipe"]).synthetic_share)
     return RegistryHyperModel(request["model"], prepared=prepared, recipe=request["recipe"], space=request["space"],
                               seed=request["seed"], patience=request["patience"])
 

@@ -1,12 +1,14 @@
+import dataclasses
 import json
 
 import numpy as np
 import pytest
+import scipy.fft
 from conftest import layer_names
 
 from mmdigits_keras.data import load_kaggle, train_val_split
 from mmdigits_keras.training import load_trained_model, train
-from mmdigits_keras.training.recipes import RECIPES, get_recipe, training_dataset
+from mmdigits_keras.training.recipes import RECIPES, get_recipe, training_dataset, vtlp_matrix
 
 
 @pytest.mark.parametrize("recipe", sorted(RECIPES))
@@ -50,3 +52,43 @@ def test_plain_recipe_does_not_augment(tiny_kaggle):
 def test_unknown_recipe():
     with pytest.raises(ValueError, match="`recipe` must be one of"):
         get_recipe("fancy")
+
+
+def test_vtlp_factor_one_is_the_identity_and_other_factors_move_formants():
+    np.testing.assert_allclose(vtlp_matrix(1.0), np.eye(12), atol=1e-12)
+    # A log-mel envelope with one formant-like bump at band 10 of 26, as cepstra c1..c12.
+    bands = np.arange(26)
+    envelope = np.exp(-0.5 * ((bands - 10) / 1.5) ** 2)
+    dct = scipy.fft.dct(np.eye(26), type=2, norm="ortho", axis=0)[1:13]
+    lift = 1 + 11 * np.sin(np.pi * np.arange(1, 13) / 22)
+    cepstra = lift * (dct @ envelope)
+    for factor, direction in ((1.15, 1), (0.85, -1)):
+        warped = dct.T @ ((vtlp_matrix(factor) @ cepstra) / lift)
+        assert np.sign(np.argmax(warped) - 10) == direction, (factor, np.argmax(warped))
+
+
+def test_unimodal_models_get_no_modality_dropout(tiny_kaggle):
+    part, _ = train_val_split(load_kaggle(tiny_kaggle), val_fraction=0.2, seed=0)
+    recipe = get_recipe("default").__class__(**{**get_recipe("default").__dict__, "batch_size": len(part),
+                                                "image_dropout": 0.5, "audio_dropout": 0.5})
+    (both, _), = training_dataset(part, recipe, seed=0).take(1)
+    (single, _), = training_dataset(part, recipe, seed=0, multimodal=False).take(1)
+    assert np.all(both["image"].numpy() == 0, axis=(1, 2, 3)).mean() > 0.2
+    assert not np.any(np.all(single["image"].numpy() == 0, axis=(1, 2, 3)))
+
+
+def test_auxiliary_heads_train_and_are_absent_from_the_saved_model(tiny_kaggle, tmp_path):
+    RECIPES["test-aux"] = dataclasses.replace(RECIPES["default"], name="test-aux", auxiliary_weight=0.5, vtlp=0.1,
+                                              equalization=0.3)
+    try:
+        run = train(tiny_kaggle, out=tmp_path / "aux", model="hybrid_cnn", epochs=1, recipe="test-aux",
+                    model_kwargs={"width": 0.25}, verbose=0)
+    finally:
+        del RECIPES["test-aux"]
+    history = (run / "history.csv").read_text().splitlines()[0].split(",")
+    assert {"image_auxiliary_loss", "audio_auxiliary_loss", "val_accuracy", "val_crossentropy"} <= set(history)
+    model = load_trained_model(run)
+    assert not [n for n in layer_names(model) if "auxiliary" in n]
+    assert model.output.shape[-1] == 10 and not isinstance(model.output, dict)
+    test = load_kaggle(tiny_kaggle, "test")
+    np.testing.assert_array_equal(model.predict(test.inputs(), verbose=0), model.predict(test.inputs(), verbose=0))
