@@ -23,6 +23,7 @@ _EXPORTS = {
     "fit_audio_statistics": "data.features",
     "build_demo_data": "data.demo",
     "build_dataset": "data.build",
+    "write_synthetic_recordings": "data.demo",
     "build_model": "models",
     "MODEL_CONFIGS": "models",
     "create_model": "models",

@@ -15,6 +15,7 @@ from pathlib import Path
 # The package's top level is lazy: `mk.train` etc. import TensorFlow on first use only, so
 # `mmdigits --help` starts at once.
 import mmdigits_keras as mk
+from mmdigits_keras.data.constants import CHANNELS
 
 EXIT_USAGE = 2
 # TensorFlow's C++ start-up notices (oneDNN, CPU features) are not for users; errors still show.
@@ -49,6 +50,9 @@ def _add_submit(commands):
     p.add_argument("--data", required=True, help="data folder with test files")
     p.add_argument("--out", required=True, help="CSV to write, e.g. submissions/model2.csv")
     p.add_argument("--force", action="store_true", help="overwrite an existing CSV")
+    p.add_argument("--adapt", action="store_true",
+                   help="transductive test-time adaptation (off by default): re-estimate the speech branch's "
+                        "BatchNormalization statistics on the unlabelled test rows (AdaBN)")
 
 
 def _add_demo(commands):
@@ -114,8 +118,20 @@ def _add_data(commands):
     b.add_argument("--test-fraction", type=float, default=0.2, help="test share without --test-speakers (0.2)")
     b.add_argument("--features", default="mfcc", choices=["mfcc", "logmel"],
                    help="mfcc: 39x13 = 507 values (default); logmel: 39x40 = 1560")
+    b.add_argument("--channel", choices=list(CHANNELS),
+                   help="pass the test recordings through a simulated channel (telephone band, gain, noise at "
+                        "20/10 dB SNR, room); the training part stays as without it")
+    b.add_argument("--speed-perturbation", type=float, nargs="+", default=[], metavar="FACTOR",
+                   help="add each training recording again at these speeds, e.g. 0.9 1.1 (Ko et al. 2015)")
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    s = actions.add_parser("synthesize", help="eSpeak NG voices -> wav recordings in FSDD naming (offline)",
+                           description="Write the demo synthesizer's 72 voices saying each digit as wav files "
+                                       "named <digit>_<speaker>_<take>.wav, for `data build`.")
+    s.add_argument("--out", required=True, help="folder to write")
+    s.add_argument("--takes", type=int, default=1, help="utterances per voice and digit (default 1)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--overwrite", action="store_true", help="replace an existing --out")
 
 
 def _add_evaluate(commands):
@@ -224,7 +240,7 @@ def _print_metrics(run):
 
 
 def _run_submit(args):
-    path, frame = mk.submit(args.model, args.data, args.out, force=args.force)
+    path, frame = mk.submit(args.model, args.data, args.out, force=args.force, adapt=args.adapt)
     print(f"wrote {path} ({len(frame)} rows; columns row_id,label)")
 
 
@@ -266,10 +282,15 @@ def _run_tune(args):
 
 
 def _run_data(args):
+    if args.action == "synthesize":
+        out = mk.write_synthetic_recordings(args.out, takes=args.takes, seed=args.seed, overwrite=args.overwrite)
+        print(f"wrote {out} ({len(list(out.glob('*.wav')))} wav files)")
+        return
     speakers = [s.strip() for s in args.test_speakers.split(",") if s.strip()] if args.test_speakers else None
     out = mk.build_dataset(audio=args.audio, audio_format=args.audio_format, images=args.images, out=args.out,
                            layout=args.layout, test_speakers=speakers, test_fraction=args.test_fraction,
-                           seed=args.seed, features=args.features, overwrite=args.overwrite)
+                           seed=args.seed, features=args.features, channel=args.channel,
+                           speed_perturbation=args.speed_perturbation, overwrite=args.overwrite)
     manifest = json.loads((out / "manifest.json").read_text())
     print(f"wrote {out} ({args.layout} layout): {manifest['train']['rows']} training rows "
           f"(speakers {', '.join(manifest['train']['speakers'])}), {manifest['test']['rows']} test rows "

@@ -10,7 +10,7 @@ import pandas as pd
 
 from mmdigits_keras.data.constants import NUM_CLASSES
 from mmdigits_keras.data.layouts import load_dataset
-from mmdigits_keras.training import load_trained_model, predict_labels
+from mmdigits_keras.training import adapt_batch_normalization, load_trained_model, predict_labels
 from mmdigits_keras.utils.files import atomic_write
 
 SUBMISSION_COLUMNS = ["row_id", "label"]
@@ -87,7 +87,7 @@ def write_submission(submission, path, *, rows=None, force=False):
     return atomic_write(path, lambda tmp: submission.to_csv(tmp, index=False))
 
 
-def submit(model, data, out, *, force=False):
+def submit(model, data, out, *, force=False, adapt=False):
     """Predicts the test split of a data folder with a trained run and writes the CSV.
 
     Args:
@@ -95,6 +95,9 @@ def submit(model, data, out, *, force=False):
         data: A data folder in the Kaggle or Khacef layout with a test split.
         out: Destination CSV path.
         force: Overwrite an existing `out`.
+        adapt: Transductive test-time adaptation (off by default): re-estimate the speech
+            branch's BatchNormalization statistics on the unlabelled test rows before predicting
+            (`adapt_batch_normalization`, AdaBN). The saved model is not changed.
 
     Returns:
         (path, frame): the written path and the submission frame.
@@ -107,5 +110,7 @@ def submit(model, data, out, *, force=False):
         raise ValueError(f"{out}: already exists; pass --force to overwrite it")
     test = load_dataset(data, "test")
     net = load_trained_model(model)
+    if adapt:
+        adapt_batch_normalization(net, test)
     frame = make_submission(predict_labels(net, test))
     return write_submission(frame, out, rows=len(test), force=force), frame
