@@ -46,6 +46,10 @@ class Recipe:
     augment: bool = False
     image_dropout: float = 0.0
     audio_dropout: float = 0.0
+    # Share of samples (of those with both modalities kept) whose speech is swapped for another
+    # sample's in the batch, the label staying the image's: the head meets confident speech
+    # that is wrong and learns when not to follow it (0: off).
+    audio_mismatch: float = 0.0
     time_mask: int = 0
     frequency_mask: int = 0
     time_shift: int = 0
@@ -60,6 +64,8 @@ class Recipe:
     # c1..c3 (spectral tilt and colour), in standard deviations of those values (0: off).
     vtlp: float = 0.0
     equalization: float = 0.0
+    # Probability per utterance of simulated reverberation of MFCC rows (`_reverberate`; 0: off).
+    reverberation: float = 0.0
     # Weight of each per-modality auxiliary classifier's loss (0: no auxiliary heads).
     auxiliary_weight: float = 0.0
     # Share of training rows whose speech is synthetic (eSpeak NG voices, `mix_synthetic_speech`).
@@ -160,6 +166,51 @@ def _vtlp(x, spread, seed):
     return tf.concat([x[:, :, :1], cepstra], axis=-1)
 
 
+REVERB_TAPS = 16
+RT60_SECONDS = (0.1, 0.8)
+DIRECT_TO_REVERBERANT = (0.3, 3.0)
+
+
+def _cepstra_to_logmel(num_filters=26, num_cepstra=12, lifter=22):
+    """(12, 26) map of unliftered c1..c12 to the log-mel envelope's shape, and its inverse."""
+    dct = scipy.fft.dct(np.eye(num_filters), type=2, norm="ortho", axis=0)[1 : num_cepstra + 1]
+    lift = 1 + (lifter / 2) * np.sin(np.pi * np.arange(1, num_cepstra + 1) / lifter)
+    return (dct / lift[:, None]).astype(np.float32), (lift[:, None] * dct).astype(np.float32)
+
+
+def _reverberate(x, probability, seed):
+    """Simulated room reverberation of MFCC rows x (B, 39, 13), reference-standardized.
+
+    Each chosen utterance's mel power envelope is convolved over time with an exponential
+    decay (RT60 drawn from `RT60_SECONDS`, direct-to-reverberant ratio from
+    `DIRECT_TO_REVERBERANT`): the usual statistical model of a room's late reverberation
+    (Polack). Envelope = frame log energy + inverse DCT of c1..c12 (a constant level cancels
+    in the convolution); the result goes back to log energy + c1..c12 the same way.
+    """
+    mean, std = tf.constant(MFCC_REFERENCE_MEAN, tf.float32), tf.constant(MFCC_REFERENCE_STD, tf.float32)
+    raw = x * std + mean
+    to_logmel, to_cepstra = _cepstra_to_logmel()
+    envelope = raw[:, :, :1] + tf.einsum("btk,kj->btj", raw[:, :, 1:], to_logmel)  # (B, 39, 26)
+    power = tf.exp(envelope - tf.reduce_max(envelope, axis=[1, 2], keepdims=True))
+    batch = tf.shape(x)[0]
+    rt60 = tf.random.stateless_uniform((batch, 1), seed, *RT60_SECONDS)
+    ratio = tf.random.stateless_uniform((batch, 1), seed + 1, *DIRECT_TO_REVERBERANT)
+    delays = tf.range(1, REVERB_TAPS, dtype=tf.float32)[None, :] * 0.025  # seconds, one hop per frame
+    tail = tf.exp(-6.9 * delays / rt60)  # 60 dB down at RT60
+    tail = tail / tf.reduce_sum(tail, axis=1, keepdims=True) / ratio
+    kernel = tf.concat([tf.ones((batch, 1)), tail], axis=1)  # (B, taps)
+    padded = tf.pad(power, [[0, 0], [REVERB_TAPS - 1, 0], [0, 0]])
+    frames = x.shape[1]
+    shifted = tf.stack([padded[:, REVERB_TAPS - 1 - k : REVERB_TAPS - 1 - k + frames] for k in range(REVERB_TAPS)],
+                       axis=1)  # (B, taps, 39, 26)
+    reverberant = tf.einsum("bk,bktj->btj", kernel, shifted)
+    log_gain = tf.math.log(tf.reduce_sum(reverberant, -1, keepdims=True) / tf.reduce_sum(power, -1, keepdims=True))
+    cepstra = tf.einsum("btj,kj->btk", tf.math.log(reverberant + 1e-12), to_cepstra)
+    wet = (tf.concat([raw[:, :, :1] + log_gain, cepstra], axis=-1) - mean) / std
+    chosen = tf.random.stateless_uniform((batch, 1, 1), seed + 2) < probability
+    return tf.where(chosen, wet, x)
+
+
 def _augment_audio(audio, mean, std, recipe, seed):
     """Masks, shift, noise and modality dropout on a batch (B, 39 * k) of raw features."""
     batch = tf.shape(audio)[0]
@@ -187,6 +238,8 @@ def _augment_audio(audio, mean, std, recipe, seed):
         x = x * (1.0 - tf.cast(band(recipe.frequency_mask + 1, bins, 30), x.dtype))[:, None, :]
     if recipe.vtlp and bins == len(MFCC_REFERENCE_MEAN):  # MFCC rows only; log-mel has no cepstra
         x = _vtlp(x, recipe.vtlp, seed + 60)
+    if recipe.reverberation and bins == len(MFCC_REFERENCE_MEAN):
+        x = _reverberate(x, recipe.reverberation, seed + 80)
     if recipe.equalization:
         offsets = recipe.equalization * tf.random.stateless_normal((batch, 1, 3), seed + 70)
         x = x + tf.pad(offsets, [[0, 0], [0, 0], [1, bins - 4]])
@@ -237,6 +290,10 @@ def training_dataset(part, recipe, *, seed=0, num_classes=10, multimodal=True, o
                                      | (draw >= recipe.image_dropout + recipe.audio_dropout), tf.float32)
                 image = image * keep_image[:, None, None, None]
                 standardized = standardized * keep_audio[:, None]
+                if recipe.audio_mismatch:
+                    both = draw >= recipe.image_dropout + recipe.audio_dropout
+                    swap = both & (tf.random.stateless_uniform(tf.shape(draw), step_seed + 90) < recipe.audio_mismatch)
+                    standardized = tf.where(swap[:, None], tf.roll(standardized, shift=1, axis=0), standardized)
             audio = standardized * std + mean  # blank speech = the mean
             return {"image": image, "audio": audio}, targets
 

@@ -4,11 +4,20 @@ import json
 import numpy as np
 import pytest
 import scipy.fft
+import tensorflow as tf
 from conftest import layer_names
 
 from mmdigits_keras.data import load_kaggle, train_val_split
 from mmdigits_keras.training import load_trained_model, train
-from mmdigits_keras.training.recipes import RECIPES, get_recipe, training_dataset, vtlp_matrix
+from mmdigits_keras.training.recipes import (
+    MFCC_REFERENCE_MEAN,
+    MFCC_REFERENCE_STD,
+    RECIPES,
+    _reverberate,
+    get_recipe,
+    training_dataset,
+    vtlp_matrix,
+)
 
 
 @pytest.mark.parametrize("recipe", sorted(RECIPES))
@@ -92,3 +101,30 @@ def test_auxiliary_heads_train_and_are_absent_from_the_saved_model(tiny_kaggle, 
     assert model.output.shape[-1] == 10 and not isinstance(model.output, dict)
     test = load_kaggle(tiny_kaggle, "test")
     np.testing.assert_array_equal(model.predict(test.inputs(), verbose=0), model.predict(test.inputs(), verbose=0))
+
+
+def test_audio_mismatch_swaps_speech_between_samples_and_keeps_labels(tiny_kaggle):
+    part, _ = train_val_split(load_kaggle(tiny_kaggle), val_fraction=0.2, seed=0)
+    base = dict(get_recipe("plain").__dict__, augment=True, batch_size=len(part))
+    recipe = get_recipe("plain").__class__(**{**base, "audio_mismatch": 0.5})
+    (clean, clean_targets), = training_dataset(part, get_recipe("plain").__class__(**base), seed=0).take(1)
+    (mixed, targets), = training_dataset(part, recipe, seed=0).take(1)
+    np.testing.assert_array_equal(targets.numpy(), clean_targets.numpy())
+    np.testing.assert_array_equal(mixed["image"].numpy(), clean["image"].numpy())
+    swapped = ~np.all(np.isclose(mixed["audio"].numpy(), clean["audio"].numpy()), axis=1)
+    assert 0.3 < swapped.mean() < 0.7
+    rolled = np.roll(clean["audio"].numpy(), 1, axis=0)
+    np.testing.assert_allclose(mixed["audio"].numpy()[swapped], rolled[swapped], atol=1e-5)
+
+
+def test_reverberation_spreads_energy_into_the_following_frames():
+    raw = np.tile(np.array(MFCC_REFERENCE_MEAN, np.float32), (1, 39, 1))
+    raw[:, :, 0] = -9.0  # quiet frames (log energy) ...
+    raw[:, 15:20, 0] = 6.0  # ... around a loud burst
+    x = (raw - np.array(MFCC_REFERENCE_MEAN)) / np.array(MFCC_REFERENCE_STD)
+    wet = _reverberate(tf.constant(x, tf.float32), 1.0, tf.constant([0, 0], tf.int64)).numpy()
+    energy = wet[0, :, 0] * MFCC_REFERENCE_STD[0] + MFCC_REFERENCE_MEAN[0]
+    quiet = energy[14]  # the quiet part's own (stationary) level before the burst
+    assert np.ptp(energy[8:15]) < 0.05  # the burst reaches no frame before it
+    assert np.all(energy[20:30] > quiet + 1.0)  # its tail fills the frames after it
+    assert np.all(np.diff(energy[20:34]) < 0)  # and decays
