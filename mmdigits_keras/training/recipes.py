@@ -20,6 +20,18 @@ runs in training only, so the saved model stays a pure inference model:
 
 The speech of unseen speakers is what fused networks trained the plain way get wrong (issue:
 Model 2 trained plainly scores below an image-only CNN on a speaker absent from training).
+
+Levers against speaker, corpus and channel shift (issue 13; each a `Recipe` field, off unless a
+recipe sets it; `benchmarks/bench_robust.py` measures them):
+
+- ``vtlp``: vocal-tract-length perturbation of the MFCC rows (`vtlp_matrix`);
+- ``equalization``: a random per-utterance spectral tilt / colour (offsets of c1..c3);
+- ``reverberation``: a simulated room tail on the mel envelope (`_reverberate`);
+- ``audio_mismatch``: speech swapped between samples, the label staying the image's;
+- ``auxiliary_weight``: per-modality classifiers on the backbone features during training
+  (`auxiliary_training_model`), not part of the saved model;
+- ``synthetic_share``: eSpeak NG voices mixed into the training rows (`mix_synthetic_speech`);
+- ``utterance_normalization`` for more families than seed 000's.
 """
 
 from __future__ import annotations

@@ -47,11 +47,13 @@ DEFAULT_TOWERS = "hybrid_cnn"
 
 def retrieval_recipe(*, batch_size=128):
     """The default recipe for the towers, less what has no meaning for retrieval: no modality
-    dropout (a blanked modality has nothing to match), no label smoothing (labels only mark
-    which in-batch rows are negatives), and full batches only (a short last batch would have
-    few negatives)."""
+    dropout or swapped speech (a blanked or swapped modality has nothing to match), no label
+    smoothing and no auxiliary classifiers (labels only mark which in-batch rows are
+    negatives), and full batches only (a short last batch would have few negatives). The
+    speech augmentation and synthetic voices of the default recipe stay."""
     return dataclasses.replace(get_recipe("default"), name="retrieval", batch_size=int(batch_size), label_smoothing=0.0,
-                               image_dropout=0.0, audio_dropout=0.0, drop_remainder=True)
+                               image_dropout=0.0, audio_dropout=0.0, audio_mismatch=0.0, auxiliary_weight=0.0,
+                               drop_remainder=True)
 
 
 def build_retrieval_model(model=DEFAULT_TOWERS, *, embedding_dim=128, init=None, audio_features=507, audio_mean=None,
