@@ -1,8 +1,10 @@
 import numpy as np
 import pytest
 
+from mmdigits_keras.cli import main
 from mmdigits_keras.data import load_kaggle
 from mmdigits_keras.data.demo import ACCENTS, TEST_ACCENTS, build_demo_arrays, build_demo_data
+from mmdigits_keras.data.sources import find_recordings, read_wav
 
 
 @pytest.fixture(scope="module")
@@ -48,3 +50,15 @@ def test_written_in_kaggle_layout_and_labelled_as_demo(tmp_path):
     assert len(train) == 4000 and len(test) == 1000 and test.labels is not None
     assert "DEMO DATA" in train.source
     assert "DEMO DATA" in (out / "README.txt").read_text()
+
+
+def test_synthesize_writes_a_corpus_that_data_build_reads(tmp_path, capsys):
+    assert main(["data", "synthesize", "--out", str(tmp_path / "voices")]) == 0
+    assert "720 wav files" in capsys.readouterr().out
+    recordings, skipped = find_recordings(tmp_path / "voices", "fsdd")
+    assert not skipped and len(recordings) == 720
+    speakers = {r["speaker"] for r in recordings}
+    assert len(speakers) == 72 and all(s.startswith("espeak") for s in speakers)
+    assert {r["digit"] for r in recordings} == set(range(10))
+    wave, rate = read_wav(recordings[0]["path"])
+    assert rate == 22050 and wave.ndim == 1 and np.abs(wave).max() > 1000  # int16 PCM speech
