@@ -25,7 +25,7 @@ Levers against speaker, corpus and channel shift (issue 13; each a `Recipe` fiel
 recipe sets it; `benchmarks/bench_robust.py` measures them):
 
 - ``vtlp``: vocal-tract-length perturbation of the MFCC rows (`vtlp_matrix`);
-- ``equalization``: a random per-utterance spectral tilt / colour (offsets of c1..c3);
+- ``equalization``: random band limits and spectral tilt of the mel power (`_equalize`);
 - ``reverberation``: a simulated room tail on the mel envelope (`_reverberate`);
 - ``audio_mismatch``: speech swapped between samples, the label staying the image's;
 - ``auxiliary_weight``: per-modality classifiers on the backbone features during training
@@ -37,6 +37,7 @@ recipe sets it; `benchmarks/bench_robust.py` measures them):
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -72,8 +73,8 @@ class Recipe:
     # Drop each epoch's last, smaller batch (in-batch negatives need full batches).
     drop_remainder: bool = False
     # Vocal-tract-length perturbation of MFCC rows: warp factor drawn from 1 +/- vtlp per
-    # utterance (0: off). Equalization: standard deviation of a random per-utterance offset of
-    # c1..c3 (spectral tilt and colour), in standard deviations of those values (0: off).
+    # utterance (0: off). Equalization: probability per utterance of a random channel
+    # (`_equalize`: band limits and tilt; 0: off).
     vtlp: float = 0.0
     equalization: float = 0.0
     # Probability per utterance of simulated reverberation of MFCC rows (`_reverberate`; 0: off).
@@ -127,11 +128,13 @@ def _image_jitter(seed):
     ], name="image_jitter")
 
 
-# Per-value statistics of one MFCC frame (log energy, c1..c12) before standardization, pooled
-# over FSDD's 2,000 recordings x 39 frames (`mfcc_507`). Data sets hold standardized rows
-# whose raw statistics are unknown (the Kaggle files); VTLP maps them back with these.
-MFCC_REFERENCE_MEAN = (-6.92, -19.46, -5.57, -10.15, -14.41, -9.14, -6.6, -3.87, -2.89, -0.48, -2.36, -4.26, -4.33)
-MFCC_REFERENCE_STD = (5.75, 14.76, 11.03, 10.77, 14.16, 13.84, 11.11, 9.99, 9.48, 10.73, 9.39, 9.67, 7.97)
+# Per-column statistics (39 frames x 13 values) of `mfcc_507` before standardization, over
+# FSDD's 2,000 recordings (all four speakers). Data sets hold rows standardized per column
+# whose raw statistics are unknown (the Kaggle files); the MFCC-domain augmentations map rows
+# back to raw MFCC with these, change them, and map them back.
+with np.load(Path(__file__).with_name("mfcc_reference.npz"), allow_pickle=False) as _reference:
+    MFCC_REFERENCE_MEAN = _reference["mean"]
+    MFCC_REFERENCE_STD = _reference["std"]
 VTLP_STEPS = 21
 
 
@@ -166,16 +169,21 @@ def vtlp_matrix(factor, *, num_filters=26, num_cepstra=12, lifter=22, sample_rat
     return (lift[:, None] * (dct @ interpolate @ dct.T)) / lift[None, :]
 
 
+def _to_raw(x):
+    return x * MFCC_REFERENCE_STD + MFCC_REFERENCE_MEAN
+
+
+def _from_raw(raw):
+    return (raw - MFCC_REFERENCE_MEAN) / MFCC_REFERENCE_STD
+
+
 def _vtlp(x, spread, seed):
     """Warps each utterance of x (B, 39, 13) by a factor drawn from 1 +/- spread (VTLP_STEPS grid)."""
-    factors = np.linspace(1 - spread, 1 + spread, VTLP_STEPS)
-    mean, std = np.array(MFCC_REFERENCE_MEAN), np.array(MFCC_REFERENCE_STD)
-    # In the reference-standardized domain: x' = S^-1 (W (S x + m) - m) on c1..c12.
-    maps = np.stack([vtlp_matrix(f) * std[None, 1:] / std[1:, None] for f in factors]).astype(np.float32)
-    shifts = np.stack([(vtlp_matrix(f) @ mean[1:] - mean[1:]) / std[1:] for f in factors]).astype(np.float32)
+    maps = np.stack([vtlp_matrix(f) for f in np.linspace(1 - spread, 1 + spread, VTLP_STEPS)]).astype(np.float32)
     pick = tf.random.stateless_uniform((tf.shape(x)[0],), seed, 0, VTLP_STEPS, dtype=tf.int32)
-    cepstra = tf.einsum("bij,btj->bti", tf.gather(maps, pick), x[:, :, 1:]) + tf.gather(shifts, pick)[:, None, :]
-    return tf.concat([x[:, :, :1], cepstra], axis=-1)
+    raw = _to_raw(x)
+    cepstra = tf.einsum("bij,btj->bti", tf.gather(maps, pick), raw[:, :, 1:])
+    return _from_raw(tf.concat([raw[:, :, :1], cepstra], axis=-1))
 
 
 REVERB_TAPS = 16
@@ -190,20 +198,41 @@ def _cepstra_to_logmel(num_filters=26, num_cepstra=12, lifter=22):
     return (dct / lift[:, None]).astype(np.float32), (lift[:, None] * dct).astype(np.float32)
 
 
+def _mel_centres_hz(num_filters=26, sample_rate=8000):
+    top = 2595 * np.log10(1 + (sample_rate / 2) / 700)
+    return (700 * (10 ** (np.linspace(0, top, num_filters + 2)[1:-1] / 2595) - 1)).astype(np.float32)
+
+
+def _to_mel_power(x):
+    """Reference-standardized MFCC rows (B, 39, 13) -> (raw rows, mel power envelope (B, 39, 26)).
+
+    Envelope = frame log energy + inverse DCT of c1..c12 (its constant level is unknown and
+    cancels in every linear operation on the power), scaled to a peak of 1 per utterance."""
+    raw = _to_raw(x)
+    to_logmel, _ = _cepstra_to_logmel()
+    envelope = raw[:, :, :1] + tf.einsum("btk,kj->btj", raw[:, :, 1:], to_logmel)
+    # Floored 30 nats (130 dB) below the utterance's peak, so every frame has a finite log.
+    return raw, tf.exp(tf.maximum(envelope - tf.reduce_max(envelope, axis=[1, 2], keepdims=True), -30.0))
+
+
+def _from_mel_power(raw, power, changed):
+    """Back to reference-standardized rows: log energy moved by the change of each frame's
+    total power, c1..c12 from the DCT of the changed log envelope."""
+    _, to_cepstra = _cepstra_to_logmel()
+    log_gain = tf.math.log(tf.reduce_sum(changed, -1, keepdims=True) / tf.reduce_sum(power, -1, keepdims=True))
+    cepstra = tf.einsum("btj,kj->btk", tf.math.log(tf.maximum(changed, 1e-30)), to_cepstra)
+    return _from_raw(tf.concat([raw[:, :, :1] + log_gain, cepstra], axis=-1))
+
+
 def _reverberate(x, probability, seed):
     """Simulated room reverberation of MFCC rows x (B, 39, 13), reference-standardized.
 
     Each chosen utterance's mel power envelope is convolved over time with an exponential
     decay (RT60 drawn from `RT60_SECONDS`, direct-to-reverberant ratio from
     `DIRECT_TO_REVERBERANT`): the usual statistical model of a room's late reverberation
-    (Polack). Envelope = frame log energy + inverse DCT of c1..c12 (a constant level cancels
-    in the convolution); the result goes back to log energy + c1..c12 the same way.
+    (Polack).
     """
-    mean, std = tf.constant(MFCC_REFERENCE_MEAN, tf.float32), tf.constant(MFCC_REFERENCE_STD, tf.float32)
-    raw = x * std + mean
-    to_logmel, to_cepstra = _cepstra_to_logmel()
-    envelope = raw[:, :, :1] + tf.einsum("btk,kj->btj", raw[:, :, 1:], to_logmel)  # (B, 39, 26)
-    power = tf.exp(envelope - tf.reduce_max(envelope, axis=[1, 2], keepdims=True))
+    raw, power = _to_mel_power(x)
     batch = tf.shape(x)[0]
     rt60 = tf.random.stateless_uniform((batch, 1), seed, *RT60_SECONDS)
     ratio = tf.random.stateless_uniform((batch, 1), seed + 1, *DIRECT_TO_REVERBERANT)
@@ -215,12 +244,35 @@ def _reverberate(x, probability, seed):
     frames = x.shape[1]
     shifted = tf.stack([padded[:, REVERB_TAPS - 1 - k : REVERB_TAPS - 1 - k + frames] for k in range(REVERB_TAPS)],
                        axis=1)  # (B, taps, 39, 26)
-    reverberant = tf.einsum("bk,bktj->btj", kernel, shifted)
-    log_gain = tf.math.log(tf.reduce_sum(reverberant, -1, keepdims=True) / tf.reduce_sum(power, -1, keepdims=True))
-    cepstra = tf.einsum("btj,kj->btk", tf.math.log(reverberant + 1e-12), to_cepstra)
-    wet = (tf.concat([raw[:, :, :1] + log_gain, cepstra], axis=-1) - mean) / std
+    wet = _from_mel_power(raw, power, tf.einsum("bk,bktj->btj", kernel, shifted))
     chosen = tf.random.stateless_uniform((batch, 1, 1), seed + 2) < probability
     return tf.where(chosen, wet, x)
+
+
+LOW_CUTOFF_HZ = (0.0, 500.0)
+HIGH_CUTOFF_HZ = (2500.0, 4000.0)
+TILT_DB = 6.0
+STOPBAND_DB = -30.0
+NOISE_FLOOR = 1e-4
+
+
+def _equalize(x, probability, seed):
+    """Random channel equalization of MFCC rows x (B, 39, 13), reference-standardized: each
+    chosen utterance's mel power is band-limited (bands below a cutoff drawn from
+    `LOW_CUTOFF_HZ` or above one from `HIGH_CUTOFF_HZ` lose 30 dB, as on a telephone line or a
+    small microphone), tilted by up to +/-6 dB across the band, over a fixed noise floor.
+    A constant spectral colour alone would be removed by per-utterance normalization; the band
+    edges and the floor are what a real channel leaves behind."""
+    raw, power = _to_mel_power(x)
+    batch = tf.shape(x)[0]
+    centres = tf.constant(_mel_centres_hz())[None, None, :]
+    low = tf.random.stateless_uniform((batch, 1, 1), seed, *LOW_CUTOFF_HZ)
+    high = tf.random.stateless_uniform((batch, 1, 1), seed + 1, *HIGH_CUTOFF_HZ)
+    tilt = tf.random.stateless_uniform((batch, 1, 1), seed + 2, -TILT_DB, TILT_DB)
+    gain_db = tilt * (centres / 4000.0 - 0.5) + tf.where((centres < low) | (centres > high), STOPBAND_DB, 0.0)
+    shaped = _from_mel_power(raw, power, power * 10 ** (gain_db / 10) + NOISE_FLOOR)
+    chosen = tf.random.stateless_uniform((batch, 1, 1), seed + 3) < probability
+    return tf.where(chosen, shaped, x)
 
 
 def _augment_audio(audio, mean, std, recipe, seed):
@@ -248,13 +300,12 @@ def _augment_audio(audio, mean, std, recipe, seed):
         x = x * (1.0 - tf.cast(band(recipe.time_mask + 1, NUM_FRAMES, 20), x.dtype))[:, :, None]
     if recipe.frequency_mask:
         x = x * (1.0 - tf.cast(band(recipe.frequency_mask + 1, bins, 30), x.dtype))[:, None, :]
-    if recipe.vtlp and bins == len(MFCC_REFERENCE_MEAN):  # MFCC rows only; log-mel has no cepstra
+    if recipe.vtlp and bins == MFCC_REFERENCE_MEAN.shape[1]:  # MFCC rows only; log-mel has no cepstra
         x = _vtlp(x, recipe.vtlp, seed + 60)
-    if recipe.reverberation and bins == len(MFCC_REFERENCE_MEAN):
+    if recipe.reverberation and bins == MFCC_REFERENCE_MEAN.shape[1]:
         x = _reverberate(x, recipe.reverberation, seed + 80)
-    if recipe.equalization:
-        offsets = recipe.equalization * tf.random.stateless_normal((batch, 1, 3), seed + 70)
-        x = x + tf.pad(offsets, [[0, 0], [0, 0], [1, bins - 4]])
+    if recipe.equalization and bins == MFCC_REFERENCE_MEAN.shape[1]:
+        x = _equalize(x, recipe.equalization, seed + 70)
     if recipe.noise:
         x = x + recipe.noise * tf.random.stateless_normal(tf.shape(x), seed + 40)
     return tf.reshape(x, (batch, width))

@@ -118,13 +118,35 @@ def test_audio_mismatch_swaps_speech_between_samples_and_keeps_labels(tiny_kaggl
 
 
 def test_reverberation_spreads_energy_into_the_following_frames():
-    raw = np.tile(np.array(MFCC_REFERENCE_MEAN, np.float32), (1, 39, 1))
-    raw[:, :, 0] = -9.0  # quiet frames (log energy) ...
-    raw[:, 15:20, 0] = 6.0  # ... around a loud burst
-    x = (raw - np.array(MFCC_REFERENCE_MEAN)) / np.array(MFCC_REFERENCE_STD)
-    wet = _reverberate(tf.constant(x, tf.float32), 1.0, tf.constant([0, 0], tf.int64)).numpy()
-    energy = wet[0, :, 0] * MFCC_REFERENCE_STD[0] + MFCC_REFERENCE_MEAN[0]
-    quiet = energy[14]  # the quiet part's own (stationary) level before the burst
-    assert np.ptp(energy[8:15]) < 0.05  # the burst reaches no frame before it
-    assert np.all(energy[20:30] > quiet + 1.0)  # its tail fills the frames after it
-    assert np.all(np.diff(energy[20:34]) < 0)  # and decays
+    quiet = MFCC_REFERENCE_MEAN[None].copy()
+    quiet[:, :, 0] = -9.0  # quiet frames (log energy)
+    burst = quiet.copy()
+    burst[:, 15:20, 0] = 6.0  # plus a loud burst
+    seed = tf.constant([0, 0], tf.int64)
+
+    def energy(raw):
+        x = tf.constant((raw - MFCC_REFERENCE_MEAN) / MFCC_REFERENCE_STD, tf.float32)
+        return (_reverberate(x, 1.0, seed).numpy() * MFCC_REFERENCE_STD + MFCC_REFERENCE_MEAN)[0, :, 0]
+
+    with_burst, without = energy(burst), energy(quiet)
+    np.testing.assert_allclose(with_burst[:15], without[:15], atol=1e-3)  # nothing reaches back in time
+    tail = with_burst[20:30] - without[20:30]
+    assert np.all(tail > 1.0) and np.all(np.diff(tail) < 0)  # a tail after the burst that decays
+
+
+def test_equalization_band_limits_the_mel_power_and_round_trips(monkeypatch):
+    from mmdigits_keras.training import recipes
+
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.normal(size=(4, 39, 13)) * 0.5, tf.float32)
+    raw, power = recipes._to_mel_power(x)
+    np.testing.assert_allclose(recipes._from_mel_power(raw, power, power).numpy(), x.numpy(), atol=1e-3)
+    monkeypatch.setattr(recipes, "LOW_CUTOFF_HZ", (0.0, 1e-3))
+    monkeypatch.setattr(recipes, "HIGH_CUTOFF_HZ", (2000.0, 2000.001))
+    monkeypatch.setattr(recipes, "TILT_DB", 0.0)
+    shaped = recipes._equalize(x, 1.0, tf.constant([0, 0], tf.int64))
+    _, after = recipes._to_mel_power(shaped)
+    above = recipes._mel_centres_hz() > 2000
+    share = lambda p: p[:, :, above].sum(axis=(1, 2)) / p.sum(axis=(1, 2))  # noqa: E731
+    # 12 cepstra cannot hold a 30 dB step, so the cut is smoothed, but most power above it goes
+    assert np.all(share(after.numpy()) < 0.5 * share(power.numpy()))
