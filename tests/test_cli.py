@@ -7,9 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mmdigits_keras.cli import main
+from mmdigits_keras.cli import build_parser, main
 from mmdigits_keras.data import load_kaggle
-from mmdigits_keras.training import load_trained_model
+from mmdigits_keras.training import DEFAULT_MODEL, RECIPES, load_trained_model
 
 
 def test_models_lists_registry_with_parameter_counts(capsys):
@@ -88,3 +88,10 @@ def test_entry_points(command):
     assert done.returncode == 0
     for name in ("train", "submit", "demo", "models"):
         assert name in done.stdout
+
+
+def test_cli_defaults_are_the_packages_defaults():
+    for command in (["train", "--data", "d", "--out", "o"], ["demo"]):
+        assert build_parser().parse_args(command).model == DEFAULT_MODEL
+    train_args = build_parser().parse_args(["train", "--data", "d", "--out", "o"])
+    assert train_args.recipe == "default" and "default" in RECIPES

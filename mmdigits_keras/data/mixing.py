@@ -4,24 +4,51 @@ training rows (issue 13's lever against speaker shift)."""
 from __future__ import annotations
 
 import functools
+import os
+from pathlib import Path
 
 import numpy as np
 
 from mmdigits_keras.data.constants import NUM_CLASSES, NUM_FEATURES
 from mmdigits_keras.data.demo import synthesize_utterances
 from mmdigits_keras.data.layouts import MultimodalDataset
+from mmdigits_keras.utils.files import atomic_write
+
+# Bump when the synthesizer's settings change, so old cache files are not reused.
+CACHE_VERSION = 1
+
+
+def cache_dir():
+    """Where synthesized features are kept between processes: ``$MMDIGITS_CACHE`` or
+    ``~/.cache/mmdigits_keras`` (like Keras' ``~/.keras``)."""
+    return Path(os.environ.get("MMDIGITS_CACHE", Path.home() / ".cache" / "mmdigits_keras"))
 
 
 @functools.lru_cache(maxsize=2)
 def _utterances(seed):
-    return synthesize_utterances(seed=seed)
+    """`synthesize_utterances(seed)` (about 10 s), kept on disk: tuning trials and tests run
+    in fresh processes and would otherwise synthesize again each time."""
+    path = cache_dir() / f"synthetic_speech_v{CACHE_VERSION}_seed{seed}.npz"
+    if path.is_file():
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                return {"features": data["features"], "digit": data["digit"]}
+        except (OSError, ValueError, KeyError):  # a damaged cache file: synthesize again
+            pass
+    utterances = synthesize_utterances(seed=seed)
+    try:
+        atomic_write(path, lambda tmp: np.savez(tmp, features=utterances["features"], digit=utterances["digit"]))
+    except OSError:  # a read-only home: keep it in memory only
+        pass
+    return utterances
 
 
 def mix_synthetic_speech(dataset, *, share, seed=0):
     """Adds rows whose speech is synthetic, so that they make up `share` of the result.
 
     The demo synthesizer's 2,160 utterances (72 eSpeak NG voices x 10 digits x 3 takes, random
-    rate, pitch, shift and 15-35 dB SNR noise; `synthesize_utterances`) are brought to the
+    rate, pitch, shift and 15-35 dB SNR noise; `synthesize_utterances`, cached in `cache_dir`)
+    are brought to the
     data set's scale per column (standardized with their own mean and standard deviation,
     then given those of `dataset.audio`: the data sets hold standardized MFCC whose raw
     statistics are unknown). Each new row pairs a training image of a digit, drawn at random

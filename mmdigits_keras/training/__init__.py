@@ -2,7 +2,7 @@
 built on them (`train` for classifiers, `train_retrieval` for seed 002's towers)."""
 
 from mmdigits_keras.training.adaptation import adapt_batch_normalization
-from mmdigits_keras.training.classification import build_classifier, classification_task, train
+from mmdigits_keras.training.classification import DEFAULT_MODEL, build_classifier, classification_task, train
 from mmdigits_keras.training.engine import PreparedData, compile_model, fit_model, prepare_data
 from mmdigits_keras.training.metrics import classification_metrics, predict_labels
 from mmdigits_keras.training.recipes import RECIPES, Recipe, get_recipe
@@ -10,6 +10,7 @@ from mmdigits_keras.training.retrieval import build_retrieval_model, train_retri
 from mmdigits_keras.training.rundir import RUN_FILES, load_trained_model
 
 __all__ = [
+    "DEFAULT_MODEL",
     "PreparedData",
     "RECIPES",
     "RUN_FILES",

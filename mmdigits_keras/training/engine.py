@@ -47,6 +47,7 @@ class PreparedData:
         path: The data folder (absolute) or None for an in-memory data set.
         audio_mean: float32 (columns,) mean of the training speech features.
         audio_variance: float32 (columns,) variance of the training speech features.
+        synthetic_rows: Rows of synthetic speech added to `train` (`mix_synthetic_speech`).
     """
 
     train: MultimodalDataset
@@ -57,6 +58,7 @@ class PreparedData:
     path: str | None
     audio_mean: np.ndarray
     audio_variance: np.ndarray
+    synthetic_rows: int = 0
 
     @property
     def audio_features(self):
@@ -85,10 +87,12 @@ def prepare_data(data, *, val_fraction=0.2, seed=0, synthetic_share=0.0):
         print(f"warning: no training rows of class(es) {missing} in {source}; the model cannot "
               f"learn to predict them", file=sys.stderr, flush=True)
     mean, variance = fit_audio_statistics(train_part.audio)
+    real_rows = len(train_part)
     train_part = mix_synthetic_speech(train_part, share=synthetic_share, seed=seed)
     path = None if isinstance(data, MultimodalDataset) else str(Path(data).resolve())
     return PreparedData(train=train_part, validation=val_part, source=source, rows=rows, fingerprint=fingerprint,
-                        path=path, audio_mean=mean, audio_variance=variance)
+                        path=path, audio_mean=mean, audio_variance=variance,
+                       synthetic_rows=len(train_part) - real_rows)
 
 
 def seed_everything(seed):

@@ -48,7 +48,8 @@ def run_metadata(prepared):
         "format": RUN_FORMAT,
         "data": {
             "source": prepared.source, "path": prepared.path, "fingerprint": prepared.fingerprint,
-            "rows": prepared.rows, "train_rows": len(prepared.train), "validation_rows": len(prepared.validation),
+            "rows": prepared.rows, "train_rows": len(prepared.train) - prepared.synthetic_rows,
+            "synthetic_rows": prepared.synthetic_rows, "validation_rows": len(prepared.validation),
         },
         "versions": {"mmdigits_keras": __version__, "keras": keras.__version__, "tensorflow": tf.__version__,
                      "python": platform.python_version()},

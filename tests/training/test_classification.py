@@ -6,7 +6,7 @@ import pytest
 from conftest import find_layer, synthetic_arrays, write_kaggle
 
 from mmdigits_keras.data import load_kaggle, train_val_split
-from mmdigits_keras.training import RUN_FILES, load_trained_model, train
+from mmdigits_keras.training import RECIPES, RUN_FILES, load_trained_model, train
 
 
 def test_train_writes_a_complete_run_directory(tiny_kaggle, tmp_path):
@@ -16,6 +16,8 @@ def test_train_writes_a_complete_run_directory(tiny_kaggle, tmp_path):
     assert config["model"] == "model1"
     assert config["model_kwargs"] == {"depth": 1, "audio": "conv1d", "utterance_normalization": True}  # default recipe
     assert config["data"]["train_rows"] == 160 and config["data"]["validation_rows"] == 40
+    share = RECIPES["default"].synthetic_share  # eSpeak NG rows added to the training part only
+    assert config["data"]["synthetic_rows"] == round(160 * share / (1 - share)) > 0
     assert config["training"]["epochs"] == 2 and len(config["data"]["fingerprint"]) == 64
     metrics = json.loads((run / "metrics.json").read_text())
     assert 0 <= metrics["val_accuracy"] <= 1 and 0 <= metrics["val_macro_f1"] <= 1
