@@ -34,7 +34,7 @@ SPEAKERS = ("george", "jackson", "lucas", "nicolas")
 IMAGE_ONLY, AUDIO_ONLY = ("image_cnn",), ("audio_cnn", "audio_lstm")
 ALL_FAMILIES = ("seed000", "seed001", "seed003")
 # The levers on top of the `baseline` recipe (0.2.0's default), as screened for the README;
-# `default` is the winner (= swap4_reverb_synth).
+# `default` is the winner (= swap4_rsv).
 LEVERS = {
     "cmvn": dict(utterance_normalization=ALL_FAMILIES),
     "swap": dict(utterance_normalization=ALL_FAMILIES, audio_mismatch=0.2),

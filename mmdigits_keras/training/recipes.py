@@ -94,10 +94,10 @@ RECIPES = {
     "baseline": _BASELINE,
     # What won the robustness benchmark (README, "Robustness"): the baseline plus per-utterance
     # normalization for every family, speech swapped in 40% of the samples that keep both
-    # modalities, simulated reverberation of 30% of the utterances, and eSpeak NG voices as a
-    # quarter of the training rows.
+    # modalities, simulated reverberation of 30% of the utterances, eSpeak NG voices as a
+    # quarter of the training rows, and VTLP +/-10%.
     "default": dataclasses.replace(_BASELINE, name="default", utterance_normalization=("seed000", "seed001", "seed003"),
-                                   audio_mismatch=0.4, reverberation=0.3, synthetic_share=0.25),
+                                   audio_mismatch=0.4, reverberation=0.3, synthetic_share=0.25, vtlp=0.1),
 }
 
 
