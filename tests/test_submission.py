@@ -45,9 +45,9 @@ def test_write_is_atomic_refuses_overwrite_and_validates_files(tmp_path):
 
 
 def test_train_then_submit_on_kaggle_sample(kaggle_sample, kaggle_sample_test_labels, tmp_path):
-    """The issue's end-to-end job on real data, shortened to three epochs of Model 2."""
-    run = train(kaggle_sample, out=tmp_path / "m2", model="model2", epochs=3, verbose=0)
-    path, frame = submit(run, kaggle_sample, tmp_path / "submissions" / "m2.csv")
+    """The issue's end-to-end job on real data, shortened to three epochs of the default model."""
+    run = train(kaggle_sample, out=tmp_path / "run", epochs=3, verbose=0)
+    path, frame = submit(run, kaggle_sample, tmp_path / "submissions" / "default.csv")
     written = validate_submission(path, rows=1000)
     assert written["row_id"].tolist() == list(range(1000))
     accuracy = np.mean(written["label"].to_numpy() == kaggle_sample_test_labels)
