@@ -37,6 +37,7 @@ recipe sets it; `benchmarks/bench_robust.py` measures them):
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import keras
@@ -140,9 +141,9 @@ def _image_jitter(seed):
 # FSDD's 2,000 recordings (all four speakers). Data sets hold rows standardized per column
 # whose raw statistics are unknown (the Kaggle files); the MFCC-domain augmentations map rows
 # back to raw MFCC with these, change them, and map them back.
-with np.load(Path(__file__).with_name("mfcc_reference.npz"), allow_pickle=False) as _reference:
-    MFCC_REFERENCE_MEAN = _reference["mean"]
-    MFCC_REFERENCE_STD = _reference["std"]
+_REFERENCE = json.loads(Path(__file__).with_name("mfcc_reference.json").read_text())
+MFCC_REFERENCE_MEAN = np.asarray(_REFERENCE["mean"], dtype=np.float32)
+MFCC_REFERENCE_STD = np.asarray(_REFERENCE["std"], dtype=np.float32)
 VTLP_STEPS = 21
 
 
