@@ -8,7 +8,7 @@ import tensorflow as tf
 from conftest import layer_names
 
 from mmdigits_keras.data import load_kaggle, train_val_split
-from mmdigits_keras.training import load_trained_model, train
+from mmdigits_keras.training import load_trained_model, recipes, train
 from mmdigits_keras.training.recipes import (
     MFCC_REFERENCE_MEAN,
     MFCC_REFERENCE_STD,
@@ -135,8 +135,6 @@ def test_reverberation_spreads_energy_into_the_following_frames():
 
 
 def test_equalization_band_limits_the_mel_power_and_round_trips(monkeypatch):
-    from mmdigits_keras.training import recipes
-
     rng = np.random.default_rng(0)
     x = tf.constant(rng.normal(size=(4, 39, 13)) * 0.5, tf.float32)
     raw, power = recipes._to_mel_power(x)
