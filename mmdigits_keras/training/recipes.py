@@ -162,20 +162,36 @@ def vtlp_matrix(factor, *, num_filters=26, num_cepstra=12, lifter=22, sample_rat
     Returns:
         float64 (12, 12) matrix W: warped cepstra = W @ cepstra.
     """
-    mel = 2595 * np.log10(1 + np.linspace(0, sample_rate / 2, 2) / 700)
-    points = np.linspace(mel[0], mel[1], num_filters + 2)
-    centres_hz = 700 * (10 ** (points[1:-1] / 2595) - 1)
-    source_mel = 2595 * np.log10(1 + np.clip(centres_hz / factor, 0, sample_rate / 2) / 700)
-    position = np.clip((source_mel - points[1]) / (points[2] - points[1]), 0, num_filters - 1)
+    to_logmel, to_cepstra = _cepstra_to_logmel(num_filters, num_cepstra, lifter)
+    mel = _hz_to_mel(_mel_centres_hz(num_filters, sample_rate))
+    step = mel[1] - mel[0]  # band centres are equally spaced in mel
+    source = _hz_to_mel(np.clip(_mel_centres_hz(num_filters, sample_rate) / factor, 0, sample_rate / 2))
+    position = np.clip((source - mel[0]) / step, 0, num_filters - 1)
     low = np.floor(position).astype(int)
     high = np.minimum(low + 1, num_filters - 1)
     weight = position - low
     interpolate = np.zeros((num_filters, num_filters))
     interpolate[np.arange(num_filters), low] += 1 - weight
     interpolate[np.arange(num_filters), high] += weight
+    return to_cepstra @ interpolate @ to_logmel.T
+
+
+def _hz_to_mel(hz):
+    return 2595 * np.log10(1 + np.asarray(hz) / 700)
+
+
+def _mel_centres_hz(num_filters=26, sample_rate=8000):
+    """Centre frequencies (Hz, float64) of `mfcc_507`'s mel filters over 0..rate/2."""
+    points = np.linspace(0, _hz_to_mel(sample_rate / 2), num_filters + 2)[1:-1]
+    return 700 * (10 ** (points / 2595) - 1)
+
+
+def _cepstra_to_logmel(num_filters=26, num_cepstra=12, lifter=22):
+    """(12, 26) float64 maps: liftered c1..c12 -> the log-mel envelope's shape (inverse DCT of
+    the unliftered cepstra), and the envelope -> liftered c1..c12 (DCT, lifter)."""
     dct = scipy.fft.dct(np.eye(num_filters), type=2, norm="ortho", axis=0)[1 : num_cepstra + 1]
     lift = 1 + (lifter / 2) * np.sin(np.pi * np.arange(1, num_cepstra + 1) / lifter)
-    return (lift[:, None] * (dct @ interpolate @ dct.T)) / lift[None, :]
+    return dct / lift[:, None], lift[:, None] * dct
 
 
 def _to_raw(x):
@@ -200,18 +216,6 @@ RT60_SECONDS = (0.1, 0.8)
 DIRECT_TO_REVERBERANT = (0.3, 3.0)
 
 
-def _cepstra_to_logmel(num_filters=26, num_cepstra=12, lifter=22):
-    """(12, 26) map of unliftered c1..c12 to the log-mel envelope's shape, and its inverse."""
-    dct = scipy.fft.dct(np.eye(num_filters), type=2, norm="ortho", axis=0)[1 : num_cepstra + 1]
-    lift = 1 + (lifter / 2) * np.sin(np.pi * np.arange(1, num_cepstra + 1) / lifter)
-    return (dct / lift[:, None]).astype(np.float32), (lift[:, None] * dct).astype(np.float32)
-
-
-def _mel_centres_hz(num_filters=26, sample_rate=8000):
-    top = 2595 * np.log10(1 + (sample_rate / 2) / 700)
-    return (700 * (10 ** (np.linspace(0, top, num_filters + 2)[1:-1] / 2595) - 1)).astype(np.float32)
-
-
 def _to_mel_power(x):
     """Reference-standardized MFCC rows (B, 39, 13) -> (raw rows, mel power envelope (B, 39, 26)).
 
@@ -219,7 +223,7 @@ def _to_mel_power(x):
     cancels in every linear operation on the power), scaled to a peak of 1 per utterance."""
     raw = _to_raw(x)
     to_logmel, _ = _cepstra_to_logmel()
-    envelope = raw[:, :, :1] + tf.einsum("btk,kj->btj", raw[:, :, 1:], to_logmel)
+    envelope = raw[:, :, :1] + tf.einsum("btk,kj->btj", raw[:, :, 1:], to_logmel.astype(np.float32))
     # Floored 30 nats (130 dB) below the utterance's peak, so every frame has a finite log.
     return raw, tf.exp(tf.maximum(envelope - tf.reduce_max(envelope, axis=[1, 2], keepdims=True), -30.0))
 
@@ -228,6 +232,7 @@ def _from_mel_power(raw, power, changed):
     """Back to reference-standardized rows: log energy moved by the change of each frame's
     total power, c1..c12 from the DCT of the changed log envelope."""
     _, to_cepstra = _cepstra_to_logmel()
+    to_cepstra = to_cepstra.astype(np.float32)
     log_gain = tf.math.log(tf.reduce_sum(changed, -1, keepdims=True) / tf.reduce_sum(power, -1, keepdims=True))
     cepstra = tf.einsum("btj,kj->btk", tf.math.log(tf.maximum(changed, 1e-30)), to_cepstra)
     return _from_raw(tf.concat([raw[:, :, :1] + log_gain, cepstra], axis=-1))
@@ -274,7 +279,7 @@ def _equalize(x, probability, seed):
     edges and the floor are what a real channel leaves behind."""
     raw, power = _to_mel_power(x)
     batch = tf.shape(x)[0]
-    centres = tf.constant(_mel_centres_hz())[None, None, :]
+    centres = tf.constant(_mel_centres_hz(), tf.float32)[None, None, :]
     low = tf.random.stateless_uniform((batch, 1, 1), seed, *LOW_CUTOFF_HZ)
     high = tf.random.stateless_uniform((batch, 1, 1), seed + 1, *HIGH_CUTOFF_HZ)
     tilt = tf.random.stateless_uniform((batch, 1, 1), seed + 2, -TILT_DB, TILT_DB)
@@ -309,11 +314,12 @@ def _augment_audio(audio, mean, std, recipe, seed):
         x = x * (1.0 - tf.cast(band(recipe.time_mask + 1, NUM_FRAMES, 20), x.dtype))[:, :, None]
     if recipe.frequency_mask:
         x = x * (1.0 - tf.cast(band(recipe.frequency_mask + 1, bins, 30), x.dtype))[:, None, :]
-    if recipe.vtlp and bins == MFCC_REFERENCE_MEAN.shape[1]:  # MFCC rows only; log-mel has no cepstra
+    mfcc = bins == MFCC_REFERENCE_MEAN.shape[1]  # the cepstral levers need MFCC rows, not log-mel
+    if recipe.vtlp and mfcc:
         x = _vtlp(x, recipe.vtlp, seed + 60)
-    if recipe.reverberation and bins == MFCC_REFERENCE_MEAN.shape[1]:
+    if recipe.reverberation and mfcc:
         x = _reverberate(x, recipe.reverberation, seed + 80)
-    if recipe.equalization and bins == MFCC_REFERENCE_MEAN.shape[1]:
+    if recipe.equalization and mfcc:
         x = _equalize(x, recipe.equalization, seed + 70)
     if recipe.noise:
         x = x + recipe.noise * tf.random.stateless_normal(tf.shape(x), seed + 40)
