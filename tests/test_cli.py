@@ -54,7 +54,10 @@ def test_train_and_submit(tiny_kaggle, tmp_path, capsys):
     run = tmp_path / "run"
     assert main(["train", "--data", str(tiny_kaggle), "--model", "model3", "--out", str(run),
                  "--epochs", "1", "--batch-size", "32", "--learning-rate", "0.002", "--seed", "1"]) == 0
-    assert "validation accuracy" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "validation accuracy" in printed
+    # Captured output is not a terminal: one line per epoch, no carriage-return bar updates.
+    assert printed.count("val_loss") == 1 and "\r" not in printed
     config = json.loads((run / "config.json").read_text())
     assert config["training"]["batch_size"] == 32 and config["training"]["learning_rate"] == 0.002
     csv = tmp_path / "submissions" / "m3.csv"

@@ -19,6 +19,7 @@ from mmdigits_keras.data.constants import FEATURE_KINDS, NUM_CLASSES, NUM_FRAMES
 from mmdigits_keras.data.features import HOP_SECONDS, SAMPLE_RATE, WINDOW_SECONDS, speech_features
 from mmdigits_keras.data.sources import find_recordings, load_image_pools, read_wav
 from mmdigits_keras.utils.files import publish_directory, staging_directory, write_json
+from mmdigits_keras.utils.progress import progress_bar
 
 LAYOUTS = ("kaggle", "khacef")
 
@@ -96,7 +97,7 @@ def build_dataset(
             al. 2015): each training recording is added again at each speed, as more
             utterances to pair images with (the number of rows does not change).
         overwrite: Replace an existing `out`.
-        verbose: 1 shows a progress bar and prints skipped files.
+        verbose: 1 shows a progress bar (on a terminal or in a notebook) and prints skipped files.
 
     Returns:
         The output folder as a `Path`.
@@ -125,19 +126,17 @@ def build_dataset(
     recordings, skipped = find_recordings(audio, audio_format)
     pools, image_description = load_image_pools(images)
 
-    import keras  # deferred: TensorFlow only when a build shows its progress bar
-
-    progress = keras.utils.Progbar(len(recordings), unit_name="recording") if verbose else None
+    progress = progress_bar(len(recordings), unit="recording", enabled=bool(verbose))
     rows, kept = [], []
-    for i, record in enumerate(recordings):
+    for record in recordings:
         try:
             wave, rate = read_wav(record["path"])
             rows.append(speech_features(wave, rate, features).reshape(-1))
             kept.append(record)
         except ValueError as error:
             skipped.append({"file": str(record["path"].relative_to(audio)), "reason": str(error)})
-        if progress is not None:
-            progress.update(i + 1)
+        progress.update(1)
+    progress.close()
     if verbose:
         for item in skipped:
             print(f"skipped {item['file']}: {item['reason']}")

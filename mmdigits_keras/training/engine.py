@@ -32,6 +32,7 @@ from mmdigits_keras.models.heads import PRIMARY_OUTPUT
 from mmdigits_keras.training.recipes import evaluation_dataset, make_loss, make_optimizer, training_dataset
 from mmdigits_keras.training.rundir import prepare_output, run_metadata, write_run
 from mmdigits_keras.utils.checks import check_positive
+from mmdigits_keras.utils.progress import fit_verbosity
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -155,11 +156,13 @@ def fit_model(model, prepared, recipe, *, epochs, seed=0, patience=10, callbacks
     """Fits a compiled `model` on `prepared` with `recipe`: the ``plain`` recipe feeds numpy
     arrays (seed 000's way), every other recipe a `training_dataset` pipeline; validation on
     the validation rows; `fit_callbacks` (watching `monitor`) plus `callbacks`. A model with
-    dict outputs gets the labels as the target of each output.
+    dict outputs gets the labels as the target of each output. ``verbose="auto"`` draws Keras's
+    progress bar on a terminal or in a notebook and one line per epoch elsewhere (`fit_verbosity`).
 
     Returns:
         The Keras `History`.
     """
+    verbose = fit_verbosity(verbose)
     outputs = tuple(model.output) if isinstance(model.output, dict) else None
     every = [*([PrimaryOutputLogs()] if outputs else []), *fit_callbacks(patience=patience, monitor=monitor),
              *callbacks]
