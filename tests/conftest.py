@@ -103,3 +103,24 @@ def layer_names(model):
     for layer in model.layers:
         names += layer_names(layer) if isinstance(layer, keras.Model) else [layer.name]
     return names
+
+
+def tensorboard_events(folder):
+    """Scalars and HParams of one TensorBoard log folder, read with tensorboard's own event
+    reader: ({tag: [value per step]}, {hyperparameter: value} or None)."""
+    import tensorflow as tf
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    events = EventAccumulator(str(folder), size_guidance={"tensors": 0})
+    events.Reload()
+    tags = events.Tags()["tensors"]
+    scalars = {tag: [tf.make_ndarray(e.tensor_proto).item() for e in events.Tensors(tag)] for tag in tags
+               if not tag.startswith("_hparams_")}
+    hparams = None
+    if "_hparams_/session_start_info" in tags:
+        content = events.SummaryMetadata("_hparams_/session_start_info").plugin_data.content
+        start = plugin_data_pb2.HParamsPluginData.FromString(content).session_start_info
+        hparams = {name: value.WhichOneof("kind") and getattr(value, value.WhichOneof("kind"))
+                   for name, value in start.hparams.items()}
+    return scalars, hparams

@@ -29,9 +29,11 @@ from mmdigits_keras.data.layouts import MultimodalDataset, load_dataset, train_v
 from mmdigits_keras.data.mixing import mix_synthetic_speech
 from mmdigits_keras.models.backbone import modalities_of
 from mmdigits_keras.models.heads import PRIMARY_OUTPUT
+from mmdigits_keras.training.logs import LOGS_DIR, tensorboard_callback
 from mmdigits_keras.training.recipes import evaluation_dataset, make_loss, make_optimizer, training_dataset
 from mmdigits_keras.training.rundir import prepare_output, run_metadata, write_run
 from mmdigits_keras.utils.checks import check_positive
+from mmdigits_keras.utils.files import staged_directory
 from mmdigits_keras.utils.progress import fit_verbosity
 
 
@@ -239,26 +241,29 @@ def run(data, task, *, out, recipe, epochs, learning_rate, val_fraction=0.2, see
     check_positive("learning_rate", learning_rate, float)
     prepare_output(out, overwrite=overwrite)
     prepared = prepare_data(data, val_fraction=val_fraction, seed=seed, synthetic_share=recipe.synthetic_share)
-    seed_everything(seed)
-    net, saved = task.build(prepared)
-    compile_model(net, recipe, learning_rate=learning_rate, loss=task.loss, metrics=task.metrics)
-    started = time.perf_counter()
-    history = fit_model(net, prepared, recipe, epochs=epochs, seed=seed, patience=patience, monitor=task.monitor,
-                        verbose=verbose)
-    seconds = time.perf_counter() - started
-    scores = task.validate(saved, prepared.validation)
-    model_entries = task.config(prepared)
-    config = {
-        "task": task.name,
-        **model_entries,
-        "training": {"epochs": int(epochs), "batch_size": int(recipe.batch_size),
-                     "learning_rate": float(learning_rate), "val_fraction": float(val_fraction), "seed": int(seed),
-                     "patience": int(patience), "recipe": dataclasses.asdict(recipe)},
-        **run_metadata(prepared),
-        **(extra_config or {}),
-    }
-    metrics = {**scores, "validation_rows": len(prepared.validation), "epochs": len(history.history["loss"]),
-               "seconds": round(seconds, 2), "data": prepared.source}
-    name = model_entries.get("model") or task.name
-    return write_run(out, saved, config=config, metrics=metrics, history=history, overwrite=overwrite,
-                     title=f"{name} on {Path(prepared.source.split(' ')[0]).name}")
+    # Trained into a staging folder (TensorBoard logs go there as the epochs pass), renamed
+    # into place at the end; removed if training fails or is interrupted.
+    with staged_directory(out) as staging:
+        seed_everything(seed)
+        net, saved = task.build(prepared)
+        compile_model(net, recipe, learning_rate=learning_rate, loss=task.loss, metrics=task.metrics)
+        started = time.perf_counter()
+        history = fit_model(net, prepared, recipe, epochs=epochs, seed=seed, patience=patience, monitor=task.monitor,
+                            callbacks=[tensorboard_callback(staging / LOGS_DIR)], verbose=verbose)
+        seconds = time.perf_counter() - started
+        scores = task.validate(saved, prepared.validation)
+        model_entries = task.config(prepared)
+        config = {
+            "task": task.name,
+            **model_entries,
+            "training": {"epochs": int(epochs), "batch_size": int(recipe.batch_size),
+                         "learning_rate": float(learning_rate), "val_fraction": float(val_fraction), "seed": int(seed),
+                         "patience": int(patience), "recipe": dataclasses.asdict(recipe)},
+            **run_metadata(prepared),
+            **(extra_config or {}),
+        }
+        metrics = {**scores, "validation_rows": len(prepared.validation), "epochs": len(history.history["loss"]),
+                   "seconds": round(seconds, 2), "data": prepared.source}
+        name = model_entries.get("model") or task.name
+        return write_run(out, saved, config=config, metrics=metrics, history=history, overwrite=overwrite,
+                         title=f"{name} on {Path(prepared.source.split(' ')[0]).name}", staging=staging)

@@ -1,7 +1,8 @@
 """Run directories (DESIGN.md, "Run directory"): written atomically, read back safely.
 
 A run directory holds ``model.keras`` (preprocessing inside, so it predicts on raw loader
-output), ``config.json``, ``history.csv``, ``metrics.json`` and ``curves.png``. It is written
+output), ``config.json``, ``history.csv``, ``metrics.json``, ``curves.png`` and ``logs/``
+(TensorBoard). It is written
 in a temporary sibling folder and renamed into place, so a killed run never leaves a
 half-written run directory behind.
 """
@@ -20,7 +21,7 @@ from mmdigits_keras import __version__
 from mmdigits_keras.utils.files import publish_directory, read_json, remove_interrupted, staging_directory, write_json
 from mmdigits_keras.utils.plotting import save_figure, subplots
 
-RUN_FILES = ("model.keras", "config.json", "history.csv", "metrics.json", "curves.png")
+RUN_FILES = ("model.keras", "config.json", "history.csv", "metrics.json", "curves.png", "logs")
 # 2: models are backbone + head (mmdigits_keras 0.2). Runs without the key were written by 0.1.0.
 RUN_FORMAT = 2
 
@@ -73,16 +74,18 @@ def training_curves(history, path, *, title=""):
     return save_figure(fig, path)
 
 
-def write_run(out, model, *, config, metrics, history, title, overwrite):
+def write_run(out, model, *, config, metrics, history, title, overwrite, staging=None):
     """Writes a run directory atomically: ``model.keras``, ``config.json``, ``metrics.json``,
-    ``history.csv`` (one row per epoch of the Keras `History`) and ``curves.png``.
+    ``history.csv`` (one row per epoch of the Keras `History`) and ``curves.png``, into
+    `staging` (default: a new `staging_directory`; training passes the one its TensorBoard
+    logs went to) and then renamed to `out`.
 
     Returns:
         The run directory as a `Path`.
     """
     frame = pd.DataFrame(history.history)
     frame.insert(0, "epoch", np.arange(1, len(frame) + 1))
-    staging = staging_directory(out)
+    staging = staging_directory(out) if staging is None else Path(staging)
     model.save(staging / "model.keras")
     write_json(staging / "config.json", config)
     write_json(staging / "metrics.json", metrics)

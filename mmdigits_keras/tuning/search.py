@@ -27,6 +27,7 @@ import numpy as np
 
 from mmdigits_keras.models import model_info
 from mmdigits_keras.training import get_recipe, prepare_data, train
+from mmdigits_keras.training.logs import LOGS_DIR
 from mmdigits_keras.tuning.results import OBJECTIVES, TRIAL_FILE, leaderboard, plot_scores
 from mmdigits_keras.tuning.space import RegistryHyperModel, check_space, model_hyperparameters, training_hyperparameters
 from mmdigits_keras.tuning.trial import train_trial
@@ -114,6 +115,7 @@ class SearchTuner(keras_tuner.Tuner):
             "checkpoint": self.checkpoint_path(trial.trial_id),
             "objective": self.oracle.objective.name, "direction": self.oracle.objective.direction,
             "result": str(trial_dir / "child_result.json"), "verbose": kwargs.get("verbose", "auto"),
+            "trial_id": trial.trial_id, "log_dir": str(Path(self.project_dir).parent / LOGS_DIR / trial.trial_id),
         }
         started = time.perf_counter()
         if self.isolation is None:
@@ -238,7 +240,7 @@ def _check_resume(out, record, *, overwrite):
 
 
 def _clear_search(out):
-    for name in (PROJECT_NAME, "best"):
+    for name in (PROJECT_NAME, "best", LOGS_DIR):
         shutil.rmtree(out / name, ignore_errors=True)
     for name in (SEARCH_FILE, "leaderboard.csv", "scores.png", "best_hyperparameters.json"):
         (out / name).unlink(missing_ok=True)

@@ -13,6 +13,7 @@ epochs, the checkpoint paths and the seed; the child writes ``history`` to the r
 from __future__ import annotations
 
 import ctypes
+import shutil
 import signal
 import sys
 
@@ -21,6 +22,7 @@ import keras_tuner
 
 from mmdigits_keras.training import get_recipe, prepare_data
 from mmdigits_keras.training.engine import seed_everything
+from mmdigits_keras.training.logs import tensorboard_callback, write_hparams
 from mmdigits_keras.tuning.space import RegistryHyperModel
 from mmdigits_keras.utils.files import read_json, write_json
 
@@ -60,8 +62,13 @@ def train_trial(request, hypermodel):
     checkpoint = keras.callbacks.ModelCheckpoint(request["checkpoint"], monitor=request["objective"],
                                                  mode=request["direction"], save_best_only=True,
                                                  save_weights_only=True)
+    callbacks = [checkpoint]
+    if request.get("log_dir"):
+        shutil.rmtree(request["log_dir"], ignore_errors=True)  # a trial run again after a kill starts clean
+        write_hparams(request["log_dir"], request["values"], trial_id=request["trial_id"])
+        callbacks.append(tensorboard_callback(request["log_dir"]))
     return hypermodel.fit(hp, model, epochs=request["epochs"], initial_epoch=request.get("initial_epoch", 0),
-                          callbacks=[checkpoint], verbose=request["verbose"], seed=request["trial_seed"])
+                          callbacks=callbacks, verbose=request["verbose"], seed=request["trial_seed"])
 
 
 def main(argv=None):

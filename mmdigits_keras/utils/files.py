@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -88,6 +89,18 @@ def staging_directory(final):
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
     return staging
+
+
+@contextlib.contextmanager
+def staged_directory(final):
+    """A `staging_directory` of `final` for a ``with`` block that fills it and publishes it;
+    removed again when the block raises (Ctrl-C included), so a failure leaves nothing."""
+    staging = staging_directory(final)
+    try:
+        yield staging
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
 
 
 def remove_interrupted(final):

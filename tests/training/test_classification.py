@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import find_layer, synthetic_arrays, write_kaggle
+from conftest import find_layer, synthetic_arrays, tensorboard_events, write_kaggle
 
 from mmdigits_keras.data import load_kaggle, train_val_split
 from mmdigits_keras.training import RECIPES, RUN_FILES, load_trained_model, train
@@ -26,6 +26,12 @@ def test_train_writes_a_complete_run_directory(tiny_kaggle, tmp_path):
     assert list(history["epoch"]) == [1, 2]
     assert {"loss", "accuracy", "val_loss", "val_accuracy"} <= set(history.columns)
     assert not list(tmp_path.glob(".run*")), "no staging folder is left behind"
+    # TensorBoard: per-epoch training and validation scalars, the learning rate among them.
+    train_scalars, _ = tensorboard_events(run / "logs" / "train")
+    val_scalars, _ = tensorboard_events(run / "logs" / "validation")
+    np.testing.assert_allclose(train_scalars["epoch_loss"], history["loss"], rtol=1e-5)
+    np.testing.assert_allclose(val_scalars["epoch_accuracy"], history["val_accuracy"], rtol=1e-5)
+    assert train_scalars["epoch_learning_rate"] == pytest.approx([1e-3, 1e-3])
 
 
 def test_saved_model_standardizes_with_training_rows_only(tiny_kaggle, tmp_path):

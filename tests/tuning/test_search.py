@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import psutil
 import pytest
-from conftest import find_layer, layer_names
+from conftest import find_layer, layer_names, tensorboard_events
 
 from mmdigits_keras.cli import main
 from mmdigits_keras.models import create_model
@@ -109,6 +109,12 @@ def test_search_writes_outputs_resumes_and_refuses_other_searches(tiny_kaggle, t
     best = json.loads((out / "best_hyperparameters.json").read_text())
     assert best["score"] == pytest.approx(board["score"].max())
     assert sorted(p.name for p in (out / "best").iterdir()) == sorted(RUN_FILES)
+    # TensorBoard's HParams dashboard: one session per trial, its hyperparameters and scores.
+    for trial in board.itertuples():
+        _, hparams = tensorboard_events(out / "logs" / str(trial.trial_id))
+        assert hparams["depth"] == 1 and hparams["learning_rate"] == pytest.approx(trial.learning_rate)
+        scalars, _ = tensorboard_events(out / "logs" / str(trial.trial_id) / "validation")
+        assert max(scalars["epoch_accuracy"]) == pytest.approx(trial.score, abs=1e-6)
     config = json.loads((out / "best" / "config.json").read_text())
     assert config["tuning"]["trial_id"] == best["trial_id"]
     assert config["training"]["batch_size"] == best["values"]["batch_size"]
