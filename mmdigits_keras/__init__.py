@@ -51,6 +51,8 @@ _EXPORTS = {
     "evaluate_retrieval": "evaluation",
     "write_report": "evaluation",
     "run_demo": "workflows",
+    "export_model": "export",
+    "predict_tflite": "export",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -210,6 +210,19 @@ def _add_retrieval(commands):
     q.add_argument("--labels", help="row_id,label CSV of the split's rows, for the captions (optional)")
 
 
+def _add_export(commands):
+    p = commands.add_parser("export", help="a trained model as a SavedModel or a TFLite file (serving, phones)",
+                            description="Export a run's model, preprocessing included, with the same named inputs "
+                                        "(image, audio) and a `probabilities` output.")
+    p.add_argument("--model", required=True, help="run directory (or .keras file)")
+    p.add_argument("--format", default="saved_model", choices=["saved_model", "tflite"],
+                   help="saved_model (default; TensorFlow Serving, tf.saved_model.load) or tflite (LiteRT)")
+    p.add_argument("--quantize", choices=["dynamic"],
+                   help="dynamic-range quantization: int8 weights, float activations (tflite only)")
+    p.add_argument("--out", required=True, help="SavedModel folder or .tflite file to write")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+
+
 def _add_models(commands):
     p = commands.add_parser("models", help="list registry models: parameters, modalities, source")
     p.add_argument("pattern", nargs="?", default=None, help="shell-style filter, e.g. '*lstm'")
@@ -221,7 +234,7 @@ def build_parser():
     parser = argparse.ArgumentParser(prog="mmdigits", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (_add_train, _add_submit, _add_evaluate, _add_report, _add_tune, _add_data, _add_demo, _add_models,
-                _add_retrieval):
+                _add_retrieval, _add_export):
         add(commands)
     return parser
 
@@ -255,6 +268,14 @@ def _run_demo(args):
     print(f"wrote {result['submission']} ({scores['rows']} rows)")
     print(f"demo test accuracy {scores['accuracy']:.4f}  macro-F1 {scores['macro_f1']:.4f} "
           f"(speech from accents never used in training) -- DEMO DATA")
+
+
+def _run_export(args):
+    path = mk.export_model(args.model, out=args.out, format=args.format, quantize=args.quantize,
+                           overwrite=args.overwrite)
+    size = sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
+    print(f"wrote {path} ({args.format}{', ' + args.quantize + ' quantization' if args.quantize else ''}, "
+          f"{size / 2**20:.1f} MiB)")
 
 
 def _run_models(args):
@@ -357,7 +378,7 @@ def _run_retrieval(args):
 
 COMMANDS = {"evaluate": _run_evaluate, "report": _run_report, "train": _run_train, "submit": _run_submit,
             "tune": _run_tune, "data": _run_data, "demo": _run_demo, "models": _run_models,
-            "retrieval": _run_retrieval}
+            "retrieval": _run_retrieval, "export": _run_export}
 
 
 def main(argv=None):

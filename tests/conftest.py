@@ -80,6 +80,15 @@ def kaggle_sample(shared_data):
 
 
 @pytest.fixture(scope="session")
+def default_kaggle_run(kaggle_sample, tmp_path_factory):
+    """The default model and recipe trained 3 epochs on kaggle_sample (a real, accurate model),
+    shared by the tests that only read it."""
+    from mmdigits_keras.training import train
+
+    return train(kaggle_sample, out=tmp_path_factory.mktemp("default") / "run", epochs=3, verbose=0)
+
+
+@pytest.fixture(scope="session")
 def kaggle_sample_test_labels(shared_data):
     """True labels of kaggle_sample's test rows: MNIST test images 4000..4999 (data README)."""
     with np.load(shared_data / "mnist_t10k_first5000.npz", allow_pickle=False) as data:

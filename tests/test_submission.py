@@ -3,7 +3,6 @@ import pandas as pd
 import pytest
 
 from mmdigits_keras.submission import make_submission, submit, validate_submission, write_submission
-from mmdigits_keras.training import train
 
 
 def test_make_and_validate():
@@ -44,9 +43,9 @@ def test_write_is_atomic_refuses_overwrite_and_validates_files(tmp_path):
     assert not (tmp_path / "b.csv").exists()
 
 
-def test_train_then_submit_on_kaggle_sample(kaggle_sample, kaggle_sample_test_labels, tmp_path):
+def test_train_then_submit_on_kaggle_sample(default_kaggle_run, kaggle_sample, kaggle_sample_test_labels, tmp_path):
     """The issue's end-to-end job on real data, shortened to three epochs of the default model."""
-    run = train(kaggle_sample, out=tmp_path / "run", epochs=3, verbose=0)
+    run = default_kaggle_run
     path, frame = submit(run, kaggle_sample, tmp_path / "submissions" / "default.csv")
     written = validate_submission(path, rows=1000)
     assert written["row_id"].tolist() == list(range(1000))
