@@ -53,6 +53,7 @@ _EXPORTS = {
     "run_demo": "workflows",
     "export_model": "export",
     "predict_tflite": "export",
+    "load_tflite": "export",
 }
 
 __all__ = sorted(_EXPORTS)

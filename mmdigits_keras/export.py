@@ -93,29 +93,39 @@ def export_model(run, *, out, format="saved_model", quantize=None, overwrite=Fal
     return atomic_write(out, write)
 
 
-def predict_tflite(path, inputs, *, batch_size=256):
-    """Runs an exported ``.tflite`` model with the LiteRT interpreter (what runs on phones).
+def load_tflite(path):
+    """Loads an exported ``.tflite`` model into the LiteRT interpreter (what runs on phones).
 
     Args:
         path: A file written by `export_model` with ``format="tflite"``.
-        inputs: dict ``{"image": float32 (N, 28, 28, 1), "audio": float32 (N, 507)}`` (a
-            `MultimodalDataset`'s ``inputs()``).
-        batch_size: Rows per interpreter call (1 measures per-row latency).
 
     Returns:
-        float32 array (N, 10) of probabilities.
+        A function ``predict(inputs, batch_size=256)`` -> float32 probabilities (N, 10), where
+        `inputs` is ``{"image": float32 (N, 28, 28, 1), "audio": float32 (N, 507)}`` (a
+        `MultimodalDataset`'s ``inputs()``) and `batch_size` the rows per interpreter call (1
+        for per-row latency). It keeps one interpreter, as an app would.
 
     Raises:
-        ValueError: `path` is not a readable TFLite model.
+        ValueError: `path` is not a readable TFLite model with the ``serve`` signature.
     """
     try:
         runner = Interpreter(model_path=str(path)).get_signature_runner(ENDPOINT)
     except (ValueError, RuntimeError) as error:
         raise ValueError(f"{path}: not a TFLite model exported by mmdigits export ({error})") from None
-    rows = len(next(iter(inputs.values())))
-    batches = []
-    for start in range(0, rows, batch_size):
-        feed = {name: np.ascontiguousarray(values[start:start + batch_size], dtype=np.float32)
-                for name, values in inputs.items()}
-        batches.append(runner(**feed)["probabilities"])
-    return np.concatenate(batches)
+
+    def predict(inputs, batch_size=256):
+        rows = len(next(iter(inputs.values())))
+        batches = []
+        for start in range(0, rows, batch_size):
+            feed = {name: np.ascontiguousarray(values[start:start + batch_size], dtype=np.float32)
+                    for name, values in inputs.items()}
+            batches.append(runner(**feed)["probabilities"])
+        return np.concatenate(batches)
+
+    return predict
+
+
+def predict_tflite(path, inputs, *, batch_size=256):
+    """Probabilities float32 (N, 10) of an exported ``.tflite`` model on `inputs` (see
+    `load_tflite`; ValueError for a file that is not such a model)."""
+    return load_tflite(path)(inputs, batch_size=batch_size)
