@@ -10,15 +10,15 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --upgrade pip
+	$(BIN)/python -m pip install --upgrade pip "setuptools>=68" wheel
 
 # Stamp files re-run pip only when the package metadata changes.
 $(VENV)/.installed: $(BIN)/python setup.cfg pyproject.toml
-	$(BIN)/pip install -e .
+	$(BIN)/pip install -e ".[cpu]"
 	touch $@
 
 $(VENV)/.installed-test: $(BIN)/python setup.cfg pyproject.toml
-	$(BIN)/pip install -e ".[test]"
+	$(BIN)/pip install -e ".[cpu,test]"
 	touch $@ $(VENV)/.installed
 
 install: $(VENV)/.installed

@@ -9,7 +9,15 @@ The package is layered, imports running one way (ARCHITECTURE in the README):
 ``mmdigits --help`` starts without TensorFlow.
 """
 
+import importlib.util
+
 from mmdigits_keras.utils.lazy import lazy_exports
+
+# TensorFlow is not a hard requirement of the distribution (setup.cfg: notebooks bring their
+# own); without one, say what to install instead of failing deep inside keras.
+if importlib.util.find_spec("tensorflow") is None:
+    raise ImportError("mmdigits_keras needs TensorFlow and none is installed: pip install 'mmdigits_keras[cpu]' "
+                      "(or '[gpu]'); Kaggle and Colab notebooks already have it")
 
 __version__ = "0.2.0"
 
