@@ -78,8 +78,13 @@ class Recipe:
     # (`_equalize`: band limits and tilt; 0: off).
     vtlp: float = 0.0
     equalization: float = 0.0
-    # Probability per utterance of simulated reverberation of MFCC rows (`_reverberate`; 0: off).
+    # Probability per utterance of simulated reverberation of MFCC rows (`_reverberate`; 0: off),
+    # and the range of its direct-to-reverberant energy ratio in dB, drawn uniformly. Down to
+    # -10 dB: a talker a few metres from the microphone in an ordinary room (the benchmark's
+    # simulated room measures -7.9 dB at 2.2 m); the first range, -5..+5 dB, covered near
+    # talkers only, and the fused model fell below the image alone in that room (README).
     reverberation: float = 0.0
+    reverberation_drr_db: tuple = (-10.0, 5.0)
     # Weight of each per-modality auxiliary classifier's loss (0: no auxiliary heads).
     auxiliary_weight: float = 0.0
     # Share of training rows whose speech is synthetic (eSpeak NG voices, `mix_synthetic_speech`).
@@ -213,7 +218,6 @@ def _vtlp(x, spread, seed):
 
 REVERB_TAPS = 16
 RT60_SECONDS = (0.1, 0.8)
-DIRECT_TO_REVERBERANT = (0.3, 3.0)
 
 
 def _to_mel_power(x):
@@ -238,18 +242,18 @@ def _from_mel_power(raw, power, changed):
     return _from_raw(tf.concat([raw[:, :, :1] + log_gain, cepstra], axis=-1))
 
 
-def _reverberate(x, probability, seed):
+def _reverberate(x, probability, seed, drr_db):
     """Simulated room reverberation of MFCC rows x (B, 39, 13), reference-standardized.
 
     Each chosen utterance's mel power envelope is convolved over time with an exponential
     decay (RT60 drawn from `RT60_SECONDS`, direct-to-reverberant ratio from
-    `DIRECT_TO_REVERBERANT`): the usual statistical model of a room's late reverberation
+    ``drr_db``, in dB): the usual statistical model of a room's late reverberation
     (Polack).
     """
     raw, power = _to_mel_power(x)
     batch = tf.shape(x)[0]
     rt60 = tf.random.stateless_uniform((batch, 1), seed, *RT60_SECONDS)
-    ratio = tf.random.stateless_uniform((batch, 1), seed + 1, *DIRECT_TO_REVERBERANT)
+    ratio = 10.0 ** (tf.random.stateless_uniform((batch, 1), seed + 1, *drr_db) / 10.0)
     delays = tf.range(1, REVERB_TAPS, dtype=tf.float32)[None, :] * 0.025  # seconds, one hop per frame
     tail = tf.exp(-6.9 * delays / rt60)  # 60 dB down at RT60
     tail = tail / tf.reduce_sum(tail, axis=1, keepdims=True) / ratio
@@ -318,7 +322,7 @@ def _augment_audio(audio, mean, std, recipe, seed):
     if recipe.vtlp and mfcc:
         x = _vtlp(x, recipe.vtlp, seed + 60)
     if recipe.reverberation and mfcc:
-        x = _reverberate(x, recipe.reverberation, seed + 80)
+        x = _reverberate(x, recipe.reverberation, seed + 80, recipe.reverberation_drr_db)
     if recipe.equalization and mfcc:
         x = _equalize(x, recipe.equalization, seed + 70)
     if recipe.noise:

@@ -124,14 +124,17 @@ def test_reverberation_spreads_energy_into_the_following_frames():
     burst[:, 15:20, 0] = 6.0  # plus a loud burst
     seed = tf.constant([0, 0], tf.int64)
 
-    def energy(raw):
+    def energy(raw, drr_db=(-10.0, 5.0)):
         x = tf.constant((raw - MFCC_REFERENCE_MEAN) / MFCC_REFERENCE_STD, tf.float32)
-        return (_reverberate(x, 1.0, seed).numpy() * MFCC_REFERENCE_STD + MFCC_REFERENCE_MEAN)[0, :, 0]
+        return (_reverberate(x, 1.0, seed, drr_db).numpy() * MFCC_REFERENCE_STD + MFCC_REFERENCE_MEAN)[0, :, 0]
 
     with_burst, without = energy(burst), energy(quiet)
     np.testing.assert_allclose(with_burst[:15], without[:15], atol=1e-3)  # nothing reaches back in time
     tail = with_burst[20:30] - without[20:30]
     assert np.all(tail > 1.0) and np.all(np.diff(tail) < 0)  # a tail after the burst that decays
+    # A far talker (-10 dB direct-to-reverberant) leaves a louder tail than a near one (+5 dB).
+    far, near = energy(burst, (-10.0, -10.0)), energy(burst, (5.0, 5.0))
+    assert np.all(far[20:30] > near[20:30] + 1.0)
 
 
 def test_equalization_band_limits_the_mel_power_and_round_trips(monkeypatch):
