@@ -6,7 +6,7 @@ export MMDIGITS_SHARED_DATA ?= $(abspath ../shared/data)
 # Quieter TensorFlow start-up; oneDNN's notice is informational only.
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: install install-test demo lint test clean
+.PHONY: install install-test demo lint docs test clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -18,7 +18,7 @@ $(VENV)/.installed: $(BIN)/python setup.cfg pyproject.toml
 	touch $@
 
 $(VENV)/.installed-test: $(BIN)/python setup.cfg pyproject.toml
-	$(BIN)/pip install -e ".[cpu,test]"
+	$(BIN)/pip install -e ".[cpu,test,docs]"
 	touch $@ $(VENV)/.installed
 
 install: $(VENV)/.installed
@@ -32,7 +32,11 @@ lint: install-test
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 
-test: lint
+# The documentation site (mkdocs.yml): --strict turns a broken link or API reference into a failure.
+docs: install-test
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+
+test: lint docs
 	$(BIN)/python -m pytest
 
 clean:

@@ -34,10 +34,10 @@ SPEAKERS = ("george", "jackson", "lucas", "nicolas")
 IMAGE_ONLY, AUDIO_ONLY = ("image_cnn",), ("audio_cnn", "audio_lstm")
 ALL_FAMILIES = ("seed000", "seed001", "seed003")
 # Reverberation as first screened: direct-to-reverberant ratio 0.3..3 (-5.2..+4.8 dB; the
-# README's rows of these levers were trained with that ratio drawn uniformly, here it is drawn
+# docs' rows of these levers were trained with that ratio drawn uniformly, here it is drawn
 # uniformly in dB). `default` uses -10..+5 dB (`Recipe.reverberation_drr_db`).
 NEAR = (-5.2, 4.8)
-# The levers on top of the `baseline` recipe (0.2.0's default), as screened for the README;
+# The levers on top of the `baseline` recipe (0.2.0's default), as screened in docs/performance.md;
 # `default` is the winner (= swap4_rsv with far-talker reverberation).
 LEVERS = {
     "cmvn": dict(utterance_normalization=ALL_FAMILIES),

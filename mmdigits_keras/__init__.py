@@ -3,7 +3,7 @@
     >>> from mmdigits_keras import build_model
     >>> model = build_model(depth=2)        # seed 000's Model 2, 6,766,478 parameters
 
-The package is layered, imports running one way (ARCHITECTURE in the README):
+The package is layered, imports running one way (docs/architecture.md):
 ``utils`` -> ``data`` -> ``models`` -> ``training`` -> ``tuning`` | ``evaluation`` |
 ``submission`` -> ``workflows`` -> ``cli``. Public names are imported on first use, so
 ``mmdigits --help`` starts without TensorFlow.

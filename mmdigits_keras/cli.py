@@ -33,7 +33,7 @@ def _add_train(commands):
     p.add_argument("--out", required=True, help="run directory to write")
     p.add_argument("--epochs", type=int, default=30, help="maximum epochs (default 30; early stopping)")
     p.add_argument("--recipe", default="default", choices=["default", "baseline", "plain"],
-                   help="default: the robustness benchmark's winner (README); baseline: 0.2.0's default "
+                   help="default: the robustness benchmark's winner (docs/performance.md); baseline: 0.2.0's default "
                         "(augmentation + modality dropout + AdamW); plain: Adam, no augmentation")
     p.add_argument("--batch-size", type=int, default=None, help="samples per step (default: the recipe's, 128 / 32)")
     p.add_argument("--utterance-norm", action="store_true",

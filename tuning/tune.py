@@ -2,7 +2,7 @@
 
     python tuning/tune.py --data ../shared/data/kaggle_sample --tuner random --max-trials 6 --epochs 5 --out runs/search
 
-Same arguments as `mmdigits tune` (see `--help` and the README).
+Same arguments as `mmdigits tune` (see `--help` and docs/tuning.md).
 """
 
 import sys

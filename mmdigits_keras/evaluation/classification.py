@@ -146,7 +146,8 @@ def compare(results, out, *, image_only=None, fused=None):
         results: dict run name -> the dict `evaluate` returned (same rows for every run).
         out: Folder for ``comparison.md``, ``comparison.csv``, ``error_overlap.csv``,
             ``venn.png`` (2-3 runs) and ``gallery.png`` (when `image_only` and `fused` given).
-        image_only, fused: Run names for the gallery.
+        image_only: Run name of the image-only model for the gallery.
+        fused: Run name of the fused model for the gallery.
 
     Returns:
         dict of written paths by kind.

@@ -13,7 +13,7 @@ from mmdigits_keras.training.metrics import classification_metrics, predict_labe
 from mmdigits_keras.training.recipes import get_recipe
 from mmdigits_keras.utils.checks import check_positive
 
-# The registry model that won the robustness benchmark (README, "Robustness"); `build_model`
+# The registry model that won the robustness benchmark (docs/performance.md, "Robustness"); `build_model`
 # stays seed 000's Model k.
 DEFAULT_MODEL = "hybrid_cnn"
 

@@ -69,7 +69,7 @@ class Recipe:
     time_shift: int = 0
     noise: float = 0.0
     # Model families (registry `ModelInfo.family`) whose speech input is normalized per
-    # utterance: measured to help seed 000's Models 1-4 on unseen speakers (README).
+    # utterance: measured to help seed 000's Models 1-4 on unseen speakers (docs/performance.md).
     utterance_normalization: tuple = ()
     # Drop each epoch's last, smaller batch (in-batch negatives need full batches).
     drop_remainder: bool = False
@@ -82,7 +82,7 @@ class Recipe:
     # and the range of its direct-to-reverberant energy ratio in dB, drawn uniformly. Down to
     # -10 dB: a talker a few metres from the microphone in an ordinary room (the benchmark's
     # simulated room measures -7.9 dB at 2.2 m); the first range, -5..+5 dB, covered near
-    # talkers only, and the fused model fell below the image alone in that room (README).
+    # talkers only, and the fused model fell below the image alone in that room (docs/performance.md).
     reverberation: float = 0.0
     reverberation_drr_db: tuple = (-10.0, 5.0)
     # Weight of each per-modality auxiliary classifier's loss (0: no auxiliary heads).
@@ -98,7 +98,7 @@ RECIPES = {
     "plain": Recipe(name="plain", batch_size=32, optimizer="adam"),
     # 0.2.0's default: augmentation and modality dropout, per-utterance normalization for seed 000.
     "baseline": _BASELINE,
-    # What won the robustness benchmark (README, "Robustness"): the baseline plus per-utterance
+    # What won the robustness benchmark (docs/performance.md, "Robustness"): the baseline plus per-utterance
     # normalization for every family, speech swapped in 40% of the samples that keep both
     # modalities, simulated reverberation of 30% of the utterances, eSpeak NG voices as a
     # quarter of the training rows, and VTLP +/-10%.

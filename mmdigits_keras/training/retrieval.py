@@ -63,7 +63,7 @@ def build_retrieval_model(model=DEFAULT_TOWERS, *, embedding_dim=128, init=None,
     Args:
         model: The registry fusion model whose backbone carries the towers (ignored with
             `init`): ``"hybrid_cnn"`` (default: seed 001's image and speech CNN encoders, the
-            speech CNN generalizing best to unseen speakers in our measurements, README) or
+            speech CNN generalizing best to unseen speakers in our measurements, docs/retrieval.md) or
             one of ``"model1"``..``"model4"`` (seed 000), ``"hybrid_cnn_lstm"``,
             ``"fusion_1dcnn"``.
         embedding_dim: d, the size of the shared, L2-normalized space (seed 002: h = 512).
