@@ -1,4 +1,4 @@
-"""Memory across keras-tuner trials: 20 tiny trials, peak RSS after trials 1, 10 and 20.
+"""Memory and per-trial overhead across keras-tuner trials: 20 tiny trials, peak RSS after trials 1, 10 and 20.
 
 keras-tuner issue #395: memory grows trial after trial. Clearing the Keras session is not
 enough with TensorFlow 2.21 (each `fit` keeps about a model's worth of memory), so
@@ -8,10 +8,14 @@ search both ways and prints the search process's RSS (and the children's peak fo
     .venv/bin/python benchmarks/bench_tuning.py [--data DIR] [--trials 20] [--mode both|isolated|in-process]
 
 Uses 600 rows of ../shared/data/kaggle_sample (MMDIGITS_SHARED_DATA) by default, 1 epoch per
-trial, Model 1-2 at width 0.5-1 with both audio encoders.
+trial, Model 1-2 at width 0.5-1 with both audio encoders. Per-trial overhead: the search's wall
+time up to the end of its last trial, less the seconds the trials spent in `fit` (reported by
+each trial), divided by the number of trials: process start-ups, data preparation, model
+builds, keras-tuner's bookkeeping.
 """
 
 import argparse
+import json
 import os
 import resource
 import sys
@@ -51,9 +55,10 @@ def bench(args, *, isolate):
     from mmdigits_keras.tuning import run_search
 
     process = psutil.Process()
-    samples = {}
+    samples, ended = {}, []
 
     def after_trial(trial):
+        ended.append(time.perf_counter())
         number = len(samples) + 1
         peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
         children_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
@@ -66,8 +71,16 @@ def bench(args, *, isolate):
                    space={"depth": [1, 2], "width": [0.5, 1.0], "audio": ["conv1d", "lstm"]},
                    export_epochs=1, verbose=0, trial_end_hook=after_trial, isolate_trials=isolate)
         seconds = time.perf_counter() - started
-    mode = "trials in child processes (default)" if isolate else "trials in the search process"
+        records = [json.loads(p.read_text()) for p in (Path(tmp) / "search" / "keras_tuner").glob("trial_*/"
+                                                                                                    "mmdigits_trial.json")]
+    mode = "trials in worker processes (default)" if isolate else "trials in the search process"
     print(f"\n{mode}: {args.trials} trials of 1 epoch on {args.rows} rows in {seconds:.0f} s")
+    if isolate:
+        fit = sum(r["fit_seconds"] for r in records)
+        workers = len({r["worker_pid"] for r in records})
+        overhead = (ended[-1] - started - fit) / len(records)
+        print(f"per-trial overhead: {overhead:.2f} s ({ended[-1] - started:.1f} s to the end of the last trial, "
+              f"{fit:.1f} s in fit; {workers} worker processes)")
     print("| after trial | search process RSS (MiB) | its peak so far (MiB) | largest trial process peak (MiB) |")
     print("|---|---|---|---|")
     for number in sorted({1, args.trials // 2, args.trials} & set(samples)):

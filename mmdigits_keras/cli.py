@@ -77,7 +77,8 @@ def add_tune_arguments(p):
                         "dropout; other families: width, dropout; all: learning rate, batch size)")
     p.add_argument("--recipe", default="default", choices=["default", "baseline", "plain"],
                    help="training recipe of every trial and of best/ (default: the same as `mmdigits train`)")
-    p.add_argument("--tuner", default="random", help="random | hyperband | bayesian (default random)")
+    p.add_argument("--tuner", help="random | hyperband | bayesian (default: random search up to 10 trials, "
+                                   "Hyperband above)")
     p.add_argument("--max-trials", type=int, default=10, help="maximum number of trials (default 10)")
     p.add_argument("--epochs", type=int, default=10, help="epochs per trial; Hyperband's max_epochs (default 10)")
     p.add_argument("--export-epochs", type=int, default=30,

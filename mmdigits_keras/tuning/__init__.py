@@ -7,6 +7,7 @@ from mmdigits_keras.tuning.search import (
     SEARCH_FILE,
     TUNERS,
     SearchTuner,
+    default_tuner,
     export_best,
     make_oracle,
     parse_oracle_address,
@@ -22,5 +23,6 @@ from mmdigits_keras.tuning.space import (
 )
 
 __all__ = ["PROJECT_NAME", "RegistryHyperModel", "SEARCH_FILE", "SearchTuner", "TUNERS",
-           "check_space", "default_space", "export_best", "leaderboard", "make_oracle", "model_hyperparameters",
-           "parse_oracle_address", "plot_scores", "run_search", "training_hyperparameters", "wait_for_oracle"]
+           "check_space", "default_space", "default_tuner", "export_best", "leaderboard", "make_oracle",
+           "model_hyperparameters", "parse_oracle_address", "plot_scores", "run_search", "training_hyperparameters",
+           "wait_for_oracle"]

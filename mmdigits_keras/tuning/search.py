@@ -2,7 +2,7 @@
 
 `run_search` runs a keras-tuner search in a folder it can resume, in one process or in
 keras-tuner's own chief/worker mode; every trial is trained by the engine with the same recipe
-as `train` (`RegistryHyperModel`), by default in a child process (`mmdigits_keras.tuning.trial`).
+as `train` (`RegistryHyperModel`), by default in a worker process (`mmdigits_keras.tuning.trial`).
 When the search ends it writes a leaderboard, a plot, the best hyperparameters and ``best/``:
 the best configuration trained by `train` as `train` trains (a normal run directory).
 Only keras-tuner's public API is used: a `keras_tuner.Tuner` with an oracle from
@@ -15,7 +15,6 @@ import gc
 import json
 import os
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -30,11 +29,15 @@ from mmdigits_keras.training import get_recipe, prepare_data, train
 from mmdigits_keras.training.logs import LOGS_DIR
 from mmdigits_keras.tuning.results import OBJECTIVES, TRIAL_FILE, leaderboard, plot_scores
 from mmdigits_keras.tuning.space import RegistryHyperModel, check_space, model_hyperparameters, training_hyperparameters
-from mmdigits_keras.tuning.trial import train_trial
+from mmdigits_keras.tuning.trial import TrialWorker, train_trial
 from mmdigits_keras.utils.checks import check_choice
 from mmdigits_keras.utils.files import atomic_write, read_json, write_json
 
 TUNERS = ("random", "hyperband", "bayesian")
+# Above this many trials the default tuner is Hyperband: a large budget is spent better on many
+# configurations trained briefly, the promising ones longer (Li et al., JMLR 2018), than on
+# each trained for every epoch.
+HYPERBAND_ABOVE_TRIALS = 10
 PROJECT_NAME = "keras_tuner"
 PATIENCE = 10  # early stopping, as in `train`
 EXPORT_EPOCHS = 30  # `train`'s default: best/ is trained as `mmdigits train` trains
@@ -64,6 +67,12 @@ class BayesianOptimizationOracle(DefaultsFirst, keras_tuner.oracles.BayesianOpti
     """keras-tuner's Bayesian optimization, starting from the untuned configuration."""
 
 
+def default_tuner(max_trials):
+    """The tuner `run_search` uses when none is named: ``"random"`` for up to
+    `HYPERBAND_ABOVE_TRIALS` trials, ``"hyperband"`` above."""
+    return "hyperband" if max_trials > HYPERBAND_ABOVE_TRIALS else "random"
+
+
 def make_oracle(kind, *, objective, max_trials, epochs, seed):
     """A keras-tuner oracle: random search or Bayesian optimization (both starting from the
     untuned configuration, `DefaultsFirst`), or `HyperbandOracle` (``max_epochs`` = `epochs`,
@@ -77,12 +86,12 @@ def make_oracle(kind, *, objective, max_trials, epochs, seed):
 
 
 class SearchTuner(keras_tuner.Tuner):
-    """A keras-tuner `Tuner` whose trials run through `train_trial` (the engine), in a child
-    process when `isolation` is given, each with a fresh Keras session and its own seed
-    (memory stays flat trial after trial, keras-tuner issue #395).
+    """A keras-tuner `Tuner` whose trials run through `train_trial` (the engine), in a
+    `TrialWorker` process (replaced every few trials) when `isolation` is given, each with a
+    fresh Keras session and its own seed (memory stays bounded, keras-tuner issue #395).
 
     Args:
-        isolation: None (trials in this process) or the request entries a child needs to
+        isolation: None (trials in this process) or the request entries a worker needs to
             rebuild the data and the hypermodel (data path, split, model, recipe, space, ...).
         search_seed: The search's seed; trial t uses ``search_seed + t``.
         trial_end_hook: Optional callable(trial) run after each trial (benchmarks).
@@ -95,6 +104,8 @@ class SearchTuner(keras_tuner.Tuner):
         self.search_seed = int(search_seed)
         self.trial_end_hook = trial_end_hook
         self._finished = {}
+        self._worker = TrialWorker()
+        self._worker_record = {}
 
     def checkpoint_path(self, trial_id):
         """Where trial `trial_id` keeps its best epoch's weights (Hyperband continues from it)."""
@@ -102,8 +113,9 @@ class SearchTuner(keras_tuner.Tuner):
 
     def run_trial(self, trial, *args, **kwargs):
         """Trains one trial and returns its Keras `History` (keras-tuner takes the best epoch)."""
-        keras.backend.clear_session()
-        gc.collect()
+        if self.isolation is None:  # a worker process clears its own session
+            keras.backend.clear_session()
+            gc.collect()
         values = dict(trial.hyperparameters.values)
         trial_dir = Path(self.get_trial_dir(trial.trial_id))
         request = {
@@ -127,8 +139,11 @@ class SearchTuner(keras_tuner.Tuner):
         # Who ran the trial, and when: the leaderboard's tuner_id column, and a way to see
         # that a resumed search did not run a finished trial again. Written in `on_trial_end`,
         # once keras-tuner has saved the trial as finished.
+        # In a worker: its pid and the seconds of the trial itself; seconds - fit_seconds is what
+        # the search loop adds per trial (request, result, keras-tuner's bookkeeping).
+        worker, self._worker_record = self._worker_record, {}
         self._finished[trial.trial_id] = {
-            "tuner_id": self.tuner_id, "pid": os.getpid(), "seconds": seconds, "epochs": epochs,
+            "tuner_id": self.tuner_id, "pid": os.getpid(), **worker, "seconds": seconds, "epochs": epochs,
             "history": {k: [float(v) for v in vs] for k, vs in history.history.items()}}
         objective = self.oracle.objective.name
         best = max(history.history.get(objective, [float("nan")]), key=lambda v: v if self.oracle.objective.direction
@@ -137,17 +152,23 @@ class SearchTuner(keras_tuner.Tuner):
         return history
 
     def _run_in_child(self, request, trial_dir):
-        """Runs the trial through ``python -m mmdigits_keras.tuning.trial``; returns a History."""
+        """Runs the trial in the `TrialWorker` process; returns a History."""
         request_path = trial_dir / "child_request.json"
         write_json(request_path, request)
         Path(request["result"]).unlink(missing_ok=True)
-        done = subprocess.run([sys.executable, "-m", "mmdigits_keras.tuning.trial", str(request_path)])
-        if done.returncode != 0:
-            raise keras_tuner.errors.FailedTrialError(
-                f"trial process exited with code {done.returncode} (its output is above)")
+        failure = self._worker.run(request_path)
+        if failure is not None:
+            raise keras_tuner.errors.FailedTrialError(failure)
+        result = read_json(request["result"])
+        self._worker_record = {"worker_pid": result["worker_pid"], "fit_seconds": result["fit_seconds"]}
         history = keras.callbacks.History()
-        history.history = read_json(request["result"])["history"]
+        history.history = result["history"]
         return history
+
+    def on_search_end(self):
+        """The worker process exits with the search."""
+        self._worker.close()
+        super().on_search_end()
 
     def on_trial_end(self, trial):
         """keras-tuner saves the trial and its state; then the state is backed up (see
@@ -276,7 +297,7 @@ def run_search(
     out,
     model="model2",
     recipe="default",
-    tuner="random",
+    tuner=None,
     max_trials=10,
     epochs=10,
     export_epochs=EXPORT_EPOCHS,
@@ -309,7 +330,8 @@ def run_search(
             variants: depth, width, audio encoder, dropout; others: width, dropout; all:
             learning rate and batch size).
         recipe: Training recipe of every trial and of ``best/`` (``"default"``, as `train`).
-        tuner: ``"random"``, ``"hyperband"`` or ``"bayesian"``.
+        tuner: ``"random"``, ``"hyperband"``, ``"bayesian"``, or None: `default_tuner`
+            (random search up to 10 trials, Hyperband above).
         max_trials: Maximum number of trials (int > 0; also caps Hyperband's brackets).
         epochs: Epochs per trial (Hyperband: its ``max_epochs``).
         export_epochs: Maximum epochs of ``best/`` (default 30, `train`'s; early stopping).
@@ -324,9 +346,10 @@ def run_search(
         oracle_timeout: Seconds a worker waits for the oracle to answer before giving up.
         verbose: Keras `fit` verbosity.
         trial_end_hook: Optional callable(trial) run after each trial (benchmarks).
-        isolate_trials: Run each trial in a child process (`mmdigits_keras.tuning.trial`), so
-            memory does not grow from trial to trial (TensorFlow keeps memory after each `fit`);
-            costs a few seconds of start-up per trial. False runs trials in this process.
+        isolate_trials: Run the trials in a worker process replaced every few trials
+            (`mmdigits_keras.tuning.trial.TrialWorker`), so memory does not grow from trial to
+            trial (TensorFlow keeps memory after each `fit`); the worker's start-up is paid
+            once per `TRIALS_PER_WORKER` trials. False runs trials in this process.
 
     Returns:
         dict with ``leaderboard`` (DataFrame or None on a worker), ``best`` (run directory or
@@ -339,6 +362,8 @@ def run_search(
     """
     model_info(model)
     get_recipe(recipe)
+    if tuner is None and isinstance(max_trials, (int, np.integer)):
+        tuner = default_tuner(max_trials)
     check_choice("tuner", tuner, TUNERS)
     check_choice("objective", objective, OBJECTIVES)
     for name, value in (("max_trials", max_trials), ("epochs", epochs), ("export_epochs", export_epochs)):

@@ -1,21 +1,29 @@
-"""One keras-tuner trial: in this process, or in a child so a long search does not grow in memory.
+"""keras-tuner trials: in this process, or in a worker process so a long search does not grow in memory.
 
 TensorFlow 2.21 keeps about a model's worth of memory after every `fit`, even after
 `keras.backend.clear_session()` and garbage collection (measured here: +130 MiB per Model 2
 fit, with no Python object left; the pattern of keras-tuner issue #395 and TensorFlow issue
-#61791). A process that ends returns everything, so the tuner runs each trial through
-``python -m mmdigits_keras.tuning.trial REQUEST.json``.
+#61791). A process that ends returns everything, so the tuner runs trials in a worker,
+``python -m mmdigits_keras.tuning.trial --serve FD`` (`WORKER_COMMAND`), which imports TensorFlow and prepares the
+data once, then trains trials until its peak memory passes `WORKER_MAX_RSS_MIB` (or
+`TRIALS_PER_WORKER` trials) and is replaced by a fresh one: memory stays bounded and a trial no
+longer pays a process start-up (`TrialWorker`).
 
-The request (JSON) names the data folder, split, model, recipe, space, hyperparameter values,
-epochs, the checkpoint paths and the seed; the child writes ``history`` to the result path.
+A request (JSON file) names the data folder, split, model, recipe, space, hyperparameter
+values, epochs, the checkpoint paths and the seed; the worker writes ``history`` and its
+``fit_seconds`` to the result path and answers one line on its reply pipe.
 """
 
 from __future__ import annotations
 
 import ctypes
+import os
+import resource
 import shutil
 import signal
+import subprocess
 import sys
+import time
 
 import keras
 import keras_tuner
@@ -25,6 +33,17 @@ from mmdigits_keras.training.engine import seed_everything
 from mmdigits_keras.training.logs import tensorboard_callback, write_hparams
 from mmdigits_keras.tuning.space import RegistryHyperModel
 from mmdigits_keras.utils.files import read_json, write_json
+
+# A worker is replaced once its peak RSS passes WORKER_MAX_RSS_MIB (TensorFlow keeps ~130 MiB
+# per Model 2 fit; smaller models keep less) or after TRIALS_PER_WORKER trials, so its memory
+# stays bounded while its start-up (~5 s: TensorFlow, data) is paid once per many trials. Both
+# can be set in the environment (MMDIGITS_WORKER_MAX_RSS_MIB, MMDIGITS_TRIALS_PER_WORKER).
+WORKER_MAX_RSS_MIB = float(os.environ.get("MMDIGITS_WORKER_MAX_RSS_MIB", 2048))
+TRIALS_PER_WORKER = int(os.environ.get("MMDIGITS_TRIALS_PER_WORKER", 20))
+# The request entries that decide the prepared data and the hypermodel (same for a whole search).
+_HYPERMODEL_KEYS = ("data", "val_fraction", "seed", "recipe", "model", "space", "patience")
+RETIRING = "retiring"
+WORKER_COMMAND = "import sys; from mmdigits_keras.tuning.trial import main; sys.exit(main(sys.argv[1:]))"
 
 
 def die_with_parent():
@@ -71,13 +90,109 @@ def train_trial(request, hypermodel):
                           callbacks=callbacks, verbose=request["verbose"], seed=request["trial_seed"])
 
 
+def run_request(request_path, cache):
+    """Runs the trial a request file describes and writes its result file. `cache` (a dict)
+    keeps the hypermodel between trials of one worker."""
+    request = read_json(request_path)
+    key = tuple(str(request[k]) for k in _HYPERMODEL_KEYS)
+    if key not in cache:
+        cache.clear()
+        cache[key] = hypermodel_for(request)
+    keras.backend.clear_session()
+    started = time.perf_counter()
+    history = train_trial(request, cache[key])
+    write_json(request["result"], {"history": {k: [float(v) for v in vs] for k, vs in history.history.items()},
+                                   "fit_seconds": time.perf_counter() - started, "worker_pid": os.getpid()})
+
+
+def _retiring(done):
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+    peak_mib = peak / 2**20 if sys.platform == "darwin" else peak / 1024
+    return done >= TRIALS_PER_WORKER or peak_mib > WORKER_MAX_RSS_MIB
+
+
+def serve(reply_fd):
+    """Worker loop: a request path per line on stdin; per trial one line on the `reply_fd` pipe,
+    ``ok`` or ``failed: <reason>``, followed by `` retiring`` when the worker exits after it
+    (`WORKER_MAX_RSS_MIB`, `TRIALS_PER_WORKER`). Also exits when stdin closes."""
+    cache = {}
+    with os.fdopen(reply_fd, "w", buffering=1) as reply:
+        for done, line in enumerate(sys.stdin, start=1):
+            try:
+                run_request(line.strip(), cache)
+                answer = "ok"
+            except Exception as error:  # the trial fails, the worker reports it and goes on
+                answer = f"failed: {type(error).__name__}: {error}".replace("\n", " ")
+            retiring = _retiring(done)
+            reply.write(answer + (f" {RETIRING}" if retiring else "") + "\n")
+            if retiring:
+                break
+    return 0
+
+
+class TrialWorker:
+    """The search process's side of a trial worker: starts one when needed, hands it request
+    files, and replaces it when it retires (memory, trial count) or dies."""
+
+    def __init__(self):
+        self._process = None
+        self._reply = None
+
+    def _start(self):
+        read_end, write_end = os.pipe()
+        # `-c` rather than `-m`: the package already imports this module, and runpy would run a
+        # second copy of it as __main__.
+        self._process = subprocess.Popen([sys.executable, "-c", WORKER_COMMAND, "--serve", str(write_end)],
+                                         stdin=subprocess.PIPE, text=True, pass_fds=(write_end,))
+        os.close(write_end)
+        self._reply = os.fdopen(read_end, "r")
+
+    def run(self, request_path):
+        """Runs one trial in the worker (started first when there is none).
+
+        Returns:
+            None when the trial finished, else a one-line reason (the worker died or the
+            trial raised); a dead worker is replaced at the next call.
+        """
+        if self._process is None or self._process.poll() is not None:
+            self.close()
+            self._start()
+        self._process.stdin.write(f"{request_path}\n")
+        self._process.stdin.flush()
+        answer = self._reply.readline().strip()
+        if not answer:  # EOF: the worker died mid-trial (killed, out of memory, crashed)
+            code = self._process.wait()
+            self.close()
+            return f"trial process exited with code {code} (its output is above)"
+        if answer.endswith(RETIRING):
+            self.close()
+            answer = answer.removesuffix(RETIRING).strip()
+        return None if answer == "ok" else answer
+
+    def close(self):
+        """Lets the worker exit (closes its stdin) and waits for it."""
+        if self._process is not None:
+            try:
+                self._process.stdin.close()
+            except OSError:
+                pass
+            try:
+                self._process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+            self._reply.close()
+        self._process, self._reply = None, None
+
+
 def main(argv=None):
-    """Entry point: ``python -m mmdigits_keras.tuning.trial REQUEST.json``; returns 0."""
+    """Entry point: ``python -m mmdigits_keras.tuning.trial --serve FD`` (a worker) or
+    ``... REQUEST.json`` (one trial); returns 0."""
     argv = sys.argv[1:] if argv is None else argv
     die_with_parent()
-    request = read_json(argv[0])
-    history = train_trial(request, hypermodel_for(request))
-    write_json(request["result"], {"history": {k: [float(v) for v in vs] for k, vs in history.history.items()}})
+    if argv[0] == "--serve":
+        return serve(int(argv[1]))
+    run_request(argv[0], {})
     return 0
 
 

@@ -14,13 +14,14 @@ import psutil
 import pytest
 from conftest import find_layer, layer_names, tensorboard_events
 
-from mmdigits_keras.cli import main
+from mmdigits_keras.cli import build_parser, main
 from mmdigits_keras.models import create_model
 from mmdigits_keras.submission import submit, validate_submission
 from mmdigits_keras.training import RUN_FILES, prepare_data
 from mmdigits_keras.tuning import (
     RegistryHyperModel,
     SearchTuner,
+    default_tuner,
     make_oracle,
     model_hyperparameters,
     run_search,
@@ -71,6 +72,11 @@ def test_a_search_starts_from_the_untuned_configuration(tiny_kaggle, tmp_path, k
     # `mmdigits train`'s model2: seed 000's Model 2 as registered, lr 1e-3, the recipe's batch 128.
     assert first == {"depth": 2, "width": 1.0, "audio": "conv1d", "dropout": 0.25, "learning_rate": 1e-3,
                      "batch_size": 128}
+
+
+def test_hyperband_is_the_default_above_ten_trials():
+    assert [default_tuner(n) for n in (1, 10, 11, 40)] == ["random", "random", "hyperband", "hyperband"]
+    assert build_parser().parse_args(["tune", "--data", "d", "--out", "o"]).tuner is None  # run_search decides
 
 
 def test_other_families_search_width_and_dropout(tiny_kaggle):
@@ -150,6 +156,29 @@ def _free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def test_trials_share_a_worker_process_that_is_replaced_when_it_retires(tiny_kaggle, tmp_path, monkeypatch):
+    monkeypatch.setenv("MMDIGITS_TRIALS_PER_WORKER", "3")  # read by each worker process
+    out = tmp_path / "search"
+    killed = []
+
+    def kill_the_first_worker(trial):  # an idle worker that died is replaced at the next trial
+        if not killed:
+            for child in psutil.Process().children():
+                child.kill()
+                child.wait(timeout=60)
+                killed.append(child.pid)
+
+    run_search(tiny_kaggle, out=out, max_trials=5, epochs=1, export_epochs=1, space=SMALL, verbose=0,
+               trial_end_hook=kill_the_first_worker)
+    board = pd.read_csv(out / "leaderboard.csv")
+    assert len(board) == 5 and set(board["status"]) == {"COMPLETED"}
+    pids = [json.loads((out / "keras_tuner" / f"trial_{t}" / TRIAL_FILE).read_text())["worker_pid"]
+            for t in range(5)]
+    assert pids[0] == killed[0] and os.getpid() not in pids
+    assert len(set(pids[1:4])) == 1 and pids[1] != pids[0]  # three trials in one worker ...
+    assert pids[4] not in pids[:4]  # ... which then retires: a fresh one
 
 
 def test_distributed_chief_and_two_workers(tiny_kaggle, tmp_path):
