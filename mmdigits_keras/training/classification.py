@@ -74,6 +74,7 @@ def train(
     overwrite=False,
     model_kwargs=None,
     extra_config=None,
+    callbacks=(),
     verbose="auto",
 ):
     """Trains a registry classifier and writes a run directory.
@@ -104,6 +105,8 @@ def train(
         overwrite: Replace an existing `out`.
         model_kwargs: Extra builder arguments (e.g. ``{"width": 0.5}``).
         extra_config: Extra top-level entries for ``config.json`` (e.g. the tuning trial).
+        callbacks: More Keras callbacks for `fit` (after early stopping, the learning-rate
+            schedule and TensorBoard).
         verbose: Keras `fit` verbosity (``"auto"``, 0, 1 or 2); 1 shows the progress bar.
 
     Returns:
@@ -121,4 +124,4 @@ def train(
         plan = dataclasses.replace(plan, batch_size=int(batch_size))
     return engine.run(data, classification_task(model, plan, model_kwargs), out=out, recipe=plan, epochs=epochs,
                       learning_rate=learning_rate, val_fraction=val_fraction, seed=seed, patience=patience,
-                      overwrite=overwrite, extra_config=extra_config, verbose=verbose)
+                      overwrite=overwrite, extra_config=extra_config, callbacks=callbacks, verbose=verbose)

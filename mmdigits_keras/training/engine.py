@@ -14,6 +14,7 @@ search's ``best/``) go through it, so one recipe means one way of training:
 from __future__ import annotations
 
 import dataclasses
+import math
 import sys
 import time
 from pathlib import Path
@@ -32,7 +33,7 @@ from mmdigits_keras.models.heads import PRIMARY_OUTPUT
 from mmdigits_keras.training.logs import LOGS_DIR, tensorboard_callback
 from mmdigits_keras.training.recipes import evaluation_dataset, make_loss, make_optimizer, training_dataset
 from mmdigits_keras.training.rundir import prepare_output, run_metadata, write_run
-from mmdigits_keras.utils.checks import check_positive
+from mmdigits_keras.utils.checks import check_choice, check_positive
 from mmdigits_keras.utils.files import staged_directory
 from mmdigits_keras.utils.progress import fit_verbosity
 
@@ -132,14 +133,54 @@ def compile_model(model, recipe, *, learning_rate, loss=None, metrics=("accuracy
     return model
 
 
-def fit_callbacks(*, patience=10, monitor="val_crossentropy"):
-    """EarlyStopping on `monitor` (best weights restored) and ReduceLROnPlateau (factor 0.5
-    after `patience` // 2 epochs), as in seed 001's training set-up."""
+SCHEDULES = ("plateau", "one_cycle")
+
+
+def fit_callbacks(recipe, *, patience=10, monitor="val_crossentropy"):
+    """The recipe's schedule. ``plateau``: EarlyStopping on `monitor` (best weights restored)
+    and ReduceLROnPlateau (factor 0.5 after `patience` // 2 epochs), as in seed 001's training
+    set-up. ``one_cycle``: `WarmupCosine`, every epoch trained, the best epoch by `monitor`
+    restored at the end."""
+    check_choice("schedule", recipe.schedule, SCHEDULES)
+    if recipe.schedule == "one_cycle":
+        return [WarmupCosine(warmup_epochs=recipe.warmup_epochs),
+                keras.callbacks.EarlyStopping(monitor=monitor, patience=10**9, restore_best_weights=True)]
     return [
         keras.callbacks.EarlyStopping(monitor=monitor, patience=patience, restore_best_weights=True),
         keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=0.5, patience=max(1, patience // 2),
                                           min_lr=1e-6),
     ]
+
+
+class WarmupCosine(keras.callbacks.Callback):
+    """Per-step learning rate: a linear warm-up from 0 to the compiled learning rate over
+    `warmup_epochs`, then a cosine decay to 0 at the last step of `fit` (one-cycle in the
+    sense of Smith & Topin 2019, with the cosine annealing of Loshchilov & Hutter 2017): a run
+    of a fixed, small number of epochs that ends converged instead of waiting out a patience."""
+
+    def __init__(self, *, warmup_epochs=1):
+        super().__init__()
+        self.warmup_epochs = warmup_epochs
+        self._peak = None
+        self._epoch = 0
+
+    def on_train_begin(self, logs=None):
+        if self._peak is None:  # the compiled rate; later fits of the same model keep it
+            self._peak = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        self._steps = self.params.get("steps") or 1
+        self._total = self.params["epochs"] * self._steps
+        self._warmup = min(self.warmup_epochs * self._steps, self._total - 1)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_begin(self, batch, logs=None):
+        step = self._epoch * self._steps + batch
+        if step < self._warmup:
+            rate = self._peak * (step + 1) / self._warmup
+        else:
+            rate = self._peak * 0.5 * (1 + math.cos(math.pi * (step - self._warmup) / (self._total - self._warmup)))
+        self.model.optimizer.learning_rate = rate
 
 
 class PrimaryOutputLogs(keras.callbacks.Callback):
@@ -166,7 +207,7 @@ def fit_model(model, prepared, recipe, *, epochs, seed=0, patience=10, callbacks
     """
     verbose = fit_verbosity(verbose)
     outputs = tuple(model.output) if isinstance(model.output, dict) else None
-    every = [*([PrimaryOutputLogs()] if outputs else []), *fit_callbacks(patience=patience, monitor=monitor),
+    every = [*([PrimaryOutputLogs()] if outputs else []), *fit_callbacks(recipe, patience=patience, monitor=monitor),
              *callbacks]
     train_part, val_part = prepared.train, prepared.validation
     if not recipe.augment:  # the baseline as the papers ran it: numpy arrays into fit
@@ -212,7 +253,7 @@ class Task:
 
 
 def run(data, task, *, out, recipe, epochs, learning_rate, val_fraction=0.2, seed=0, patience=10,
-        overwrite=False, extra_config=None, verbose="auto"):
+        overwrite=False, extra_config=None, callbacks=(), verbose="auto"):
     """Trains `task` on `data` with `recipe` and writes the run directory `out`.
 
     Args:
@@ -227,6 +268,7 @@ def run(data, task, *, out, recipe, epochs, learning_rate, val_fraction=0.2, see
         patience: EarlyStopping patience (epochs, int > 0).
         overwrite: Replace an existing `out`.
         extra_config: More top-level ``config.json`` entries (e.g. the tuning trial).
+        callbacks: More Keras callbacks for `fit`.
         verbose: Keras `fit` verbosity.
 
     Returns:
@@ -249,7 +291,7 @@ def run(data, task, *, out, recipe, epochs, learning_rate, val_fraction=0.2, see
         compile_model(net, recipe, learning_rate=learning_rate, loss=task.loss, metrics=task.metrics)
         started = time.perf_counter()
         history = fit_model(net, prepared, recipe, epochs=epochs, seed=seed, patience=patience, monitor=task.monitor,
-                            callbacks=[tensorboard_callback(staging / LOGS_DIR)], verbose=verbose)
+                            callbacks=[tensorboard_callback(staging / LOGS_DIR), *callbacks], verbose=verbose)
         seconds = time.perf_counter() - started
         scores = task.validate(saved, prepared.validation)
         model_entries = task.config(prepared)

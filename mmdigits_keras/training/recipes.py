@@ -89,6 +89,11 @@ class Recipe:
     auxiliary_weight: float = 0.0
     # Share of training rows whose speech is synthetic (eSpeak NG voices, `mix_synthetic_speech`).
     synthetic_share: float = 0.0
+    # Learning-rate schedule: "plateau" (ReduceLROnPlateau, early stopping with `patience`) or
+    # "one_cycle" (linear warm-up over `warmup_epochs`, then cosine decay to 0 at the last step
+    # of the run, every epoch trained and the best one kept: `WarmupCosine`).
+    schedule: str = "plateau"
+    warmup_epochs: int = 1
 
 
 _BASELINE = Recipe(name="baseline", batch_size=128, optimizer="adamw", weight_decay=1e-5, label_smoothing=0.1,

@@ -1,5 +1,6 @@
 import json
 
+import keras
 import numpy as np
 import pandas as pd
 import pytest
@@ -10,7 +11,11 @@ from mmdigits_keras.training import RECIPES, RUN_FILES, load_trained_model, trai
 
 
 def test_train_writes_a_complete_run_directory(tiny_kaggle, tmp_path):
-    run = train(tiny_kaggle, out=tmp_path / "run", model="model1", epochs=2, batch_size=32, verbose=0)
+    ended = []
+    count = keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: ended.append(epoch))
+    run = train(tiny_kaggle, out=tmp_path / "run", model="model1", epochs=2, batch_size=32, verbose=0,
+                callbacks=[count])
+    assert ended == [0, 1]  # the caller's callbacks see every epoch
     assert sorted(p.name for p in run.iterdir()) == sorted(RUN_FILES)
     config = json.loads((run / "config.json").read_text())
     assert config["model"] == "model1"
