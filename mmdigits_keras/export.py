@@ -9,7 +9,6 @@ training layer: it loads run directories.
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from ai_edge_litert.interpreter import Interpreter
 
 from mmdigits_keras.training import load_trained_model
 from mmdigits_keras.utils.checks import check_choice
-from mmdigits_keras.utils.files import atomic_write, publish_directory, staging_directory
+from mmdigits_keras.utils.files import atomic_write, publish_directory, staged_directory
 
 FORMATS = ("saved_model", "tflite")
 QUANTIZATIONS = (None, "dynamic")
@@ -72,14 +71,9 @@ def export_model(run, *, out, format="saved_model", quantize=None, overwrite=Fal
         raise ValueError(f"{out}: already exists; pass --overwrite (overwrite=True) to replace it")
     archive = _export_archive(load_trained_model(run))
     if format == "saved_model":
-        staging = staging_directory(out)
-        try:
-            shutil.rmtree(staging)
+        with staged_directory(out) as staging:
             archive.write_out(str(staging), verbose=False)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
-        return publish_directory(staging, out, overwrite=overwrite)
+            return publish_directory(staging, out, overwrite=overwrite)
     with tempfile.TemporaryDirectory(prefix="mmdigits-export-") as folder:
         archive.write_out(folder, verbose=False)
         converter = tf.lite.TFLiteConverter.from_saved_model(folder, signature_keys=[ENDPOINT])
