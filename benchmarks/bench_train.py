@@ -1,13 +1,14 @@
-"""Training speed of Model 2: the plain recipe (numpy arrays, batch 32) against the default one.
+"""Training speed: the plain-Keras peer (Model 2, the plain recipe: numpy arrays, batch 32)
+against the default (`train`'s default model and recipe), or any model:recipe pairs.
 
-Each recipe runs in its own process (so peak RSS is its own) on kaggle_sample's 3,200 training
+Each contender runs in its own process (so peak RSS is its own) on kaggle_sample's 3,200 training
 rows for the same number of epochs, and reports: samples per second (epochs after the first,
 which includes tracing), achieved GFLOP/s (training FLOPs per sample, counted from the layer
 shapes as 3 x the forward pass, times samples per second), that as a fraction of this machine's
 float32 matmul peak (measured in the same run), seconds until validation accuracy first reached
 0.99, and peak RSS; then prediction throughput on 10,000 samples.
 
-    .venv/bin/python benchmarks/bench_train.py [--epochs 12]
+    .venv/bin/python benchmarks/bench_train.py [--epochs 12] [--runs model2:plain hybrid_cnn:default]
 """
 
 import argparse
@@ -56,18 +57,19 @@ def matmul_peak(seconds=3.0, n=2048):
     return 2 * n**3 * count / (time.perf_counter() - started) / 1e9
 
 
-def child(recipe, epochs, data):
+def child(spec, epochs, data):
     import keras
     import numpy as np
 
     from mmdigits_keras.training import build_classifier, compile_model, fit_model, get_recipe, prepare_data
 
+    name, recipe = spec.split(":")
     plan = get_recipe(recipe)
-    prepared = prepare_data(data, val_fraction=0.2, seed=0)
+    prepared = prepare_data(data, val_fraction=0.2, seed=0, synthetic_share=plan.synthetic_share)
     train_part = prepared.train
     keras.utils.set_random_seed(0)
     # The engine's way, as `mmdigits train` builds and trains it.
-    model = compile_model(build_classifier("model2", prepared, plan), plan, learning_rate=1e-3)
+    model = compile_model(build_classifier(name, prepared, plan), plan, learning_rate=1e-3)
 
     class Clock(keras.callbacks.Callback):
         def on_train_begin(self, logs=None):
@@ -88,7 +90,7 @@ def child(recipe, epochs, data):
     started = time.perf_counter()
     model.predict(inputs, batch_size=512, verbose=0)
     predict_seconds = time.perf_counter() - started
-    return {"recipe": recipe, "batch_size": plan.batch_size, "samples_per_second": len(train_part) / steady,
+    return {"recipe": spec, "batch_size": plan.batch_size, "samples_per_second": len(train_part) / steady,
             "seconds_to_099": clock.reached, "epochs": epochs, "forward_flops": forward_flops(model),
             "predict_per_second": 10000 / predict_seconds,
             "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
@@ -99,6 +101,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=shared / "kaggle_sample")
     parser.add_argument("--epochs", type=int, default=12)
+    parser.add_argument("--runs", nargs="+", default=["model2:plain", "hybrid_cnn:default"],
+                        help="model:recipe pairs; the first is the reference of the ratios")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -106,12 +110,12 @@ def main():
         return 0
     peak = matmul_peak()
     rows = []
-    for recipe in ("plain", "default"):
-        done = subprocess.run([sys.executable, __file__, "--child", recipe, "--epochs", str(args.epochs),
+    for spec in args.runs:
+        done = subprocess.run([sys.executable, __file__, "--child", spec, "--epochs", str(args.epochs),
                                "--data", str(args.data)], capture_output=True, text=True, check=True)
         rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
     print(f"float32 matmul peak (2048 x 2048, TensorFlow): {peak:.1f} GFLOP/s\n")
-    print("| recipe | batch | samples/s | training GFLOP/s | of peak | s to val acc 0.99 | peak RSS (MiB) | predict samples/s | predict GFLOP/s | of peak |")
+    print("| model:recipe | batch | samples/s | training GFLOP/s | of peak | s to val acc 0.99 | peak RSS (MiB) | predict samples/s | predict GFLOP/s | of peak |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         train_gflops = 3 * r["forward_flops"] * r["samples_per_second"] / 1e9
@@ -120,9 +124,11 @@ def main():
         print(f"| {r['recipe']} | {r['batch_size']} | {r['samples_per_second']:.0f} | {train_gflops:.1f} | "
               f"{train_gflops / peak:.1%} | {reached} | {r['peak_rss_mib']:.0f} | {r['predict_per_second']:.0f} | "
               f"{predict_gflops:.1f} | {predict_gflops / peak:.1%} |")
-    plain, default = rows
-    print(f"\ndefault / plain samples per second: {default['samples_per_second'] / plain['samples_per_second']:.2f}x; "
-          f"forward pass {plain['forward_flops'] / 1e6:.1f} MFLOP per sample")
+    reference = rows[0]
+    for r in rows[1:]:
+        print(f"\n{r['recipe']} / {reference['recipe']} samples per second: "
+              f"{r['samples_per_second'] / reference['samples_per_second']:.2f}x")
+    print("forward pass per sample: " + ", ".join(f"{r['recipe']} {r['forward_flops'] / 1e6:.1f} MFLOP" for r in rows))
     return 0
 
 

@@ -1,0 +1,88 @@
+"""Where a training step's time goes: input pipeline (with the recipe's augmentation), forward
+pass, backward pass and optimizer, for the default model and recipe.
+
+On one speaker-disjoint FSDD rotation (the robustness benchmark's ``rot-<speaker>`` data set):
+
+- pipeline: one epoch of `training_dataset` iterated alone (shuffle, batch, augmentation);
+- the same batches, already materialized, through the compiled model: ``predict_on_batch``
+  (forward) and ``train_on_batch`` (forward + backward + optimizer update);
+- `fit` for one epoch as `train` runs it (pipeline and steps overlapped by prefetching).
+
+Each timing is the median of 3 epochs after one warm-up epoch.
+
+    .venv/bin/python benchmarks/bench_step.py --work /tmp/robust [--speaker nicolas] [--model hybrid_cnn]
+"""
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+
+def median_seconds(run, repeats=3):
+    run()  # warm-up: tracing, caches
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def main():
+    shared = Path(os.environ.get("MMDIGITS_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--work", type=Path, required=True, help="bench_robust.py's folder (data sets reused)")
+    parser.add_argument("--speaker", default="nicolas")
+    parser.add_argument("--model", default="hybrid_cnn")
+    parser.add_argument("--recipe", default="default")
+    args = parser.parse_args()
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench_robust import build
+
+    from mmdigits_keras.training import classification_task, compile_model, get_recipe, prepare_data
+    from mmdigits_keras.training.recipes import training_dataset
+
+    data = build(f"rot-{args.speaker}", args.work, shared, audio=shared / "fsdd" / "recordings",
+                 test_speakers=[args.speaker])
+    recipe = get_recipe(args.recipe)
+    prepared = prepare_data(data, synthetic_share=recipe.synthetic_share)
+    model, _ = classification_task(args.model, recipe, None).build(prepared)
+    compile_model(model, recipe, learning_rate=1e-3)
+    pipeline = training_dataset(prepared.train, recipe, seed=0)
+    batches = list(pipeline)
+    rows = len(prepared.train)
+
+    def iterate():
+        for _ in pipeline:
+            pass
+
+    def forward():
+        for features, _ in batches:
+            model.predict_on_batch(features)
+
+    def train_steps():
+        for features, targets in batches:
+            model.train_on_batch(features, targets)
+
+    def fit():
+        model.fit(pipeline, epochs=1, verbose=0)
+
+    timings = {"input pipeline (augmentation included), alone": median_seconds(iterate),
+               "forward pass (predict_on_batch)": median_seconds(forward),
+               "forward + backward + update (train_on_batch)": median_seconds(train_steps),
+               "fit, one epoch (as train runs it)": median_seconds(fit)}
+    print(f"\n{args.model} + {args.recipe} recipe, {rows} training rows (batch {recipe.batch_size}, "
+          f"{len(batches)} steps), per epoch, median of 3:\n")
+    print("| stage | seconds per epoch | samples/s |")
+    print("|---|---|---|")
+    for name, seconds in timings.items():
+        print(f"| {name} | {seconds:.2f} | {rows / seconds:.0f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
