@@ -3,11 +3,11 @@
 TensorFlow 2.21 keeps about a model's worth of memory after every `fit`, even after
 `keras.backend.clear_session()` and garbage collection (measured here: +130 MiB per Model 2
 fit, with no Python object left; the pattern of keras-tuner issue #395 and TensorFlow issue
-#61791). A process that ends returns everything, so the tuner runs trials in a worker,
-``python -m mmdigits_keras.tuning.trial --serve FD`` (`WORKER_COMMAND`), which imports TensorFlow and prepares the
-data once, then trains trials until its peak memory passes `WORKER_MAX_RSS_MIB` (or
-`TRIALS_PER_WORKER` trials) and is replaced by a fresh one: memory stays bounded and a trial no
-longer pays a process start-up (`TrialWorker`).
+#61791). A process that ends returns everything, so the tuner runs trials in a worker process
+(`WORKER_COMMAND` ``--serve FD``), which imports TensorFlow and prepares the data once, then
+trains trials until its peak memory passes `WORKER_MAX_RSS_MIB` (or `TRIALS_PER_WORKER`
+trials) and is replaced by a fresh one: memory stays bounded and a trial no longer pays a
+process start-up (`TrialWorker`).
 
 A request (JSON file) names the data folder, split, model, recipe, space, hyperparameter
 values, epochs, the checkpoint paths and the seed; the worker writes ``history`` and its
@@ -157,9 +157,12 @@ class TrialWorker:
         if self._process is None or self._process.poll() is not None:
             self.close()
             self._start()
-        self._process.stdin.write(f"{request_path}\n")
-        self._process.stdin.flush()
-        answer = self._reply.readline().strip()
+        try:
+            self._process.stdin.write(f"{request_path}\n")
+            self._process.stdin.flush()
+            answer = self._reply.readline().strip()
+        except BrokenPipeError:  # it died between the check above and the request
+            answer = ""
         if not answer:  # EOF: the worker died mid-trial (killed, out of memory, crashed)
             code = self._process.wait()
             self.close()
