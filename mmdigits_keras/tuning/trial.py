@@ -24,6 +24,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import keras
 import keras_tuner
@@ -105,10 +106,22 @@ def run_request(request_path, cache):
                                    "fit_seconds": time.perf_counter() - started, "worker_pid": os.getpid()})
 
 
+def peak_rss_mib():
+    """This process's own peak resident memory in MiB. Linux: ``VmHWM`` of /proc/self/status;
+    `ru_maxrss` is no good there, it carries over the parent's peak through fork and exec (a
+    worker started by a large search process would retire at once)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024  # kB
+    except OSError:  # not Linux
+        pass
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # bytes on macOS
+    return peak / 2**20 if sys.platform == "darwin" else peak / 1024
+
+
 def _retiring(done):
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
-    peak_mib = peak / 2**20 if sys.platform == "darwin" else peak / 1024
-    return done >= TRIALS_PER_WORKER or peak_mib > WORKER_MAX_RSS_MIB
+    return done >= TRIALS_PER_WORKER or peak_rss_mib() > WORKER_MAX_RSS_MIB
 
 
 def serve(reply_fd):
