@@ -82,7 +82,8 @@ def kaggle_sample(shared_data):
 @pytest.fixture(scope="session")
 def default_kaggle_run(kaggle_sample, tmp_path_factory):
     """The default model and recipe trained 3 epochs on kaggle_sample (a real, accurate model),
-    shared by the tests that only read it."""
+    shared by the tests that only read it (once per xdist worker: `--dist loadgroup`, which
+    would keep them on one, has no effect with pytest 9.2 and pytest-xdist 3.8)."""
     from mmdigits_keras.training import train
 
     return train(kaggle_sample, out=tmp_path_factory.mktemp("default") / "run", epochs=3, verbose=0)

@@ -8,7 +8,6 @@ from mmdigits_keras.export import export_model, predict_tflite
 from mmdigits_keras.training import load_trained_model
 
 ROWS = 200
-pytestmark = pytest.mark.xdist_group("default_kaggle_run")
 
 
 @pytest.fixture(scope="module")

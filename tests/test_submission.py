@@ -43,7 +43,6 @@ def test_write_is_atomic_refuses_overwrite_and_validates_files(tmp_path):
     assert not (tmp_path / "b.csv").exists()
 
 
-@pytest.mark.xdist_group("default_kaggle_run")
 def test_train_then_submit_on_kaggle_sample(default_kaggle_run, kaggle_sample, kaggle_sample_test_labels, tmp_path):
     """The issue's end-to-end job on real data, shortened to three epochs of the default model."""
     run = default_kaggle_run

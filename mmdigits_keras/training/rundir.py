@@ -18,7 +18,7 @@ import pandas as pd
 import tensorflow as tf
 
 from mmdigits_keras import __version__
-from mmdigits_keras.utils.files import publish_directory, read_json, remove_interrupted, staging_directory, write_json
+from mmdigits_keras.utils.files import publish_directory, read_json, remove_interrupted, write_json
 from mmdigits_keras.utils.plotting import save_figure, subplots
 
 RUN_FILES = ("model.keras", "config.json", "history.csv", "metrics.json", "curves.png", "logs")
@@ -74,18 +74,18 @@ def training_curves(history, path, *, title=""):
     return save_figure(fig, path)
 
 
-def write_run(out, model, *, config, metrics, history, title, overwrite, staging=None):
+def write_run(out, model, *, config, metrics, history, title, overwrite, staging):
     """Writes a run directory atomically: ``model.keras``, ``config.json``, ``metrics.json``,
-    ``history.csv`` (one row per epoch of the Keras `History`) and ``curves.png``, into
-    `staging` (default: a new `staging_directory`; training passes the one its TensorBoard
-    logs went to) and then renamed to `out`.
+    ``history.csv`` (one row per epoch of the Keras `History`) and ``curves.png`` into
+    `staging` (the `staged_directory` training wrote its TensorBoard logs to), then renames it
+    to `out`.
 
     Returns:
         The run directory as a `Path`.
     """
     frame = pd.DataFrame(history.history)
     frame.insert(0, "epoch", np.arange(1, len(frame) + 1))
-    staging = staging_directory(out) if staging is None else Path(staging)
+    staging = Path(staging)
     model.save(staging / "model.keras")
     write_json(staging / "config.json", config)
     write_json(staging / "metrics.json", metrics)

@@ -105,7 +105,6 @@ class SearchTuner(keras_tuner.Tuner):
         self.trial_end_hook = trial_end_hook
         self._finished = {}
         self._worker = TrialWorker()
-        self._worker_record = {}
 
     def checkpoint_path(self, trial_id):
         """Where trial `trial_id` keeps its best epoch's weights (Hyperband continues from it)."""
@@ -131,9 +130,9 @@ class SearchTuner(keras_tuner.Tuner):
         }
         started = time.perf_counter()
         if self.isolation is None:
-            history = train_trial(request, self.hypermodel)
+            history, worker = train_trial(request, self.hypermodel), {}
         else:
-            history = self._run_in_child(request, trial_dir)
+            history, worker = self._run_in_child(request, trial_dir)
         seconds = time.perf_counter() - started
         epochs = len(history.history.get("loss", []))
         # Who ran the trial, and when: the leaderboard's tuner_id column, and a way to see
@@ -141,7 +140,6 @@ class SearchTuner(keras_tuner.Tuner):
         # once keras-tuner has saved the trial as finished.
         # In a worker: its pid and the seconds of the trial itself; seconds - fit_seconds is what
         # the search loop adds per trial (request, result, keras-tuner's bookkeeping).
-        worker, self._worker_record = self._worker_record, {}
         self._finished[trial.trial_id] = {
             "tuner_id": self.tuner_id, "pid": os.getpid(), **worker, "seconds": seconds, "epochs": epochs,
             "history": {k: [float(v) for v in vs] for k, vs in history.history.items()}}
@@ -152,7 +150,7 @@ class SearchTuner(keras_tuner.Tuner):
         return history
 
     def _run_in_child(self, request, trial_dir):
-        """Runs the trial in the `TrialWorker` process; returns a History."""
+        """Runs the trial in the `TrialWorker` process; returns (History, {worker_pid, fit_seconds})."""
         request_path = trial_dir / "child_request.json"
         write_json(request_path, request)
         Path(request["result"]).unlink(missing_ok=True)
@@ -160,10 +158,9 @@ class SearchTuner(keras_tuner.Tuner):
         if failure is not None:
             raise keras_tuner.errors.FailedTrialError(failure)
         result = read_json(request["result"])
-        self._worker_record = {"worker_pid": result["worker_pid"], "fit_seconds": result["fit_seconds"]}
         history = keras.callbacks.History()
         history.history = result["history"]
-        return history
+        return history, {"worker_pid": result["worker_pid"], "fit_seconds": result["fit_seconds"]}
 
     def on_search_end(self):
         """The worker process exits with the search."""
@@ -348,8 +345,9 @@ def run_search(
         trial_end_hook: Optional callable(trial) run after each trial (benchmarks).
         isolate_trials: Run the trials in a worker process replaced every few trials
             (`mmdigits_keras.tuning.trial.TrialWorker`), so memory does not grow from trial to
-            trial (TensorFlow keeps memory after each `fit`); the worker's start-up is paid
-            once per `TRIALS_PER_WORKER` trials. False runs trials in this process.
+            trial (TensorFlow keeps memory after each `fit`); a worker's start-up is paid once
+            for many trials (it retires at 2 GiB peak RSS or 20 trials). False runs trials in
+            this process.
 
     Returns:
         dict with ``leaderboard`` (DataFrame or None on a worker), ``best`` (run directory or

@@ -202,15 +202,7 @@ class TrialWorker:
 
 
 def main(argv=None):
-    """Entry point: ``python -m mmdigits_keras.tuning.trial --serve FD`` (a worker) or
-    ``... REQUEST.json`` (one trial); returns 0."""
+    """Entry point of a worker process (`WORKER_COMMAND` ``--serve FD``); returns 0."""
     argv = sys.argv[1:] if argv is None else argv
     die_with_parent()
-    if argv[0] == "--serve":
-        return serve(int(argv[1]))
-    run_request(argv[0], {})
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    return serve(int(argv[argv.index("--serve") + 1]))
