@@ -5,8 +5,10 @@ On one speaker-disjoint FSDD rotation (the robustness benchmark's ``rot-<speaker
 
 - pipeline: one epoch of `training_dataset` iterated alone (shuffle, batch, augmentation);
 - the same batches, already materialized, through the compiled model: ``predict_on_batch``
-  (forward) and ``train_on_batch`` (forward + backward + optimizer update);
-- `fit` for one epoch as `train` runs it (pipeline and steps overlapped by prefetching).
+  (forward) and ``train_on_batch`` (forward + backward + optimizer update), with Keras's own
+  `BatchNormalization` and with TensorFlow's fused kernel (`fused_batch_normalization`, what
+  `fit_model` trains with);
+- `fit` for one epoch as `train` runs it (fused; pipeline and steps overlapped by prefetching).
 
 Each timing is the median of 3 epochs after one warm-up epoch.
 
@@ -44,14 +46,18 @@ def main():
     from bench_robust import build
 
     from mmdigits_keras.training import classification_task, compile_model, get_recipe, prepare_data
+    from mmdigits_keras.training.fused import fused_batch_normalization
     from mmdigits_keras.training.recipes import training_dataset
 
     data = build(f"rot-{args.speaker}", args.work, shared, audio=shared / "fsdd" / "recordings",
                  test_speakers=[args.speaker])
     recipe = get_recipe(args.recipe)
     prepared = prepare_data(data, synthetic_share=recipe.synthetic_share)
-    model, _ = classification_task(args.model, recipe, None).build(prepared)
-    compile_model(model, recipe, learning_rate=1e-3)
+    def compiled():
+        model, _ = classification_task(args.model, recipe, None).build(prepared)
+        return compile_model(model, recipe, learning_rate=1e-3)
+
+    model, fused = compiled(), compiled()  # one traced train step each
     pipeline = training_dataset(prepared.train, recipe, seed=0)
     batches = list(pipeline)
     rows = len(prepared.train)
@@ -64,17 +70,24 @@ def main():
         for features, _ in batches:
             model.predict_on_batch(features)
 
-    def train_steps():
+    def train_steps(net):
         for features, targets in batches:
-            model.train_on_batch(features, targets)
+            net.train_on_batch(features, targets)
+
+    def fused_steps():
+        with fused_batch_normalization(fused):
+            train_steps(fused)
 
     def fit():
-        model.fit(pipeline, epochs=1, verbose=0)
+        with fused_batch_normalization(fused):
+            fused.fit(pipeline, epochs=1, verbose=0)
 
     timings = {"input pipeline (augmentation included), alone": median_seconds(iterate),
                "forward pass (predict_on_batch)": median_seconds(forward),
-               "forward + backward + update (train_on_batch)": median_seconds(train_steps),
-               "fit, one epoch (as train runs it)": median_seconds(fit)}
+               "forward + backward + update (train_on_batch), Keras's BatchNormalization":
+                   median_seconds(lambda: train_steps(model)),
+               "forward + backward + update (train_on_batch), fused batch normalization": median_seconds(fused_steps),
+               "fit, one epoch (as train runs it, fused)": median_seconds(fit)}
     print(f"\n{args.model} + {args.recipe} recipe, {rows} training rows (batch {recipe.batch_size}, "
           f"{len(batches)} steps), per epoch, median of 3:\n")
     print("| stage | seconds per epoch | samples/s |")

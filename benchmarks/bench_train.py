@@ -1,5 +1,6 @@
-"""Training speed: the plain-Keras peer (Model 2, the plain recipe: numpy arrays, batch 32)
-against the default (`train`'s default model and recipe), or any model:recipe pairs.
+"""Training speed: the plain-Keras peer (seed 000's Model 2 as a student writes it: `build_model`,
+Adam, numpy arrays into `model.fit`, batch 32) against the default (`train`'s default model and
+recipe through the training engine), or any model:recipe pairs.
 
 Each contender runs in its own process (so peak RSS is its own) on kaggle_sample's 3,200 training
 rows for the same number of epochs, and reports: samples per second (epochs after the first,
@@ -8,7 +9,7 @@ shapes as 3 x the forward pass, times samples per second), that as a fraction of
 float32 matmul peak (measured in the same run), seconds until validation accuracy first reached
 0.99, and peak RSS; then prediction throughput on 10,000 samples.
 
-    .venv/bin/python benchmarks/bench_train.py [--epochs 12] [--runs model2:plain hybrid_cnn:default]
+    .venv/bin/python benchmarks/bench_train.py [--epochs 12] [--runs peer hybrid_cnn:default model2:plain]
 """
 
 import argparse
@@ -61,15 +62,19 @@ def child(spec, epochs, data):
     import keras
     import numpy as np
 
+    from mmdigits_keras.models import build_model
     from mmdigits_keras.training import build_classifier, compile_model, fit_model, get_recipe, prepare_data
 
-    name, recipe = spec.split(":")
+    name, recipe = spec.split(":") if ":" in spec else ("model2", "plain")
     plan = get_recipe(recipe)
     prepared = prepare_data(data, val_fraction=0.2, seed=0, synthetic_share=plan.synthetic_share)
     train_part = prepared.train
     keras.utils.set_random_seed(0)
-    # The engine's way, as `mmdigits train` builds and trains it.
-    model = compile_model(build_classifier(name, prepared, plan), plan, learning_rate=1e-3)
+    if spec == "peer":
+        model = build_model(depth=2)
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    else:  # the engine's way, as `mmdigits train` builds and trains it
+        model = compile_model(build_classifier(name, prepared, plan), plan, learning_rate=1e-3)
 
     class Clock(keras.callbacks.Callback):
         def on_train_begin(self, logs=None):
@@ -81,7 +86,12 @@ def child(spec, epochs, data):
                 self.reached = self.ends[-1]
 
     clock = Clock()
-    fit_model(model, prepared, plan, epochs=epochs, seed=0, patience=epochs, callbacks=[clock], verbose=0)
+    if spec == "peer":
+        validation = prepared.validation
+        model.fit(train_part.inputs(), train_part.labels, batch_size=32, epochs=epochs, callbacks=[clock], verbose=0,
+                  validation_data=(validation.inputs(), validation.labels))
+    else:
+        fit_model(model, prepared, plan, epochs=epochs, seed=0, patience=epochs, callbacks=[clock], verbose=0)
     steady = (clock.ends[-1] - clock.ends[0]) / (epochs - 1)  # includes each epoch's validation pass
     rng = np.random.default_rng(0)
     inputs = {"image": rng.uniform(size=(10000, 28, 28, 1)).astype("float32"),
@@ -101,8 +111,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=shared / "kaggle_sample")
     parser.add_argument("--epochs", type=int, default=12)
-    parser.add_argument("--runs", nargs="+", default=["model2:plain", "hybrid_cnn:default"],
-                        help="model:recipe pairs; the first is the reference of the ratios")
+    parser.add_argument("--runs", nargs="+", default=["peer", "hybrid_cnn:default"],
+                        help="peer or model:recipe pairs; the first is the reference of the ratios")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:

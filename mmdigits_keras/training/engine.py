@@ -30,6 +30,7 @@ from mmdigits_keras.data.layouts import MultimodalDataset, load_dataset, train_v
 from mmdigits_keras.data.mixing import mix_synthetic_speech
 from mmdigits_keras.models.backbone import modalities_of
 from mmdigits_keras.models.heads import PRIMARY_OUTPUT
+from mmdigits_keras.training.fused import fused_batch_normalization
 from mmdigits_keras.training.logs import LOGS_DIR, tensorboard_callback
 from mmdigits_keras.training.recipes import evaluation_dataset, make_loss, make_optimizer, training_dataset
 from mmdigits_keras.training.rundir import prepare_output, run_metadata, write_run
@@ -198,7 +199,8 @@ def fit_model(model, prepared, recipe, *, epochs, seed=0, patience=10, callbacks
               monitor="val_crossentropy", verbose="auto"):
     """Fits a compiled `model` on `prepared` with `recipe`: the ``plain`` recipe feeds numpy
     arrays (seed 000's way), every other recipe a `training_dataset` pipeline; validation on
-    the validation rows; `fit_callbacks` (watching `monitor`) plus `callbacks`. A model with
+    the validation rows; `fit_callbacks` (watching `monitor`) plus `callbacks`. Batch
+    normalization trains with TensorFlow's fused kernel (`fused_batch_normalization`). A model with
     dict outputs gets the labels as the target of each output. ``verbose="auto"`` draws Keras's
     progress bar on a terminal or in a notebook and one line per epoch elsewhere (`fit_verbosity`).
 
@@ -214,18 +216,18 @@ def fit_model(model, prepared, recipe, *, epochs, seed=0, patience=10, callbacks
         def targets(labels):
             return {name: labels for name in outputs} if outputs else labels
 
-        return model.fit(train_part.inputs(), targets(train_part.labels),
-                         validation_data=(val_part.inputs(), targets(val_part.labels)),
-                         epochs=int(epochs), initial_epoch=initial_epoch, batch_size=recipe.batch_size,
-                         shuffle=True, callbacks=every, verbose=verbose)
-    try:
-        multimodal = len(modalities_of(model)) > 1
-    except ValueError:  # no backbone (a flat 0.1.0 model): assume both inputs matter
-        multimodal = True
-    return model.fit(training_dataset(train_part, recipe, seed=seed, multimodal=multimodal, outputs=outputs),
-                     validation_data=evaluation_dataset(val_part, recipe, outputs=outputs), epochs=int(epochs),
-                     initial_epoch=initial_epoch, shuffle=False,  # tf.data shuffles
-                     callbacks=every, verbose=verbose)
+        training = dict(x=train_part.inputs(), y=targets(train_part.labels), batch_size=recipe.batch_size, shuffle=True,
+                        validation_data=(val_part.inputs(), targets(val_part.labels)))
+    else:
+        try:
+            multimodal = len(modalities_of(model)) > 1
+        except ValueError:  # no backbone (a flat 0.1.0 model): assume both inputs matter
+            multimodal = True
+        training = dict(x=training_dataset(train_part, recipe, seed=seed, multimodal=multimodal, outputs=outputs),
+                        validation_data=evaluation_dataset(val_part, recipe, outputs=outputs),
+                        shuffle=False)  # tf.data shuffles
+    with fused_batch_normalization(model):
+        return model.fit(**training, epochs=int(epochs), initial_epoch=initial_epoch, callbacks=every, verbose=verbose)
 
 
 @dataclasses.dataclass(frozen=True)
