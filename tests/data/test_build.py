@@ -2,6 +2,7 @@ import gzip
 import json
 import shutil
 import struct
+import tracemalloc
 
 import numpy as np
 import pandas as pd
@@ -147,6 +148,53 @@ def test_bad_recordings_are_skipped_listed_and_printed(fsdd, mnist_npz, tmp_path
     assert "0 samples" in skipped["2_george_98.wav"] and "file name" in skipped["three.wav"]
     printed = capsys.readouterr().out
     assert "skipped 1_george_99.wav" in printed and "skipped three.wav" in printed
+
+
+def _riff(*, channels=1, rate=8000, bits=16, claim=None, frames=400):
+    """A PCM wav's bytes with its header fields set by hand (the cases a writer library refuses)."""
+    align = min(channels * bits // 8, 65535)
+    data = bytes(frames * max(align, 1))
+    fmt = struct.pack("<HHIIHH", 1, channels, rate, rate * align % 2**32, align, bits)
+    body = (b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"data"
+            + struct.pack("<I", len(data) if claim is None else claim) + data)
+    return b"RIFF" + struct.pack("<I", len(body)) + body
+
+
+HOSTILE = {  # file -> (bytes, what its reason names)
+    "0_george_90.wav": (bytes(np.random.default_rng(0).integers(0, 256, 5000, dtype=np.uint8)), "unreadable wav"),
+    "1_george_91.wav": (_riff(frames=8000)[:3000], "header claims more data"),  # cut off mid-data
+    "2_george_92.wav": (_riff(claim=2**32 - 16), "header claims more data"),  # claims 4 GiB of samples
+    "3_george_93.wav": (_riff(channels=65535, frames=1), "65535 channels"),
+    "4_george_94.wav": (_riff(rate=0), "sample rate 0 Hz"),
+    "5_george_95.wav": (_riff(bits=0, channels=0), "unreadable wav"),  # divides by zero inside the parser
+    "6_george_96.wav": (b"RIFF\xff\xff\xff\xffWAVE", "unreadable wav"),
+}
+
+
+def test_hostile_recordings_are_skipped_with_their_reason_in_bounded_memory(fsdd, mnist_npz, tmp_path):
+    folder = _small_fsdd(fsdd, tmp_path, per_digit=2)
+    for name, (content, _) in HOSTILE.items():
+        (folder / name).write_bytes(content)
+    scipy.io.wavfile.write(folder / "7_george_97.wav", 8000, np.zeros(8000 * 600, np.int16))  # 10 minutes
+    scipy.io.wavfile.write(folder / "8_george_98.wav", 8000, np.full(800, np.nan, np.float32))
+    (folder / "9_george_99.wav").write_bytes(_riff(frames=9 * 2**20))  # 18 MiB
+    reasons = {**{name: why for name, (_, why) in HOSTILE.items()}, "7_george_97.wav": "600.0 s long",
+               "8_george_98.wav": "NaN or inf", "9_george_99.wav": "larger than 16 MiB"}
+    for name in reasons:
+        tracemalloc.start()
+        with pytest.raises(ValueError, match=reasons[name]):
+            read_wav(folder / name)
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert peak < 20 * 2**20, (name, peak)  # the file read (at most 16 MiB + 1 byte), nothing it claims
+    out = build_dataset(audio=folder, audio_format="fsdd", images=mnist_npz, out=tmp_path / "o",
+                        test_speakers=["nicolas"], verbose=0)
+    manifest = json.loads((out / "manifest.json").read_text())["audio"]
+    skipped = {s["file"]: s["reason"] for s in manifest["skipped"]}
+    assert set(skipped) == set(reasons)
+    for name, why in reasons.items():
+        assert why in skipped[name], (name, skipped[name])
+    assert manifest["recordings"] == 40  # every clean recording kept
 
 
 def test_refusals(fsdd, mnist_npz, tmp_path):
