@@ -12,6 +12,7 @@ from mmdigits_keras.data.constants import NUM_CLASSES
 from mmdigits_keras.data.layouts import load_dataset
 from mmdigits_keras.training import adapt_batch_normalization, load_trained_model, predict_labels
 from mmdigits_keras.utils.files import atomic_write
+from mmdigits_keras.utils.locks import claim
 
 SUBMISSION_COLUMNS = ["row_id", "label"]
 
@@ -103,14 +104,16 @@ def submit(model, data, out, *, force=False, adapt=False):
         (path, frame): the written path and the submission frame.
 
     Raises:
-        ValueError: bad model or data files, or an existing `out` without `force`.
+        ValueError: bad model or data files, an existing `out` without `force`, or `out`
+            claimed by another live process (`mmdigits_keras.utils.locks.claim`).
     """
     out = Path(out)
-    if out.exists() and not force:  # before the slow part
-        raise ValueError(f"{out}: already exists; pass --force to overwrite it")
-    test = load_dataset(data, "test")
-    net = load_trained_model(model)
-    if adapt:
-        adapt_batch_normalization(net, test)
-    frame = make_submission(predict_labels(net, test))
-    return write_submission(frame, out, rows=len(test), force=force), frame
+    with claim(out, what="submission"):  # before the slow part, like the check below
+        if out.exists() and not force:
+            raise ValueError(f"{out}: already exists; pass --force to overwrite it")
+        test = load_dataset(data, "test")
+        net = load_trained_model(model)
+        if adapt:
+            adapt_batch_normalization(net, test)
+        frame = make_submission(predict_labels(net, test))
+        return write_submission(frame, out, rows=len(test), force=force), frame

@@ -36,6 +36,7 @@ from mmdigits_keras.training.recipes import evaluation_dataset, make_loss, make_
 from mmdigits_keras.training.rundir import prepare_output, run_metadata, write_run
 from mmdigits_keras.utils.checks import check_choice, check_positive
 from mmdigits_keras.utils.files import staged_directory
+from mmdigits_keras.utils.locks import claim
 from mmdigits_keras.utils.progress import fit_verbosity
 
 
@@ -277,37 +278,41 @@ def run(data, task, *, out, recipe, epochs, learning_rate, val_fraction=0.2, see
         The run directory as a `Path`.
 
     Raises:
-        ValueError: bad data, a bad argument value, or an existing `out` without `overwrite`.
+        ValueError: bad data, a bad argument value, an existing `out` without `overwrite`, or
+            `out` claimed by another live process (`mmdigits_keras.utils.locks.claim`).
     """
     check_positive("epochs", epochs)
     check_positive("batch_size", recipe.batch_size)
     check_positive("patience", patience)
     check_positive("learning_rate", learning_rate, float)
-    prepare_output(out, overwrite=overwrite)
-    prepared = prepare_data(data, val_fraction=val_fraction, seed=seed, synthetic_share=recipe.synthetic_share)
-    # Trained into a staging folder (TensorBoard logs go there as the epochs pass), renamed
-    # into place at the end; removed if training fails or is interrupted.
-    with staged_directory(out) as staging:
-        seed_everything(seed)
-        net, saved = task.build(prepared)
-        compile_model(net, recipe, learning_rate=learning_rate, loss=task.loss, metrics=task.metrics)
-        started = time.perf_counter()
-        history = fit_model(net, prepared, recipe, epochs=epochs, seed=seed, patience=patience, monitor=task.monitor,
-                            callbacks=[tensorboard_callback(staging / LOGS_DIR), *callbacks], verbose=verbose)
-        seconds = time.perf_counter() - started
-        scores = task.validate(saved, prepared.validation)
-        model_entries = task.config(prepared)
-        config = {
-            "task": task.name,
-            **model_entries,
-            "training": {"epochs": int(epochs), "batch_size": int(recipe.batch_size),
-                         "learning_rate": float(learning_rate), "val_fraction": float(val_fraction), "seed": int(seed),
-                         "patience": int(patience), "recipe": dataclasses.asdict(recipe)},
-            **run_metadata(prepared),
-            **(extra_config or {}),
-        }
-        metrics = {**scores, "validation_rows": len(prepared.validation), "epochs": len(history.history["loss"]),
-                   "seconds": round(seconds, 2), "data": prepared.source}
-        name = model_entries.get("model") or task.name
-        return write_run(out, saved, config=config, metrics=metrics, history=history, overwrite=overwrite,
-                         title=f"{name} on {Path(prepared.source.split(' ')[0]).name}", staging=staging)
+    # Claimed before anything is read or trained: a second writer of `out` is refused at once.
+    with claim(out, what="run directory"):
+        prepare_output(out, overwrite=overwrite)
+        prepared = prepare_data(data, val_fraction=val_fraction, seed=seed, synthetic_share=recipe.synthetic_share)
+        # Trained into a staging folder (TensorBoard logs go there as the epochs pass), renamed
+        # into place at the end; removed if training fails or is interrupted.
+        with staged_directory(out) as staging:
+            seed_everything(seed)
+            net, saved = task.build(prepared)
+            compile_model(net, recipe, learning_rate=learning_rate, loss=task.loss, metrics=task.metrics)
+            started = time.perf_counter()
+            history = fit_model(net, prepared, recipe, epochs=epochs, seed=seed, patience=patience,
+                                monitor=task.monitor, callbacks=[tensorboard_callback(staging / LOGS_DIR), *callbacks],
+                                verbose=verbose)
+            seconds = time.perf_counter() - started
+            scores = task.validate(saved, prepared.validation)
+            model_entries = task.config(prepared)
+            config = {
+                "task": task.name,
+                **model_entries,
+                "training": {"epochs": int(epochs), "batch_size": int(recipe.batch_size),
+                             "learning_rate": float(learning_rate), "val_fraction": float(val_fraction),
+                             "seed": int(seed), "patience": int(patience), "recipe": dataclasses.asdict(recipe)},
+                **run_metadata(prepared),
+                **(extra_config or {}),
+            }
+            metrics = {**scores, "validation_rows": len(prepared.validation), "epochs": len(history.history["loss"]),
+                       "seconds": round(seconds, 2), "data": prepared.source}
+            name = model_entries.get("model") or task.name
+            return write_run(out, saved, config=config, metrics=metrics, history=history, overwrite=overwrite,
+                             title=f"{name} on {Path(prepared.source.split(' ')[0]).name}", staging=staging)
