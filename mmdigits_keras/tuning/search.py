@@ -11,6 +11,7 @@ Only keras-tuner's public API is used: a `keras_tuner.Tuner` with an oracle from
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import os
@@ -27,11 +28,13 @@ import numpy as np
 from mmdigits_keras.models import model_info
 from mmdigits_keras.training import get_recipe, prepare_data, train
 from mmdigits_keras.training.logs import LOGS_DIR
+from mmdigits_keras.tuning.cluster import MAX_RETRIES_PER_TRIAL, Heartbeat, LeaseKeeper, WorkerLeases
 from mmdigits_keras.tuning.results import OBJECTIVES, TRIAL_FILE, leaderboard, plot_scores
 from mmdigits_keras.tuning.space import RegistryHyperModel, check_space, model_hyperparameters, training_hyperparameters
 from mmdigits_keras.tuning.trial import TrialWorker, train_trial
 from mmdigits_keras.utils.checks import check_choice
 from mmdigits_keras.utils.files import atomic_write, read_json, write_json
+from mmdigits_keras.utils.locks import claim
 
 TUNERS = ("random", "hyperband", "bayesian")
 # Above this many trials the default tuner is Hyperband: a large budget is spent better on many
@@ -59,12 +62,18 @@ class DefaultsFirst:
         return {"status": "RUNNING", "values": values}
 
 
-class RandomSearchOracle(DefaultsFirst, keras_tuner.oracles.RandomSearchOracle):
-    """keras-tuner's random search, starting from the untuned configuration."""
+class RandomSearchOracle(WorkerLeases, DefaultsFirst, keras_tuner.oracles.RandomSearchOracle):
+    """keras-tuner's random search, starting from the untuned configuration (worker leases:
+    `mmdigits_keras.tuning.cluster`)."""
 
 
-class BayesianOptimizationOracle(DefaultsFirst, keras_tuner.oracles.BayesianOptimizationOracle):
-    """keras-tuner's Bayesian optimization, starting from the untuned configuration."""
+class BayesianOptimizationOracle(WorkerLeases, DefaultsFirst, keras_tuner.oracles.BayesianOptimizationOracle):
+    """keras-tuner's Bayesian optimization, starting from the untuned configuration (worker
+    leases)."""
+
+
+class HyperbandOracle(WorkerLeases, keras_tuner.oracles.HyperbandOracle):
+    """keras-tuner's Hyperband (worker leases)."""
 
 
 def default_tuner(max_trials):
@@ -75,11 +84,13 @@ def default_tuner(max_trials):
 
 def make_oracle(kind, *, objective, max_trials, epochs, seed):
     """A keras-tuner oracle: random search or Bayesian optimization (both starting from the
-    untuned configuration, `DefaultsFirst`), or `HyperbandOracle` (``max_epochs`` = `epochs`,
-    factor 3; its brackets decide every trial); at most 3 failed trials in a row."""
-    common = dict(objective=objective, seed=seed, max_consecutive_failed_trials=3)
+    untuned configuration, `DefaultsFirst`), or Hyperband (``max_epochs`` = `epochs`, factor 3;
+    its brackets decide every trial); at most 3 failed trials in a row; a trial whose worker was
+    lost runs again up to `MAX_RETRIES_PER_TRIAL` times (`WorkerLeases`)."""
+    common = dict(objective=objective, seed=seed, max_consecutive_failed_trials=3,
+                  max_retries_per_trial=MAX_RETRIES_PER_TRIAL)
     if kind == "hyperband":
-        return keras_tuner.oracles.HyperbandOracle(max_epochs=epochs, factor=3, hyperband_iterations=1, **common)
+        return HyperbandOracle(max_epochs=epochs, factor=3, hyperband_iterations=1, **common)
     if kind == "bayesian":
         return BayesianOptimizationOracle(max_trials=max_trials, **common)
     return RandomSearchOracle(max_trials=max_trials, **common)
@@ -93,14 +104,17 @@ class SearchTuner(keras_tuner.Tuner):
     Args:
         isolation: None (trials in this process) or the request entries a worker needs to
             rebuild the data and the hypermodel (data path, split, model, recipe, space, ...).
+        role: ``"single"``, ``"chief"`` (releases lost workers: `LeaseKeeper`) or
+            ``"worker"`` (sends heartbeats while a trial trains: `Heartbeat`).
         search_seed: The search's seed; trial t uses ``search_seed + t``.
         trial_end_hook: Optional callable(trial) run after each trial (benchmarks).
         **kwargs: `keras_tuner.Tuner` arguments (``oracle``, ``hypermodel``, ``directory``, ...).
     """
 
-    def __init__(self, *, isolation=None, search_seed=0, trial_end_hook=None, **kwargs):
+    def __init__(self, *, isolation=None, role="single", search_seed=0, trial_end_hook=None, **kwargs):
         super().__init__(**kwargs)
         self.isolation = isolation
+        self.role = role
         self.search_seed = int(search_seed)
         self.trial_end_hook = trial_end_hook
         self._finished = {}
@@ -129,10 +143,11 @@ class SearchTuner(keras_tuner.Tuner):
             "trial_id": trial.trial_id, "log_dir": str(Path(self.project_dir).parent / LOGS_DIR / trial.trial_id),
         }
         started = time.perf_counter()
-        if self.isolation is None:
-            history, worker = train_trial(request, self.hypermodel), {}
-        else:
-            history, worker = self._run_in_child(request, trial_dir)
+        with Heartbeat(self.oracle, trial.trial_id) if self.role == "worker" else contextlib.nullcontext():
+            if self.isolation is None:
+                history, worker = self._run_here(request), {}
+            else:
+                history, worker = self._run_in_child(request, trial_dir)
         seconds = time.perf_counter() - started
         epochs = len(history.history.get("loss", []))
         # Who ran the trial, and when: the leaderboard's tuner_id column, and a way to see
@@ -148,6 +163,21 @@ class SearchTuner(keras_tuner.Tuner):
                    == "max" else -v)
         print(f"[{self.tuner_id}] trial {trial.trial_id}: {objective} {best:.4f} in {seconds:.1f} s", flush=True)
         return history
+
+    def _run_here(self, request):
+        """Trains the trial in this process; a failure fails the trial (as in a worker process),
+        so keras-tuner's retries stay for trials whose worker was lost."""
+        try:
+            return train_trial(request, self.hypermodel)
+        except Exception as error:
+            raise keras_tuner.errors.FailedTrialError(f"{type(error).__name__}: {error}") from error
+
+    def search(self, *fit_args, **fit_kwargs):
+        """keras-tuner's search; the chief releases the trials of lost workers while it serves."""
+        if self.role != "chief":
+            return super().search(*fit_args, **fit_kwargs)
+        with LeaseKeeper(self.oracle):
+            return super().search(*fit_args, **fit_kwargs)
 
     def _run_in_child(self, request, trial_dir):
         """Runs the trial in the `TrialWorker` process; returns (History, {worker_pid, fit_seconds})."""
@@ -378,68 +408,73 @@ def run_search(
             raise ValueError("`--oracle HOST:PORT` is required with --distributed")
         host, port = parse_oracle_address(oracle)
 
-    prepared = prepare_data(data, val_fraction=val_fraction, seed=seed,
-                            synthetic_share=get_recipe(recipe).synthetic_share)
-    record = _search_record(model=model, recipe=recipe, kind=tuner, objective=objective, epochs=epochs, seed=seed,
-                            space=space, val_fraction=val_fraction, fingerprint=prepared.fingerprint)
-    is_worker = distributed == "worker"
-    resumed = False
-    if not is_worker:
-        resumed = _check_resume(out, record, overwrite=overwrite)
-        if overwrite:
-            _clear_search(out)
-        repair_search_state(out / PROJECT_NAME)
-        out.mkdir(parents=True, exist_ok=True)
-        write_json(out / SEARCH_FILE, record)
-    if distributed:
+    with contextlib.ExitStack() as claims:
+        if distributed != "worker":  # one chief (or single search) per folder, claimed before any work
+            claims.enter_context(claim(out, what="search folder"))
+        prepared = prepare_data(data, val_fraction=val_fraction, seed=seed,
+                                synthetic_share=get_recipe(recipe).synthetic_share)
+        record = _search_record(model=model, recipe=recipe, kind=tuner, objective=objective, epochs=epochs, seed=seed,
+                                space=space, val_fraction=val_fraction, fingerprint=prepared.fingerprint)
+        is_worker = distributed == "worker"
+        resumed = False
+        if not is_worker:
+            resumed = _check_resume(out, record, overwrite=overwrite)
+            if overwrite:
+                _clear_search(out)
+            repair_search_state(out / PROJECT_NAME)
+            out.mkdir(parents=True, exist_ok=True)
+            write_json(out / SEARCH_FILE, record)
+        if distributed:
+            if is_worker:
+                wait_for_oracle(host, port, timeout=oracle_timeout)
+            os.environ["KERASTUNER_TUNER_ID"] = ("chief" if distributed == "chief"
+                                                 else tuner_id or f"worker-{os.getpid()}")
+            os.environ["KERASTUNER_ORACLE_IP"] = host
+            os.environ["KERASTUNER_ORACLE_PORT"] = str(port)
+
+        hypermodel = RegistryHyperModel(model, prepared=prepared, recipe=recipe, space=space, seed=seed,
+                                        patience=PATIENCE)
+        objective_spec = keras_tuner.Objective(objective, direction=OBJECTIVES[objective])
+        isolation = None
+        if isolate_trials:
+            isolation = {"data": str(Path(data).resolve()), "seed": seed, "val_fraction": val_fraction, "model": model,
+                         "recipe": recipe, "space": space, "patience": PATIENCE}
+        search = SearchTuner(
+            oracle=make_oracle(tuner, objective=objective_spec, max_trials=max_trials, epochs=epochs, seed=seed),
+            hypermodel=hypermodel, directory=str(out), project_name=PROJECT_NAME, overwrite=False,
+            isolation=isolation, role=distributed or "single", search_seed=seed, trial_end_hook=trial_end_hook)
+        if not is_worker:
+            # A resumed search may be extended or cut; Hyperband's oracle takes no max_trials argument.
+            search.oracle.max_trials = max_trials
+        search.search(epochs=epochs, verbose=verbose)
+
         if is_worker:
-            wait_for_oracle(host, port, timeout=oracle_timeout)
-        os.environ["KERASTUNER_TUNER_ID"] = "chief" if distributed == "chief" else (tuner_id or f"worker-{os.getpid()}")
-        os.environ["KERASTUNER_ORACLE_IP"] = host
-        os.environ["KERASTUNER_ORACLE_PORT"] = str(port)
-
-    hypermodel = RegistryHyperModel(model, prepared=prepared, recipe=recipe, space=space, seed=seed, patience=PATIENCE)
-    objective_spec = keras_tuner.Objective(objective, direction=OBJECTIVES[objective])
-    isolation = None
-    if isolate_trials:
-        isolation = {"data": str(Path(data).resolve()), "seed": seed, "val_fraction": val_fraction, "model": model,
-                     "recipe": recipe, "space": space, "patience": PATIENCE}
-    search = SearchTuner(
-        oracle=make_oracle(tuner, objective=objective_spec, max_trials=max_trials, epochs=epochs, seed=seed),
-        hypermodel=hypermodel, directory=str(out), project_name=PROJECT_NAME, overwrite=False,
-        isolation=isolation, search_seed=seed, trial_end_hook=trial_end_hook)
-    if not is_worker:
-        # A resumed search may be extended or cut; Hyperband's oracle takes no max_trials argument.
-        search.oracle.max_trials = max_trials
-    search.search(epochs=epochs, verbose=verbose)
-
-    if is_worker:
-        return {"leaderboard": None, "best": None, "failed": 0, "resumed": resumed, "role": "worker"}
-    board = leaderboard(search, objective)
-    atomic_write(out / "leaderboard.csv", lambda tmp: board.to_csv(tmp, index=False))
-    plot_scores(board, out / "scores.png", objective=objective)
-    failed = board[board["status"] != "COMPLETED"]
-    completed = board[board["status"] == "COMPLETED"]
-    if completed.empty:
-        first = search.oracle.trials[failed["trial_id"].iloc[0]].message if len(failed) else ""
-        last_line = (first or "").strip().splitlines()[-1:] or ["no trial ran"]
-        raise ValueError(f"no trial completed ({len(failed)} failed); first failure: {last_line[0]}")
-    best_trial = search.oracle.get_best_trials(1)[0]
-    best = {"trial_id": best_trial.trial_id, "score": float(best_trial.score), "objective": objective,
-            "model": model, "recipe": recipe,
-            "values": {k: _plain(v) for k, v in best_trial.hyperparameters.values.items()}}
-    write_json(out / "best_hyperparameters.json", best)
-    del prepared, hypermodel, search
-    gc.collect()
-    best_dir, exported = export_best(data, out, best, model=model, recipe=recipe, epochs=export_epochs, seed=seed,
-                                     val_fraction=val_fraction, verbose=verbose)
-    print(("exported" if exported else "kept") + f" the best configuration (trial {best['trial_id']}, "
-          f"{objective} {best['score']:.4f}) as {best_dir}", flush=True)
-    if len(failed):
-        print(f"warning: {len(failed)} trial(s) did not complete; see the status column of "
-              f"{out / 'leaderboard.csv'}", file=sys.stderr)
-    return {"leaderboard": board, "best": best_dir, "failed": len(failed), "resumed": resumed,
-            "role": distributed or "single"}
+            return {"leaderboard": None, "best": None, "failed": 0, "resumed": resumed, "role": "worker"}
+        board = leaderboard(search, objective)
+        atomic_write(out / "leaderboard.csv", lambda tmp: board.to_csv(tmp, index=False))
+        plot_scores(board, out / "scores.png", objective=objective)
+        failed = board[board["status"] != "COMPLETED"]
+        completed = board[board["status"] == "COMPLETED"]
+        if completed.empty:
+            first = search.oracle.trials[failed["trial_id"].iloc[0]].message if len(failed) else ""
+            last_line = (first or "").strip().splitlines()[-1:] or ["no trial ran"]
+            raise ValueError(f"no trial completed ({len(failed)} failed); first failure: {last_line[0]}")
+        best_trial = search.oracle.get_best_trials(1)[0]
+        best = {"trial_id": best_trial.trial_id, "score": float(best_trial.score), "objective": objective,
+                "model": model, "recipe": recipe,
+                "values": {k: _plain(v) for k, v in best_trial.hyperparameters.values.items()}}
+        write_json(out / "best_hyperparameters.json", best)
+        del prepared, hypermodel, search
+        gc.collect()
+        best_dir, exported = export_best(data, out, best, model=model, recipe=recipe, epochs=export_epochs, seed=seed,
+                                         val_fraction=val_fraction, verbose=verbose)
+        print(("exported" if exported else "kept") + f" the best configuration (trial {best['trial_id']}, "
+              f"{objective} {best['score']:.4f}) as {best_dir}", flush=True)
+        if len(failed):
+            print(f"warning: {len(failed)} trial(s) did not complete; see the status column of "
+                  f"{out / 'leaderboard.csv'}", file=sys.stderr)
+        return {"leaderboard": board, "best": best_dir, "failed": len(failed), "resumed": resumed,
+                "role": distributed or "single"}
 
 
 def _plain(value):

@@ -181,25 +181,74 @@ def test_trials_share_a_worker_process_that_is_replaced_when_it_retires(tiny_kag
     assert pids[4] not in pids[:4]  # ... which then retires: a fresh one
 
 
-def test_distributed_chief_and_two_workers(tiny_kaggle, tmp_path):
-    out = tmp_path / "dist"
-    common = ["--data", str(tiny_kaggle), "--out", str(out), "--max-trials", "4", "--epochs", "1",
+def _cluster(data, out, *, trials, env=None):
+    """(chief command, worker command without id, environment) of a loopback search."""
+    common = ["--data", str(data), "--out", str(out), "--max-trials", str(trials), "--epochs", "1",
               "--oracle", f"127.0.0.1:{_free_port()}", *SMALL_ARGS]
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    chief = subprocess.Popen([*TUNE, *common, "--distributed", "chief"], stdout=subprocess.PIPE,
-                             stderr=subprocess.STDOUT, text=True, env=env)
-    workers = [subprocess.Popen([*TUNE, *common, "--distributed", "worker", "--tuner-id", name],
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-               for name in ("w1", "w2")]
-    outputs = [p.communicate(timeout=300)[0] for p in [*workers, chief]]
-    assert [p.returncode for p in [*workers, chief]] == [0, 0, 0], outputs
+    # A short lease (default 30 s) so a lost worker is noticed within the test's time.
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "MMDIGITS_WORKER_LEASE_S": "6", **(env or {})}
+    return [*TUNE, *common, "--distributed", "chief"], [*TUNE, *common, "--distributed", "worker"], env
+
+
+def _start(command, env):
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+
+
+def _wait_for(condition, timeout, what):
+    deadline = time.time() + timeout
+    while not condition():
+        assert time.time() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
+
+
+def _finished_trials(out):
+    return {p.parent.name: json.loads(p.read_text())["finished_at"] for p in out.glob(f"keras_tuner/trial_*/{TRIAL_FILE}")}
+
+
+def _assert_search_completed(out, trials, chief_output):
     board = pd.read_csv(out / "leaderboard.csv")
-    assert sorted(board["trial_id"]) == [0, 1, 2, 3] and set(board["status"]) == {"COMPLETED"}
-    assert set(board["tuner_id"]) == {"w1", "w2"}
-    assert outputs[2].count("exported the best configuration") == 1
-    assert all("exported" not in text for text in outputs[:2])
+    assert sorted(board["trial_id"]) == list(range(trials)) and set(board["status"]) == {"COMPLETED"}, board
+    assert chief_output.count("exported the best configuration") == 1, chief_output
     assert sorted(p.name for p in (out / "best").iterdir()) == sorted(RUN_FILES)
     assert not [p for p in out.iterdir() if p.name.startswith(".")]
+    assert not [p for p in out.parent.iterdir() if p.name.endswith(".lock")]  # claims released
+
+
+def test_a_worker_killed_mid_trial_is_released_and_its_trial_runs_again(tiny_kaggle, tmp_path):
+    out = tmp_path / "dist"
+    chief_command, worker_command, env = _cluster(tiny_kaggle, out, trials=6)
+    chief = _start(chief_command, env)
+    lost = _start([*worker_command, "--tuner-id", "w1"], env)
+    # w1 alone until it trains its first trial (its trial worker process exists), then w2 joins.
+    _wait_for(lambda: psutil.Process(lost.pid).children(), 120, "w1's first trial")
+    time.sleep(1.0)
+    lost.send_signal(signal.SIGKILL)  # a preempted machine: no goodbye to the chief
+    lost.wait()
+    survivor = _start([*worker_command, "--tuner-id", "w2"], env)
+    outputs = [p.communicate(timeout=300)[0] for p in (survivor, chief)]
+    assert [survivor.returncode, chief.returncode] == [0, 0], outputs
+    assert "worker w1 lost (no heartbeat for 6 s) during trial 0; it runs again" in outputs[1], outputs[1]
+    _assert_search_completed(out, 6, outputs[1])
+    board = pd.read_csv(out / "leaderboard.csv")
+    assert set(board["tuner_id"]) == {"w2"}  # trial 0 too: w1's run of it never counted
+
+
+def test_a_restarted_chief_keeps_finished_trials_and_its_workers_carry_on(tiny_kaggle, tmp_path):
+    out = tmp_path / "dist"
+    chief_command, worker_command, env = _cluster(tiny_kaggle, out, trials=6)
+    chief = _start(chief_command, env)
+    workers = [_start([*worker_command, "--tuner-id", name], env) for name in ("w1", "w2")]
+    _wait_for(lambda: len(_finished_trials(out)) >= 2, 180, "two finished trials")
+    chief.send_signal(signal.SIGKILL)
+    chief.wait()
+    finished = _finished_trials(out)
+    restarted = _start(chief_command, env)  # the same command
+    outputs = [p.communicate(timeout=300)[0] for p in [*workers, restarted]]
+    assert [p.returncode for p in [*workers, restarted]] == [0, 0, 0], outputs
+    assert "took over the search folder from pid" in outputs[2] and "Reloading Tuner" in outputs[2], outputs[2]
+    for name, stamp in finished.items():  # finished before the kill: kept, not run again
+        assert _finished_trials(out)[name] == stamp
+    _assert_search_completed(out, 6, outputs[2])
 
 
 def test_kill_9_during_trials_and_during_export_then_rerun_continues(tiny_kaggle, tmp_path):

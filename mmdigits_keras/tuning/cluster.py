@@ -1,0 +1,155 @@
+"""Fault tolerance of keras-tuner's chief/worker mode: workers that die, a chief that restarts.
+
+keras-tuner's chief keeps each worker's running trial until the worker ends it, and exits
+only when no worker is left; a worker killed mid-trial (a preempted VM, Ctrl-C on one
+machine) therefore kept the chief waiting for ever (measured: still waiting 600 s later).
+
+- **Leases.** Each worker sends a heartbeat while it trains (`Heartbeat`: the public
+  ``get_trial`` request every `HEARTBEAT_SECONDS`); the chief (`WorkerLeases`, an oracle mixin)
+  notes when it last heard from each worker, and a thread (`LeaseKeeper`) releases a worker
+  silent for `LEASE_SECONDS`: its trial ends as ``INVALID`` (keras-tuner's status for a trial
+  to retry), so the oracle runs it again, up to `MAX_RETRIES_PER_TRIAL` times (then it is
+  ``FAILED``), and the worker no longer counts as one the chief waits for.
+- **Late results.** A result for a trial that the chief no longer counts as running (its
+  worker was released, or the chief restarted and queued it to run again) is dropped with a
+  message, so a trial is never counted twice.
+- **Chief restart.** keras-tuner reloads the oracle from the search folder (finished trials
+  kept, running ones queued to run again); workers' requests wait for the chief to answer
+  again (gRPC ``wait_for_ready``), so running workers carry on once it is back.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+
+import keras_tuner
+
+# A worker's heartbeat interval, and how long the chief waits without one before it gives the
+# worker's trial to another. Both in seconds; the lease can be set in the environment
+# (MMDIGITS_WORKER_LEASE_S), e.g. shorter on one machine, longer on a flaky network.
+HEARTBEAT_SECONDS = 2.0
+LEASE_SECONDS = float(os.environ.get("MMDIGITS_WORKER_LEASE_S", 30))
+MAX_RETRIES_PER_TRIAL = 3
+
+
+class WorkerLeases:
+    """Oracle mixin: tracks when the chief last heard from each worker (`create_trial` and the
+    heartbeat's `get_trial`), releases silent ones (`release_lost_workers`) and drops results
+    of trials no longer running (`update_trial`, `end_trial`). Overrides public `Oracle`
+    methods under keras-tuner's own `synchronized` lock."""
+
+    def _heard_from(self, tuner_id):
+        if not hasattr(self, "_last_heard"):
+            self._last_heard = {}
+        self._last_heard[tuner_id] = time.monotonic()
+
+    def _running(self, trial_id):
+        return any(trial.trial_id == trial_id for trial in self.ongoing_trials.values())
+
+    @keras_tuner.synchronized
+    def create_trial(self, tuner_id):
+        self._heard_from(tuner_id)
+        return super().create_trial(tuner_id)
+
+    @keras_tuner.synchronized
+    def get_trial(self, trial_id):
+        for tuner_id, trial in self.ongoing_trials.items():
+            if trial.trial_id == trial_id:
+                self._heard_from(tuner_id)
+        return super().get_trial(trial_id)
+
+    @keras_tuner.synchronized
+    def update_trial(self, trial_id, metrics, step=0):
+        if not self._running(trial_id):  # a late result (see the module docstring): keep it out
+            return self.trials[trial_id]
+        return super().update_trial(trial_id, metrics, step=step)
+
+    @keras_tuner.synchronized
+    def end_trial(self, trial):
+        if not self._running(trial.trial_id):
+            print(f"dropped a late result of trial {trial.trial_id}: the chief gave it to another run "
+                  f"(its worker was lost, or the chief restarted)", flush=True)
+            return
+        super().end_trial(trial)
+
+    @keras_tuner.synchronized
+    def release_lost_workers(self, lease_seconds):
+        """Ends the trials of workers not heard from for `lease_seconds` as ``INVALID`` (to be
+        run again) and stops waiting for those workers.
+
+        Returns:
+            The ids of the workers released.
+        """
+        now, heard = time.monotonic(), getattr(self, "_last_heard", {})
+        lost = [tuner_id for tuner_id in set(self.tuner_ids) | set(self.ongoing_trials)
+                if now - heard.setdefault(tuner_id, now) > lease_seconds]
+        for tuner_id in lost:
+            trial = self.ongoing_trials.get(tuner_id)
+            if trial is not None:
+                trial.status = keras_tuner.engine.trial.TrialStatus.INVALID
+                trial.message = f"worker {tuner_id} lost: no heartbeat for {lease_seconds:g} s"
+                super().end_trial(trial)  # retried or failed by keras-tuner's own rules
+                self.ongoing_trials.pop(tuner_id, None)
+                again = trial.status != keras_tuner.engine.trial.TrialStatus.FAILED
+                print(f"worker {tuner_id} lost (no heartbeat for {lease_seconds:g} s) during trial "
+                      f"{trial.trial_id}; " + ("it runs again" if again else "marked failed (no retries left)"),
+                      file=sys.stderr, flush=True)
+            else:
+                print(f"worker {tuner_id} lost (no request for {lease_seconds:g} s)", file=sys.stderr, flush=True)
+            self.tuner_ids.discard(tuner_id)
+            heard.pop(tuner_id, None)
+        return lost
+
+
+class LeaseKeeper:
+    """On the chief: a daemon thread calling `WorkerLeases.release_lost_workers` every
+    heartbeat interval while the search serves."""
+
+    def __init__(self, oracle, *, lease_seconds=None):
+        self.oracle = oracle
+        self.lease_seconds = LEASE_SECONDS if lease_seconds is None else float(lease_seconds)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="mmdigits-lease-keeper", daemon=True)
+
+    def _run(self):
+        while not self._stop.wait(HEARTBEAT_SECONDS):
+            try:
+                self.oracle.release_lost_workers(self.lease_seconds)
+            except RuntimeError as error:  # keras-tuner's limit of consecutive failed trials
+                print(f"search stopping: {error}", file=sys.stderr, flush=True)
+                return
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+
+class Heartbeat:
+    """On a worker: a daemon thread that asks the chief for `trial_id` every
+    `HEARTBEAT_SECONDS` while the trial trains (the chief's lease on this worker)."""
+
+    def __init__(self, oracle, trial_id):
+        self.oracle, self.trial_id = oracle, trial_id
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="mmdigits-heartbeat", daemon=True)
+
+    def _run(self):
+        while not self._stop.wait(HEARTBEAT_SECONDS):
+            try:
+                self.oracle.get_trial(self.trial_id)
+            except Exception:  # the chief is away (restarting): the next beat tries again
+                continue
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()  # not joined: a beat may be waiting for a restarting chief
