@@ -10,15 +10,19 @@ On one speaker-disjoint FSDD rotation (the robustness benchmark's ``rot-<speaker
   `fit_model` trains with);
 - `fit` for one epoch as `train` runs it (fused; pipeline and steps overlapped by prefetching).
 
-Each timing is the median of 3 epochs after one warm-up epoch.
+Each timing is the median of 3 epochs after one warm-up epoch. ``--profile`` also traces 20
+``train_on_batch`` steps of each model with ``tf.profiler`` and prints the ops that took the
+most time (summed over TensorFlow's compute threads).
 
-    .venv/bin/python benchmarks/bench_step.py --work /tmp/robust [--speaker nicolas] [--model hybrid_cnn]
+    .venv/bin/python benchmarks/bench_step.py --work /tmp/robust [--speaker nicolas] [--model hybrid_cnn] [--profile]
 """
 
 import argparse
+import collections
 import os
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -33,6 +37,29 @@ def median_seconds(run, repeats=3):
     return statistics.median(times)
 
 
+def op_seconds(steps):
+    """Seconds per TensorFlow op type over `steps()` traced with tf.profiler, summed over the
+    compute threads (the host's ``tf_Compute`` lines of the trace)."""
+    import tensorflow as tf
+    from tensorflow.tsl.profiler.protobuf import xplane_pb2
+
+    with tempfile.TemporaryDirectory() as logdir:
+        tf.profiler.experimental.start(logdir)
+        steps()
+        tf.profiler.experimental.stop()
+        space = xplane_pb2.XSpace()
+        space.ParseFromString(next(Path(logdir).rglob("*.xplane.pb")).read_bytes())
+    totals = collections.Counter()
+    for plane in space.planes:
+        for line in plane.lines:
+            if line.name.startswith("tf_Compute"):
+                for event in line.events:
+                    name = plane.event_metadata[event.metadata_id].name
+                    if name != "Process":
+                        totals[name.split(":")[-1]] += event.duration_ps / 1e12
+    return totals
+
+
 def main():
     shared = Path(os.environ.get("MMDIGITS_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -40,6 +67,7 @@ def main():
     parser.add_argument("--speaker", default="nicolas")
     parser.add_argument("--model", default="hybrid_cnn")
     parser.add_argument("--recipe", default="default")
+    parser.add_argument("--profile", action="store_true", help="also print the ops that take the most time")
     args = parser.parse_args()
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -94,6 +122,25 @@ def main():
     print("|---|---|---|")
     for name, seconds in timings.items():
         print(f"| {name} | {seconds:.2f} | {rows / seconds:.0f} |")
+    if args.profile:
+        twenty = batches[:20]
+        for title, net, context in (("Keras's BatchNormalization", model, None), ("fused", fused, fused_batch_normalization)):
+            def steps(net=net, context=context):
+                if context is None:
+                    for features, targets in twenty:
+                        net.train_on_batch(features, targets)
+                    return
+                with context(net):
+                    for features, targets in twenty:
+                        net.train_on_batch(features, targets)
+
+            totals = op_seconds(steps)
+            print(f"\nops over 20 training steps, {title} (seconds, both compute threads; all ops "
+                  f"{sum(totals.values()):.2f} s):\n")
+            print("| op | seconds |")
+            print("|---|---|")
+            for name, seconds in totals.most_common(12):
+                print(f"| {name} | {seconds:.3f} |")
     return 0
 
 

@@ -6,7 +6,10 @@ as `train` (`RegistryHyperModel`), by default in a worker process (`mmdigits_ker
 When the search ends it writes a leaderboard, a plot, the best hyperparameters and ``best/``:
 the best configuration trained by `train` as `train` trains (a normal run directory).
 Only keras-tuner's public API is used: a `keras_tuner.Tuner` with an oracle from
-`keras_tuner.oracles`, `run_trial` overridden to return the trial's `History`.
+`keras_tuner.oracles`, `run_trial` overridden to return the trial's `History`; the oracles'
+mixins override public `Oracle` methods and read its public state (``ongoing_trials``,
+``tuner_ids``) under `keras_tuner.synchronized` (`mmdigits_keras.tuning.cluster`: lost workers,
+chief restarts). The chief or single search claims its folder (`mmdigits_keras.utils.locks`).
 """
 
 from __future__ import annotations
@@ -385,8 +388,8 @@ def run_search(
 
     Raises:
         ValueError: an unknown model, recipe, tuner or objective, ``max_trials`` or ``epochs``
-            < 1, bad data, a `out` holding another search, a bad or silent oracle address, or
-            no trial completed.
+            < 1, bad data, a `out` holding another search or claimed by another live process
+            (a second chief), a bad or silent oracle address, or no trial completed.
     """
     model_info(model)
     get_recipe(recipe)
