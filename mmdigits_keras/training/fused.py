@@ -18,9 +18,14 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 
 import keras
 import tensorflow as tf
+
+# MMDIGITS_FUSED_BATCH_NORM=0 trains with Keras's own call: to compare the two, or where a
+# platform's fused kernel misbehaves.
+ENABLED = os.environ.get("MMDIGITS_FUSED_BATCH_NORM", "1") != "0"
 
 
 def _eligible(layer):
@@ -75,9 +80,9 @@ def fused_batch_normalization(model):
         model: A built `keras.Model` (nested models included).
 
     Yields:
-        The number of layers swapped.
+        The number of layers swapped (0 with ``MMDIGITS_FUSED_BATCH_NORM=0``).
     """
-    swapped = [layer for layer in _layers(model) if _eligible(layer)]
+    swapped = [layer for layer in _layers(model) if _eligible(layer)] if ENABLED else []
     for layer in swapped:
         # An instance attribute shadows the class's method; Layer.__call__ looks ``call`` up
         # on the instance.

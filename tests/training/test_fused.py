@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from mmdigits_keras.training import fused
 from mmdigits_keras.training.fused import fused_batch_normalization
 
 
@@ -79,3 +80,10 @@ def test_the_call_comes_back_when_training_fails():
     with pytest.raises(RuntimeError), fused_batch_normalization(model):
         raise RuntimeError("interrupted")
     assert "call" not in vars(model.get_layer("bn"))
+
+
+def test_the_environment_switch_leaves_keras_own_call(monkeypatch):
+    monkeypatch.setattr(fused, "ENABLED", False)  # what MMDIGITS_FUSED_BATCH_NORM=0 sets at import
+    model = batch_norm_model((8, 5))
+    with fused_batch_normalization(model) as swapped:
+        assert swapped == 0 and "call" not in vars(model.get_layer("bn"))
