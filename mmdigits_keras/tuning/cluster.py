@@ -10,6 +10,11 @@ machine) therefore kept the chief waiting for ever (measured: still waiting 600 
   silent for `LEASE_SECONDS`: its trial ends as ``INVALID`` (keras-tuner's status for a trial
   to retry), so the oracle runs it again, up to `MAX_RETRIES_PER_TRIAL` times (then it is
   ``FAILED``), and the worker no longer counts as one the chief waits for.
+- **Standing by.** When every trial has been handed out but others still run, a worker that
+  asks for one is told to wait (keras-tuner's ``IDLE``; it asks again every
+  `IDLE_POLL_SECONDS`) instead of to stop, so a trial released from a lost worker still finds a
+  worker to run it. (keras-tuner would stop the worker and, once no worker was left, end the
+  search with that trial still queued: measured in the soak benchmark.)
 - **Late results.** A result for a trial that the chief no longer counts as running (its
   worker was released, or the chief restarted and queued it to run again) is dropped with a
   message, so a trial is never counted twice.
@@ -26,6 +31,7 @@ import threading
 import time
 
 import keras_tuner
+from keras_tuner.engine.trial import Trial, TrialStatus
 
 # A worker's heartbeat interval, and how long the chief waits without one before it gives the
 # worker's trial to another. Both in seconds; the lease can be set in the environment
@@ -33,6 +39,7 @@ import keras_tuner
 HEARTBEAT_SECONDS = 2.0
 LEASE_SECONDS = float(os.environ.get("MMDIGITS_WORKER_LEASE_S", 30))
 MAX_RETRIES_PER_TRIAL = 3
+IDLE_POLL_SECONDS = 1.0
 
 
 class WorkerLeases:
@@ -52,7 +59,12 @@ class WorkerLeases:
     @keras_tuner.synchronized
     def create_trial(self, tuner_id):
         self._heard_from(tuner_id)
-        return super().create_trial(tuner_id)
+        trial = super().create_trial(tuner_id)
+        if trial.status == TrialStatus.STOPPED and self.ongoing_trials:
+            # Stand by: a running trial may yet be released to this worker.
+            self.tuner_ids.add(tuner_id)
+            return Trial(self.hyperparameters.copy(), status=TrialStatus.IDLE)
+        return trial
 
     @keras_tuner.synchronized
     def get_trial(self, trial_id):
@@ -89,11 +101,11 @@ class WorkerLeases:
         for tuner_id in lost:
             trial = self.ongoing_trials.get(tuner_id)
             if trial is not None:
-                trial.status = keras_tuner.engine.trial.TrialStatus.INVALID
+                trial.status = TrialStatus.INVALID
                 trial.message = f"worker {tuner_id} lost: no heartbeat for {lease_seconds:g} s"
                 super().end_trial(trial)  # retried or failed by keras-tuner's own rules
                 self.ongoing_trials.pop(tuner_id, None)
-                again = trial.status != keras_tuner.engine.trial.TrialStatus.FAILED
+                again = trial.status != TrialStatus.FAILED
                 print(f"worker {tuner_id} lost (no heartbeat for {lease_seconds:g} s) during trial "
                       f"{trial.trial_id}; " + ("it runs again" if again else "marked failed (no retries left)"),
                       file=sys.stderr, flush=True)

@@ -31,7 +31,13 @@ import numpy as np
 from mmdigits_keras.models import model_info
 from mmdigits_keras.training import get_recipe, prepare_data, train
 from mmdigits_keras.training.logs import LOGS_DIR
-from mmdigits_keras.tuning.cluster import MAX_RETRIES_PER_TRIAL, Heartbeat, LeaseKeeper, WorkerLeases
+from mmdigits_keras.tuning.cluster import (
+    IDLE_POLL_SECONDS,
+    MAX_RETRIES_PER_TRIAL,
+    Heartbeat,
+    LeaseKeeper,
+    WorkerLeases,
+)
 from mmdigits_keras.tuning.results import OBJECTIVES, TRIAL_FILE, leaderboard, plot_scores
 from mmdigits_keras.tuning.space import RegistryHyperModel, check_space, model_hyperparameters, training_hyperparameters
 from mmdigits_keras.tuning.trial import TrialWorker, train_trial
@@ -174,6 +180,17 @@ class SearchTuner(keras_tuner.Tuner):
             return train_trial(request, self.hypermodel)
         except Exception as error:
             raise keras_tuner.errors.FailedTrialError(f"{type(error).__name__}: {error}") from error
+
+    def pre_create_trial(self):
+        """Asking again after a request that started no trial (the chief said ``IDLE``: stand
+        by): wait `IDLE_POLL_SECONDS` first, so a waiting worker does not flood the chief."""
+        if getattr(self, "_asked_without_trial", False):
+            time.sleep(IDLE_POLL_SECONDS)
+        self._asked_without_trial = True
+
+    def on_trial_begin(self, trial):
+        self._asked_without_trial = False
+        super().on_trial_begin(trial)
 
     def search(self, *fit_args, **fit_kwargs):
         """keras-tuner's search; the chief releases the trials of lost workers while it serves."""
