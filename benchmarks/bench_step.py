@@ -54,9 +54,9 @@ def op_seconds(steps):
         for line in plane.lines:
             if line.name.startswith("tf_Compute"):
                 for event in line.events:
-                    name = plane.event_metadata[event.metadata_id].name
-                    if name != "Process":
-                        totals[name.split(":")[-1]] += event.duration_ps / 1e12
+                    name = plane.event_metadata[event.metadata_id].name.split(":")[-1]
+                    if name != "Process":  # the thread pool's span around each op, not an op
+                        totals[name] += event.duration_ps / 1e12
     return totals
 
 

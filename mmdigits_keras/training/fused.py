@@ -6,7 +6,7 @@ gradients; keras-team/keras-core#225). Profiled on the default model here (`hybr
 batch 128, CPU; ``benchmarks/bench_step.py --profile``), those ops took about half of a
 training step's compute. TensorFlow's fused kernel (``FusedBatchNormV3``: one op forward, one
 backward, oneDNN on CPU and cuDNN on GPU) computes the same function; with it an epoch of
-`fit` took 2.15 s instead of 2.73 s.
+`fit` took 2.0–2.15 s instead of 2.73 s.
 
 `fused_batch_normalization` swaps the training-mode ``call`` of a model's
 `BatchNormalization` layers for the fused kernel while the model trains and restores it
