@@ -116,23 +116,23 @@ class WorkerLeases:
         return lost
 
 
-class LeaseKeeper:
-    """On the chief: a daemon thread calling `WorkerLeases.release_lost_workers` every
-    heartbeat interval while the search serves."""
+class _Periodic:
+    """A daemon thread calling `tick` every `HEARTBEAT_SECONDS` for the ``with`` block, until
+    the block ends or `tick` returns False."""
 
-    def __init__(self, oracle, *, lease_seconds=None):
-        self.oracle = oracle
-        self.lease_seconds = LEASE_SECONDS if lease_seconds is None else float(lease_seconds)
+    join = True
+
+    def __init__(self, name):
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="mmdigits-lease-keeper", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
     def _run(self):
         while not self._stop.wait(HEARTBEAT_SECONDS):
-            try:
-                self.oracle.release_lost_workers(self.lease_seconds)
-            except RuntimeError as error:  # keras-tuner's limit of consecutive failed trials
-                print(f"search stopping: {error}", file=sys.stderr, flush=True)
+            if self.tick() is False:
                 return
+
+    def tick(self):
+        raise NotImplementedError
 
     def __enter__(self):
         self._thread.start()
@@ -140,28 +140,41 @@ class LeaseKeeper:
 
     def __exit__(self, *exc):
         self._stop.set()
-        self._thread.join()
+        if self.join:
+            self._thread.join()
 
 
-class Heartbeat:
-    """On a worker: a daemon thread that asks the chief for `trial_id` every
-    `HEARTBEAT_SECONDS` while the trial trains (the chief's lease on this worker)."""
+class LeaseKeeper(_Periodic):
+    """On the chief: calls `WorkerLeases.release_lost_workers` every heartbeat interval while
+    the search serves."""
+
+    def __init__(self, oracle, *, lease_seconds=None):
+        super().__init__("mmdigits-lease-keeper")
+        self.oracle = oracle
+        self.lease_seconds = LEASE_SECONDS if lease_seconds is None else float(lease_seconds)
+
+    def tick(self):
+        try:
+            self.oracle.release_lost_workers(self.lease_seconds)
+        except RuntimeError as error:  # keras-tuner's limit of consecutive failed trials
+            print(f"search stopping: {error}", file=sys.stderr, flush=True)
+            return False
+        return True
+
+
+class Heartbeat(_Periodic):
+    """On a worker: asks the chief for `trial_id` every `HEARTBEAT_SECONDS` while the trial
+    trains (the chief's lease on this worker)."""
+
+    join = False  # a beat may be waiting for a restarting chief
 
     def __init__(self, oracle, trial_id):
+        super().__init__("mmdigits-heartbeat")
         self.oracle, self.trial_id = oracle, trial_id
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="mmdigits-heartbeat", daemon=True)
 
-    def _run(self):
-        while not self._stop.wait(HEARTBEAT_SECONDS):
-            try:
-                self.oracle.get_trial(self.trial_id)
-            except Exception:  # the chief is away (restarting): the next beat tries again
-                continue
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()  # not joined: a beat may be waiting for a restarting chief
+    def tick(self):
+        try:
+            self.oracle.get_trial(self.trial_id)
+        except Exception:  # the chief is away (restarting): the next beat tries again
+            pass
+        return True
