@@ -65,7 +65,7 @@ def child(spec, epochs, data):
     from mmdigits_keras.models import build_model
     from mmdigits_keras.training import build_classifier, compile_model, fit_model, get_recipe, prepare_data
 
-    name, recipe = spec.split(":") if ":" in spec else ("model2", "plain")
+    name, recipe = ("model2", "plain") if spec == "peer" else spec.split(":")
     plan = get_recipe(recipe)
     prepared = prepare_data(data, val_fraction=0.2, seed=0, synthetic_share=plan.synthetic_share)
     train_part = prepared.train

@@ -48,10 +48,13 @@ class WorkerLeases:
     of trials no longer running (`update_trial`, `end_trial`). Overrides public `Oracle`
     methods under keras-tuner's own `synchronized` lock."""
 
+    def _heard(self):
+        """tuner_id -> monotonic time the chief last heard from it (kept beside keras-tuner's
+        state, whose constructor this mixin leaves alone)."""
+        return self.__dict__.setdefault("_last_heard", {})
+
     def _heard_from(self, tuner_id):
-        if not hasattr(self, "_last_heard"):
-            self._last_heard = {}
-        self._last_heard[tuner_id] = time.monotonic()
+        self._heard()[tuner_id] = time.monotonic()
 
     def _running(self, trial_id):
         return any(trial.trial_id == trial_id for trial in self.ongoing_trials.values())
@@ -95,7 +98,7 @@ class WorkerLeases:
         Returns:
             The ids of the workers released.
         """
-        now, heard = time.monotonic(), getattr(self, "_last_heard", {})
+        now, heard = time.monotonic(), self._heard()
         lost = [tuner_id for tuner_id in set(self.tuner_ids) | set(self.ongoing_trials)
                 if now - heard.setdefault(tuner_id, now) > lease_seconds]
         for tuner_id in lost:
@@ -103,8 +106,7 @@ class WorkerLeases:
             if trial is not None:
                 trial.status = TrialStatus.INVALID
                 trial.message = f"worker {tuner_id} lost: no heartbeat for {lease_seconds:g} s"
-                super().end_trial(trial)  # retried or failed by keras-tuner's own rules
-                self.ongoing_trials.pop(tuner_id, None)
+                super().end_trial(trial)  # retried or failed by keras-tuner's rules; no longer ongoing
                 again = trial.status != TrialStatus.FAILED
                 print(f"worker {tuner_id} lost (no heartbeat for {lease_seconds:g} s) during trial "
                       f"{trial.trial_id}; " + ("it runs again" if again else "marked failed (no retries left)"),

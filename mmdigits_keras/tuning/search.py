@@ -124,6 +124,7 @@ class SearchTuner(keras_tuner.Tuner):
         super().__init__(**kwargs)
         self.isolation = isolation
         self.role = role
+        self._asked_without_trial = False  # see `pre_create_trial`
         self.search_seed = int(search_seed)
         self.trial_end_hook = trial_end_hook
         self._finished = {}
@@ -184,7 +185,7 @@ class SearchTuner(keras_tuner.Tuner):
     def pre_create_trial(self):
         """Asking again after a request that started no trial (the chief said ``IDLE``: stand
         by): wait `IDLE_POLL_SECONDS` first, so a waiting worker does not flood the chief."""
-        if getattr(self, "_asked_without_trial", False):
+        if self._asked_without_trial:
             time.sleep(IDLE_POLL_SECONDS)
         self._asked_without_trial = True
 
@@ -428,14 +429,14 @@ def run_search(
             raise ValueError("`--oracle HOST:PORT` is required with --distributed")
         host, port = parse_oracle_address(oracle)
 
+    is_worker = distributed == "worker"
     with contextlib.ExitStack() as claims:
-        if distributed != "worker":  # one chief (or single search) per folder, claimed before any work
+        if not is_worker:  # one chief (or single search) per folder, claimed before any work
             claims.enter_context(claim(out, what="search folder"))
         prepared = prepare_data(data, val_fraction=val_fraction, seed=seed,
                                 synthetic_share=get_recipe(recipe).synthetic_share)
         record = _search_record(model=model, recipe=recipe, kind=tuner, objective=objective, epochs=epochs, seed=seed,
                                 space=space, val_fraction=val_fraction, fingerprint=prepared.fingerprint)
-        is_worker = distributed == "worker"
         resumed = False
         if not is_worker:
             resumed = _check_resume(out, record, overwrite=overwrite)

@@ -41,7 +41,7 @@ def _read_record(path):
 
 
 def describe_holder(record):
-    """One line about a claim's holder: ``pid 123 on host since 2026-...: mmdigits train ...``."""
+    """One line about a claim's holder: ``pid 123 on HOST since 2026-...+00:00 (mmdigits train ...)``."""
     if not record:
         return "another process (no record)"
     return f"pid {record.get('pid')} on {record.get('host')} since {record.get('started')} ({record.get('command')})"

@@ -219,8 +219,10 @@ def test_a_worker_killed_mid_trial_is_released_and_its_trial_runs_again(tiny_kag
     chief_command, worker_command, env = _cluster(tiny_kaggle, out, trials=6)
     chief = _start(chief_command, env)
     lost = _start([*worker_command, "--tuner-id", "w1"], env)
-    # w1 alone until it trains its first trial (its trial worker process exists), then w2 joins.
-    _wait_for(lambda: psutil.Process(lost.pid).children(), 120, "w1's first trial")
+    # w1 alone until it has handed its first trial to its trial process, then w2 joins. (Waiting
+    # for any child process instead was racy: preparing the data may start one, e.g. the speech
+    # synthesizer when its cache is cold, before w1 has asked the chief for a trial.)
+    _wait_for(lambda: (out / "keras_tuner" / "trial_0" / "child_request.json").exists(), 120, "w1's first trial")
     time.sleep(1.0)
     lost.send_signal(signal.SIGKILL)  # a preempted machine: no goodbye to the chief
     lost.wait()
@@ -263,7 +265,7 @@ def test_kill_9_during_trials_and_during_export_then_rerun_continues(tiny_kaggle
     first.wait()
     gone, alive = psutil.wait_procs(children, timeout=10)
     assert not alive, "a trial process outlived the killed search"
-    done = {p.parent.name: json.loads(p.read_text())["finished_at"] for p in out.glob(f"keras_tuner/trial_*/{TRIAL_FILE}")}
+    done = _finished_trials(out)
     assert len(done) >= 2 and not (out / "best").exists()
     # Second run: killed while exporting the best model (the leaderboard is written just before).
     exporting = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -273,7 +275,7 @@ def test_kill_9_during_trials_and_during_export_then_rerun_continues(tiny_kaggle
     exporting.wait()
     best = out / "best"
     assert not best.exists() or sorted(p.name for p in best.iterdir()) == sorted(RUN_FILES), "best/ half-written"
-    done = {p.parent.name: json.loads(p.read_text())["finished_at"] for p in out.glob(f"keras_tuner/trial_*/{TRIAL_FILE}")}
+    done = _finished_trials(out)
     second = subprocess.run(args, capture_output=True, text=True, timeout=300)
     assert second.returncode == 0, second.stdout + second.stderr
     assert "Reloading Tuner" in second.stdout
