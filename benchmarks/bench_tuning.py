@@ -67,7 +67,7 @@ def bench(args, *, isolate):
     with tempfile.TemporaryDirectory() as tmp:
         data = small_copy(args.data, args.rows, Path(tmp) / "data")
         started = time.perf_counter()
-        run_search(data, out=Path(tmp) / "search", tuner="random", max_trials=args.trials, epochs=1,
+        run_search(data, out=Path(tmp) / "search", model="model2", tuner="random", max_trials=args.trials, epochs=1,
                    space={"depth": [1, 2], "width": [0.5, 1.0], "audio": ["conv1d", "lstm"]},
                    export_epochs=1, verbose=0, trial_end_hook=after_trial, isolate_trials=isolate)
         seconds = time.perf_counter() - started

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 from pathlib import Path
@@ -43,6 +44,13 @@ def _add_train(commands):
                         "for Models 1-4 with the default recipe)")
     p.add_argument("--learning-rate", type=float, default=1e-3, help="learning rate (default 1e-3)")
     p.add_argument("--val-fraction", type=float, default=0.2, help="stratified validation fraction (default 0.2)")
+    p.add_argument("--split", choices=["speaker", "recording", "row"],
+                   help="what validation holds out: whole speakers (needs the data set's speaker ids), whole "
+                        "recordings, or random rows (leaks repeated recordings); default the strictest the data "
+                        "supports")
+    p.add_argument("--folds", type=int,
+                   help="K-fold cross-validation: K fold models, out-of-fold predictions and a CV summary; the run "
+                        "submits as the mean of its folds")
     p.add_argument("--seed", type=int, default=0, help="seed of split, initialization, shuffling (default 0)")
     p.add_argument("--patience", type=int, default=10, help="early-stopping patience in epochs (default 10)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
@@ -51,7 +59,10 @@ def _add_train(commands):
 def _add_submit(commands):
     p = commands.add_parser("submit", help="write a Kaggle submission CSV from a run directory",
                             description="Predict the test split of a data folder and write row_id,label.")
-    p.add_argument("--model", required=True, help="run directory (or .keras file)")
+    p.add_argument("--model", required=True, nargs="+",
+                   help="run directory (or .keras file); several: the mean of their probabilities (an ensemble); "
+                        "a cross-validation run predicts as the mean of its folds")
+    p.add_argument("--weights", type=float, nargs="+", help="one weight per --model run (default: equal)")
     p.add_argument("--data", required=True, help="data folder with test files")
     p.add_argument("--out", required=True, help="CSV to write, e.g. submissions/model2.csv")
     p.add_argument("--force", action="store_true", help="overwrite an existing CSV")
@@ -74,9 +85,11 @@ def add_tune_arguments(p):
     """The arguments of `mmdigits tune` and `python tuning/tune.py` (one definition for both)."""
     p.add_argument("--data", required=True, help="data folder (Kaggle or Khacef layout)")
     p.add_argument("--out", required=True, help="search folder (keras-tuner project, leaderboard, best/)")
-    p.add_argument("--model", default="model2",
-                   help="registry model whose space is searched (default model2: depth, width, audio encoder, "
-                        "dropout; other families: width, dropout; all: learning rate, batch size)")
+    # Literal so --help starts without TensorFlow; equals training.DEFAULT_MODEL (a test checks).
+    p.add_argument("--model", default="hybrid_cnn",
+                   help="registry model whose space is searched (default hybrid_cnn, `mmdigits train`'s: width, "
+                        "dropout; Models 1-4 also depth and audio encoder; all: learning rate, batch size and the "
+                        "recipe's modality dropout, augmentation strengths and label smoothing)")
     p.add_argument("--recipe", default="default", choices=["default", "baseline", "plain"],
                    help="training recipe of every trial and of best/ (default: the same as `mmdigits train`)")
     p.add_argument("--tuner", help="random | hyperband | bayesian (default: random search up to 10 trials, "
@@ -87,6 +100,11 @@ def add_tune_arguments(p):
                    help="maximum epochs of best/, trained as `mmdigits train` trains (default 30)")
     p.add_argument("--objective", default="val_accuracy", help="val_accuracy (default) | val_loss")
     p.add_argument("--seed", type=int, default=0, help="seed of the oracle, split and trials (default 0)")
+    p.add_argument("--split", choices=["speaker", "recording", "row"],
+                   help="what the objective's validation holds out (default: the strictest the data supports, "
+                        "as `mmdigits train`)")
+    p.add_argument("--ensemble", type=int, default=1, metavar="N",
+                   help="best/ as the ensemble of the top N trials (default 1: the best trial alone)")
     p.add_argument("--overwrite", action="store_true", help="delete a previous search in --out first")
     p.add_argument("--depth", type=int, nargs="+", help="restrict depth choices, e.g. --depth 1 2")
     p.add_argument("--width", type=float, nargs="+", help="restrict width choices, e.g. --width 0.5 1")
@@ -103,8 +121,10 @@ def _add_tune(commands):
     p = commands.add_parser("tune", help="keras-tuner search over a registry model -> leaderboard + best run",
                             description="Search a registry model's hyperparameters (Models 1-4: depth, width, "
                                         "audio encoder, dropout; others: width, dropout; all: learning rate, batch "
-                                        "size) with keras-tuner, every trial trained with the same recipe as "
-                                        "`mmdigits train`; resumable; chief/worker mode.")
+                                        "size and the recipe's modality dropout, augmentation strengths and label "
+                                        "smoothing) with keras-tuner, every trial trained with the same recipe as "
+                                        "`mmdigits train` and scored on held-out recordings or speakers; the "
+                                        "untuned configuration is the first trial; resumable; chief/worker mode.")
     add_tune_arguments(p)
 
 
@@ -144,11 +164,15 @@ def _add_evaluate(commands):
     p = commands.add_parser("evaluate", help="metrics, confusion matrix and comparison of runs",
                             description="Evaluate runs: accuracy, macro-F1, per-class scores, confusion matrix "
                                         "(PNG + CSV) under RUN/eval/<split>/; with several runs a comparison.")
-    p.add_argument("--model", action="append", required=True, help="run directory (repeat for several)")
+    p.add_argument("--model", action="extend", nargs="+", required=True,
+                   help="run directory; several (listed or --model repeated): compared, or one --ensemble")
     p.add_argument("--data", required=True, help="data folder the runs were trained on")
     p.add_argument("--split", default="validation", choices=["validation", "test"],
                    help="validation: each run's own validation rows; test: needs test labels")
     p.add_argument("--out", help="folder for the comparison of several runs (default: beside the first run)")
+    p.add_argument("--ensemble", action="store_true",
+                   help="score the --model runs as one ensemble (mean of their probabilities), not side by side")
+    p.add_argument("--weights", type=float, nargs="+", help="with --ensemble: one weight per run (default: equal)")
 
 
 def _add_report(commands):
@@ -217,7 +241,9 @@ def _add_export(commands):
     p = commands.add_parser("export", help="a trained model as a SavedModel or a TFLite file (serving, phones)",
                             description="Export a run's model, preprocessing included, with the same named inputs "
                                         "(image, audio) and a `probabilities` output.")
-    p.add_argument("--model", required=True, help="run directory (or .keras file)")
+    p.add_argument("--model", required=True, nargs="+",
+                   help="run directory (or .keras file); several: one graph averaging their probabilities")
+    p.add_argument("--weights", type=float, nargs="+", help="one weight per --model run (default: equal)")
     p.add_argument("--format", default="saved_model", choices=["saved_model", "tflite"],
                    help="saved_model (default; TensorFlow Serving, tf.saved_model.load) or tflite (LiteRT)")
     p.add_argument("--quantize", choices=["dynamic"],
@@ -245,21 +271,30 @@ def build_parser():
 def _run_train(args):
     run = mk.train(args.data, out=args.out, model=args.model, epochs=args.epochs, batch_size=args.batch_size,
                    learning_rate=args.learning_rate, recipe=args.recipe, val_fraction=args.val_fraction,
-                   seed=args.seed, patience=args.patience, overwrite=args.overwrite,
+                   seed=args.seed, patience=args.patience, overwrite=args.overwrite, split=args.split, folds=args.folds,
                    model_kwargs={"utterance_normalization": True} if args.utterance_norm else None)
     _print_metrics(run)
 
 
 def _print_metrics(run):
     metrics = json.loads((Path(run) / "metrics.json").read_text())
+    config = json.loads((Path(run) / "config.json").read_text())
     print(f"run: {run}")
+    if "folds" in metrics:
+        print(f"out-of-fold accuracy {metrics['val_accuracy']:.4f}  macro-F1 {metrics['val_macro_f1']:.4f}  "
+              f"({metrics['validation_rows']} rows, {len(metrics['folds'])} folds by "
+              f"{config['cross_validation']['split']}, {metrics['seconds']:.0f} s); per fold "
+              f"{metrics['fold_val_accuracy_mean']:.4f} +/- {metrics['fold_val_accuracy_sd']:.4f}")
+        return metrics
+    split = config.get("training", {}).get("split", "row")
     print(f"validation accuracy {metrics['val_accuracy']:.4f}  macro-F1 {metrics['val_macro_f1']:.4f}  "
-          f"({metrics['validation_rows']} rows, {metrics['epochs']} epochs, {metrics['seconds']:.0f} s)")
+          f"({metrics['validation_rows']} rows held out by {split}, {metrics['epochs']} epochs, "
+          f"{metrics['seconds']:.0f} s)")
     return metrics
 
 
 def _run_submit(args):
-    path, frame = mk.submit(args.model, args.data, args.out, force=args.force, adapt=args.adapt)
+    path, frame = mk.submit(args.model, args.data, args.out, force=args.force, adapt=args.adapt, weights=args.weights)
     print(f"wrote {path} ({len(frame)} rows; columns row_id,label)")
 
 
@@ -275,7 +310,7 @@ def _run_demo(args):
 
 def _run_export(args):
     path = mk.export_model(args.model, out=args.out, format=args.format, quantize=args.quantize,
-                           overwrite=args.overwrite)
+                           overwrite=args.overwrite, weights=args.weights)
     size = sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
     print(f"wrote {path} ({args.format}{', ' + args.quantize + ' quantization' if args.quantize else ''}, "
           f"{size / 2**20:.1f} MiB)")
@@ -298,7 +333,7 @@ def _run_tune(args):
                            max_trials=args.max_trials, epochs=args.epochs, export_epochs=args.export_epochs,
                            objective=args.objective, seed=args.seed, space=space, overwrite=args.overwrite,
                            distributed=args.distributed, oracle=args.oracle, tuner_id=args.tuner_id,
-                           oracle_timeout=args.oracle_timeout)
+                           oracle_timeout=args.oracle_timeout, split=args.split, ensemble=args.ensemble)
     if result["role"] == "worker":
         print("worker finished: the chief reports no more trials")
         return 0
@@ -326,6 +361,14 @@ def _run_data(args):
 
 
 def _run_evaluate(args):
+    if args.weights and not args.ensemble:
+        raise ValueError("--weights needs --ensemble")
+    if args.ensemble:
+        result = mk.evaluate(args.model, args.data, split=args.split, weights=args.weights, out=args.out)
+        m = result["metrics"]
+        print(f"ensemble of {len(args.model)}: {args.split} accuracy {m['accuracy']:.4f}  macro-F1 "
+              f"{m['macro_f1']:.4f}  ({m['rows']} rows) -> {result['dir']}")
+        return
     results = {}
     for run in args.model:
         result = mk.evaluate(run, args.data, split=args.split)
@@ -384,9 +427,30 @@ COMMANDS = {"evaluate": _run_evaluate, "report": _run_report, "train": _run_trai
             "retrieval": _run_retrieval, "export": _run_export}
 
 
+class _LogFormatter(logging.Formatter):
+    """The library's log lines as the CLI's own: plain, warnings prefixed ``warning:``."""
+
+    def format(self, record):
+        text = record.getMessage()
+        return f"warning: {text}" if record.levelno >= logging.WARNING else text
+
+
+def _show_library_log():
+    """The ``mmdigits_keras`` logger's info lines on stdout (the library only logs; a notebook
+    or service routes them as it likes)."""
+    logger = logging.getLogger("mmdigits_keras")
+    if not any(getattr(h, "_mmdigits_cli", False) for h in logger.handlers):
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(_LogFormatter())
+        handler._mmdigits_cli = True
+        logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+
+
 def main(argv=None):
     """Runs the ``mmdigits`` command line; returns the exit code (0, or 2 on a usage error)."""
     args = build_parser().parse_args(argv)
+    _show_library_log()
     try:
         code = COMMANDS[args.command](args)
     except (ValueError, MissingExtraError) as error:

@@ -16,7 +16,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from mmdigits_keras.training import load_trained_model
+from mmdigits_keras.training import load_ensemble
 from mmdigits_keras.utils.checks import check_choice
 from mmdigits_keras.utils.extras import optional_module
 from mmdigits_keras.utils.files import atomic_write, publish_directory, staged_directory
@@ -44,17 +44,20 @@ def _export_archive(model):
     return archive
 
 
-def export_model(run, *, out, format="saved_model", quantize=None, overwrite=False):
+def export_model(run, *, out, format="saved_model", quantize=None, overwrite=False, weights=None):
     """Exports a trained model as a SavedModel folder or a ``.tflite`` file.
 
     Args:
-        run: A run directory (or ``.keras`` file) written by `train` / `train_retrieval`.
+        run: A run directory (or ``.keras`` file) written by `train` / `train_retrieval`, or a
+            list of them: one graph that averages its members' probabilities (`load_ensemble`;
+            a cross-validation run exports as the mean of its folds either way).
         out: The SavedModel folder or the ``.tflite`` file to write.
         format: ``"saved_model"`` (TensorFlow Serving, TF.js, ``tf.saved_model.load``) or
             ``"tflite"`` (LiteRT / TensorFlow Lite on phones; built-in TFLite ops only).
         quantize: None (float32 weights) or ``"dynamic"``: dynamic-range quantization, int8
             weights with float activations (about 4x smaller; TFLite only).
         overwrite: Replace an existing `out`.
+        weights: With several runs, one weight per run (None: the plain mean).
 
     Returns:
         The path written (`Path`). It is written aside and renamed into place, so a failed
@@ -71,7 +74,7 @@ def export_model(run, *, out, format="saved_model", quantize=None, overwrite=Fal
     out = Path(out)
     if out.exists() and not overwrite:
         raise ValueError(f"{out}: already exists; pass --overwrite (overwrite=True) to replace it")
-    archive = _export_archive(load_trained_model(run))
+    archive = _export_archive(load_ensemble(run, weights=weights))
     if format == "saved_model":
         with staged_directory(out) as staging:
             archive.write_out(str(staging), verbose=False)

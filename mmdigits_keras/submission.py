@@ -10,7 +10,7 @@ import pandas as pd
 
 from mmdigits_keras.data.constants import NUM_CLASSES
 from mmdigits_keras.data.layouts import load_dataset
-from mmdigits_keras.training import adapt_batch_normalization, load_trained_model, predict_labels
+from mmdigits_keras.training import adapt_batch_normalization, load_ensemble, predict_labels
 from mmdigits_keras.utils.files import atomic_write
 from mmdigits_keras.utils.locks import claim
 
@@ -88,17 +88,20 @@ def write_submission(submission, path, *, rows=None, force=False):
     return atomic_write(path, lambda tmp: submission.to_csv(tmp, index=False))
 
 
-def submit(model, data, out, *, force=False, adapt=False):
-    """Predicts the test split of a data folder with a trained run and writes the CSV.
+def submit(model, data, out, *, force=False, adapt=False, weights=None):
+    """Predicts the test split of a data folder with a trained run (or an ensemble) and writes the CSV.
 
     Args:
-        model: A run directory (or ``.keras`` file) from `train`.
+        model: A run directory (or ``.keras`` file) from `train` (a cross-validation run
+            predicts as the mean of its folds), or a list of them: the ensemble of their mean
+            probabilities (`load_ensemble`).
         data: A data folder in the Kaggle or Khacef layout with a test split.
         out: Destination CSV path.
         force: Overwrite an existing `out`.
         adapt: Transductive test-time adaptation (off by default): re-estimate the speech
             branch's BatchNormalization statistics on the unlabelled test rows before predicting
             (`adapt_batch_normalization`, AdaBN). The saved model is not changed.
+        weights: With several runs, one non-negative weight per run (None: the plain mean).
 
     Returns:
         (path, frame): the written path and the submission frame.
@@ -112,7 +115,7 @@ def submit(model, data, out, *, force=False, adapt=False):
         if out.exists() and not force:
             raise ValueError(f"{out}: already exists; pass --force to overwrite it")
         test = load_dataset(data, "test")
-        net = load_trained_model(model)
+        net = load_ensemble(model, weights=weights)
         if adapt:
             adapt_batch_normalization(net, test)
         frame = make_submission(predict_labels(net, test))

@@ -94,7 +94,7 @@ def test_entry_points(command):
 
 
 def test_cli_defaults_are_the_packages_defaults():
-    for command in (["train", "--data", "d", "--out", "o"], ["demo"]):
+    for command in (["train", "--data", "d", "--out", "o"], ["demo"], ["tune", "--data", "d", "--out", "o"]):
         assert build_parser().parse_args(command).model == DEFAULT_MODEL
     train_args = build_parser().parse_args(["train", "--data", "d", "--out", "o"])
     assert train_args.recipe == "default" and "default" in RECIPES

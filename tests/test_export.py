@@ -5,6 +5,7 @@ import tensorflow as tf
 from mmdigits_keras.cli import main
 from mmdigits_keras.data import load_kaggle
 from mmdigits_keras.export import export_model, predict_tflite
+from mmdigits_keras.models import create_model
 from mmdigits_keras.training import load_trained_model
 
 ROWS = 200
@@ -62,3 +63,19 @@ def test_cli_export_and_its_refusals(tiny_fusion_run, tmp_path, capsys):
     assert not (tmp_path / "s").exists() and not (tmp_path / "x").exists()
     with pytest.raises(ValueError, match="not a TFLite model"):
         predict_tflite(run / "config.json", {"image": np.zeros((1, 28, 28, 1)), "audio": np.zeros((1, 507))})
+
+
+def test_an_ensemble_exports_as_one_graph_that_averages_its_members(tmp_path):
+    members = [create_model("model1", width=0.25, name=f"m{k}") for k in range(2)]
+    files = []
+    for k, member in enumerate(members):
+        member.save(tmp_path / f"m{k}.keras")
+        files.append(tmp_path / f"m{k}.keras")
+    rng = np.random.default_rng(0)
+    inputs = {"image": rng.uniform(size=(8, 28, 28, 1)).astype(np.float32),
+              "audio": rng.normal(size=(8, 507)).astype(np.float32)}
+    want = 0.25 * members[0].predict(inputs, verbose=0) + 0.75 * members[1].predict(inputs, verbose=0)
+    assert main(["export", "--model", *map(str, files), "--weights", "1", "3", "--out", str(tmp_path / "saved")]) == 0
+    serve = tf.saved_model.load(str(tmp_path / "saved")).signatures["serving_default"]
+    probabilities = serve(**{k: tf.constant(v) for k, v in inputs.items()})["probabilities"].numpy()
+    np.testing.assert_allclose(probabilities, want, atol=1e-5)

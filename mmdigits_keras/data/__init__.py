@@ -1,4 +1,4 @@
-"""The data layer: layouts and validation, speech features, wav and image sources, data-set
+"""The data layer: layouts and validation, grouped validation splits, speech features, wav and image sources, data-set
 building, the embedded demo data and eSpeak NG synthesis.
 
 Public names load on first use (PEP 562), so ``mmdigits_keras.data.constants`` -- what the
@@ -14,7 +14,12 @@ _EXPORTS = {
     "load_dataset": "layouts",
     "detect_layout": "layouts",
     "read_label_csv": "layouts",
-    "train_val_split": "layouts",
+    "train_val_split": "splits",
+    "fold_rows": "splits",
+    "resolve_split": "splits",
+    "SPLITS": "splits",
+    "read_groups": "groups",
+    "write_groups": "groups",
     "fit_audio_statistics": "features",
     "mfcc_507": "features",
     "speech_features": "features",

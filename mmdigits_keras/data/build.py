@@ -17,6 +17,7 @@ from sklearn.model_selection import train_test_split
 from mmdigits_keras.data.channels import apply_channel, check_channel, speed_perturb
 from mmdigits_keras.data.constants import FEATURE_KINDS, NUM_CLASSES, NUM_FRAMES
 from mmdigits_keras.data.features import HOP_SECONDS, SAMPLE_RATE, WINDOW_SECONDS, speech_features
+from mmdigits_keras.data.groups import write_groups
 from mmdigits_keras.data.sources import find_recordings, load_image_pools, read_wav
 from mmdigits_keras.utils.files import publish_directory, staging_directory, write_json
 from mmdigits_keras.utils.progress import progress_bar
@@ -81,7 +82,8 @@ def build_dataset(
         audio_format: ``"fsdd"``, ``"audiomnist"`` or ``"speechcommands"`` (file naming).
         images: Image source (see `load_image_pools`).
         out: Output folder (written aside, then renamed into place).
-        layout: ``"kaggle"`` (plus ``y_test.csv``) or ``"khacef"``.
+        layout: ``"kaggle"`` (plus ``y_test.csv``) or ``"khacef"``; either with
+            ``groups_{train,test}.csv`` (each row's recording and speaker, for grouped validation).
         test_speakers: Speakers whose recordings form the test part (speaker-disjoint); by
             default recordings are split at random, stratified by digit.
         test_fraction: Test share of recordings (without `test_speakers`) and of images (when
@@ -197,6 +199,11 @@ def build_dataset(
 
     staging = staging_directory(out)
     _write_layout(staging, layout, parts)
+    # A speed-perturbed copy is the same recording: one group with its original.
+    originals = [str(r["path"].relative_to(audio)) for r in kept]
+    for split, part in parts.items():
+        write_groups(staging, split, recordings=[originals[i] for i in part["recordings"]],
+                     speakers=speakers[part["recordings"]])
     relative = [str(r["path"].relative_to(audio)) + (f" (speed x{r['speed']})" if "speed" in r else "")
                 for r in kept]
     write_json(staging / "manifest.json", {

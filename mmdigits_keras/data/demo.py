@@ -5,7 +5,8 @@ by eSpeak NG (from the ``espeakng-loader`` wheel) over 8 English accents x 9 voi
 3 takes with random rate and pitch, then time-shifted, mixed with white noise and turned into
 `mfcc_507` features. Images are paired with an utterance of the same digit (the Khacef rule).
 The test part's speech comes from 2 accents never used in training, like the course data's
-unseen speaker. Written in the Kaggle layout (plus ``y_test.csv``) so every command runs on it.
+unseen speaker. Written in the Kaggle layout (plus ``y_test.csv`` and ``groups_{train,test}.csv``: each row's
+utterance and voice) so every command runs on it.
 
 This is DEMO DATA: synthetic speech is far more regular than people's, so its scores say
 nothing about real recordings.
@@ -23,6 +24,7 @@ from sklearn.model_selection import train_test_split
 from mmdigits_keras.data.build import pair_by_digit
 from mmdigits_keras.data.constants import DIGIT_WORDS
 from mmdigits_keras.data.features import mfcc_507
+from mmdigits_keras.data.groups import write_groups
 from mmdigits_keras.data.speech import DETERMINISTIC_VARIANTS, synthesize_batch
 from mmdigits_keras.utils.extras import optional_module
 from mmdigits_keras.utils.files import publish_directory, staging_directory, write_json
@@ -153,6 +155,7 @@ def build_demo_arrays(*, seed=0):
         arrays[f"x_{split}_sp"] = utterances["features"][chosen]
         arrays[f"y_{split}"] = labels[rows].astype(np.int64)
         arrays[f"voice_{split}"] = utterances["voice"][chosen]
+        arrays[f"utterance_{split}"] = chosen
     # Standardize per column with training statistics, like the course's Kaggle files.
     mean = arrays["x_train_sp"].astype(np.float64).mean(axis=0)
     std = arrays["x_train_sp"].astype(np.float64).std(axis=0) + 1e-8
@@ -184,6 +187,9 @@ def build_demo_data(out, *, seed=0, overwrite=True):
         labels = arrays[f"y_{split}"]
         pd.DataFrame({"row_id": np.arange(len(labels)), "label": labels}).to_csv(
             staging / f"y_{split}.csv", index=False)
+        # Speakers are the eSpeak voices (accent + variant); a recording is one synthesized utterance.
+        write_groups(staging, split, recordings=[f"utterance{u}" for u in arrays[f"utterance_{split}"]],
+                     speakers=[voice_speaker(v) for v in arrays[f"voice_{split}"]])
     write_json(staging / "manifest.json", {
         "note": DEMO_NOTE,
         "layout": "kaggle",

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import train_test_split
 
 from mmdigits_keras.data.constants import AUDIO_WIDTHS, IMAGE_SHAPE, NUM_CLASSES, NUM_PIXELS
+from mmdigits_keras.data.groups import read_groups
 
 KAGGLE_FILES = {
     "train": ("x_train_wr.npy", "x_train_sp.npy", "y_train.csv"),
@@ -42,6 +42,9 @@ class MultimodalDataset:
             (the Kaggle test part).
         ids: int64 array (N,): the row ids (Kaggle ``row_id``; row numbers otherwise).
         source: a human-readable description of where the rows came from.
+        recordings: object array of str (N,): which recording each row's speech is, or None
+            when the data set does not say (``groups_{split}.csv``, `mmdigits_keras.data.groups`).
+        speakers: object array of str (N,): who speaks in each row, or None when unknown.
     """
 
     images: np.ndarray
@@ -49,6 +52,8 @@ class MultimodalDataset:
     labels: np.ndarray | None
     ids: np.ndarray
     source: str = ""
+    recordings: np.ndarray | None = None
+    speakers: np.ndarray | None = None
 
     def __len__(self):
         return int(self.images.shape[0])
@@ -65,6 +70,8 @@ class MultimodalDataset:
             labels=None if self.labels is None else self.labels[index],
             ids=self.ids[index],
             source=self.source,
+            recordings=None if self.recordings is None else self.recordings[index],
+            speakers=None if self.speakers is None else self.speakers[index],
         )
 
     def fingerprint(self):
@@ -240,7 +247,8 @@ def load_kaggle(directory, split="train"):
 
     Files: ``x_{split}_wr.npy`` (N, 784) pixels 0..255, ``x_{split}_sp.npy`` (N, 507) MFCC,
     and for ``train`` ``y_train.csv`` with columns ``row_id,label``. A ``y_test.csv`` beside
-    the test files (as `mmdigits data build` and the demo write) gives test labels.
+    the test files (as `mmdigits data build` and the demo write) gives test labels, a
+    ``groups_{split}.csv`` each row's recording and speaker (`mmdigits_keras.data.groups`).
 
     Args:
         directory: The data folder.
@@ -264,12 +272,15 @@ def load_kaggle(directory, split="train"):
     labels, ids = None, np.arange(len(pixels), dtype=np.int64)
     if split == "train" or label_path.exists():
         labels, ids = read_label_csv(label_path, rows=len(pixels))
+    recordings, speakers = read_groups(directory, split, rows=len(pixels))
     return MultimodalDataset(
         images=_images_from_pixels(pixels, directory / image_name, scale=255.0),
         audio=audio.astype(np.float32),
         labels=labels,
         ids=ids,
         source=_describe(directory, "kaggle", split),
+        recordings=recordings,
+        speakers=speakers,
     )
 
 
@@ -287,7 +298,8 @@ def load_khacef(directory, split="train"):
         A `MultimodalDataset` with labels; ids are row numbers.
 
     Raises:
-        ValueError: as `load_kaggle`, for the Khacef file names.
+        ValueError: as `load_kaggle`, for the Khacef file names (a ``groups_{split}.csv`` is
+            read the same way).
 
     Reference:
         Khacef, Rodriguez, Miramond, zenodo 3515935 (2019); used by seed 001.
@@ -304,12 +316,15 @@ def load_khacef(directory, split="train"):
     labels = _check_labels(raw_labels, label_path)
     _check_rows({directory / image_name: len(pixels), directory / audio_name: len(audio), label_path: len(labels)})
     scale = 1.0 if pixels.max() <= 1.0 else 255.0
+    recordings, speakers = read_groups(directory, split, rows=len(labels))
     return MultimodalDataset(
         images=_images_from_pixels(pixels, directory / image_name, scale=scale),
         audio=audio.astype(np.float32),
         labels=labels,
         ids=np.arange(len(labels), dtype=np.int64),
         source=_describe(directory, "khacef", split),
+        recordings=recordings,
+        speakers=speakers,
     )
 
 
@@ -334,38 +349,3 @@ def load_dataset(directory, split="train"):
     """Loads `split` from `directory` in whichever layout it holds (see `detect_layout`)."""
     loader = {"kaggle": load_kaggle, "khacef": load_khacef}[detect_layout(directory)]
     return loader(directory, split)
-
-
-def train_val_split(dataset, *, val_fraction=0.2, seed=0):
-    """Splits a labelled dataset into stratified, seeded training and validation parts.
-
-    Args:
-        dataset: A `MultimodalDataset` with labels.
-        val_fraction: Fraction of rows for validation, in (0, 1).
-        seed: Seed of the shuffle (int).
-
-    Returns:
-        (train, validation) `MultimodalDataset`s with the class proportions of `dataset`.
-
-    Raises:
-        ValueError: no labels, `val_fraction` outside (0, 1), or too few rows of some class
-            to put one in each part.
-    """
-    if dataset.labels is None:
-        raise ValueError(f"{dataset.source}: has no labels, so it cannot be split for validation")
-    if not 0.0 < val_fraction < 1.0:
-        raise ValueError(f"`val_fraction` must be in (0, 1). Received: val_fraction={val_fraction!r}")
-    counts = np.bincount(dataset.labels, minlength=NUM_CLASSES)
-    present = counts[counts > 0]
-    if present.min() < 2:
-        raise ValueError(f"{dataset.source}: class {int(np.argmin(np.where(counts > 0, counts, 99)))} "
-                         f"has a single row; a stratified split needs at least 2 per class")
-    rows = np.arange(len(dataset))
-    try:
-        train_rows, val_rows = train_test_split(
-            rows, test_size=val_fraction, random_state=seed, stratify=dataset.labels
-        )
-    except ValueError as error:
-        raise ValueError(f"{dataset.source}: cannot split {len(dataset)} rows with "
-                         f"val_fraction={val_fraction} ({error})") from None
-    return dataset.subset(np.sort(train_rows)), dataset.subset(np.sort(val_rows))

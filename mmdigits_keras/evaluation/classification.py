@@ -15,8 +15,10 @@ import pandas as pd
 from sklearn.metrics import ConfusionMatrixDisplay, confusion_matrix, precision_recall_fscore_support
 
 from mmdigits_keras.data.constants import NUM_CLASSES
-from mmdigits_keras.data.layouts import load_dataset, train_val_split
-from mmdigits_keras.training import classification_metrics, load_trained_model, predict_labels
+from mmdigits_keras.data.layouts import load_dataset
+from mmdigits_keras.data.splits import train_val_split
+from mmdigits_keras.training import classification_metrics, load_ensemble, predict_labels
+from mmdigits_keras.training.crossval import OOF_FILE
 from mmdigits_keras.training.rundir import read_run_config
 from mmdigits_keras.utils.checks import check_choice
 from mmdigits_keras.utils.extras import MissingExtraError, optional_module
@@ -31,8 +33,10 @@ def evaluation_rows(run, data, split):
     """The labelled rows a run is judged on.
 
     ``validation``: the run's own validation rows (its split is rebuilt from ``config.json``:
-    `val_fraction` and `seed` on the folder's training files). ``test``: the folder's test
-    files, which need labels (``y_test.csv`` as `mmdigits data build` writes, or Khacef's).
+    `val_fraction`, `seed`, `split` and `fold` on the folder's training files; a
+    cross-validation run's are all its training rows, each scored out of fold). ``test``: the
+    folder's test files, which need labels (``y_test.csv`` as `mmdigits data build` writes, or
+    Khacef's).
 
     Raises:
         ValueError: an unknown split, or a test split without labels.
@@ -45,7 +49,21 @@ def evaluation_rows(run, data, split):
         return dataset
     config = read_run_config(run)  # a ValueError names a folder that is not a run
     training = config["training"]
-    return train_val_split(load_dataset(data, "train"), val_fraction=training["val_fraction"], seed=training["seed"])[1]
+    if config.get("cross_validation"):
+        return load_dataset(data, "train")
+    # Runs before 0.3 recorded no split: theirs was by row.
+    fold = training.get("fold")
+    return train_val_split(load_dataset(data, "train"), val_fraction=training["val_fraction"], seed=training["seed"],
+                           split=training.get("split", "row"), fold=None if fold is None else tuple(fold))[1]
+
+
+def _out_of_fold(run, dataset):
+    """A cross-validation run's out-of-fold predictions of `dataset`'s rows (its training rows)."""
+    frame = pd.read_csv(Path(run) / OOF_FILE)
+    if len(frame) != len(dataset) or not np.array_equal(frame["label"].to_numpy(), dataset.labels):
+        raise ValueError(f"{run}: its out-of-fold predictions are of other rows than {dataset.source}; "
+                         f"evaluate it on the data it was trained on")
+    return frame["predicted"].to_numpy(np.int64)
 
 
 def classification_summary(labels, predicted):
@@ -67,19 +85,41 @@ def classification_summary(labels, predicted):
     return classification_metrics(labels, predicted), per_class, confusion_matrix(labels, predicted, labels=classes)
 
 
-def evaluate(run, data, *, split="validation"):
-    """Evaluates one run and writes ``RUN/eval/<split>/``.
+def evaluate(run, data, *, split="validation", weights=None, out=None):
+    """Evaluates one run (or an ensemble of runs) and writes ``RUN/eval/<split>/``.
 
     Files: ``metrics.json`` (accuracy, macro-F1, rows), ``per_class.csv``, ``confusion.csv``,
     ``confusion.png``, ``predictions.csv`` (row id, label, prediction, correct).
 
+    Args:
+        run: A run directory (a cross-validation run is scored on the validation split by its
+            out-of-fold predictions), or a list of them: their ensemble (`load_ensemble`,
+            the mean of their probabilities), scored on the first run's validation rows.
+        data: The data folder the runs were trained on.
+        split: ``"validation"`` or ``"test"``.
+        weights: With several runs, one weight per run (None: the plain mean).
+        out: Where ``eval/<split>/`` goes (default: the run, or the first run's folder's
+            ``ensemble/``).
+
     Returns:
         dict with ``metrics``, ``predicted`` (N,), ``labels`` (N,), ``dataset`` and ``dir``.
+
+    Raises:
+        ValueError: bad runs, data or weights (see `load_ensemble`), or a test split without labels.
     """
-    dataset = evaluation_rows(run, data, split)
-    predicted = predict_labels(load_trained_model(run), dataset)
+    runs = [run] if isinstance(run, (str, Path)) else list(run)
+    if not runs:
+        raise ValueError("`run` names no run")
+    dataset = evaluation_rows(runs[0], data, split)
+    if len(runs) == 1 and split == "validation" and read_run_config(runs[0]).get("cross_validation"):
+        predicted = _out_of_fold(runs[0], dataset)
+    else:
+        predicted = predict_labels(load_ensemble(runs, weights=weights), dataset)
     metrics, per_class, confusion = classification_summary(dataset.labels, predicted)
-    out = Path(run) / "eval" / split
+    if out is None:
+        out = Path(runs[0]) if len(runs) == 1 else Path(runs[0]).parent / "ensemble"
+    name = Path(runs[0]).name if len(runs) == 1 else f"ensemble of {len(runs)}"
+    out = Path(out) / "eval" / split
     write_json(out / "metrics.json", {**metrics, "split": split, "data": dataset.source})
     atomic_write(out / "per_class.csv", lambda tmp: per_class.to_csv(tmp))
     atomic_write(out / "confusion.csv", lambda tmp: pd.DataFrame(confusion).rename_axis("true").to_csv(tmp))
@@ -88,7 +128,7 @@ def evaluate(run, data, *, split="validation"):
          "correct": predicted == dataset.labels}).to_csv(tmp, index=False))
     fig, ax = subplots(figsize=(5.5, 5))
     ConfusionMatrixDisplay(confusion, display_labels=list(range(NUM_CLASSES))).plot(ax=ax, colorbar=False)
-    ax.set_title(f"{Path(run).name}: {split} accuracy {metrics['accuracy']:.4f}")
+    ax.set_title(f"{name}: {split} accuracy {metrics['accuracy']:.4f}")
     save_figure(fig, out / "confusion.png")
     return {"metrics": metrics, "predicted": predicted, "labels": dataset.labels, "dataset": dataset, "dir": out}
 

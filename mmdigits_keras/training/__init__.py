@@ -7,7 +7,7 @@ from mmdigits_keras.training.engine import PreparedData, compile_model, fit_mode
 from mmdigits_keras.training.metrics import classification_metrics, predict_labels
 from mmdigits_keras.training.recipes import RECIPES, Recipe, get_recipe
 from mmdigits_keras.training.retrieval import build_retrieval_model, train_retrieval
-from mmdigits_keras.training.rundir import RUN_FILES, load_trained_model
+from mmdigits_keras.training.rundir import RUN_FILES, load_ensemble, load_trained_model
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -23,6 +23,7 @@ __all__ = [
     "compile_model",
     "fit_model",
     "get_recipe",
+    "load_ensemble",
     "load_trained_model",
     "predict_labels",
     "prepare_data",

@@ -9,8 +9,10 @@ from mmdigits_keras.data.constants import NUM_FEATURES
 from mmdigits_keras.models import create_model, model_config, model_info
 from mmdigits_keras.models.heads import auxiliary_training_model
 from mmdigits_keras.training import engine
+from mmdigits_keras.training.crossval import cross_validate
 from mmdigits_keras.training.metrics import classification_metrics, predict_labels
 from mmdigits_keras.training.recipes import get_recipe
+from mmdigits_keras.training.rundir import load_trained_model
 from mmdigits_keras.utils.checks import check_positive
 
 # The registry model that won the robustness benchmark (docs/performance.md, "Robustness"); `build_model`
@@ -76,6 +78,8 @@ def train(
     extra_config=None,
     callbacks=(),
     verbose="auto",
+    split=None,
+    folds=None,
 ):
     """Trains a registry classifier and writes a run directory.
 
@@ -99,8 +103,18 @@ def train(
         recipe: ``"default"`` (tf.data pipeline with speech augmentation, image jitter,
             modality dropout, label smoothing, AdamW) or ``"plain"`` (Adam on numpy arrays,
             no augmentation: seed 000's way). See `mmdigits_keras.training.recipes`.
-        val_fraction: Fraction of rows held out, stratified, for validation, in (0, 1).
+        val_fraction: Fraction of rows held out, stratified, for validation, in (0, 1); with
+            grouped splits one of ``round(1 / val_fraction)`` folds (a fifth for 0.2).
         seed: Seed of the split, the weight initialization and the shuffling (int).
+        split: What validation holds out, so that its score predicts unseen data:
+            ``"speaker"`` (whole speakers; needs the data set's speaker ids),
+            ``"recording"`` (whole recordings: rows sharing a speech vector, or a recording id)
+            or ``"row"`` (random rows; leaks repeated recordings into validation). None: the
+            strictest the data supports (`mmdigits_keras.data.splits`). Recorded in ``config.json``.
+        folds: None, or K >= 2: K-fold cross-validation (`mmdigits_keras.training.crossval`):
+            K fold models, out-of-fold predictions and a summary in `out`, which then predicts
+            (and submits) as the mean of its fold models' probabilities; a killed run resumes
+            fold by fold.
         patience: EarlyStopping patience in epochs (int > 0).
         overwrite: Replace an existing `out`.
         model_kwargs: Extra builder arguments (e.g. ``{"width": 0.5}``).
@@ -111,7 +125,8 @@ def train(
 
     Returns:
         The run directory as a `Path`; its ``metrics.json`` has ``val_accuracy``,
-        ``val_macro_f1``, ``validation_rows``, ``epochs``, ``seconds``.
+        ``val_macro_f1``, ``validation_rows``, ``epochs``, ``seconds`` (with `folds`:
+        out-of-fold scores, and per-fold scores with their mean and sd).
 
     Raises:
         ValueError: bad data (see `load_kaggle`), an unknown model or recipe, an argument the
@@ -122,6 +137,22 @@ def train(
     if batch_size is not None:
         check_positive("batch_size", batch_size)
         plan = dataclasses.replace(plan, batch_size=int(batch_size))
-    return engine.run(data, classification_task(model, plan, model_kwargs), out=out, recipe=plan, epochs=epochs,
-                      learning_rate=learning_rate, val_fraction=val_fraction, seed=seed, patience=patience,
-                      overwrite=overwrite, extra_config=extra_config, callbacks=callbacks, verbose=verbose)
+    task = classification_task(model, plan, model_kwargs)
+
+    def train_fold(fold_out, *, fold, split):
+        return engine.run(data, task, out=fold_out, recipe=plan, epochs=epochs, learning_rate=learning_rate,
+                          val_fraction=val_fraction, seed=seed, patience=patience, overwrite=True,
+                          extra_config=extra_config, callbacks=callbacks, verbose=verbose, split=split, fold=fold)
+
+    if folds is not None:
+        settings = {"model": model, "model_kwargs": model_kwargs or {}, "recipe": dataclasses.asdict(plan),
+                    "epochs": int(epochs), "learning_rate": float(learning_rate), "patience": int(patience)}
+        return cross_validate(data, out=out, folds=folds, train_fold=train_fold, settings=settings, split=split,
+                              seed=seed, overwrite=overwrite, predict=_probabilities)
+    return engine.run(data, task, out=out, recipe=plan, epochs=epochs, learning_rate=learning_rate,
+                      val_fraction=val_fraction, seed=seed, patience=patience, overwrite=overwrite,
+                      extra_config=extra_config, callbacks=callbacks, verbose=verbose, split=split)
+
+
+def _probabilities(run, dataset):
+    return load_trained_model(run).predict(dataset.inputs(), batch_size=512, verbose=0)

@@ -4,8 +4,8 @@ fit -> run directory.
 `train` (classification), `train_retrieval` and every tuning trial (and the export of a
 search's ``best/``) go through it, so one recipe means one way of training:
 
-- `prepare_data` loads a data folder, splits it (stratified, seeded) and fits the speech
-  statistics on the training rows only;
+- `prepare_data` loads a data folder, splits it (stratified, seeded, grouped by recording or
+  speaker: `mmdigits_keras.data.splits`) and fits the speech statistics on the training rows only;
 - `compile_model` and `fit_model` apply a `Recipe` (optimizer, loss, batch size,
   augmentation, early stopping) to any model;
 - `run` does the whole sequence for a `Task` and writes the run directory.
@@ -26,8 +26,9 @@ import tensorflow as tf
 
 from mmdigits_keras.data.constants import NUM_CLASSES
 from mmdigits_keras.data.features import fit_audio_statistics
-from mmdigits_keras.data.layouts import MultimodalDataset, load_dataset, train_val_split
+from mmdigits_keras.data.layouts import MultimodalDataset, load_dataset
 from mmdigits_keras.data.mixing import mix_synthetic_speech
+from mmdigits_keras.data.splits import folds_for, resolve_split, train_val_split
 from mmdigits_keras.models.backbone import modalities_of
 from mmdigits_keras.models.heads import PRIMARY_OUTPUT
 from mmdigits_keras.training.fused import fused_batch_normalization
@@ -46,7 +47,8 @@ class PreparedData:
 
     Attributes:
         train: The training `MultimodalDataset`.
-        validation: The validation `MultimodalDataset` (stratified, seeded).
+        validation: The validation `MultimodalDataset` (stratified, seeded, sharing no
+            recording or speaker with `train`: see `split`).
         source: Where the rows came from (text).
         rows: Rows before the split.
         fingerprint: SHA-256 of the whole labelled data (`MultimodalDataset.fingerprint`).
@@ -54,6 +56,9 @@ class PreparedData:
         audio_mean: float32 (columns,) mean of the training speech features.
         audio_variance: float32 (columns,) variance of the training speech features.
         synthetic_rows: Rows of synthetic speech added to `train` (`mix_synthetic_speech`).
+        split: What validation holds out: ``"speaker"``, ``"recording"`` or ``"row"``
+            (`mmdigits_keras.data.splits`).
+        fold: None, or ``(k, folds)`` for fold k of a cross-validation run.
     """
 
     train: MultimodalDataset
@@ -65,6 +70,8 @@ class PreparedData:
     audio_mean: np.ndarray
     audio_variance: np.ndarray
     synthetic_rows: int = 0
+    split: str = "row"
+    fold: tuple | None = None
 
     @property
     def audio_features(self):
@@ -72,21 +79,27 @@ class PreparedData:
         return int(self.train.audio.shape[1])
 
 
-def prepare_data(data, *, val_fraction=0.2, seed=0, synthetic_share=0.0):
-    """Loads `data` (a folder's ``train`` split, or a labelled `MultimodalDataset`), splits it,
-    fits the speech statistics on the training part and, when `synthetic_share` > 0, adds
-    synthetic-speech rows to the training part only (`mix_synthetic_speech`; validation stays
-    real).
+def prepare_data(data, *, val_fraction=0.2, seed=0, synthetic_share=0.0, split=None, fold=None):
+    """Loads `data` (a folder's ``train`` split, or a labelled `MultimodalDataset`), splits it
+    (`train_val_split`: no recording, or speaker, on both sides), fits the speech statistics on
+    the training part and, when `synthetic_share` > 0, adds synthetic-speech rows to the
+    training part only (`mix_synthetic_speech`; validation stays real).
+
+    Args:
+        split: ``"speaker"``, ``"recording"``, ``"row"`` or None (the strictest the data supports).
+        fold: None, or ``(k, folds)``: fold k of a `folds`-fold cross-validation is validation.
 
     Returns:
         A `PreparedData`.
 
     Raises:
-        ValueError: bad files (see `load_kaggle`), no labels, or a bad `val_fraction`.
+        ValueError: bad files (see `load_kaggle`), no labels, a bad `val_fraction`, or too few
+            groups for the split asked for.
     """
     dataset = data if isinstance(data, MultimodalDataset) else load_dataset(data, "train")
     source, rows, fingerprint = dataset.source, len(dataset), dataset.fingerprint()
-    train_part, val_part = train_val_split(dataset, val_fraction=val_fraction, seed=seed)
+    split = resolve_split(dataset, split, folds=fold[1] if fold else folds_for(val_fraction))
+    train_part, val_part = train_val_split(dataset, val_fraction=val_fraction, seed=seed, split=split, fold=fold)
     del dataset  # the split parts are copies: keep one copy of the data in memory, not two
     missing = sorted(set(range(NUM_CLASSES)) - set(np.unique(train_part.labels).tolist()))
     if missing:
@@ -98,7 +111,8 @@ def prepare_data(data, *, val_fraction=0.2, seed=0, synthetic_share=0.0):
     path = None if isinstance(data, MultimodalDataset) else str(Path(data).resolve())
     return PreparedData(train=train_part, validation=val_part, source=source, rows=rows, fingerprint=fingerprint,
                         path=path, audio_mean=mean, audio_variance=variance,
-                       synthetic_rows=len(train_part) - real_rows)
+                        synthetic_rows=len(train_part) - real_rows, split=split,
+                        fold=None if fold is None else (int(fold[0]), int(fold[1])))
 
 
 def seed_everything(seed):
@@ -256,7 +270,7 @@ class Task:
 
 
 def run(data, task, *, out, recipe, epochs, learning_rate, val_fraction=0.2, seed=0, patience=10,
-        overwrite=False, extra_config=None, callbacks=(), verbose="auto"):
+        overwrite=False, extra_config=None, callbacks=(), verbose="auto", split=None, fold=None):
     """Trains `task` on `data` with `recipe` and writes the run directory `out`.
 
     Args:
@@ -268,6 +282,8 @@ def run(data, task, *, out, recipe, epochs, learning_rate, val_fraction=0.2, see
         learning_rate: The optimizer's learning rate (> 0).
         val_fraction: Stratified validation fraction in (0, 1).
         seed: Seed of split, initialization, shuffling and augmentation.
+        split: What validation holds out (`prepare_data`); None: the strictest the data supports.
+        fold: None, or ``(k, folds)``: train fold k of a cross-validation run.
         patience: EarlyStopping patience (epochs, int > 0).
         overwrite: Replace an existing `out`.
         extra_config: More top-level ``config.json`` entries (e.g. the tuning trial).
@@ -288,7 +304,8 @@ def run(data, task, *, out, recipe, epochs, learning_rate, val_fraction=0.2, see
     # Claimed before anything is read or trained: a second writer of `out` is refused at once.
     with claim(out, what="run directory"):
         prepare_output(out, overwrite=overwrite)
-        prepared = prepare_data(data, val_fraction=val_fraction, seed=seed, synthetic_share=recipe.synthetic_share)
+        prepared = prepare_data(data, val_fraction=val_fraction, seed=seed, synthetic_share=recipe.synthetic_share,
+                                split=split, fold=fold)
         # Trained into a staging folder (TensorBoard logs go there as the epochs pass), renamed
         # into place at the end; removed if training fails or is interrupted.
         with staged_directory(out) as staging:
@@ -307,6 +324,7 @@ def run(data, task, *, out, recipe, epochs, learning_rate, val_fraction=0.2, see
                 **model_entries,
                 "training": {"epochs": int(epochs), "batch_size": int(recipe.batch_size),
                              "learning_rate": float(learning_rate), "val_fraction": float(val_fraction),
+                             "split": prepared.split, "fold": None if fold is None else list(prepared.fold),
                              "seed": int(seed), "patience": int(patience), "recipe": dataclasses.asdict(recipe)},
                 **run_metadata(prepared),
                 **(extra_config or {}),

@@ -113,7 +113,11 @@ RECIPES = {
 
 
 def get_recipe(name):
-    """Returns the `Recipe` called `name`; ValueError lists the known names."""
+    """Returns the `Recipe` called `name` (a `Recipe` is returned as it is, so a variant made
+    with ``dataclasses.replace(get_recipe("default"), ...)`` goes wherever a name does);
+    ValueError lists the known names."""
+    if isinstance(name, Recipe):
+        return name
     if name not in RECIPES:
         raise ValueError(f"`recipe` must be one of {sorted(RECIPES)}. Received: recipe={name!r}")
     return RECIPES[name]

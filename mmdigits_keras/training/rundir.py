@@ -18,6 +18,7 @@ import pandas as pd
 import tensorflow as tf
 
 from mmdigits_keras import __version__
+from mmdigits_keras.models.ensemble import ensemble_model
 from mmdigits_keras.utils.files import publish_directory, read_json, remove_interrupted, write_json
 from mmdigits_keras.utils.plotting import save_figure, subplots
 
@@ -103,7 +104,9 @@ def load_trained_model(path):
     """Loads ``model.keras`` from a run directory (or a `.keras` file) in Keras's safe mode.
 
     Run directories of every version load (0.1.0's flat models too: they predict and submit;
-    what needs a backbone says how to retrain).
+    what needs a backbone says how to retrain). A cross-validation run directory (``train(...,
+    folds=K)``) loads as the ensemble of its fold models (`ensemble_model`: the mean of their
+    probabilities).
 
     Args:
         path: A run directory written by `train` / `train_retrieval`, or a `.keras` file.
@@ -112,10 +115,17 @@ def load_trained_model(path):
         The `keras.Model`, including its audio standardization.
 
     Raises:
-        ValueError: if the path or its ``model.keras`` is missing, or the file is not a
-            loadable Keras model (corrupt, or code such as a Lambda layer refused by safe mode).
+        ValueError: if the path or its ``model.keras`` is missing, a cross-validation run is
+            unfinished, or the file is not a loadable Keras model (corrupt, or code such as a
+            Lambda layer refused by safe mode).
     """
     path = Path(path)
+    if path.is_dir() and not (path / "model.keras").exists():
+        ensemble = _ensemble_members(path)
+        if ensemble is not None:
+            members, weights = ensemble
+            return ensemble_model([load_trained_model(m) for m in members], weights=weights,
+                                  name=f"ensemble_{path.name}")
     file = path / "model.keras" if path.is_dir() else path
     if not file.is_file():
         raise ValueError(f"{file}: model file not found (expected a run directory with model.keras)")
@@ -123,3 +133,47 @@ def load_trained_model(path):
         return keras.models.load_model(file, safe_mode=True)
     except Exception as error:  # keras raises many types for a bad archive; one clear message
         raise ValueError(f"{file}: cannot load the model ({type(error).__name__}: {error})") from None
+
+
+def _ensemble_members(path):
+    """(member run directories, weights) of an ensemble run directory, or None for any other folder.
+
+    Raises:
+        ValueError: an unfinished cross-validation run (its plan is there, its config not yet).
+    """
+    if (path / "config.json").is_file():
+        config = read_run_config(path)
+        ensemble = config.get("ensemble")
+        if not ensemble:
+            return None
+        return [path / name for name in ensemble["members"]], ensemble.get("weights")
+    if (path / "plan.json").is_file():
+        plan = read_json(path / "plan.json")
+        done = sum((path / name / "config.json").is_file() for name in plan.get("members", []))
+        raise ValueError(f"{path}: an unfinished cross-validation run ({done} of {plan.get('folds')} folds "
+                         f"trained); run the same train command again to finish it")
+    return None
+
+
+def load_ensemble(runs, *, weights=None):
+    """Loads several runs as one model averaging their probabilities (`ensemble_model`).
+
+    Args:
+        runs: Run directories (or ``.keras`` files; a cross-validation run counts as one
+            member, itself the mean of its folds); one run loads as itself.
+        weights: One non-negative weight per run, or None for the plain mean.
+
+    Returns:
+        A `keras.Model` with inputs ``image`` and ``audio`` and (N, 10) probabilities.
+
+    Raises:
+        ValueError: no runs, a run that does not load (see `load_trained_model`), or bad
+            `weights`.
+    """
+    runs = [runs] if isinstance(runs, (str, Path)) else list(runs)
+    if not runs:
+        raise ValueError("`model` names no run")
+    if len(runs) == 1 and weights is None:
+        return load_trained_model(runs[0])
+    return ensemble_model([load_trained_model(run) for run in runs], weights=weights)
+

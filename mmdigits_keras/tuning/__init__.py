@@ -9,6 +9,8 @@ from mmdigits_keras.tuning.search import (
     SearchTuner,
     default_tuner,
     export_best,
+    export_ensemble,
+    load_search,
     make_oracle,
     parse_oracle_address,
     run_search,
@@ -19,10 +21,12 @@ from mmdigits_keras.tuning.space import (
     check_space,
     default_space,
     model_hyperparameters,
+    recipe_hyperparameters,
     training_hyperparameters,
+    trial_recipe,
 )
 
 __all__ = ["PROJECT_NAME", "RegistryHyperModel", "SEARCH_FILE", "SearchTuner", "TUNERS",
-           "check_space", "default_space", "default_tuner", "export_best", "leaderboard", "make_oracle",
-           "model_hyperparameters", "parse_oracle_address", "plot_scores", "run_search", "training_hyperparameters",
-           "wait_for_oracle"]
+           "check_space", "default_space", "default_tuner", "export_best", "export_ensemble", "leaderboard",
+           "load_search", "make_oracle", "model_hyperparameters", "parse_oracle_address", "plot_scores",
+           "recipe_hyperparameters", "run_search", "training_hyperparameters", "trial_recipe", "wait_for_oracle"]

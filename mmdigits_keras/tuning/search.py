@@ -29,8 +29,9 @@ import keras_tuner
 import numpy as np
 
 from mmdigits_keras.models import model_info
-from mmdigits_keras.training import get_recipe, prepare_data, train
+from mmdigits_keras.training import DEFAULT_MODEL, get_recipe, load_trained_model, predict_labels, prepare_data, train
 from mmdigits_keras.training.logs import LOGS_DIR
+from mmdigits_keras.training.metrics import classification_metrics
 from mmdigits_keras.tuning.cluster import (
     IDLE_POLL_SECONDS,
     MAX_RETRIES_PER_TRIAL,
@@ -39,10 +40,16 @@ from mmdigits_keras.tuning.cluster import (
     WorkerLeases,
 )
 from mmdigits_keras.tuning.results import OBJECTIVES, TRIAL_FILE, leaderboard, plot_scores
-from mmdigits_keras.tuning.space import RegistryHyperModel, check_space, model_hyperparameters, training_hyperparameters
+from mmdigits_keras.tuning.space import (
+    DEFAULT_LEARNING_RATE,
+    RegistryHyperModel,
+    check_space,
+    model_hyperparameters,
+    trial_recipe,
+)
 from mmdigits_keras.tuning.trial import TrialWorker, train_trial
 from mmdigits_keras.utils.checks import check_choice
-from mmdigits_keras.utils.files import atomic_write, read_json, write_json
+from mmdigits_keras.utils.files import atomic_write, publish_directory, read_json, write_json
 from mmdigits_keras.utils.locks import claim
 
 TUNERS = ("random", "hyperband", "bayesian")
@@ -133,6 +140,22 @@ class SearchTuner(keras_tuner.Tuner):
     def checkpoint_path(self, trial_id):
         """Where trial `trial_id` keeps its best epoch's weights (Hyperband continues from it)."""
         return str(Path(self.get_trial_dir(trial_id)) / CHECKPOINT_FILE)
+
+    def load_model(self, trial):
+        """The model of `trial` with its best epoch's weights (keras-tuner's `get_best_models`
+        calls this): rebuilt by the hypermodel from the trial's hyperparameters, speech
+        standardization included, so it predicts on raw loader output.
+
+        Raises:
+            ValueError: the trial left no checkpoint (it failed, or its folder is elsewhere).
+        """
+        path = self.checkpoint_path(trial.trial_id)
+        if not Path(path).is_file():
+            raise ValueError(f"{path}: trial {trial.trial_id} left no weights (status {trial.status})")
+        keras.backend.clear_session()
+        model = self.hypermodel.build(trial.hyperparameters)
+        model.load_weights(path)
+        return model
 
     def run_trial(self, trial, *args, **kwargs):
         """Trains one trial and returns its Keras `History` (keras-tuner takes the best epoch)."""
@@ -289,9 +312,10 @@ def wait_for_oracle(host, port, *, timeout):
         channel.close()
 
 
-def _search_record(*, model, recipe, kind, objective, epochs, seed, space, val_fraction, fingerprint):
+def _search_record(*, data, model, recipe, kind, objective, epochs, seed, space, val_fraction, split, fingerprint):
     return {"model": model, "recipe": recipe, "tuner": kind, "objective": objective, "epochs": int(epochs),
-            "seed": int(seed), "val_fraction": float(val_fraction), "space": space, "data_fingerprint": fingerprint}
+            "seed": int(seed), "val_fraction": float(val_fraction), "split": split, "space": space,
+            "data": str(Path(data).resolve()), "data_fingerprint": fingerprint}
 
 
 def _check_resume(out, record, *, overwrite):
@@ -300,7 +324,8 @@ def _check_resume(out, record, *, overwrite):
     if overwrite or not path.exists():
         return False
     previous = read_json(path)
-    differences = [k for k in record if previous.get(k) != record[k]]
+    # "data" (the folder's path) may move; its fingerprint decides.
+    differences = [k for k in record if k != "data" and previous.get(k) != record[k]]
     if differences:
         what = ", ".join("data (fingerprint)" if k == "data_fingerprint" else k for k in differences)
         raise ValueError(f"{out}: holds a search with a different {what}; use another --out, "
@@ -309,15 +334,26 @@ def _check_resume(out, record, *, overwrite):
 
 
 def _clear_search(out):
-    for name in (PROJECT_NAME, "best", LOGS_DIR):
+    for name in (PROJECT_NAME, "best", ".best.staging", LOGS_DIR):
         shutil.rmtree(out / name, ignore_errors=True)
-    for name in (SEARCH_FILE, "leaderboard.csv", "scores.png", "best_hyperparameters.json"):
+    for name in (SEARCH_FILE, "leaderboard.csv", "scores.png", "best_hyperparameters.json", "best_ensemble.json"):
         (out / name).unlink(missing_ok=True)
 
 
-def export_best(data, out, best, *, model, recipe, epochs, seed, val_fraction, verbose):
+def _train_trial_config(data, out, trial, *, model, recipe, epochs, seed, val_fraction, split, verbose):
+    """Trains one trial's configuration with `train` into `out`, as `mmdigits train` would."""
+    values = trial["values"]
+    return train(data, out=out, model=model, epochs=epochs, seed=seed, recipe=trial_recipe(recipe, values),
+                 learning_rate=values.get("learning_rate", DEFAULT_LEARNING_RATE), val_fraction=val_fraction,
+                 split=split, model_kwargs=model_hyperparameters(values), overwrite=True, verbose=verbose,
+                 extra_config={"tuning": {"trial_id": trial["trial_id"], "score": trial["score"],
+                                          "objective": trial["objective"]}})
+
+
+def export_best(data, out, best, *, model, recipe, epochs, seed, val_fraction, verbose, split=None):
     """Trains the best configuration with `train` into ``out/best`` (a normal run directory), as
-    `mmdigits train` would: same recipe, split and seed, `epochs` epochs with early stopping.
+    `mmdigits train` would: same recipe (with the trial's recipe fields), split and seed,
+    `epochs` epochs with early stopping.
 
     Skipped when ``out/best`` already holds this trial's configuration (a resumed search that
     had finished exporting). The run directory is written aside and renamed into place.
@@ -326,24 +362,62 @@ def export_best(data, out, best, *, model, recipe, epochs, seed, val_fraction, v
         (run directory, exported): exported is False when it was kept.
     """
     best_dir = out / "best"
-    values = best["values"]
     if (best_dir / "config.json").is_file():
         config = read_json(best_dir / "config.json")
         if config.get("tuning", {}).get("trial_id") == best["trial_id"]:
             return best_dir, False
-    run = train(data, out=best_dir, model=model, epochs=epochs, seed=seed, recipe=recipe, val_fraction=val_fraction,
-                model_kwargs=model_hyperparameters(values), overwrite=True, verbose=verbose,
-                extra_config={"tuning": {"trial_id": best["trial_id"], "score": best["score"],
-                                         "objective": best["objective"]}},
-                **training_hyperparameters(values))
-    return run, True
+    return _train_trial_config(data, best_dir, best, model=model, recipe=recipe, epochs=epochs, seed=seed,
+                               val_fraction=val_fraction, split=split, verbose=verbose), True
+
+
+def export_ensemble(data, out, trials, *, model, recipe, epochs, seed, val_fraction, split, verbose):
+    """Trains the configurations of `trials` (the search's top N) with `train` and makes
+    ``out/best`` their ensemble: ``best/trial_<id>/`` run directories, and a ``config.json``
+    naming them as members, so ``best/`` loads, submits and exports as the mean of their
+    probabilities (`load_trained_model`). ``metrics.json`` has each member's validation scores
+    and the ensemble's, on the members' common validation rows.
+
+    Members are trained in ``out/.best.staging`` and kept there until all are done (a killed
+    export resumes member by member); then the folder is renamed to ``best``.
+
+    Returns:
+        (run directory, exported): exported is False when ``best/`` already held these trials.
+    """
+    best_dir = out / "best"
+    ids = [trial["trial_id"] for trial in trials]
+    if (best_dir / "config.json").is_file():
+        if read_json(best_dir / "config.json").get("tuning", {}).get("trial_ids") == ids:
+            return best_dir, False
+    staging = out / ".best.staging"
+    staging.mkdir(parents=True, exist_ok=True)
+    members = [f"trial_{trial_id}" for trial_id in ids]
+    for name, trial in zip(members, trials):
+        if not (staging / name / "config.json").is_file():
+            _train_trial_config(data, staging / name, trial, model=model, recipe=recipe, epochs=epochs, seed=seed,
+                                val_fraction=val_fraction, split=split, verbose=verbose)
+    validation = prepare_data(data, val_fraction=val_fraction, seed=seed, split=split).validation
+    scores = {name: read_json(staging / name / "metrics.json") for name in members}
+    first = read_json(staging / members[0] / "config.json")
+    config = {key: first[key] for key in ("format", "task", "model", "training", "data", "versions") if key in first}
+    config.update({"ensemble": {"members": members, "weights": None},
+                   "tuning": {"trial_ids": ids, "scores": [trial["score"] for trial in trials],
+                              "objective": trials[0]["objective"]}})
+    write_json(staging / "config.json", config)
+    ensemble = classification_metrics(validation.labels, predict_labels(load_trained_model(staging), validation))
+    write_json(staging / "metrics.json", {
+        "val_accuracy": ensemble["accuracy"], "val_macro_f1": ensemble["macro_f1"], "validation_rows": ensemble["rows"],
+        "epochs": max(s["epochs"] for s in scores.values()),
+        "seconds": round(sum(s["seconds"] for s in scores.values()), 2),
+        "members": {name: {k: s[k] for k in ("val_accuracy", "val_macro_f1", "epochs")} for name, s in scores.items()},
+        "data": validation.source})
+    return publish_directory(staging, best_dir, overwrite=True), True
 
 
 def run_search(
     data,
     *,
     out,
-    model="model2",
+    model=DEFAULT_MODEL,
     recipe="default",
     tuner=None,
     max_trials=10,
@@ -361,6 +435,8 @@ def run_search(
     verbose="auto",
     trial_end_hook=None,
     isolate_trials=True,
+    split=None,
+    ensemble=1,
 ):
     """Runs (or resumes) a keras-tuner search over a registry model and exports its results.
 
@@ -374,10 +450,13 @@ def run_search(
     Args:
         data: A data folder (Kaggle or Khacef layout).
         out: The search folder.
-        model: Registry model whose space is searched (``model1``..``model4`` and their LSTM
-            variants: depth, width, audio encoder, dropout; others: width, dropout; all:
-            learning rate and batch size).
-        recipe: Training recipe of every trial and of ``best/`` (``"default"``, as `train`).
+        model: Registry model whose space is searched; default `train`'s (``hybrid_cnn``).
+            ``model1``..``model4`` and their LSTM variants: depth, width, audio encoder,
+            dropout; others: width, dropout; all: learning rate and batch size; with an
+            augmenting recipe also its modality dropout, augmentation strengths and label
+            smoothing (`mmdigits_keras.tuning.space`).
+        recipe: Training recipe of every trial and of ``best/`` (``"default"``, as `train`);
+            the trial's recipe fields replace its own.
         tuner: ``"random"``, ``"hyperband"``, ``"bayesian"``, or None: `default_tuner`
             (random search up to 10 trials, Hyperband above).
         max_trials: Maximum number of trials (int > 0; also caps Hyperband's brackets).
@@ -387,6 +466,11 @@ def run_search(
         seed: Seed of the oracle, the split and each trial's initialization.
         space: Optional overrides of the model's space (see `RegistryHyperModel`).
         val_fraction: Stratified validation fraction of the training files.
+        split: What validation holds out (``"speaker"``, ``"recording"``, ``"row"``; None: the
+            strictest the data supports, as `train`): the objective is scored on rows whose
+            recordings (or speakers) no trial trained on.
+        ensemble: N >= 1: ``best/`` is the ensemble of the top N trials (`export_ensemble`);
+            1 (default): the best trial alone.
         overwrite: Delete a previous search in `out` first.
         distributed: None, ``"chief"`` or ``"worker"`` (keras-tuner's chief/worker mode).
         oracle: ``"HOST:PORT"`` of the chief's oracle (required when `distributed`).
@@ -402,7 +486,9 @@ def run_search(
 
     Returns:
         dict with ``leaderboard`` (DataFrame or None on a worker), ``best`` (run directory or
-        None), ``failed`` (number of failed trials), ``resumed`` (bool) and ``role``.
+        None), ``failed`` (number of failed trials), ``resumed`` (bool), ``role`` and
+        ``tuner`` (the keras-tuner `SearchTuner`: ``get_best_models()``,
+        ``get_best_hyperparameters()``, ``results_summary()`` work on it; None on a worker).
 
     Raises:
         ValueError: an unknown model, recipe, tuner or objective, ``max_trials`` or ``epochs``
@@ -415,12 +501,13 @@ def run_search(
         tuner = default_tuner(max_trials)
     check_choice("tuner", tuner, TUNERS)
     check_choice("objective", objective, OBJECTIVES)
-    for name, value in (("max_trials", max_trials), ("epochs", epochs), ("export_epochs", export_epochs)):
+    for name, value in (("max_trials", max_trials), ("epochs", epochs), ("export_epochs", export_epochs),
+                        ("ensemble", ensemble)):
         if not (isinstance(value, (int, np.integer)) and value >= 1):
             raise ValueError(f"`{name}` must be an integer >= 1. Received: {name}={value!r}")
     if distributed not in (None, "chief", "worker"):
         raise ValueError(f"`distributed` must be 'chief' or 'worker'. Received: distributed={distributed!r}")
-    space = check_space(space, model=model)
+    space = check_space(space, model=model, recipe=recipe)
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"{out}: is a file; --out must be a folder")
@@ -434,9 +521,11 @@ def run_search(
         if not is_worker:  # one chief (or single search) per folder, claimed before any work
             claims.enter_context(claim(out, what="search folder"))
         prepared = prepare_data(data, val_fraction=val_fraction, seed=seed,
-                                synthetic_share=get_recipe(recipe).synthetic_share)
-        record = _search_record(model=model, recipe=recipe, kind=tuner, objective=objective, epochs=epochs, seed=seed,
-                                space=space, val_fraction=val_fraction, fingerprint=prepared.fingerprint)
+                                synthetic_share=get_recipe(recipe).synthetic_share, split=split)
+        split = prepared.split  # the one the default chose, for every trial, worker and best/
+        record = _search_record(data=data, model=model, recipe=recipe, kind=tuner, objective=objective, epochs=epochs,
+                                seed=seed, space=space, val_fraction=val_fraction, split=split,
+                                fingerprint=prepared.fingerprint)
         resumed = False
         if not is_worker:
             resumed = _check_resume(out, record, overwrite=overwrite)
@@ -459,7 +548,7 @@ def run_search(
         isolation = None
         if isolate_trials:
             isolation = {"data": str(Path(data).resolve()), "seed": seed, "val_fraction": val_fraction, "model": model,
-                         "recipe": recipe, "space": space, "patience": PATIENCE}
+                         "recipe": recipe, "space": space, "patience": PATIENCE, "split": split}
         search = SearchTuner(
             oracle=make_oracle(tuner, objective=objective_spec, max_trials=max_trials, epochs=epochs, seed=seed),
             hypermodel=hypermodel, directory=str(out), project_name=PROJECT_NAME, overwrite=False,
@@ -470,7 +559,8 @@ def run_search(
         search.search(epochs=epochs, verbose=verbose)
 
         if is_worker:
-            return {"leaderboard": None, "best": None, "failed": 0, "resumed": resumed, "role": "worker"}
+            return {"leaderboard": None, "best": None, "failed": 0, "resumed": resumed, "role": "worker",
+                    "tuner": None}
         board = leaderboard(search, objective)
         atomic_write(out / "leaderboard.csv", lambda tmp: board.to_csv(tmp, index=False))
         plot_scores(board, out / "scores.png", objective=objective)
@@ -480,23 +570,68 @@ def run_search(
             first = search.oracle.trials[failed["trial_id"].iloc[0]].message if len(failed) else ""
             last_line = (first or "").strip().splitlines()[-1:] or ["no trial ran"]
             raise ValueError(f"no trial completed ({len(failed)} failed); first failure: {last_line[0]}")
-        best_trial = search.oracle.get_best_trials(1)[0]
-        best = {"trial_id": best_trial.trial_id, "score": float(best_trial.score), "objective": objective,
-                "model": model, "recipe": recipe,
-                "values": {k: _plain(v) for k, v in best_trial.hyperparameters.values.items()}}
+        top = [{"trial_id": trial.trial_id, "score": float(trial.score), "objective": objective, "model": model,
+                "recipe": recipe, "values": {k: _plain(v) for k, v in trial.hyperparameters.values.items()}}
+               for trial in search.oracle.get_best_trials(ensemble)]
+        best = top[0]
         write_json(out / "best_hyperparameters.json", best)
-        del prepared, hypermodel, search
+        del prepared
         gc.collect()
-        best_dir, exported = export_best(data, out, best, model=model, recipe=recipe, epochs=export_epochs, seed=seed,
-                                         val_fraction=val_fraction, verbose=verbose)
-        print(("exported" if exported else "kept") + f" the best configuration (trial {best['trial_id']}, "
-              f"{objective} {best['score']:.4f}) as {best_dir}", flush=True)
+        settings = dict(model=model, recipe=recipe, epochs=export_epochs, seed=seed, val_fraction=val_fraction,
+                        split=split, verbose=verbose)
+        if ensemble > 1:
+            write_json(out / "best_ensemble.json", top)
+            best_dir, exported = export_ensemble(data, out, top, **settings)
+            what = f"the top {len(top)} configurations (trials {', '.join(t['trial_id'] for t in top)}) as an ensemble"
+        else:
+            best_dir, exported = export_best(data, out, best, **settings)
+            what = f"the best configuration (trial {best['trial_id']}, {objective} {best['score']:.4f})"
+        print(("exported" if exported else "kept") + f" {what} as {best_dir}", flush=True)
         if len(failed):
             print(f"warning: {len(failed)} trial(s) did not complete; see the status column of "
                   f"{out / 'leaderboard.csv'}", file=sys.stderr)
         return {"leaderboard": board, "best": best_dir, "failed": len(failed), "resumed": resumed,
-                "role": distributed or "single"}
+                "role": distributed or "single", "tuner": search}
 
 
 def _plain(value):
     return value.item() if isinstance(value, np.generic) else value
+
+
+def load_search(out, *, data=None):
+    """Opens a search folder as the keras-tuner tuner that ran it, to use keras-tuner's own
+    calls on it (``get_best_models()``, ``get_best_hyperparameters()``, ``results_summary()``,
+    ``search_space_summary()``, ``load_model(trial)``): in a notebook after the search, or
+    after a distributed search whose chief ran elsewhere.
+
+    Args:
+        out: The search folder (`run_search`'s `out`).
+        data: The data folder the search used, when it has moved (default: the recorded path).
+
+    Returns:
+        A `SearchTuner` with every trial of the search; its models are rebuilt on the search's
+        own training split (speech standardization included).
+
+    Raises:
+        ValueError: `out` holds no search, or `data` is not the data the search used.
+    """
+    out = Path(out)
+    record = read_json(out / SEARCH_FILE)
+    data = data or record.get("data")
+    if data is None:
+        raise ValueError(f"{out}: the search does not record its data folder; pass data=")
+    prepared = prepare_data(data, val_fraction=record["val_fraction"], seed=record["seed"], split=record.get("split"),
+                            synthetic_share=get_recipe(record["recipe"]).synthetic_share)
+    if prepared.fingerprint != record["data_fingerprint"]:
+        raise ValueError(f"{data}: not the data the search in {out} used (fingerprints differ)")
+    hypermodel = RegistryHyperModel(record["model"], prepared=prepared, recipe=record["recipe"], space=record["space"],
+                                    seed=record["seed"], patience=PATIENCE)
+    objective = keras_tuner.Objective(record["objective"], direction=OBJECTIVES[record["objective"]])
+    oracle = make_oracle(record["tuner"], objective=objective, max_trials=1, epochs=record["epochs"],
+                         seed=record["seed"])
+    tuner = SearchTuner(oracle=oracle, hypermodel=hypermodel, directory=str(out), project_name=PROJECT_NAME,
+                        overwrite=False, search_seed=record["seed"])
+    if not tuner.oracle.trials:  # a distributed search: the chief's state, not this process's tuner file
+        tuner.oracle.reload()
+    return tuner
+

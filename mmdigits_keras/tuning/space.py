@@ -8,7 +8,12 @@ Hyperparameters that shape the model carry the builder's argument names, so
   ``audio`` (``conv1d`` / ``lstm``) with ``lstm_units`` inside a ``conditional_scope`` on
   ``audio == "lstm"``, ``dropout``;
 - every other family: ``width`` and ``dropout``;
-- all: ``learning_rate`` (log-uniform) and ``batch_size``.
+- all: ``learning_rate`` (log-uniform) and ``batch_size``;
+- with a recipe that augments (``default``, ``baseline``), the recipe's knobs that matter for
+  new voices, under their `Recipe` field names: modality dropout (``audio_dropout``,
+  ``image_dropout``), augmentation strengths (``noise``, ``time_mask``) and
+  ``label_smoothing`` (`recipe_hyperparameters`). Every choice list holds the recipe's own
+  value, the untuned first trial's.
 """
 
 from __future__ import annotations
@@ -30,17 +35,43 @@ SEED000_SPACE = {
     "batch_size": [32, 64, 128, 256],
 }
 FAMILY_SPACE = {key: SEED000_SPACE[key] for key in ("width", "dropout", "learning_rate", "batch_size")}
+# Recipe fields searched when the recipe augments (each list also gets the recipe's own value).
+RECIPE_SPACE = {
+    "audio_dropout": [0.3, 0.5, 0.7],
+    "image_dropout": [0.0, 0.15, 0.3],
+    "noise": [0.0, 0.2, 0.4],
+    "time_mask": [0, 6, 12],
+    "label_smoothing": [0.0, 0.1, 0.2],
+}
 MODEL_HYPERPARAMETERS = ("depth", "audio", "width", "dropout", "lstm_units")
 DEFAULT_LEARNING_RATE = 1e-3  # `train`'s
 TRAINING_HYPERPARAMETERS = ("learning_rate", "batch_size")
+RECIPE_HYPERPARAMETERS = tuple(RECIPE_SPACE)
 
 
-def default_space(model):
-    """The search space of registry model `model` (seed 000's family or the others'); the
-    model's own default dropout is always among the choices."""
+def default_space(model, recipe="default"):
+    """The search space of registry model `model` (seed 000's family or the others') trained
+    with `recipe`; the model's own dropout and the recipe's own knob values are always among
+    the choices."""
     space = dict(SEED000_SPACE if model_info(model).family == "seed000" else FAMILY_SPACE)
     space["dropout"] = sorted({*space["dropout"], model_info(model).defaults["dropout"]})
+    plan = get_recipe(recipe)
+    if plan.augment:
+        for key, values in RECIPE_SPACE.items():
+            space[key] = sorted({*values, getattr(plan, key)})
     return space
+
+
+def recipe_hyperparameters(values):
+    """The recipe fields among hyperparameter values (for ``dataclasses.replace(recipe, ...)``)."""
+    return {k: values[k] for k in RECIPE_HYPERPARAMETERS if values.get(k) is not None}
+
+
+def trial_recipe(recipe, values):
+    """`recipe` (a name or `Recipe`) with a trial's batch size and recipe fields."""
+    plan = get_recipe(recipe)
+    batch = {"batch_size": int(values["batch_size"])} if values.get("batch_size") is not None else {}
+    return dataclasses.replace(plan, **batch, **recipe_hyperparameters(values))
 
 
 def model_hyperparameters(values):
@@ -53,14 +84,14 @@ def training_hyperparameters(values):
     return {k: values[k] for k in TRAINING_HYPERPARAMETERS if values.get(k) is not None}
 
 
-def check_space(space, *, model="model2"):
-    """Returns the complete search space of `model`: its `default_space` updated with `space`.
+def check_space(space, *, model="model2", recipe="default"):
+    """Returns the complete search space of `model` with `recipe`: its `default_space` updated with `space`.
 
     Raises:
         ValueError: keys the model's space does not have, empty choice lists, or values the
             builder would refuse.
     """
-    base = default_space(model)
+    base = default_space(model, recipe)
     space = {**base, **(space or {})}
     unknown = set(space) - set(base)
     if unknown:
@@ -105,7 +136,7 @@ class RegistryHyperModel(keras_tuner.HyperModel):
                  name="registry", tunable=True):
         super().__init__(name=name, tunable=tunable)
         self.model = model
-        self.space = check_space(space, model=model)
+        self.space = check_space(space, model=model, recipe=recipe)
         self.recipe = get_recipe(recipe)
         self.prepared = prepared
         self.seed = seed
@@ -115,7 +146,8 @@ class RegistryHyperModel(keras_tuner.HyperModel):
         """The untuned configuration: the registered model's arguments, `train`'s learning rate
         and the recipe's batch size (a search's first trial, see `DefaultsFirst`)."""
         return {**model_info(self.model).defaults, "learning_rate": DEFAULT_LEARNING_RATE,
-                "batch_size": self.recipe.batch_size}
+                "batch_size": self.recipe.batch_size,
+                **{key: getattr(self.recipe, key) for key in RECIPE_HYPERPARAMETERS}}
 
     def declare(self, hp):
         """Declares the hyperparameters in `hp`, each defaulting to `defaults` where the space
@@ -143,11 +175,14 @@ class RegistryHyperModel(keras_tuner.HyperModel):
         learning_rate = (hp.Float("learning_rate", low, high, sampling="log", default=default) if high > low
                          else hp.Fixed("learning_rate", low))
         choice("batch_size")
+        for key in RECIPE_HYPERPARAMETERS:
+            if key in s:
+                choice(key)
         return kwargs, learning_rate
 
     def trial_recipe(self, hp):
-        """The recipe with the trial's batch size."""
-        return dataclasses.replace(self.recipe, batch_size=int(hp.get("batch_size")))
+        """The recipe with the trial's batch size and recipe fields."""
+        return trial_recipe(self.recipe, hp.values)
 
     def build(self, hp):
         """Declares the hyperparameters and returns the compiled classifier (engine recipe)."""

@@ -9,7 +9,7 @@ trains trials until its peak memory passes `WORKER_MAX_RSS_MIB` (or `TRIALS_PER_
 trials) and is replaced by a fresh one: memory stays bounded and a trial no longer pays a
 process start-up (`TrialWorker`).
 
-A request (JSON file) names the data folder, split, model, recipe, space, hyperparameter
+A request (JSON file) names the data folder, validation split, model, recipe, space, hyperparameter
 values, epochs, the checkpoint paths and the seed; the worker writes ``history`` and its
 ``fit_seconds`` to the result path and answers one line on its reply pipe.
 """
@@ -42,7 +42,7 @@ from mmdigits_keras.utils.files import read_json, write_json
 WORKER_MAX_RSS_MIB = float(os.environ.get("MMDIGITS_WORKER_MAX_RSS_MIB", 2048))
 TRIALS_PER_WORKER = int(os.environ.get("MMDIGITS_TRIALS_PER_WORKER", 20))
 # The request entries that decide the prepared data and the hypermodel (same for a whole search).
-_HYPERMODEL_KEYS = ("data", "val_fraction", "seed", "recipe", "model", "space", "patience")
+_HYPERMODEL_KEYS = ("data", "val_fraction", "seed", "recipe", "model", "space", "patience", "split")
 RETIRING = "retiring"
 WORKER_COMMAND = "import sys; from mmdigits_keras.tuning.trial import main; sys.exit(main(sys.argv[1:]))"
 
@@ -58,7 +58,8 @@ def die_with_parent():
 def hypermodel_for(request):
     """The `RegistryHyperModel` a request describes, with its data prepared (split, statistics)."""
     prepared = prepare_data(request["data"], val_fraction=request["val_fraction"], seed=request["seed"],
-                            synthetic_share=get_recipe(request["recipe"]).synthetic_share)
+                            synthetic_share=get_recipe(request["recipe"]).synthetic_share,
+                            split=request.get("split"))
     return RegistryHyperModel(request["model"], prepared=prepared, recipe=request["recipe"], space=request["space"],
                               seed=request["seed"], patience=request["patience"])
 

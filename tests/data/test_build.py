@@ -56,6 +56,22 @@ def test_kaggle_layout_loads_and_is_speaker_disjoint(built, mnist_npz):
     assert manifest["features"]["kind"] == "mfcc" and len(manifest["features"]["mean"]) == 507
 
 
+def test_build_writes_each_rows_recording_and_speaker_and_the_loader_reads_them(built):
+    for split, speakers in (("train", {"george", "jackson", "lucas"}), ("test", {"nicolas"})):
+        data = load_kaggle(built, split)
+        manifest = json.loads((built / "manifest.json").read_text())[split]
+        assert data.recordings.tolist() == manifest["row_recordings"]
+        assert set(data.speakers) == speakers
+        # The file name says who speaks: <digit>_<speaker>_<take>.wav.
+        assert [r.split("_")[1] for r in data.recordings] == data.speakers.tolist()
+        # Rows that share a recording share its speech vector, and only those.
+        first = {}
+        for recording, speech in zip(data.recordings, data.audio):
+            first.setdefault(recording, speech)
+            np.testing.assert_array_equal(first[recording], speech)
+        assert len({s.tobytes() for s in data.audio}) == len(first)
+
+
 def test_khacef_layout_and_log_mel(fsdd, mnist_npz, tmp_path):
     out = build_dataset(audio=fsdd, audio_format="fsdd", images=mnist_npz, out=tmp_path / "k", layout="khacef",
                         test_fraction=0.25, features="logmel", verbose=0)

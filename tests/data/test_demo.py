@@ -50,6 +50,9 @@ def test_written_in_kaggle_layout_and_labelled_as_demo(tmp_path):
     assert len(train) == 4000 and len(test) == 1000 and test.labels is not None
     assert "DEMO DATA" in train.source
     assert "DEMO DATA" in (out / "README.txt").read_text()
+    # Voices are the demo's speakers: the test part's accents are never heard in training.
+    assert set(train.speakers).isdisjoint(test.speakers) and len(set(train.speakers)) == 54
+    assert len(set(train.recordings)) == len({row.tobytes() for row in train.audio})
 
 
 def test_synthesize_writes_a_corpus_that_data_build_reads(tmp_path, capsys):

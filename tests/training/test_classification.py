@@ -20,13 +20,16 @@ def test_train_writes_a_complete_run_directory(tiny_kaggle, tmp_path):
     config = json.loads((run / "config.json").read_text())
     assert config["model"] == "model1"
     assert config["model_kwargs"] == {"depth": 1, "audio": "conv1d", "utterance_normalization": True}  # default recipe
-    assert config["data"]["train_rows"] == 160 and config["data"]["validation_rows"] == 40
+    # Every row has its own speech vector here: a grouped split by recording holds out a fifth.
+    assert config["training"]["split"] == "recording" and config["training"]["fold"] is None
+    train_rows, validation_rows = config["data"]["train_rows"], config["data"]["validation_rows"]
+    assert train_rows + validation_rows == 200 and 36 <= validation_rows <= 44
     share = RECIPES["default"].synthetic_share  # eSpeak NG rows added to the training part only
-    assert config["data"]["synthetic_rows"] == round(160 * share / (1 - share)) > 0
+    assert config["data"]["synthetic_rows"] == round(train_rows * share / (1 - share)) > 0
     assert config["training"]["epochs"] == 2 and len(config["data"]["fingerprint"]) == 64
     metrics = json.loads((run / "metrics.json").read_text())
     assert 0 <= metrics["val_accuracy"] <= 1 and 0 <= metrics["val_macro_f1"] <= 1
-    assert metrics["epochs"] == 2 and metrics["validation_rows"] == 40
+    assert metrics["epochs"] == 2 and metrics["validation_rows"] == validation_rows
     history = pd.read_csv(run / "history.csv")
     assert list(history["epoch"]) == [1, 2]
     assert {"loss", "accuracy", "val_loss", "val_accuracy"} <= set(history.columns)

@@ -112,7 +112,8 @@ def test_train_retrieval_writes_a_run(tiny_kaggle, tmp_path):
     config = json.loads((run / "config.json").read_text())
     metrics = json.loads((run / "metrics.json").read_text())
     assert config["task"] == "retrieval" and config["loss"]["kind"] == "max_margin"
-    assert metrics["epochs"] == 2 and metrics["validation_rows"] == 40
+    assert metrics["epochs"] == 2 and metrics["validation_rows"] == config["data"]["validation_rows"]
+    assert 36 <= metrics["validation_rows"] <= 44 and config["training"]["split"] == "recording"
     assert 0 <= metrics["val_annotation_accuracy"] <= 1 and 0 <= metrics["val_retrieval_accuracy"] <= 1
     assert {"model.keras", "history.csv", "curves.png"} <= {p.name for p in run.iterdir()}
 

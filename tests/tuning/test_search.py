@@ -15,13 +15,16 @@ import pytest
 from conftest import find_layer, layer_names, tensorboard_events
 
 from mmdigits_keras.cli import build_parser, main
+from mmdigits_keras.data import load_kaggle
 from mmdigits_keras.models import create_model
 from mmdigits_keras.submission import submit, validate_submission
-from mmdigits_keras.training import RUN_FILES, prepare_data
+from mmdigits_keras.training import RUN_FILES, get_recipe, load_trained_model, prepare_data
 from mmdigits_keras.tuning import (
     RegistryHyperModel,
     SearchTuner,
+    default_space,
     default_tuner,
+    load_search,
     make_oracle,
     model_hyperparameters,
     run_search,
@@ -32,8 +35,9 @@ from mmdigits_keras.tuning.results import TRIAL_FILE
 ROOT = Path(__file__).resolve().parents[2]
 TUNE = [sys.executable, str(ROOT / "tuning" / "tune.py")]
 SMALL = {"depth": [1], "width": [0.5], "audio": ["conv1d"]}
+MODEL2 = {"model": "model2", "space": SMALL}  # a small space of seed 000's family
 # best/ trains for 1 epoch in tests (default: 30, as `mmdigits train`).
-SMALL_ARGS = ["--depth", "1", "--width", "0.5", "--audio", "conv1d", "--export-epochs", "1"]
+SMALL_ARGS = ["--model", "model2", "--depth", "1", "--width", "0.5", "--audio", "conv1d", "--export-epochs", "1"]
 
 
 def _hypermodel(data, model="model2", space=None):
@@ -45,7 +49,8 @@ def test_hyperparameter_names_rebuild_the_winner(tiny_kaggle):
     hp.values.update({"depth": 3, "width": 0.5, "audio": "lstm", "lstm_units": 32, "dropout": 0.125})
     hypermodel = _hypermodel(tiny_kaggle)
     tuned = hypermodel.build(hp)
-    assert set(hp.values) == {"depth", "width", "audio", "lstm_units", "dropout", "learning_rate", "batch_size"}
+    assert set(hp.values) == {"depth", "width", "audio", "lstm_units", "dropout", "learning_rate", "batch_size",
+                              "audio_dropout", "image_dropout", "noise", "time_mask", "label_smoothing"}
     rebuilt = create_model("model2", **model_hyperparameters(hp.values), audio_mean=np.zeros(507),
                            audio_variance=np.ones(507))
     assert rebuilt.count_params() == tuned.count_params()
@@ -69,9 +74,13 @@ def test_a_search_starts_from_the_untuned_configuration(tiny_kaggle, tmp_path, k
     tuner = SearchTuner(oracle=make_oracle(kind, objective=objective, max_trials=3, epochs=1, seed=0),
                         hypermodel=_hypermodel(tiny_kaggle), directory=str(tmp_path), project_name="p")
     first = tuner.oracle.create_trial("t").hyperparameters.values
-    # `mmdigits train`'s model2: seed 000's Model 2 as registered, lr 1e-3, the recipe's batch 128.
+    # `mmdigits train --model model2`: seed 000's Model 2 as registered, lr 1e-3, and the default
+    # recipe's own batch size, modality dropout, augmentation strengths and label smoothing.
+    recipe = get_recipe("default")
     assert first == {"depth": 2, "width": 1.0, "audio": "conv1d", "dropout": 0.25, "learning_rate": 1e-3,
-                     "batch_size": 128}
+                     "batch_size": recipe.batch_size, "audio_dropout": recipe.audio_dropout,
+                     "image_dropout": recipe.image_dropout, "noise": recipe.noise, "time_mask": recipe.time_mask,
+                     "label_smoothing": recipe.label_smoothing}
 
 
 def test_hyperband_is_the_default_above_ten_trials():
@@ -82,8 +91,10 @@ def test_hyperband_is_the_default_above_ten_trials():
 def test_other_families_search_width_and_dropout(tiny_kaggle):
     hp = keras_tuner.HyperParameters()
     tuned = _hypermodel(tiny_kaggle, "hybrid_cnn").build(hp)
-    assert set(hp.values) == {"width", "dropout", "learning_rate", "batch_size"}
+    assert set(hp.values) == {"width", "dropout", "learning_rate", "batch_size", "audio_dropout", "image_dropout",
+                              "noise", "time_mask", "label_smoothing"}
     assert 0.5 in {p.name: p for p in hp.space}["dropout"].values  # seed 001's own rate is a choice
+    assert "noise" not in default_space("hybrid_cnn", "plain")  # a recipe without augmentation has no knobs
     assert "image_conv1" in layer_names(tuned)
     with pytest.raises(ValueError, match="unknown search-space keys"):
         _hypermodel(tiny_kaggle, "hybrid_cnn", space={"depth": [1]})
@@ -105,13 +116,25 @@ def test_lstm_units_is_conditional_on_the_lstm_encoder(tiny_kaggle):
 def test_search_writes_outputs_resumes_and_refuses_other_searches(tiny_kaggle, tmp_path, capsys):
     out = tmp_path / "search"
     # In-process trials keep this test fast; the CLI tests below run trials in child processes.
-    result = run_search(tiny_kaggle, out=out, max_trials=2, epochs=1, export_epochs=1, space=SMALL, verbose=0,
+    result = run_search(tiny_kaggle, out=out, **MODEL2, max_trials=2, epochs=1, export_epochs=1, verbose=0,
                         isolate_trials=False)
     board = pd.read_csv(out / "leaderboard.csv")
     assert board["trial_id"].tolist() == [0, 1] and set(board["status"]) == {"COMPLETED"}
     assert {"depth", "width", "audio", "dropout", "learning_rate", "batch_size", "score", "seconds"} <= set(board)
     assert (board["seconds"] > 0).all()
     assert (out / "scores.png").stat().st_size > 1000
+    # keras-tuner's own calls on the tuner: the best model is the best trial's best epoch.
+    tuner = result["tuner"]
+    (model,) = tuner.get_best_models(1)
+    best_trial = tuner.oracle.get_best_trials(1)[0]
+    validation = prepare_data(tiny_kaggle).validation
+    accuracy = float(np.mean(model.predict(validation.inputs(), verbose=0).argmax(1) == validation.labels))
+    assert accuracy == pytest.approx(best_trial.score, abs=1e-6)
+    assert tuner.get_best_hyperparameters(1)[0].values == best_trial.hyperparameters.values
+    tuner.results_summary(2)
+    tuner.search_space_summary()
+    printed = capsys.readouterr().out
+    assert "Results summary" in printed and "Search space summary" in printed and "audio_dropout" in printed
     best = json.loads((out / "best_hyperparameters.json").read_text())
     assert best["score"] == pytest.approx(board["score"].max())
     assert sorted(p.name for p in (out / "best").iterdir()) == sorted(RUN_FILES)
@@ -132,7 +155,7 @@ def test_search_writes_outputs_resumes_and_refuses_other_searches(tiny_kaggle, t
 
     # A kill -9 while keras-tuner rewrites its state leaves oracle.json cut off (it writes in place).
     (out / "keras_tuner" / "oracle.json").write_text('{"ongoing_tri')
-    again = run_search(tiny_kaggle, out=out, max_trials=3, epochs=1, export_epochs=1, space=SMALL, verbose=0,
+    again = run_search(tiny_kaggle, out=out, **MODEL2, max_trials=3, epochs=1, export_epochs=1, verbose=0,
                        isolate_trials=False)
     assert "restored its state from the last finished trial" in capsys.readouterr().out
     assert again["resumed"] and len(again["leaderboard"]) == 3
@@ -140,14 +163,26 @@ def test_search_writes_outputs_resumes_and_refuses_other_searches(tiny_kaggle, t
         record = json.loads((out / "keras_tuner" / f"trial_{trial_id}" / TRIAL_FILE).read_text())
         assert record["finished_at"] == stamp
 
+    # --ensemble 2 on the finished search: best/ becomes the top two trials, predicting as their mean.
+    ensemble = run_search(tiny_kaggle, out=out, **MODEL2, max_trials=3, epochs=1, export_epochs=1, verbose=0,
+                          isolate_trials=False, ensemble=2)
+    top = [t.trial_id for t in ensemble["tuner"].oracle.get_best_trials(2)]
+    config = json.loads((out / "best" / "config.json").read_text())
+    assert config["ensemble"]["members"] == [f"trial_{t}" for t in top]
+    test_rows = load_kaggle(tiny_kaggle, "test")
+    members = [load_trained_model(out / "best" / f"trial_{t}").predict(test_rows.inputs(), verbose=0) for t in top]
+    path, _ = submit(out / "best", tiny_kaggle, tmp_path / "ensemble.csv")
+    np.testing.assert_array_equal(pd.read_csv(path)["label"], np.mean(members, axis=0).argmax(1))
+
     before = (out / "leaderboard.csv").read_text()
     with pytest.raises(ValueError, match="different space"):
-        run_search(tiny_kaggle, out=out, max_trials=3, epochs=1, space={**SMALL, "width": [1.0]}, verbose=0)
+        run_search(tiny_kaggle, out=out, model="model2", max_trials=3, epochs=1, space={**SMALL, "width": [1.0]},
+                   verbose=0)
     audio = np.load(tiny_kaggle / "x_train_sp.npy")
     audio[0, 0] += 1.0
     np.save(tiny_kaggle / "x_train_sp.npy", audio)
     with pytest.raises(ValueError, match="different data"):
-        run_search(tiny_kaggle, out=out, max_trials=3, epochs=1, space=SMALL, verbose=0)
+        run_search(tiny_kaggle, out=out, **MODEL2, max_trials=3, epochs=1, verbose=0)
     assert (out / "leaderboard.csv").read_text() == before
     assert result["role"] == "single"
 
@@ -170,7 +205,7 @@ def test_trials_share_a_worker_process_that_is_replaced_when_it_retires(tiny_kag
                 child.wait(timeout=60)
                 killed.append(child.pid)
 
-    run_search(tiny_kaggle, out=out, max_trials=5, epochs=1, export_epochs=1, space=SMALL, verbose=0,
+    run_search(tiny_kaggle, out=out, **MODEL2, max_trials=5, epochs=1, export_epochs=1, verbose=0,
                trial_end_hook=kill_the_first_worker)
     board = pd.read_csv(out / "leaderboard.csv")
     assert len(board) == 5 and set(board["status"]) == {"COMPLETED"}
@@ -233,6 +268,13 @@ def test_a_worker_killed_mid_trial_is_released_and_its_trial_runs_again(tiny_kag
     _assert_search_completed(out, 6, outputs[1])
     board = pd.read_csv(out / "leaderboard.csv")
     assert set(board["tuner_id"]) == {"w2"}  # trial 0 too: w1's run of it never counted
+    # keras-tuner's calls after a distributed search, from a process that ran none of it.
+    tuner = load_search(out)
+    best = json.loads((out / "best_hyperparameters.json").read_text())
+    assert tuner.get_best_hyperparameters(1)[0].values == best["values"]
+    (model,) = tuner.get_best_models(1)
+    probabilities = model.predict(load_kaggle(tiny_kaggle, "test").inputs(), verbose=0)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
 
 
 def test_a_restarted_chief_keeps_finished_trials_and_its_workers_carry_on(tiny_kaggle, tmp_path):
