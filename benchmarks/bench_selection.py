@@ -91,8 +91,9 @@ def selection(args, data):
                 print(f"{speaker} {model}:{recipe} {split}: validation {r['val']:.4f} test {r['test']:.4f}",
                       flush=True)
     print(f"\n### Validation vs the held-out speaker ({len(CONFIGURATIONS)} configurations, {args.epochs} epochs)\n")
-    print("| split | Spearman per rotation (" + " / ".join(data) + ") | mean Spearman | mean abs(validation - test) |")
-    print("|---|---|---|---|")
+    print("| split | Spearman per rotation (" + " / ".join(data) + ") | mean Spearman | mean abs(validation - test) "
+          "| test accuracy, all configurations | test accuracy, hybrid_cnn:default |")
+    print("|---|---|---|---|---|---|")
     summary = {}
     for split in SPLITS:
         rhos = []
@@ -102,7 +103,10 @@ def selection(args, data):
             rhos.append(float(spearmanr(val, test).statistic))
         gap = float(np.mean([abs(v["val"] - v["test"]) for k, v in results.items() if k[3] == split]))
         summary[split] = (float(np.mean(rhos)), gap)
-        print(f"| {split} | {' / '.join(f'{r:.2f}' for r in rhos)} | {np.mean(rhos):.2f} | {gap:.4f} |")
+        tests = np.mean([v["test"] for k, v in results.items() if k[3] == split])
+        default = np.mean([results[s, "hybrid_cnn", "default", split]["test"] for s in data])
+        print(f"| {split} | {' / '.join(f'{r:.2f}' for r in rhos)} | {np.mean(rhos):.2f} | {gap:.4f} | {tests:.4f} "
+              f"| {default:.4f} |")
     print("\n| configuration | " + " | ".join(f"validation ({s})" for s in SPLITS) + " | test (held-out speaker) |")
     print("|---|" + "---|" * (len(SPLITS) + 1))
     for model, recipe in CONFIGURATIONS:

@@ -9,15 +9,16 @@ scores rank nothing. Three kinds of split, scikit-learn's splitters doing the wo
 
 - ``"speaker"``: whole speakers held out (`StratifiedGroupKFold` over speaker ids), where the
   data set says who speaks (the ``groups_{split}.csv`` that `mmdigits data build` and the demo
-  write);
+  write); with fewer speakers than folds, one speaker is held out;
 - ``"recording"``: whole recordings held out (`StratifiedGroupKFold` over recording ids, or,
   without a groups file, over an exact fingerprint of the speech vector: equal vectors are
   one recording);
 - ``"row"``: rows at random, stratified by label (`StratifiedKFold` / `train_test_split`),
   as before 0.3.
 
-By default (`split=None`) the strictest that the data supports: speakers when known and at
-least as many as the folds, else recordings, else rows.
+By default (`split=None`) the strictest that the data supports: speakers when known (at least
+as many as the folds, or, for one hold-out split, at least `MIN_DEFAULT_SPEAKERS`), else
+recordings, else rows.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold, train
 from mmdigits_keras.data.constants import NUM_CLASSES
 
 SPLITS = ("speaker", "recording", "row")
+# A default speaker split keeps at least two voices for training.
+MIN_DEFAULT_SPEAKERS = 3
 logger = logging.getLogger("mmdigits_keras")
 
 
@@ -80,31 +83,50 @@ def folds_for(val_fraction):
     return max(2, int(round(1.0 / val_fraction)))
 
 
-def resolve_split(dataset, split=None, *, folds):
+def speaker_count(dataset):
+    """Number of distinct speakers of `dataset` (0 when it does not say who speaks)."""
+    return 0 if dataset.speakers is None else len(np.unique(dataset.speakers))
+
+
+def holdout_folds(dataset, split, val_fraction):
+    """Folds of a hold-out split (one of them is validation): ``folds_for(val_fraction)``; a
+    speaker split with fewer speakers holds out one speaker (as many folds as speakers)."""
+    folds = folds_for(val_fraction)
+    return min(folds, speaker_count(dataset)) if split == "speaker" else folds
+
+
+def resolve_split(dataset, split=None, *, folds, holdout=False):
     """The split to use: `split` when given (checked), else the strictest the data supports.
 
     Args:
         dataset: A labelled `MultimodalDataset`.
         split: ``"speaker"``, ``"recording"``, ``"row"`` or None.
         folds: Number of folds the groups are dealt into (each needs at least one group).
+        holdout: True for one training / validation split (one fold held out): a speaker
+            split then also works with fewer speakers than `folds`, holding out one of them
+            (`holdout_folds`) -- asked for, from 2 speakers; by default, from
+            `MIN_DEFAULT_SPEAKERS`. False for cross-validation, where every fold needs a group.
 
     Returns:
         The split's name.
 
     Raises:
         ValueError: an unknown `split`, speakers asked for but unknown, or fewer groups than
-            `folds` for the split asked for.
+            the split asked for needs.
     """
     if split is not None:
         count = len(np.unique(groups_of(dataset, split)))
-        if count < folds:
-            raise ValueError(f"{dataset.source}: {count} {split}(s) cannot be dealt into {folds} folds; "
+        need = min(folds, 2) if holdout and split == "speaker" else folds
+        if count < need:
+            raise ValueError(f"{dataset.source}: {count} {split}(s) cannot be dealt into {need} folds; "
                              f"use fewer folds (a larger val_fraction) or another split")
         return split
-    if dataset.speakers is not None:
-        speakers = len(np.unique(dataset.speakers))
-        if speakers >= folds:
-            return "speaker"
+    speakers = speaker_count(dataset)
+    if speakers >= folds or (holdout and speakers >= MIN_DEFAULT_SPEAKERS):
+        if speakers < folds:
+            logger.info("validating on 1 of the %d speakers (a 1/%d share of the rows)", speakers, speakers)
+        return "speaker"
+    if speakers:
         logger.info("%d speakers are too few for %d folds: validating on held-out recordings instead",
                     speakers, folds)
     if len(np.unique(recording_groups(dataset))) >= folds:
@@ -163,7 +185,8 @@ def train_val_split(dataset, *, val_fraction=0.2, seed=0, split=None, fold=None)
     Args:
         dataset: A `MultimodalDataset` with labels.
         val_fraction: Fraction of rows for validation, in (0, 1). Grouped splits hold out one
-            of ``round(1 / val_fraction)`` folds (0.2: a fifth, to within a group).
+            of ``round(1 / val_fraction)`` folds (0.2: a fifth, to within a group); a speaker
+            split with fewer speakers holds out one speaker (`holdout_folds`).
         seed: Seed of the shuffle (int).
         split: ``"speaker"``, ``"recording"``, ``"row"`` or None: the strictest the data
             supports (`resolve_split`).
@@ -187,9 +210,10 @@ def train_val_split(dataset, *, val_fraction=0.2, seed=0, split=None, fold=None)
         train_rows, val_rows = fold_rows(dataset, folds=folds, split=split, seed=seed)[1][index]
         return dataset.subset(train_rows), dataset.subset(val_rows)
     _check_labels(dataset)
-    split = resolve_split(dataset, split, folds=folds_for(val_fraction))
+    split = resolve_split(dataset, split, folds=folds_for(val_fraction), holdout=True)
     if split != "row":
-        train_rows, val_rows = fold_rows(dataset, folds=folds_for(val_fraction), split=split, seed=seed)[1][0]
+        folds = holdout_folds(dataset, split, val_fraction)
+        train_rows, val_rows = fold_rows(dataset, folds=folds, split=split, seed=seed)[1][0]
         return dataset.subset(train_rows), dataset.subset(val_rows)
     try:
         train_rows, val_rows = train_test_split(np.arange(len(dataset)), test_size=val_fraction, random_state=seed,

@@ -98,7 +98,7 @@ def prepare_data(data, *, val_fraction=0.2, seed=0, synthetic_share=0.0, split=N
     """
     dataset = data if isinstance(data, MultimodalDataset) else load_dataset(data, "train")
     source, rows, fingerprint = dataset.source, len(dataset), dataset.fingerprint()
-    split = resolve_split(dataset, split, folds=fold[1] if fold else folds_for(val_fraction))
+    split = resolve_split(dataset, split, folds=fold[1] if fold else folds_for(val_fraction), holdout=fold is None)
     train_part, val_part = train_val_split(dataset, val_fraction=val_fraction, seed=seed, split=split, fold=fold)
     del dataset  # the split parts are copies: keep one copy of the data in memory, not two
     missing = sorted(set(range(NUM_CLASSES)) - set(np.unique(train_part.labels).tolist()))

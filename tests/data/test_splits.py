@@ -77,8 +77,15 @@ def test_the_default_is_the_strictest_split_the_data_supports(caplog):
     assert resolve_split(many, None, folds=5) == "speaker"
     few = dataset(labels, recordings=[f"r{i}" for i in range(120)], speakers=[f"s{i % 3}" for i in range(120)])
     with caplog.at_level(logging.INFO, logger="mmdigits_keras"):
-        assert resolve_split(few, None, folds=5) == "recording"
+        assert resolve_split(few, None, folds=5) == "recording"  # 5-fold cross-validation
     assert "3 speakers are too few for 5 folds" in caplog.text
+    # One hold-out split: one of the three speakers is validation, two voices train.
+    with caplog.at_level(logging.INFO, logger="mmdigits_keras"):
+        train, val = train_val_split(few, val_fraction=0.2, seed=0)
+    assert "validating on 1 of the 3 speakers" in caplog.text
+    assert len(set(val.speakers)) == 1 and set(train.speakers) == {"s0", "s1", "s2"} - set(val.speakers)
+    two = dataset(labels, recordings=[f"r{i}" for i in range(120)], speakers=[f"s{i % 2}" for i in range(120)])
+    assert resolve_split(two, None, folds=5, holdout=True) == "recording"  # never train on a single voice
     one_recording = dataset(labels, audio=np.zeros((120, 507), np.float32))
     with caplog.at_level(logging.WARNING, logger="mmdigits_keras"):
         assert resolve_split(one_recording, None, folds=5) == "row"
@@ -90,7 +97,9 @@ def test_asking_for_more_than_the_data_supports_is_one_clear_error():
     with pytest.raises(ValueError, match=r"has no speaker ids"):
         train_val_split(dataset(labels), split="speaker")
     with pytest.raises(ValueError, match=r"3 speaker\(s\) cannot be dealt into 5 folds"):
-        train_val_split(dataset(labels, speakers=[f"s{i % 3}" for i in range(60)]), split="speaker")
+        fold_rows(dataset(labels, speakers=[f"s{i % 3}" for i in range(60)]), folds=5, split="speaker")
+    with pytest.raises(ValueError, match=r"1 speaker\(s\) cannot be dealt into 2 folds"):
+        train_val_split(dataset(labels, speakers=["s"] * 60), split="speaker")
     with pytest.raises(ValueError, match="`split` must be one of"):
         train_val_split(dataset(labels), split="voice")
     with pytest.raises(ValueError, match="`folds` must be an integer >= 2"):

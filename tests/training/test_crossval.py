@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 from conftest import synthetic_arrays, write_kaggle
 
+from mmdigits_keras import cli
 from mmdigits_keras.cli import main
 from mmdigits_keras.data import load_kaggle
 from mmdigits_keras.evaluation import evaluate
@@ -107,3 +108,11 @@ def test_evaluate_scores_a_cv_run_out_of_fold_and_runs_as_an_ensemble(cv_run, ca
     ensemble_line = capsys.readouterr().out
     single = evaluate(run / "fold_1", data, split="validation")["metrics"]["accuracy"]
     assert f"validation accuracy {single:.4f}" in ensemble_line  # weight 0 on the second: the first alone
+
+
+def test_the_cli_prints_out_of_fold_scores_and_the_fold_spread(cv_run, capsys):
+    _, run = cv_run
+    metrics = cli._print_metrics(run)
+    out = capsys.readouterr().out
+    assert f"out-of-fold accuracy {metrics['val_accuracy']:.4f}" in out and "2 folds by recording" in out
+    assert f"{metrics['fold_val_accuracy_mean']:.4f} +/- {metrics['fold_val_accuracy_sd']:.4f}" in out
