@@ -116,7 +116,7 @@ def selection(args, data):
     from mmdigits_keras.data import load_kaggle
     from mmdigits_keras.data.splits import folds_for, resolve_split
 
-    default = resolve_split(load_kaggle(next(iter(data.values())), "train"), None, folds=folds_for(0.2))
+    default = resolve_split(load_kaggle(next(iter(data.values())), "train"), None, folds=folds_for(0.2), holdout=True)
     rho, gap = summary[default]
     print(f"\nDefault split on these data: {default}. Targets: Spearman >= 0.6: "
           f"{'reached' if rho >= 0.6 else 'not reached'} ({rho:.2f}); mean abs(validation - test) <= 0.01: "
