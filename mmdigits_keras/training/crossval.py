@@ -104,12 +104,12 @@ def cross_validate(data, *, out, folds, train_fold, settings, split=None, seed=0
                 continue
             logger.info("fold %d of %d -> %s", index + 1, folds, out / name)
             train_fold(out / name, fold=(index, int(folds)), split=split)
-        probabilities = np.zeros((len(dataset), 0))
+        probabilities = None  # (rows, classes) once the first fold says how many classes
         oof_fold = np.full(len(dataset), -1, dtype=np.int64)
         summary = []
         for index, (name, (_, val_rows)) in enumerate(zip(members, parts)):
             fold_probabilities = np.asarray(predict(out / name, dataset.subset(val_rows)), dtype=np.float64)
-            if probabilities.shape[1] == 0:
+            if probabilities is None:
                 probabilities = np.zeros((len(dataset), fold_probabilities.shape[1]))
             probabilities[val_rows] = fold_probabilities
             oof_fold[val_rows] = index + 1
