@@ -19,9 +19,11 @@ from pathlib import Path
 import mmdigits_keras as mk
 from mmdigits_keras.data.constants import CHANNELS
 from mmdigits_keras.utils.extras import MissingExtraError
+from mmdigits_keras.utils.quiet import native_logs_filtered
 
 EXIT_USAGE = 2
 # TensorFlow's C++ start-up notices (oneDNN, CPU features) are not for users; errors still show.
+# What this level no longer silences, `native_logs_filtered` drops (unless --verbose).
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
@@ -53,6 +55,9 @@ def _add_train(commands):
                         "submits as the mean of its folds")
     p.add_argument("--seed", type=int, default=0, help="seed of split, initialization, shuffling (default 0)")
     p.add_argument("--patience", type=int, default=10, help="early-stopping patience in epochs (default 10)")
+    p.add_argument("--strategy", choices=["default", "mirrored"],
+                   help="tf.distribute strategy: mirrored trains on every visible GPU (--batch-size is per GPU); "
+                        "default one device")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
 
 
@@ -262,9 +267,13 @@ def build_parser():
     """The ``mmdigits`` argument parser with one subcommand per library entry point."""
     parser = argparse.ArgumentParser(prog="mmdigits", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    verbose = "show TensorFlow's own log lines (C++ start-up notices, oneDNN, absl), hidden by default"
+    parser.add_argument("--verbose", action="store_true", help=verbose)
     for add in (_add_train, _add_submit, _add_evaluate, _add_report, _add_tune, _add_data, _add_demo, _add_models,
                 _add_retrieval, _add_export):
         add(commands)
+    for command in commands.choices.values():  # `mmdigits train ... --verbose` too
+        command.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS, help=verbose)
     return parser
 
 
@@ -272,6 +281,7 @@ def _run_train(args):
     run = mk.train(args.data, out=args.out, model=args.model, epochs=args.epochs, batch_size=args.batch_size,
                    learning_rate=args.learning_rate, recipe=args.recipe, val_fraction=args.val_fraction,
                    seed=args.seed, patience=args.patience, overwrite=args.overwrite, split=args.split, folds=args.folds,
+                   strategy=args.strategy,
                    model_kwargs={"utterance_normalization": True} if args.utterance_norm else None)
     _print_metrics(run)
 
@@ -289,8 +299,13 @@ def _print_metrics(run):
     split = config.get("training", {}).get("split", "row")
     print(f"validation accuracy {metrics['val_accuracy']:.4f}  macro-F1 {metrics['val_macro_f1']:.4f}  "
           f"({metrics['validation_rows']} rows held out by {split}, {metrics['epochs']} epochs, "
-          f"{metrics['seconds']:.0f} s)")
+          f"{metrics['seconds']:.0f} s{_replicas(config)})")
     return metrics
+
+
+def _replicas(config):
+    replicas = config.get("training", {}).get("replicas", 1)
+    return f", {replicas} replicas" if replicas > 1 else ""
 
 
 def _run_submit(args):
@@ -451,8 +466,11 @@ def main(argv=None):
     """Runs the ``mmdigits`` command line; returns the exit code (0, or 2 on a usage error)."""
     args = build_parser().parse_args(argv)
     _show_library_log()
+    if args.verbose:  # read when TensorFlow is first imported, which is after this
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
     try:
-        code = COMMANDS[args.command](args)
+        with native_logs_filtered(enabled=not args.verbose):
+            code = COMMANDS[args.command](args)
     except (ValueError, MissingExtraError) as error:
         print(f"mmdigits: error: {error}", file=sys.stderr)
         return EXIT_USAGE

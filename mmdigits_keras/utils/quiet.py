@@ -1,0 +1,84 @@
+"""Keeps TensorFlow's C++ log lines off the command line's output.
+
+TensorFlow's C++ runtime logs through absl straight to file descriptor 2, around Python:
+``TF_CPP_MIN_LOG_LEVEL`` no longer silences what it prints before absl is initialized (the
+"All log messages before absl::InitializeLog()" banner and oneDNN's ``I0000`` notices, TF 2.16
+and later) nor the ``E0000 ... use_unbounded_threadpool`` line that tf.data pipelines print
+with TensorFlow 2.19-2.21 here (an attribute the op registry does not know, which TensorFlow
+then ignores, as the line itself says). `native_logs_filtered` routes descriptor 2
+through a pipe and drops those lines; everything else written to stderr (Python warnings,
+tracebacks, the CLI's errors, other C++ errors) passes unchanged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import sys
+import threading
+
+# absl's prefix: severity and MMDD, time (seconds since the epoch when absl is not yet set up),
+# thread id, file:line] -- e.g. "I0000 00:00:1796146639.027802    5506 port.cc:153] ".
+_ABSL = re.compile(rb"^[IWEF]\d{4} [\d:.]+\s+\d+ \S+:\d+\] ")
+# TensorFlow's own C++ logging before absl: "2025-07-01 12:00:00.000000: I tensorflow/...".
+_TF_LOG = re.compile(rb"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: ([IWEF]) \S+:\d+\] ")
+_BANNER = b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR"
+# The second line of cpu_feature_guard's notice (its first is an I line).
+_CPU_FEATURES = re.compile(rb"^To enable the following instructions: .*rebuild TensorFlow with the appropriate")
+# Error lines seen on every healthy start (the ignored tf.data attribute; CUDA plug-ins probed on
+# a machine without a GPU); any other error line still shows.
+_BENIGN_ERRORS = (b"use_unbounded_threadpool", b"Unable to register cu", b"failed call to cuInit")
+
+
+def is_native_log(line):
+    """Whether `line` (bytes) is a TensorFlow C++ log line the CLI hides: informational and
+    warning lines (with the CPU-feature notice's second line), the absl banner, and the error
+    lines of `_BENIGN_ERRORS`. Fatal lines and other errors are kept."""
+    if line.startswith(_BANNER) or _CPU_FEATURES.match(line):
+        return True
+    if _ABSL.match(line):
+        severity = line[:1]
+    else:
+        match = _TF_LOG.match(line)
+        if not match:
+            return False
+        severity = match.group(1)
+    if severity in (b"I", b"W"):
+        return True
+    return severity == b"E" and any(marker in line for marker in _BENIGN_ERRORS)
+
+
+def _forward(read_fd, write_fd):
+    with os.fdopen(read_fd, "rb") as lines:
+        for line in lines:
+            if not is_native_log(line):
+                os.write(write_fd, line)
+
+
+@contextlib.contextmanager
+def native_logs_filtered(enabled=True):
+    """Within the context, file descriptor 2 (stderr) passes through a filter thread that drops
+    `is_native_log` lines; on exit descriptor 2 is restored and what is left is forwarded.
+
+    Args:
+        enabled: False: a no-op (the CLI's ``--verbose``).
+    """
+    if not enabled:
+        yield
+        return
+    sys.stderr.flush()
+    original = os.dup(2)
+    read_fd, write_fd = os.pipe()
+    os.dup2(write_fd, 2)
+    os.close(write_fd)
+    thread = threading.Thread(target=_forward, args=(read_fd, original), daemon=True, name="native-log-filter")
+    thread.start()
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(original, 2)  # closes the pipe's last write end unless a child process still holds it
+        thread.join(timeout=2.0)
+        if not thread.is_alive():  # else a child still writes through the pipe to `original`
+            os.close(original)

@@ -1,0 +1,49 @@
+import os
+import subprocess
+import sys
+
+from mmdigits_keras.utils.quiet import is_native_log, native_logs_filtered
+
+# Lines as TensorFlow 2.19-2.21 print them on this machine.
+ONEDNN = (b"I0000 00:00:1796146639.027802    5506 port.cc:153] oneDNN custom operations are on. You may see "
+          b"slightly different numerical results\n")
+BANNER = b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
+THREADPOOL = (b"E0000 00:00:1796143404.886621    6090 node_def_util.cc:682] NodeDef mentions attribute "
+              b"use_unbounded_threadpool which is not in the op definition\n")
+OLD_STYLE = b"2025-07-01 12:00:00.000000: I tensorflow/core/util/port.cc:113] oneDNN custom operations are on.\n"
+
+
+def test_tensorflow_notices_are_native_logs_but_real_errors_and_our_lines_are_not():
+    features = (b"To enable the following instructions: AVX2 AVX512F FMA, in other operations, rebuild TensorFlow "
+                b"with the appropriate compiler flags.\n")
+    for line in (ONEDNN, BANNER, THREADPOOL, OLD_STYLE, features):
+        assert is_native_log(line), line
+    kept = [b"E0000 00:00:1796143404.886621    6090 cuda_dnn.cc:12] could not create cudnn handle\n",
+            b"F0000 00:00:1796143404.886621    6090 check.cc:1] Check failed\n",
+            b"mmdigits: error: data folder not found: nope\n",
+            b"warning: validation holds out 1 of 3 speakers\n",
+            b"Traceback (most recent call last):\n"]
+    for line in kept:
+        assert not is_native_log(line), line
+
+
+def test_the_filter_drops_native_lines_keeps_the_rest_and_restores_stderr(capfd):
+    with native_logs_filtered():
+        for line in (BANNER, ONEDNN, b"mmdigits: error: kept\n", THREADPOOL, b"also kept\n"):
+            os.write(2, line)
+    os.write(2, ONEDNN)  # after the context: stderr is itself again
+    assert capfd.readouterr().err == "mmdigits: error: kept\nalso kept\n" + ONEDNN.decode()
+    with native_logs_filtered(enabled=False):
+        os.write(2, ONEDNN)
+    assert capfd.readouterr().err == ONEDNN.decode()
+
+
+def test_cli_output_starts_with_its_own_lines_and_verbose_shows_tensorflows():
+    quiet = subprocess.run([sys.executable, "-m", "mmdigits_keras", "models", "model1"], capture_output=True,
+                           text=True, timeout=120, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "0"})
+    assert quiet.returncode == 0 and quiet.stdout.startswith("name"), quiet.stdout
+    assert quiet.stderr == "", quiet.stderr
+    verbose = subprocess.run([sys.executable, "-m", "mmdigits_keras", "models", "model1", "--verbose"],
+                             capture_output=True, text=True, timeout=120)
+    assert verbose.returncode == 0 and any(is_native_log(line.encode() + b"\n")
+                                           for line in verbose.stderr.splitlines()), verbose.stderr
