@@ -6,7 +6,7 @@ export MMDIGITS_SHARED_DATA ?= $(abspath ../shared/data)
 # Quieter TensorFlow start-up; oneDNN's notice is informational only.
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: install install-test demo lint docs test clean
+.PHONY: install install-test demo lint docs test compat clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,5 +40,20 @@ docs: install-test
 test: lint docs
 	$(BIN)/python -m pytest
 
+# The compatibility run (compat/): a notebook-like environment -- Python 3.12 (pyenv) with the
+# TensorFlow, Keras and numpy of compat/notebook.txt -- then the wheel installed on top as a
+# notebook installs it, and a smoke suite. Rebuilt from nothing on every run. `pytest` (not
+# `python -m pytest`) so that the installed wheel is imported, not the source tree.
+COMPAT_PYTHON ?= $(firstword $(wildcard $(shell pyenv root 2>/dev/null)/versions/3.12*/bin/python3.12) python3.12)
+COMPAT_VENV   ?= .venv-compat
+compat: $(BIN)/python
+	rm -rf $(COMPAT_VENV) build/compat
+	$(COMPAT_PYTHON) -m venv $(COMPAT_VENV)
+	$(COMPAT_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(COMPAT_VENV)/bin/pip install --quiet -r compat/notebook.txt pytest nbclient nbformat ipykernel
+	$(BIN)/pip wheel --quiet --no-deps --wheel-dir build/compat .
+	MMDIGITS_WHEEL="$$(ls build/compat/mmdigits_keras-*.whl)" $(COMPAT_VENV)/bin/pytest -c compat/pytest.ini compat/test_install.py
+	$(COMPAT_VENV)/bin/pytest -c compat/pytest.ini compat/test_smoke.py compat/test_notebook.py
+
 clean:
-	rm -rf $(VENV) runs build *.egg-info
+	rm -rf $(VENV) $(COMPAT_VENV) runs build *.egg-info

@@ -1,0 +1,42 @@
+"""examples/kaggle_notebook.ipynb, executed on the notebook's versions on a cut of kaggle_sample (issue 24)."""
+
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import pandas as pd
+from nbclient import NotebookClient
+
+from mmdigits_keras import validate_submission
+
+NOTEBOOK = Path(__file__).resolve().parents[1] / "examples" / "kaggle_notebook.ipynb"
+
+
+def _first_rows(source, out, *, train, test):
+    """The competition files of `source`, cut to their first `train` / `test` rows."""
+    out.mkdir()
+    for split, rows in (("train", train), ("test", test)):
+        for kind in ("wr", "sp"):
+            np.save(out / f"x_{split}_{kind}.npy", np.load(source / f"x_{split}_{kind}.npy", allow_pickle=False)[:rows])
+    pd.read_csv(source / "y_train.csv").head(train).to_csv(out / "y_train.csv", index=False)
+    return out
+
+
+def test_the_kaggle_notebook_trains_searches_and_writes_a_valid_submission(kaggle_sample, tmp_path, monkeypatch):
+    data = _first_rows(kaggle_sample, tmp_path / "input", train=1000, test=200)
+    # The kernel inherits this environment: small epochs and trials, a cut of the shared sample.
+    for name, value in {"MMDIGITS_KAGGLE_DATA": data, "MMDIGITS_WORK": tmp_path, "MMDIGITS_EPOCHS": 1,
+                        "MMDIGITS_TRIALS": 2, "MMDIGITS_TRIAL_EPOCHS": 1}.items():
+        monkeypatch.setenv(name, str(value))
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    NotebookClient(notebook, timeout=600, kernel_name="python3",
+                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+    text = "\n".join(output.get("text", "") for cell in notebook.cells if cell.cell_type == "code"
+                     for output in cell.get("outputs", []))
+    assert "6,766,478 parameters" in text  # seed 000, Table 2
+    assert "train 1000 rows" in text and "validation accuracy" in text
+    board = pd.read_csv(tmp_path / "search" / "leaderboard.csv")
+    assert len(board) == 2 and set(board["status"]) == {"COMPLETED"}
+    path = tmp_path / "submission.csv"
+    validate_submission(path, rows=200)
+    assert list(pd.read_csv(path).columns) == ["row_id", "label"]
