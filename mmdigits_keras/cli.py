@@ -266,9 +266,9 @@ def _add_models(commands):
 def build_parser():
     """The ``mmdigits`` argument parser with one subcommand per library entry point."""
     parser = argparse.ArgumentParser(prog="mmdigits", description=__doc__.splitlines()[0])
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     verbose = "show TensorFlow's own log lines (C++ start-up notices, oneDNN, absl), hidden by default"
     parser.add_argument("--verbose", action="store_true", help=verbose)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (_add_train, _add_submit, _add_evaluate, _add_report, _add_tune, _add_data, _add_demo, _add_models,
                 _add_retrieval, _add_export):
         add(commands)

@@ -134,3 +134,9 @@ def tensorboard_events(folder):
         hparams = {name: value.WhichOneof("kind") and getattr(value, value.WhichOneof("kind"))
                    for name, value in start.hparams.items()}
     return scalars, hparams
+
+
+def pytest_collection_modifyitems(items):
+    """Slow tests first (stable otherwise): xdist hands out the first quarter of the tests in
+    turn, so the long ones are split between the two workers instead of ending on one."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

@@ -69,6 +69,7 @@ def test_train_and_submit(tiny_kaggle, tmp_path, capsys):
     assert main(["submit", "--model", str(run), "--data", str(tiny_kaggle), "--out", str(csv), "--force"]) == 0
 
 
+@pytest.mark.slow
 def test_demo_runs_end_to_end_says_demo_and_is_deterministic(tmp_path, capsys):
     predictions = []
     for name in ("a", "b"):

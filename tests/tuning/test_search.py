@@ -115,6 +115,7 @@ def test_lstm_units_is_conditional_on_the_lstm_encoder(tiny_kaggle):
     assert space["depth"].values == [1, 2, 3, 4] and space["width"].values == [0.5, 1.0, 2.0]
 
 
+@pytest.mark.slow
 def test_search_writes_outputs_resumes_and_refuses_other_searches(tiny_kaggle, tmp_path, capsys):
     out = tmp_path / "search"
     # In-process trials keep this test fast; the CLI tests below run trials in child processes.
@@ -195,6 +196,7 @@ def _free_port():
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_trials_share_a_worker_process_that_is_replaced_when_it_retires(tiny_kaggle, tmp_path, monkeypatch):
     monkeypatch.setenv("MMDIGITS_TRIALS_PER_WORKER", "3")  # read by each worker process
     out = tmp_path / "search"
@@ -251,9 +253,10 @@ def _assert_search_completed(out, trials, chief_output):
     assert not [p for p in out.parent.iterdir() if p.name.endswith(".lock")]  # claims released
 
 
+@pytest.mark.slow
 def test_a_worker_killed_mid_trial_is_released_and_its_trial_runs_again(tiny_kaggle, tmp_path):
     out = tmp_path / "dist"
-    chief_command, worker_command, env = _cluster(tiny_kaggle, out, trials=6)
+    chief_command, worker_command, env = _cluster(tiny_kaggle, out, trials=4)
     chief = _start(chief_command, env)
     lost = _start([*worker_command, "--tuner-id", "w1"], env)
     # w1 alone until it has handed its first trial to its trial process, then w2 joins. (Waiting
@@ -267,7 +270,7 @@ def test_a_worker_killed_mid_trial_is_released_and_its_trial_runs_again(tiny_kag
     outputs = [p.communicate(timeout=300)[0] for p in (survivor, chief)]
     assert [survivor.returncode, chief.returncode] == [0, 0], outputs
     assert "worker w1 lost (no heartbeat for 6 s) during trial 0; it runs again" in outputs[1], outputs[1]
-    _assert_search_completed(out, 6, outputs[1])
+    _assert_search_completed(out, 4, outputs[1])
     board = pd.read_csv(out / "leaderboard.csv")
     assert set(board["tuner_id"]) == {"w2"}  # trial 0 too: w1's run of it never counted
     # keras-tuner's calls after a distributed search, from a process that ran none of it.
@@ -279,9 +282,10 @@ def test_a_worker_killed_mid_trial_is_released_and_its_trial_runs_again(tiny_kag
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_a_restarted_chief_keeps_finished_trials_and_its_workers_carry_on(tiny_kaggle, tmp_path):
     out = tmp_path / "dist"
-    chief_command, worker_command, env = _cluster(tiny_kaggle, out, trials=6)
+    chief_command, worker_command, env = _cluster(tiny_kaggle, out, trials=4)
     chief = _start(chief_command, env)
     workers = [_start([*worker_command, "--tuner-id", name], env) for name in ("w1", "w2")]
     _wait_for(lambda: len(_finished_trials(out)) >= 2, 180, "two finished trials")
@@ -294,9 +298,10 @@ def test_a_restarted_chief_keeps_finished_trials_and_its_workers_carry_on(tiny_k
     assert "took over the search folder from pid" in outputs[2] and "Reloading Tuner" in outputs[2], outputs[2]
     for name, stamp in finished.items():  # finished before the kill: kept, not run again
         assert _finished_trials(out)[name] == stamp
-    _assert_search_completed(out, 6, outputs[2])
+    _assert_search_completed(out, 4, outputs[2])
 
 
+@pytest.mark.slow
 def test_kill_9_during_trials_and_during_export_then_rerun_continues(tiny_kaggle, tmp_path):
     out = tmp_path / "killed"
     args = [*TUNE, "--data", str(tiny_kaggle), "--out", str(out), "--max-trials", "4", "--epochs", "2", *SMALL_ARGS]
