@@ -110,6 +110,9 @@ def add_tune_arguments(p):
                         "as `mmdigits train`)")
     p.add_argument("--ensemble", type=int, default=1, metavar="N",
                    help="best/ as the ensemble of the top N trials (default 1: the best trial alone)")
+    p.add_argument("--folds", type=int, metavar="K",
+                   help="cross-validated trials: each trains K fold models, the objective is their mean, and best/ "
+                        "is trained as `train --folds K` (K times the cost)")
     p.add_argument("--overwrite", action="store_true", help="delete a previous search in --out first")
     p.add_argument("--depth", type=int, nargs="+", help="restrict depth choices, e.g. --depth 1 2")
     p.add_argument("--width", type=float, nargs="+", help="restrict width choices, e.g. --width 0.5 1")
@@ -348,7 +351,8 @@ def _run_tune(args):
                            max_trials=args.max_trials, epochs=args.epochs, export_epochs=args.export_epochs,
                            objective=args.objective, seed=args.seed, space=space, overwrite=args.overwrite,
                            distributed=args.distributed, oracle=args.oracle, tuner_id=args.tuner_id,
-                           oracle_timeout=args.oracle_timeout, split=args.split, ensemble=args.ensemble)
+                           oracle_timeout=args.oracle_timeout, split=args.split, ensemble=args.ensemble,
+                           folds=args.folds)
     if result["role"] == "worker":
         print("worker finished: the chief reports no more trials")
         return 0

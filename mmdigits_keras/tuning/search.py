@@ -47,7 +47,7 @@ from mmdigits_keras.tuning.space import (
     model_hyperparameters,
     trial_recipe,
 )
-from mmdigits_keras.tuning.trial import TrialWorker, train_trial
+from mmdigits_keras.tuning.trial import TrialWorker, hypermodel_for, train_trial
 from mmdigits_keras.utils.checks import check_choice
 from mmdigits_keras.utils.files import atomic_write, publish_directory, read_json, write_json
 from mmdigits_keras.utils.locks import claim
@@ -127,9 +127,10 @@ class SearchTuner(keras_tuner.Tuner):
         **kwargs: `keras_tuner.Tuner` arguments (``oracle``, ``hypermodel``, ``directory``, ...).
     """
 
-    def __init__(self, *, isolation=None, role="single", search_seed=0, trial_end_hook=None, **kwargs):
+    def __init__(self, *, isolation=None, role="single", search_seed=0, trial_end_hook=None, folds=None, **kwargs):
         super().__init__(**kwargs)
         self.isolation = isolation
+        self.folds = folds  # None, or the fold hypermodels of an in-process cross-validated search
         self.role = role
         self._asked_without_trial = False  # see `pre_create_trial`
         self.search_seed = int(search_seed)
@@ -175,6 +176,8 @@ class SearchTuner(keras_tuner.Tuner):
             "result": str(trial_dir / "child_result.json"), "verbose": kwargs.get("verbose", "auto"),
             "trial_id": trial.trial_id, "log_dir": str(Path(self.project_dir).parent / LOGS_DIR / trial.trial_id),
         }
+        if self.folds and self.isolation is None:
+            request["folds"] = len(self.folds)
         started = time.perf_counter()
         with Heartbeat(self.oracle, trial.trial_id) if self.role == "worker" else contextlib.nullcontext():
             if self.isolation is None:
@@ -201,7 +204,7 @@ class SearchTuner(keras_tuner.Tuner):
         """Trains the trial in this process; a failure fails the trial (as in a worker process),
         so keras-tuner's retries stay for trials whose worker was lost."""
         try:
-            return train_trial(request, self.hypermodel)
+            return train_trial(request, self.folds or self.hypermodel)
         except Exception as error:
             raise keras_tuner.errors.FailedTrialError(f"{type(error).__name__}: {error}") from error
 
@@ -312,10 +315,13 @@ def wait_for_oracle(host, port, *, timeout):
         channel.close()
 
 
-def _search_record(*, data, model, recipe, kind, objective, epochs, seed, space, val_fraction, split, fingerprint):
+def _search_record(*, data, model, recipe, kind, objective, epochs, seed, space, val_fraction, split, fingerprint,
+                   folds=None):
+    # `folds` only when set: searches written before it existed still resume.
     return {"model": model, "recipe": recipe, "tuner": kind, "objective": objective, "epochs": int(epochs),
             "seed": int(seed), "val_fraction": float(val_fraction), "split": split, "space": space,
-            "data": str(Path(data).resolve()), "data_fingerprint": fingerprint}
+            "data": str(Path(data).resolve()), "data_fingerprint": fingerprint,
+            **({"folds": int(folds)} if folds else {})}
 
 
 def _check_resume(out, record, *, overwrite):
@@ -340,17 +346,18 @@ def _clear_search(out):
         (out / name).unlink(missing_ok=True)
 
 
-def _train_trial_config(data, out, trial, *, model, recipe, epochs, seed, val_fraction, split, verbose):
-    """Trains one trial's configuration with `train` into `out`, as `mmdigits train` would."""
+def _train_trial_config(data, out, trial, *, model, recipe, epochs, seed, val_fraction, split, verbose, folds=None):
+    """Trains one trial's configuration with `train` into `out`, as `mmdigits train` would
+    (with `folds`, as ``train --folds`` would: a cross-validation run of K fold models)."""
     values = trial["values"]
     return train(data, out=out, model=model, epochs=epochs, seed=seed, recipe=trial_recipe(recipe, values),
                  learning_rate=values.get("learning_rate", DEFAULT_LEARNING_RATE), val_fraction=val_fraction,
-                 split=split, model_kwargs=model_hyperparameters(values), overwrite=True, verbose=verbose,
+                 split=split, model_kwargs=model_hyperparameters(values), overwrite=True, verbose=verbose, folds=folds,
                  extra_config={"tuning": {"trial_id": trial["trial_id"], "score": trial["score"],
                                           "objective": trial["objective"]}})
 
 
-def export_best(data, out, best, *, model, recipe, epochs, seed, val_fraction, verbose, split=None):
+def export_best(data, out, best, *, model, recipe, epochs, seed, val_fraction, verbose, split=None, folds=None):
     """Trains the best configuration with `train` into ``out/best`` (a normal run directory), as
     `mmdigits train` would: same recipe (with the trial's recipe fields), split and seed,
     `epochs` epochs with early stopping.
@@ -367,7 +374,7 @@ def export_best(data, out, best, *, model, recipe, epochs, seed, val_fraction, v
         if config.get("tuning", {}).get("trial_id") == best["trial_id"]:
             return best_dir, False
     return _train_trial_config(data, best_dir, best, model=model, recipe=recipe, epochs=epochs, seed=seed,
-                               val_fraction=val_fraction, split=split, verbose=verbose), True
+                               val_fraction=val_fraction, split=split, verbose=verbose, folds=folds), True
 
 
 def export_ensemble(data, out, trials, *, model, recipe, epochs, seed, val_fraction, split, verbose):
@@ -437,6 +444,7 @@ def run_search(
     isolate_trials=True,
     split=None,
     ensemble=1,
+    folds=None,
 ):
     """Runs (or resumes) a keras-tuner search over a registry model and exports its results.
 
@@ -471,6 +479,10 @@ def run_search(
             recordings (or speakers) no trial trained on.
         ensemble: N >= 1: ``best/`` is the ensemble of the top N trials (`export_ensemble`);
             1 (default): the best trial alone.
+        folds: None, or K >= 2: every trial trains K fold models (`train --folds`'s folds) and
+            its objective is their mean, epoch by epoch; ``best/`` is the winner trained as
+            ``train(..., folds=K)`` (a cross-validation run). Costs K times the trials'
+            training; not with Hyperband (its trials continue from one checkpoint).
         overwrite: Delete a previous search in `out` first.
         distributed: None, ``"chief"`` or ``"worker"`` (keras-tuner's chief/worker mode).
         oracle: ``"HOST:PORT"`` of the chief's oracle (required when `distributed`).
@@ -507,6 +519,15 @@ def run_search(
             raise ValueError(f"`{name}` must be an integer >= 1. Received: {name}={value!r}")
     if distributed not in (None, "chief", "worker"):
         raise ValueError(f"`distributed` must be 'chief' or 'worker'. Received: distributed={distributed!r}")
+    if folds is not None:
+        if not (isinstance(folds, (int, np.integer)) and folds >= 2):
+            raise ValueError(f"`folds` must be an integer >= 2. Received: folds={folds!r}")
+        if ensemble > 1:
+            raise ValueError("`folds` and `ensemble` > 1 together are not supported: best/ of a cross-validated "
+                             "search is already the ensemble of its winner's fold models")
+        if tuner == "hyperband":
+            raise ValueError("`folds` needs the random or bayesian tuner: Hyperband continues trials from one "
+                             "checkpoint, a cross-validated trial has one per fold")
     space = check_space(space, model=model, recipe=recipe)
     out = Path(out)
     if out.exists() and not out.is_dir():
@@ -525,7 +546,7 @@ def run_search(
         split = prepared.split  # the one the default chose, for every trial, worker and best/
         record = _search_record(data=data, model=model, recipe=recipe, kind=tuner, objective=objective, epochs=epochs,
                                 seed=seed, space=space, val_fraction=val_fraction, split=split,
-                                fingerprint=prepared.fingerprint)
+                                fingerprint=prepared.fingerprint, folds=folds)
         resumed = False
         if not is_worker:
             resumed = _check_resume(out, record, overwrite=overwrite)
@@ -545,14 +566,15 @@ def run_search(
         hypermodel = RegistryHyperModel(model, prepared=prepared, recipe=recipe, space=space, seed=seed,
                                         patience=PATIENCE)
         objective_spec = keras_tuner.Objective(objective, direction=OBJECTIVES[objective])
-        isolation = None
-        if isolate_trials:
-            isolation = {"data": str(Path(data).resolve()), "seed": seed, "val_fraction": val_fraction, "model": model,
-                         "recipe": recipe, "space": space, "patience": PATIENCE, "split": split}
+        settings = {"data": str(Path(data).resolve()), "seed": seed, "val_fraction": val_fraction, "model": model,
+                    "recipe": recipe, "space": space, "patience": PATIENCE, "split": split, "folds": folds}
+        isolation = settings if isolate_trials else None
+        fold_models = hypermodel_for(settings) if folds and not isolate_trials else None
         search = SearchTuner(
             oracle=make_oracle(tuner, objective=objective_spec, max_trials=max_trials, epochs=epochs, seed=seed),
             hypermodel=hypermodel, directory=str(out), project_name=PROJECT_NAME, overwrite=False,
-            isolation=isolation, role=distributed or "single", search_seed=seed, trial_end_hook=trial_end_hook)
+            isolation=isolation, role=distributed or "single", search_seed=seed, trial_end_hook=trial_end_hook,
+            folds=fold_models)
         if not is_worker:
             # A resumed search may be extended or cut; Hyperband's oracle takes no max_trials argument.
             search.oracle.max_trials = max_trials
@@ -579,6 +601,8 @@ def run_search(
         gc.collect()
         settings = dict(model=model, recipe=recipe, epochs=export_epochs, seed=seed, val_fraction=val_fraction,
                         split=split, verbose=verbose)
+        if folds:
+            settings["folds"] = folds
         if ensemble > 1:
             write_json(out / "best_ensemble.json", top)
             best_dir, exported = export_ensemble(data, out, top, **settings)

@@ -42,7 +42,7 @@ from mmdigits_keras.utils.files import read_json, write_json
 WORKER_MAX_RSS_MIB = float(os.environ.get("MMDIGITS_WORKER_MAX_RSS_MIB", 2048))
 TRIALS_PER_WORKER = int(os.environ.get("MMDIGITS_TRIALS_PER_WORKER", 20))
 # The request entries that decide the prepared data and the hypermodel (same for a whole search).
-_HYPERMODEL_KEYS = ("data", "val_fraction", "seed", "recipe", "model", "space", "patience", "split")
+_HYPERMODEL_KEYS = ("data", "val_fraction", "seed", "recipe", "model", "space", "patience", "split", "folds")
 RETIRING = "retiring"
 WORKER_COMMAND = "import sys; from mmdigits_keras.tuning.trial import main; sys.exit(main(sys.argv[1:]))"
 
@@ -56,12 +56,22 @@ def die_with_parent():
 
 
 def hypermodel_for(request):
-    """The `RegistryHyperModel` a request describes, with its data prepared (split, statistics)."""
-    prepared = prepare_data(request["data"], val_fraction=request["val_fraction"], seed=request["seed"],
+    """The `RegistryHyperModel` a request describes, with its data prepared (split, statistics);
+    with ``request["folds"]`` = K, a list of K, one per cross-validation fold."""
+    folds = request.get("folds")
+
+    def prepared(fold):
+        return prepare_data(request["data"], val_fraction=request["val_fraction"], seed=request["seed"],
                             synthetic_share=get_recipe(request["recipe"]).synthetic_share,
-                            split=request.get("split"))
-    return RegistryHyperModel(request["model"], prepared=prepared, recipe=request["recipe"], space=request["space"],
-                              seed=request["seed"], patience=request["patience"])
+                            split=request.get("split"), fold=fold)
+
+    def hypermodel(data):
+        return RegistryHyperModel(request["model"], prepared=data, recipe=request["recipe"], space=request["space"],
+                                  seed=request["seed"], patience=request["patience"])
+
+    if folds:
+        return [hypermodel(prepared((k, int(folds)))) for k in range(int(folds))]
+    return hypermodel(prepared(None))
 
 
 def train_trial(request, hypermodel):
@@ -69,11 +79,17 @@ def train_trial(request, hypermodel):
 
     The best epoch's weights (by the objective) go to ``request["checkpoint"]``; a Hyperband
     trial promoted from an earlier one starts from that one's checkpoint
-    (``request["initial_weights"]``).
+    (``request["initial_weights"]``). With a list of hypermodels (one per cross-validation fold,
+    `hypermodel_for`), every fold trains the trial; the returned history is the mean over the
+    folds, epoch by epoch, so the objective is the cross-validation mean; fold 1's best weights
+    are the checkpoint (what keras-tuner's `get_best_models` loads), the others' lie beside it
+    (``best_epoch.fold<k>.weights.h5``).
 
     Returns:
         The Keras `History`.
     """
+    if isinstance(hypermodel, list):
+        return _cross_validated(request, hypermodel)
     seed_everything(request["trial_seed"])
     hp = keras_tuner.HyperParameters()
     hp.values.update(request["values"])
@@ -90,6 +106,25 @@ def train_trial(request, hypermodel):
         callbacks.append(tensorboard_callback(request["log_dir"]))
     return hypermodel.fit(hp, model, epochs=request["epochs"], initial_epoch=request.get("initial_epoch", 0),
                           callbacks=callbacks, verbose=request["verbose"], seed=request["trial_seed"])
+
+
+def _cross_validated(request, hypermodels):
+    histories = []
+    for k, hypermodel in enumerate(hypermodels):
+        keras.backend.clear_session()
+        checkpoint = request["checkpoint"]
+        if k:  # Keras wants the suffix: best_epoch.weights.h5 -> best_epoch.fold2.weights.h5
+            checkpoint = checkpoint.removesuffix(".weights.h5") + f".fold{k + 1}.weights.h5"
+        fold = {**request, "checkpoint": checkpoint,
+                # TensorBoard: fold 1's curves, under the trial's HParams session.
+                "log_dir": request.get("log_dir") if k == 0 else None}
+        histories.append(train_trial(fold, hypermodel).history)
+    # Early stopping may end folds at different epochs: the mean runs over the epochs all reached.
+    epochs = min(len(h["loss"]) for h in histories)
+    history = keras.callbacks.History()
+    history.history = {key: [float(sum(h[key][e] for h in histories) / len(histories)) for e in range(epochs)]
+                       for key in histories[0] if all(key in h for h in histories)}
+    return history
 
 
 def run_request(request_path, cache):

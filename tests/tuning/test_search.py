@@ -190,6 +190,30 @@ def test_search_writes_outputs_resumes_and_refuses_other_searches(tiny_kaggle, t
     assert result["role"] == "single"
 
 
+@pytest.mark.slow
+def test_cross_validated_trials_score_the_mean_of_their_folds_and_best_is_a_cv_run(tiny_kaggle, tmp_path):
+    out = tmp_path / "cv"
+    result = run_search(tiny_kaggle, out=out, **MODEL2, max_trials=1, epochs=1, export_epochs=1, verbose=0,
+                        isolate_trials=False, folds=2)
+    (trial,) = result["tuner"].oracle.get_best_trials(1)
+    # One epoch: each fold's checkpoint is that epoch; the score is the mean of the two folds'
+    # validation accuracy, each on rows its fold model did not train on.
+    hypermodel = _hypermodel(tiny_kaggle)
+    accuracies = []
+    for k, weights in enumerate(["best_epoch.weights.h5", "best_epoch.fold2.weights.h5"]):
+        validation = prepare_data(tiny_kaggle, fold=(k, 2)).validation
+        model = hypermodel.build(trial.hyperparameters)
+        model.load_weights(out / "keras_tuner" / f"trial_{trial.trial_id}" / weights)
+        accuracies.append(float(np.mean(model.predict(validation.inputs(), verbose=0).argmax(1) == validation.labels)))
+    assert trial.score == pytest.approx(np.mean(accuracies), abs=1e-6)
+    assert json.loads((out / "best" / "config.json").read_text())["cross_validation"]["folds"] == 2
+    path, _ = submit(out / "best", tiny_kaggle, tmp_path / "cv.csv")
+    validate_submission(path, rows=50)
+    for bad, match in (({"tuner": "hyperband"}, "random or bayesian"), ({"ensemble": 2}, "already the ensemble")):
+        with pytest.raises(ValueError, match=match):
+            run_search(tiny_kaggle, out=tmp_path / "refused", **MODEL2, max_trials=2, epochs=1, folds=2, **bad)
+
+
 def _free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
