@@ -8,6 +8,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 import pandas as pd
 import pytest
+from filelock import FileLock
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -80,13 +81,20 @@ def kaggle_sample(shared_data):
 
 
 @pytest.fixture(scope="session")
-def default_kaggle_run(kaggle_sample, tmp_path_factory):
+def default_kaggle_run(kaggle_sample, tmp_path_factory, worker_id):
     """The default model and recipe trained 3 epochs on kaggle_sample (a real, accurate model),
-    shared by the tests that only read it (once per xdist worker: `--dist loadgroup`, which
-    would keep them on one, has no effect with pytest 9.2 and pytest-xdist 3.8)."""
+    shared by the tests that only read it: trained once for all xdist workers, in their common
+    temporary folder under a file lock (pytest-xdist's recipe for a session fixture run once)."""
     from mmdigits_keras.training import train
 
-    return train(kaggle_sample, out=tmp_path_factory.mktemp("default") / "run", epochs=3, verbose=0)
+    if worker_id == "master":  # no xdist
+        return train(kaggle_sample, out=tmp_path_factory.mktemp("default") / "run", epochs=3, verbose=0)
+    shared = tmp_path_factory.getbasetemp().parent
+    run = shared / "default_kaggle_run"
+    with FileLock(str(shared / "default_kaggle_run.lock")):
+        if not (run / "config.json").is_file():
+            train(kaggle_sample, out=run, epochs=3, verbose=0, overwrite=True)
+    return run
 
 
 @pytest.fixture(scope="session")

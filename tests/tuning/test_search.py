@@ -223,10 +223,14 @@ def _free_port():
 @pytest.mark.slow
 def test_trials_share_a_worker_process_that_is_replaced_when_it_retires(tiny_kaggle, tmp_path, monkeypatch):
     monkeypatch.setenv("MMDIGITS_TRIALS_PER_WORKER", "3")  # read by each worker process
+    # One device per search process (docs/training.md): the trial processes inherit it.
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1")
     out = tmp_path / "search"
     killed = []
+    devices = []
 
     def kill_the_first_worker(trial):  # an idle worker that died is replaced at the next trial
+        devices.extend(child.environ().get("CUDA_VISIBLE_DEVICES") for child in psutil.Process().children())
         if not killed:
             for child in psutil.Process().children():
                 child.kill()
@@ -242,6 +246,7 @@ def test_trials_share_a_worker_process_that_is_replaced_when_it_retires(tiny_kag
     assert pids[0] == killed[0] and os.getpid() not in pids
     assert len(set(pids[1:4])) == 1 and pids[1] != pids[0]  # three trials in one worker ...
     assert pids[4] not in pids[:4]  # ... which then retires: a fresh one
+    assert devices and set(devices) == {"1"}
 
 
 def _cluster(data, out, *, trials, env=None):
