@@ -446,23 +446,30 @@ COMMANDS = {"evaluate": _run_evaluate, "report": _run_report, "train": _run_trai
             "retrieval": _run_retrieval, "export": _run_export}
 
 
-class _LogFormatter(logging.Formatter):
-    """The library's log lines as the CLI's own: plain, warnings prefixed ``warning:``."""
+class _ConsoleHandler(logging.Handler):
+    """The library's log lines as the CLI's own: info on stdout, plain; warnings and errors on
+    stderr, prefixed ``warning:`` / ``error:``. Writes to `sys.stdout` / `sys.stderr` as they
+    are when a line is logged (so a redirected or captured stream gets it)."""
 
-    def format(self, record):
-        text = record.getMessage()
-        return f"warning: {text}" if record.levelno >= logging.WARNING else text
+    def emit(self, record):
+        try:
+            text = record.getMessage()
+            if record.levelno >= logging.WARNING:
+                stream, text = sys.stderr, f"{'error' if record.levelno >= logging.ERROR else 'warning'}: {text}"
+            else:
+                stream = sys.stdout
+            stream.write(text + "\n")
+            stream.flush()
+        except Exception:  # noqa: BLE001 -- logging's own contract: report, never raise
+            self.handleError(record)
 
 
 def _show_library_log():
-    """The ``mmdigits_keras`` logger's info lines on stdout (the library only logs; a notebook
+    """The ``mmdigits_keras`` logger's lines on the console (the library only logs; a notebook
     or service routes them as it likes)."""
     logger = logging.getLogger("mmdigits_keras")
-    if not any(getattr(h, "_mmdigits_cli", False) for h in logger.handlers):
-        handler = logging.StreamHandler(sys.stdout)
-        handler.setFormatter(_LogFormatter())
-        handler._mmdigits_cli = True
-        logger.addHandler(handler)
+    if not any(isinstance(h, _ConsoleHandler) for h in logger.handlers):
+        logger.addHandler(_ConsoleHandler())
     logger.setLevel(logging.INFO)
 
 

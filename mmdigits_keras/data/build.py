@@ -8,6 +8,7 @@ source files, speakers, counts and feature settings. Optionally speaker-disjoint
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,8 @@ from mmdigits_keras.data.groups import write_groups
 from mmdigits_keras.data.sources import find_recordings, load_image_pools, read_wav
 from mmdigits_keras.utils.files import publish_directory, staging_directory, write_json
 from mmdigits_keras.utils.progress import progress_bar
+
+logger = logging.getLogger("mmdigits_keras")
 
 LAYOUTS = ("kaggle", "khacef")
 
@@ -141,7 +144,7 @@ def build_dataset(
     progress.close()
     if verbose:
         for item in skipped:
-            print(f"skipped {item['file']}: {item['reason']}")
+            logger.warning("skipped %s: %s", item["file"], item["reason"])
     if not kept:
         raise ValueError(f"{audio}: none of the recordings could be read")
     feats = np.stack(rows).astype(np.float64)

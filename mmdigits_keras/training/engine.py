@@ -14,8 +14,8 @@ search's ``best/``) go through it, so one recipe means one way of training:
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
-import sys
 import time
 from pathlib import Path
 from typing import Callable
@@ -40,6 +40,8 @@ from mmdigits_keras.utils.checks import check_choice, check_positive
 from mmdigits_keras.utils.files import staged_directory
 from mmdigits_keras.utils.locks import claim
 from mmdigits_keras.utils.progress import fit_verbosity
+
+logger = logging.getLogger("mmdigits_keras")
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -104,8 +106,8 @@ def prepare_data(data, *, val_fraction=0.2, seed=0, synthetic_share=0.0, split=N
     del dataset  # the split parts are copies: keep one copy of the data in memory, not two
     missing = sorted(set(range(NUM_CLASSES)) - set(np.unique(train_part.labels).tolist()))
     if missing:
-        print(f"warning: no training rows of class(es) {missing} in {source}; the model cannot "
-              f"learn to predict them", file=sys.stderr, flush=True)
+        logger.warning("no training rows of class(es) %s in %s; the model cannot learn to predict them",
+                       missing, source)
     mean, variance = fit_audio_statistics(train_part.audio)
     real_rows = len(train_part)
     train_part = mix_synthetic_speech(train_part, share=synthetic_share, seed=seed)

@@ -9,6 +9,7 @@ half-written run directory behind.
 
 from __future__ import annotations
 
+import logging
 import platform
 from pathlib import Path
 
@@ -21,6 +22,8 @@ from mmdigits_keras import __version__
 from mmdigits_keras.models.ensemble import ensemble_model
 from mmdigits_keras.utils.files import publish_directory, read_json, remove_interrupted, write_json
 from mmdigits_keras.utils.plotting import save_figure, subplots
+
+logger = logging.getLogger("mmdigits_keras")
 
 RUN_FILES = ("model.keras", "config.json", "history.csv", "metrics.json", "curves.png", "logs")
 # 2: models are backbone + head (mmdigits_keras 0.2). Runs without the key were written by 0.1.0.
@@ -40,8 +43,8 @@ def prepare_output(out, *, overwrite):
     check_output_free(out, overwrite=overwrite)
     interrupted = remove_interrupted(out)
     if interrupted:
-        print(f"found an interrupted run of {out} ({', '.join(interrupted)}); removed it and starting cleanly",
-              flush=True)
+        logger.warning("found an interrupted run of %s (%s); removed it and starting cleanly", out,
+                       ", ".join(interrupted))
 
 
 def run_metadata(prepared):

@@ -25,13 +25,15 @@ machine) therefore kept the chief waiting for ever (measured: still waiting 600 
 
 from __future__ import annotations
 
+import logging
 import os
-import sys
 import threading
 import time
 
 import keras_tuner
 from keras_tuner.engine.trial import Trial, TrialStatus
+
+logger = logging.getLogger("mmdigits_keras")
 
 # A worker's heartbeat interval, and how long the chief waits without one before it gives the
 # worker's trial to another. Both in seconds; the lease can be set in the environment
@@ -85,8 +87,8 @@ class WorkerLeases:
     @keras_tuner.synchronized
     def end_trial(self, trial):
         if not self._running(trial.trial_id):
-            print(f"dropped a late result of trial {trial.trial_id}: the chief gave it to another run "
-                  f"(its worker was lost, or the chief restarted)", flush=True)
+            logger.warning("dropped a late result of trial %s: the chief gave it to another run (its worker "
+                           "was lost, or the chief restarted)", trial.trial_id)
             return
         super().end_trial(trial)
 
@@ -108,11 +110,10 @@ class WorkerLeases:
                 trial.message = f"worker {tuner_id} lost: no heartbeat for {lease_seconds:g} s"
                 super().end_trial(trial)  # retried or failed by keras-tuner's rules; no longer ongoing
                 again = trial.status != TrialStatus.FAILED
-                print(f"worker {tuner_id} lost (no heartbeat for {lease_seconds:g} s) during trial "
-                      f"{trial.trial_id}; " + ("it runs again" if again else "marked failed (no retries left)"),
-                      file=sys.stderr, flush=True)
+                logger.warning("worker %s lost (no heartbeat for %g s) during trial %s; %s", tuner_id, lease_seconds,
+                               trial.trial_id, "it runs again" if again else "marked failed (no retries left)")
             else:
-                print(f"worker {tuner_id} lost (no request for {lease_seconds:g} s)", file=sys.stderr, flush=True)
+                logger.warning("worker %s lost (no request for %g s)", tuner_id, lease_seconds)
             self.tuner_ids.discard(tuner_id)
             heard.pop(tuner_id, None)
         return lost
@@ -159,7 +160,7 @@ class LeaseKeeper(_Periodic):
         try:
             self.oracle.release_lost_workers(self.lease_seconds)
         except RuntimeError as error:  # keras-tuner's limit of consecutive failed trials
-            print(f"search stopping: {error}", file=sys.stderr, flush=True)
+            logger.error("search stopping: %s", error)
             return False
         return True
 

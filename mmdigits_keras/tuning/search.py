@@ -17,9 +17,9 @@ from __future__ import annotations
 import contextlib
 import gc
 import json
+import logging
 import os
 import shutil
-import sys
 import time
 from pathlib import Path
 
@@ -51,6 +51,8 @@ from mmdigits_keras.tuning.trial import TrialWorker, hypermodel_for, train_trial
 from mmdigits_keras.utils.checks import check_choice
 from mmdigits_keras.utils.files import atomic_write, publish_directory, read_json, write_json
 from mmdigits_keras.utils.locks import claim
+
+logger = logging.getLogger("mmdigits_keras")
 
 TUNERS = ("random", "hyperband", "bayesian")
 # Above this many trials the default tuner is Hyperband: a large budget is spent better on many
@@ -197,7 +199,7 @@ class SearchTuner(keras_tuner.Tuner):
         objective = self.oracle.objective.name
         best = max(history.history.get(objective, [float("nan")]), key=lambda v: v if self.oracle.objective.direction
                    == "max" else -v)
-        print(f"[{self.tuner_id}] trial {trial.trial_id}: {objective} {best:.4f} in {seconds:.1f} s", flush=True)
+        logger.info("[%s] trial %s: %s %.4f in %.1f s", self.tuner_id, trial.trial_id, objective, best, seconds)
         return history
 
     def _run_here(self, request):
@@ -285,12 +287,11 @@ def repair_search_state(project_dir):
         backup = path.with_name(path.name + BACKUP_SUFFIX)
         if backup.is_file():
             shutil.copyfile(backup, path)
-            print(f"{path}: cut off by an interrupted run; restored its state from the last finished trial",
-                  flush=True)
+            logger.warning("%s: cut off by an interrupted run; restored its state from the last finished trial", path)
         else:
             for state in project_dir.glob("*.json"):
                 state.unlink()
-            print(f"{path}: cut off by an interrupted run and no earlier copy; starting the search over", flush=True)
+            logger.warning("%s: cut off by an interrupted run and no earlier copy; starting the search over", path)
             break
     return mended
 
@@ -610,10 +611,10 @@ def run_search(
         else:
             best_dir, exported = export_best(data, out, best, **settings)
             what = f"the best configuration (trial {best['trial_id']}, {objective} {best['score']:.4f})"
-        print(("exported" if exported else "kept") + f" {what} as {best_dir}", flush=True)
+        logger.info("%s %s as %s", "exported" if exported else "kept", what, best_dir)
         if len(failed):
-            print(f"warning: {len(failed)} trial(s) did not complete; see the status column of "
-                  f"{out / 'leaderboard.csv'}", file=sys.stderr)
+            logger.warning("%d trial(s) did not complete; see the status column of %s", len(failed),
+                           out / "leaderboard.csv")
         return {"leaderboard": board, "best": best_dir, "failed": len(failed), "resumed": resumed,
                 "role": distributed or "single", "tuner": search}
 

@@ -13,12 +13,15 @@ from __future__ import annotations
 import contextlib
 import datetime
 import json
+import logging
 import os
 import socket
 import sys
 from pathlib import Path
 
 import filelock
+
+logger = logging.getLogger("mmdigits_keras")
 
 
 def lock_path(path):
@@ -73,8 +76,8 @@ def claim(path, *, what="output"):
         # The lock is ours, so whoever wrote a record here no longer holds it: killed mid-work.
         stale = _read_record(lock_file)
         if stale:
-            print(f"{path}: took over the {what} from {describe_holder(stale)}, which ended without "
-                  f"releasing it (killed?)", file=sys.stderr, flush=True)
+            logger.warning("%s: took over the %s from %s, which ended without releasing it (killed?)", path, what,
+                           describe_holder(stale))
         with open(lock_file, "w") as f:  # the record, for anyone refused while we hold it
             json.dump(_record(), f)
         yield stale

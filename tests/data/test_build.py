@@ -152,7 +152,7 @@ def _small_fsdd(fsdd, tmp_path, per_digit=4):
     return folder
 
 
-def test_bad_recordings_are_skipped_listed_and_printed(fsdd, mnist_npz, tmp_path, capsys):
+def test_bad_recordings_are_skipped_listed_and_printed(fsdd, mnist_npz, tmp_path, caplog):
     folder = _small_fsdd(fsdd, tmp_path)
     (folder / "1_george_99.wav").write_bytes(b"RIFF garbage")
     scipy.io.wavfile.write(folder / "2_george_98.wav", 8000, np.zeros(0, np.int16))
@@ -162,8 +162,8 @@ def test_bad_recordings_are_skipped_listed_and_printed(fsdd, mnist_npz, tmp_path
     skipped = {s["file"]: s["reason"] for s in json.loads((out / "manifest.json").read_text())["audio"]["skipped"]}
     assert set(skipped) == {"1_george_99.wav", "2_george_98.wav", "three.wav"}
     assert "0 samples" in skipped["2_george_98.wav"] and "file name" in skipped["three.wav"]
-    printed = capsys.readouterr().out
-    assert "skipped 1_george_99.wav" in printed and "skipped three.wav" in printed
+    logged = caplog.text
+    assert "skipped 1_george_99.wav" in logged and "skipped three.wav" in logged
 
 
 def _riff(*, channels=1, rate=8000, bits=16, claim=None, frames=400):

@@ -115,7 +115,7 @@ def test_kill_9_during_an_epoch_leaves_nothing_and_the_rerun_starts_cleanly(tiny
     (leftover / "model.keras").write_bytes(b"PK\x03\x04 truncated")
     done = subprocess.run([*command[:-4], "--epochs", "1"], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
-    assert "found an interrupted run" in done.stdout and ".run.tmp-999999" in done.stdout
+    assert "warning: found an interrupted run" in done.stderr and ".run.tmp-999999" in done.stderr
     assert not leftover.exists()
     assert sorted(p.name for p in out.iterdir()) == sorted(RUN_FILES)
     load_trained_model(out)
@@ -135,9 +135,10 @@ def test_keras_file_with_a_lambda_layer_is_refused_and_not_run(tmp_path):
     assert not marker.exists()
 
 
-def test_a_class_missing_from_training_is_warned_about(tmp_path, capsys):
+def test_a_class_missing_from_training_is_warned_about(tmp_path, caplog):
     pixels, audio, labels = synthetic_arrays(120)
     keep = labels != 5
     data = write_kaggle(tmp_path / "d", pixels=pixels[keep], audio=audio[keep], labels=labels[keep])
     train(data, out=tmp_path / "run", model="model1", epochs=1, verbose=0)
-    assert "no training rows of class(es) [5]" in capsys.readouterr().err
+    assert any(r.levelname == "WARNING" and "no training rows of class(es) [5]" in r.getMessage()
+               for r in caplog.records)
