@@ -92,7 +92,7 @@ def build_dataset(
         test_fraction: Test share of recordings (without `test_speakers`) and of images (when
             the image source is a single pool), in (0, 1).
         seed: Seed of the splits and the pairing.
-        features: ``"mfcc"`` (39 x 13 = 507, the default, DESIGN.md) or ``"logmel"``
+        features: ``"mfcc"`` (39 x 13 = 507, the default, docs/data.md) or ``"logmel"``
             (39 x 40 = 1560).
         channel: None, or a simulated recording condition applied to the *test* recordings
             only (`mmdigits_keras.data.channels.CHANNELS`: ``telephone``, ``gain+12``,

@@ -1,4 +1,4 @@
-"""Shapes and vocabularies of the data contract (DESIGN.md, "Data contract"); no heavy imports,
+"""Shapes and vocabularies of the data contract (docs/data.md, "Data layouts"); no heavy imports,
 so models can use them without loading pandas or the audio stack."""
 
 IMAGE_SHAPE = (28, 28, 1)

@@ -191,7 +191,7 @@ def mfcc_507(wave, sample_rate):
 
 def fit_audio_statistics(audio):
     """Per-column mean and variance of training speech features, for a model's built-in
-    standardization (fitted on training rows only, DESIGN.md "Data contract").
+    standardization (fitted on training rows only, docs/data.md, "Speech features").
 
     Args:
         audio: float array (N, 507) (or (N, 1560) log-mel) of training rows only.

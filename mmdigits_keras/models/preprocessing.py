@@ -1,7 +1,7 @@
 """The two named inputs and the speech preprocessing every backbone starts with.
 
 Standardization and per-utterance normalization are layers of the model (fitted statistics in
-their config), so a saved model predicts on raw loader output (DESIGN.md, "Model contract").
+their config), so a saved model predicts on raw loader output (docs/models.md).
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ backward, oneDNN on CPU and cuDNN on GPU) computes the same function; with it an
 
 `fused_batch_normalization` swaps the training-mode ``call`` of a model's
 `BatchNormalization` layers for the fused kernel while the model trains and restores it
-after, so the saved model keeps built-in layers only (DESIGN.md: ``.keras`` files load
+after, so the saved model keeps built-in layers only (docs/getting-started.md: ``.keras`` files load
 without custom objects) and inference is untouched.
 """
 

@@ -1,4 +1,4 @@
-"""Run directories (DESIGN.md, "Run directory"): written atomically, read back safely.
+"""Run directories (docs/training.md, "Run directory"): written atomically, read back safely.
 
 A run directory holds ``model.keras`` (preprocessing inside, so it predicts on raw loader
 output), ``config.json``, ``history.csv``, ``metrics.json``, ``curves.png`` and ``logs/``

@@ -1,4 +1,4 @@
-"""Argument checks whose errors read like Keras's own (DESIGN.md, "Conventions")."""
+"""Argument checks whose errors read like Keras's own (``ValueError: `name` must be ... Received: name=...``)."""
 
 from __future__ import annotations
 
