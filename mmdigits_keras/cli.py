@@ -70,7 +70,8 @@ def _add_submit(commands):
     p.add_argument("--weights", type=float, nargs="+", help="one weight per --model run (default: equal)")
     p.add_argument("--data", required=True, help="data folder with test files")
     p.add_argument("--out", required=True, help="CSV to write, e.g. submissions/model2.csv")
-    p.add_argument("--force", action="store_true", help="overwrite an existing CSV")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing CSV")
+    p.add_argument("--force", action="store_true", help="deprecated: the old name of --overwrite")
     p.add_argument("--adapt", action="store_true",
                    help="transductive test-time adaptation (off by default): re-estimate the speech branch's "
                         "BatchNormalization statistics on the unlabelled test rows (AdaBN)")
@@ -312,7 +313,10 @@ def _replicas(config):
 
 
 def _run_submit(args):
-    path, frame = mk.submit(args.model, args.data, args.out, force=args.force, adapt=args.adapt, weights=args.weights)
+    if args.force:
+        print("mmdigits: --force is deprecated; use --overwrite", file=sys.stderr)
+    path, frame = mk.submit(args.model, args.data, args.out, overwrite=args.overwrite or args.force, adapt=args.adapt,
+                            weights=args.weights)
     print(f"wrote {path} ({len(frame)} rows; columns row_id,label)")
 
 

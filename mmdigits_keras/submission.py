@@ -3,6 +3,7 @@ training layer: it loads run directories)."""
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -63,32 +64,43 @@ def validate_submission(submission, *, rows=None):
     return submission
 
 
-def write_submission(submission, path, *, rows=None, force=False):
+def _overwrite(overwrite, force):
+    """`overwrite`, or the deprecated `force` it replaced (with a `DeprecationWarning`)."""
+    if force is not None:
+        warnings.warn("`force` is deprecated; use `overwrite` (the name every other command uses)",
+                      DeprecationWarning, stacklevel=3)
+        return bool(overwrite or force)
+    return bool(overwrite)
+
+
+def write_submission(submission, path, *, rows=None, overwrite=False, force=None):
     """Validates and writes a submission CSV atomically (temporary file, then rename).
 
     Args:
         submission: The frame from `make_submission`.
         path: Destination ``.csv``; its folder is created.
         rows: Expected number of rows (the test split size).
-        force: Overwrite an existing file.
+        overwrite: Replace an existing file.
+        force: Deprecated name of `overwrite`.
 
     Returns:
         The written path.
 
     Raises:
         ValueError: the frame is invalid (see `validate_submission`), or `path` exists and
-            `force` is False, or `path` is a directory.
+            `overwrite` is False, or `path` is a directory.
     """
+    overwrite = _overwrite(overwrite, force)
     path = Path(path)
     validate_submission(submission, rows=rows)
     if path.is_dir():
         raise ValueError(f"{path}: is a directory; give a .csv file name")
-    if path.exists() and not force:
-        raise ValueError(f"{path}: already exists; pass --force to overwrite it")
+    if path.exists() and not overwrite:
+        raise ValueError(f"{path}: already exists; pass --overwrite to replace it")
     return atomic_write(path, lambda tmp: submission.to_csv(tmp, index=False))
 
 
-def submit(model, data, out, *, force=False, adapt=False, weights=None):
+def submit(model, data, out, *, overwrite=False, adapt=False, weights=None, force=None):
     """Predicts the test split of a data folder with a trained run (or an ensemble) and writes the CSV.
 
     Args:
@@ -97,26 +109,28 @@ def submit(model, data, out, *, force=False, adapt=False, weights=None):
             probabilities (`load_ensemble`).
         data: A data folder in the Kaggle or Khacef layout with a test split.
         out: Destination CSV path.
-        force: Overwrite an existing `out`.
+        overwrite: Replace an existing `out`.
         adapt: Transductive test-time adaptation (off by default): re-estimate the speech
             branch's BatchNormalization statistics on the unlabelled test rows before predicting
             (`adapt_batch_normalization`, AdaBN). The saved model is not changed.
         weights: With several runs, one non-negative weight per run (None: the plain mean).
+        force: Deprecated name of `overwrite`.
 
     Returns:
         (path, frame): the written path and the submission frame.
 
     Raises:
-        ValueError: bad model or data files, an existing `out` without `force`, or `out`
+        ValueError: bad model or data files, an existing `out` without `overwrite`, or `out`
             claimed by another live process (`mmdigits_keras.utils.locks.claim`).
     """
+    overwrite = _overwrite(overwrite, force)
     out = Path(out)
     with claim(out, what="submission"):  # before the slow part, like the check below
-        if out.exists() and not force:
-            raise ValueError(f"{out}: already exists; pass --force to overwrite it")
+        if out.exists() and not overwrite:
+            raise ValueError(f"{out}: already exists; pass --overwrite to replace it")
         test = load_dataset(data, "test")
         net = load_ensemble(model, weights=weights)
         if adapt:
             adapt_batch_normalization(net, test)
         frame = make_submission(predict_labels(net, test))
-        return write_submission(frame, out, rows=len(test), force=force), frame
+        return write_submission(frame, out, rows=len(test), overwrite=overwrite), frame

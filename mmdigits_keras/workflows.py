@@ -38,6 +38,6 @@ def run_demo(out, *, model=DEFAULT_MODEL, epochs=5, seed=0, verbose="auto", log=
     data = build_demo_data(out / "data", seed=seed)
     log(f"data: {data}")
     run = train(data, out=out / "run", model=model, epochs=epochs, seed=seed, overwrite=True, verbose=verbose)
-    path, frame = submit(run, data, out / "submission.csv", force=True)
+    path, frame = submit(run, data, out / "submission.csv", overwrite=True)
     scores = classification_metrics(load_kaggle(data, "test").labels, frame["label"].to_numpy())
     return {"data": data, "run": run, "submission": path, "scores": scores}

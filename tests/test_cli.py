@@ -65,8 +65,11 @@ def test_train_and_submit(tiny_kaggle, tmp_path, capsys):
     frame = pd.read_csv(csv)
     assert list(frame.columns) == ["row_id", "label"] and len(frame) == 50
     code = main(["submit", "--model", str(run), "--data", str(tiny_kaggle), "--out", str(csv)])
-    _one_line_error(capsys, code, "already exists; pass --force")
+    _one_line_error(capsys, code, "already exists; pass --overwrite")
+    assert main(["submit", "--model", str(run), "--data", str(tiny_kaggle), "--out", str(csv), "--overwrite"]) == 0
+    # The old name still works, and says it is deprecated.
     assert main(["submit", "--model", str(run), "--data", str(tiny_kaggle), "--out", str(csv), "--force"]) == 0
+    assert "--force is deprecated; use --overwrite" in capsys.readouterr().err
 
 
 @pytest.mark.slow

@@ -30,11 +30,14 @@ def test_write_is_atomic_refuses_overwrite_and_validates_files(tmp_path):
     path = tmp_path / "sub" / "a.csv"
     write_submission(make_submission([1, 2]), path)
     assert path.read_text().splitlines() == ["row_id,label", "0,1", "1,2"]
-    with pytest.raises(ValueError, match="already exists; pass --force"):
+    with pytest.raises(ValueError, match="already exists; pass --overwrite"):
         write_submission(make_submission([3, 3]), path)
     assert path.read_text().splitlines()[1] == "0,1"
-    write_submission(make_submission([3, 3]), path, force=True)
+    write_submission(make_submission([3, 3]), path, overwrite=True)
     assert validate_submission(path)["label"].tolist() == [3, 3]
+    with pytest.warns(DeprecationWarning, match="use `overwrite`"):  # the old name still works
+        write_submission(make_submission([4, 4]), path, force=True)
+    assert validate_submission(path)["label"].tolist() == [4, 4]
     assert [p.name for p in path.parent.iterdir()] == ["a.csv"]
     with pytest.raises(ValueError, match="is a directory"):
         write_submission(make_submission([1]), tmp_path)
