@@ -19,7 +19,7 @@ import tensorflow as tf
 from mmdigits_keras.training import load_ensemble
 from mmdigits_keras.utils.checks import check_choice
 from mmdigits_keras.utils.extras import optional_module
-from mmdigits_keras.utils.files import atomic_write, publish_directory, staged_directory
+from mmdigits_keras.utils.files import atomic_write, check_output_free, publish_directory, staged_directory
 
 litert = optional_module("ai_edge_litert.interpreter")
 
@@ -72,8 +72,7 @@ def export_model(run, *, out, format="saved_model", quantize=None, overwrite=Fal
     if quantize and format != "tflite":
         raise ValueError(f"`quantize` needs format='tflite'. Received: format={format!r}, quantize={quantize!r}")
     out = Path(out)
-    if out.exists() and not overwrite:
-        raise ValueError(f"{out}: already exists; pass --overwrite (overwrite=True) to replace it")
+    check_output_free(out, overwrite=overwrite)
     archive = _export_archive(load_ensemble(run, weights=weights))
     if format == "saved_model":
         with staged_directory(out) as staging:

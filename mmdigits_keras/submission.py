@@ -12,7 +12,7 @@ import pandas as pd
 from mmdigits_keras.data.constants import NUM_CLASSES
 from mmdigits_keras.data.layouts import load_dataset
 from mmdigits_keras.training import adapt_batch_normalization, load_ensemble, predict_labels
-from mmdigits_keras.utils.files import atomic_write
+from mmdigits_keras.utils.files import atomic_write, check_output_free
 from mmdigits_keras.utils.locks import claim
 
 SUBMISSION_COLUMNS = ["row_id", "label"]
@@ -95,8 +95,7 @@ def write_submission(submission, path, *, rows=None, overwrite=False, force=None
     validate_submission(submission, rows=rows)
     if path.is_dir():
         raise ValueError(f"{path}: is a directory; give a .csv file name")
-    if path.exists() and not overwrite:
-        raise ValueError(f"{path}: already exists; pass --overwrite to replace it")
+    check_output_free(path, overwrite=overwrite)
     return atomic_write(path, lambda tmp: submission.to_csv(tmp, index=False))
 
 
@@ -126,8 +125,7 @@ def submit(model, data, out, *, overwrite=False, adapt=False, weights=None, forc
     overwrite = _overwrite(overwrite, force)
     out = Path(out)
     with claim(out, what="submission"):  # before the slow part, like the check below
-        if out.exists() and not overwrite:
-            raise ValueError(f"{out}: already exists; pass --overwrite to replace it")
+        check_output_free(out, overwrite=overwrite)
         test = load_dataset(data, "test")
         net = load_ensemble(model, weights=weights)
         if adapt:

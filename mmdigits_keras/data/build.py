@@ -20,7 +20,7 @@ from mmdigits_keras.data.constants import FEATURE_KINDS, NUM_CLASSES, NUM_FRAMES
 from mmdigits_keras.data.features import HOP_SECONDS, SAMPLE_RATE, WINDOW_SECONDS, speech_features
 from mmdigits_keras.data.groups import write_groups
 from mmdigits_keras.data.sources import find_recordings, load_image_pools, read_wav
-from mmdigits_keras.utils.files import publish_directory, staging_directory, write_json
+from mmdigits_keras.utils.files import check_output_free, publish_directory, staging_directory, write_json
 from mmdigits_keras.utils.progress import progress_bar
 
 logger = logging.getLogger("mmdigits_keras")
@@ -125,8 +125,7 @@ def build_dataset(
     if not 0 < test_fraction < 1:
         raise ValueError(f"`test_fraction` must be in (0, 1). Received: test_fraction={test_fraction!r}")
     out = Path(out)
-    if out.exists() and not overwrite and not (out.is_dir() and not any(out.iterdir())):
-        raise ValueError(f"{out}: already exists; pass --overwrite to replace it")
+    check_output_free(out, overwrite=overwrite)
     audio = Path(audio)
     recordings, skipped = find_recordings(audio, audio_format)
     pools, image_description = load_image_pools(images)

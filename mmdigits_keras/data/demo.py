@@ -15,7 +15,6 @@ nothing about real recordings.
 from __future__ import annotations
 
 import functools
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -28,7 +27,7 @@ from mmdigits_keras.data.features import mfcc_507
 from mmdigits_keras.data.groups import write_groups
 from mmdigits_keras.data.speech import DETERMINISTIC_VARIANTS, synthesize_batch
 from mmdigits_keras.utils.extras import optional_module
-from mmdigits_keras.utils.files import publish_directory, staging_directory, write_json
+from mmdigits_keras.utils.files import check_output_free, publish_directory, staging_directory, write_json
 
 ACCENTS = ("en", "en-us", "en-gb-x-rp", "en-us-nyc", "en-gb-x-gbclan", "en-gb-x-gbcwmd",
            "en-029", "en-gb-scotland")
@@ -85,8 +84,7 @@ def write_synthetic_recordings(out, *, takes=1, seed=0, overwrite=False):
         ValueError: `out` exists and `overwrite` is False.
         RuntimeError: eSpeak NG failed.
     """
-    if Path(out).exists() and not overwrite:
-        raise ValueError(f"{out}: already exists; pass overwrite=True to replace it")
+    check_output_free(out, overwrite=overwrite)
     requests = _requests(np.random.default_rng(seed), takes)
     waves, sample_rate = synthesize_batch(requests)
     staging = staging_directory(out)

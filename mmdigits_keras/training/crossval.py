@@ -29,8 +29,8 @@ import pandas as pd
 from mmdigits_keras.data.layouts import MultimodalDataset, load_dataset
 from mmdigits_keras.data.splits import fold_rows
 from mmdigits_keras.training.metrics import classification_metrics
-from mmdigits_keras.training.rundir import RUN_FORMAT, check_output_free, read_run_config
-from mmdigits_keras.utils.files import atomic_write, read_json, write_json
+from mmdigits_keras.training.rundir import RUN_FORMAT, read_run_config
+from mmdigits_keras.utils.files import atomic_write, check_output_free, read_json, write_json
 from mmdigits_keras.utils.locks import claim
 
 PLAN_FILE = "plan.json"
@@ -50,8 +50,8 @@ def _check_plan(out, plan, *, overwrite):
     if path.is_file() and not overwrite:
         previous = read_json(path)
         if previous == plan:
-            if (out / "config.json").is_file():
-                raise ValueError(f"{out}: already exists; pass --overwrite (overwrite=True) to replace it")
+            if (out / "config.json").is_file():  # finished: occupied like any run directory
+                check_output_free(out, overwrite=False)
             done = [name for name in plan["members"] if (out / name / "config.json").is_file()]
             logger.info("%s: resuming a cross-validation run (%d of %d folds done)", out, len(done), plan["folds"])
             return

@@ -20,7 +20,13 @@ import tensorflow as tf
 
 from mmdigits_keras import __version__
 from mmdigits_keras.models.ensemble import ensemble_model
-from mmdigits_keras.utils.files import publish_directory, read_json, remove_interrupted, write_json
+from mmdigits_keras.utils.files import (
+    check_output_free,
+    publish_directory,
+    read_json,
+    remove_interrupted,
+    write_json,
+)
 from mmdigits_keras.utils.plotting import save_figure, subplots
 
 logger = logging.getLogger("mmdigits_keras")
@@ -28,13 +34,6 @@ logger = logging.getLogger("mmdigits_keras")
 RUN_FILES = ("model.keras", "config.json", "history.csv", "metrics.json", "curves.png", "logs")
 # 2: models are backbone + head (mmdigits_keras 0.2). Runs without the key were written by 0.1.0.
 RUN_FORMAT = 2
-
-
-def check_output_free(out, *, overwrite):
-    """Raises ValueError when `out` already holds something and `overwrite` is False."""
-    out = Path(out)
-    if out.exists() and not overwrite and not (out.is_dir() and not any(out.iterdir())):
-        raise ValueError(f"{out}: already exists; pass --overwrite (overwrite=True) to replace it")
 
 
 def prepare_output(out, *, overwrite):

@@ -9,6 +9,25 @@ import shutil
 from pathlib import Path
 
 
+def is_occupied(path):
+    """Whether `path` holds something: a file, or a folder that is not empty."""
+    path = Path(path)
+    return path.exists() and not (path.is_dir() and not any(path.iterdir()))
+
+
+def check_output_free(out, *, overwrite):
+    """Raises the one message every command gives for an occupied output path.
+
+    Args:
+        out: A file or folder to be written.
+        overwrite: True: anything there may be replaced.
+
+    Raises:
+        ValueError: `out` holds a file or a non-empty folder and `overwrite` is False.
+    """
+    if not overwrite and is_occupied(out):
+        raise ValueError(f"{out}: already exists; pass --overwrite (overwrite=True) to replace it")
+
 def atomic_write(path, write):
     """Writes a file through a temporary sibling and a rename, so `path` is never half-written.
 
@@ -67,9 +86,8 @@ def publish_directory(staging, final, *, overwrite):
         ValueError: `final` exists, is not empty, and `overwrite` is False.
     """
     staging, final = Path(staging), Path(final)
-    if final.exists() and not (final.is_dir() and not any(final.iterdir())):
-        if not overwrite:
-            raise ValueError(f"{final}: already exists; pass --overwrite to replace it")
+    if is_occupied(final):
+        check_output_free(final, overwrite=overwrite)
         old = final.with_name(f".{final.name}.old-{os.getpid()}")
         os.replace(final, old)
         os.replace(staging, final)
