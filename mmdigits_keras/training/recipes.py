@@ -46,6 +46,7 @@ import scipy.fft
 import tensorflow as tf
 
 from mmdigits_keras.data.constants import NUM_FRAMES
+from mmdigits_keras.utils.names import RECIPE_NAMES
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,6 +111,10 @@ RECIPES = {
     "default": dataclasses.replace(_BASELINE, name="default", utterance_normalization=("seed000", "seed001", "seed003"),
                                    audio_mismatch=0.4, reverberation=0.3, synthetic_share=0.25, vtlp=0.1),
 }
+
+
+if tuple(sorted(RECIPES)) != tuple(sorted(RECIPE_NAMES)):  # the CLI's choices come from RECIPE_NAMES
+    raise ImportError(f"RECIPES {sorted(RECIPES)} and utils.names.RECIPE_NAMES {sorted(RECIPE_NAMES)} differ")
 
 
 def get_recipe(name):

@@ -39,10 +39,10 @@ from mmdigits_keras.training.metrics import protocol_accuracy, similarities
 from mmdigits_keras.training.recipes import get_recipe
 from mmdigits_keras.training.rundir import load_trained_model
 from mmdigits_keras.utils.checks import check_choice, check_positive
+from mmdigits_keras.utils.names import DEFAULT_TOWERS
 
 LOSSES = ("max_margin", "info_nce")
 EMBEDDING_OUTPUTS = ("image_embedding", "audio_embedding")
-DEFAULT_TOWERS = "hybrid_cnn"
 
 
 def retrieval_recipe(*, batch_size=128):

@@ -7,9 +7,9 @@ from pathlib import Path
 import pandas as pd
 
 from mmdigits_keras.utils.files import read_json
+from mmdigits_keras.utils.names import OBJECTIVES
 from mmdigits_keras.utils.plotting import save_figure, subplots
 
-OBJECTIVES = {"val_accuracy": "max", "val_loss": "min", "accuracy": "max", "loss": "min"}
 TRIAL_FILE = "mmdigits_trial.json"
 
 
