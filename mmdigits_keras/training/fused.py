@@ -25,7 +25,8 @@ import tensorflow as tf
 
 # MMDIGITS_FUSED_BATCH_NORM=0 trains with Keras's own call: to compare the two, or where a
 # platform's fused kernel misbehaves.
-ENABLED = os.environ.get("MMDIGITS_FUSED_BATCH_NORM", "1") != "0"
+# The kernel is TensorFlow's: another Keras backend keeps Keras's own call.
+ENABLED = os.environ.get("MMDIGITS_FUSED_BATCH_NORM", "1") != "0" and keras.backend.backend() == "tensorflow"
 
 
 def _eligible(layer):
@@ -77,7 +78,9 @@ def _layers(model):
 @contextlib.contextmanager
 def fused_batch_normalization(model):
     """Within the context, `model`'s eligible `BatchNormalization` layers train with
-    TensorFlow's fused kernel (see the module docstring); on exit their own ``call`` is back.
+    TensorFlow's fused kernel (see the module docstring); on exit their own ``call`` is back,
+    and so is a training step traced with the swap (``model.train_function``): the next `fit`
+    traces Keras's own.
 
     Args:
         model: A built `keras.Model` (nested models included).
@@ -95,3 +98,5 @@ def fused_batch_normalization(model):
     finally:
         for layer in swapped:
             del layer.call
+        if swapped:
+            model.train_function = None  # Keras's trainer traces again when it is None

@@ -65,6 +65,21 @@ def test_the_fused_kernel_runs_inside_the_context_only_and_the_layer_is_plain_ag
     assert keras.saving.serialize_keras_object(layer)["class_name"] == "BatchNormalization"
 
 
+def test_a_training_step_traced_inside_the_context_is_not_kept_after_it():
+    model = batch_norm_model((8, 4, 4, 3))
+    model.compile(optimizer="sgd", loss="mse")
+    x, y = tf.zeros((8, 4, 4, 3)), tf.zeros((8, 4, 4, 3))
+    with fused_batch_normalization(model):
+        model.fit(x, y, epochs=1, verbose=0)
+        fused_step = model.train_function
+        assert fused_step is not None
+    # Dropped on exit: the next fit traces a new step, with the layer's own call (the test
+    # above shows a trace after the context has no fused kernel).
+    assert model.train_function is None
+    model.fit(x, y, epochs=1, verbose=0)
+    assert model.train_function is not None and model.train_function is not fused_step
+
+
 def test_inference_is_keras_own_and_options_the_kernel_lacks_are_left_alone():
     model = batch_norm_model((8, 5))
     x = np.random.default_rng(2).normal(size=(8, 5)).astype(np.float32)
