@@ -50,10 +50,14 @@ class WorkerLeases:
     of trials no longer running (`update_trial`, `end_trial`). Overrides public `Oracle`
     methods under keras-tuner's own `synchronized` lock."""
 
+    def __init__(self, *args, **kwargs):
+        # tuner_id -> monotonic time the chief last heard from it; set before keras-tuner's own
+        # constructor runs, in case anything there reaches a method of this mixin.
+        self._last_heard = {}
+        super().__init__(*args, **kwargs)
+
     def _heard(self):
-        """tuner_id -> monotonic time the chief last heard from it (kept beside keras-tuner's
-        state, whose constructor this mixin leaves alone)."""
-        return self.__dict__.setdefault("_last_heard", {})
+        return self._last_heard
 
     def _heard_from(self, tuner_id):
         self._heard()[tuner_id] = time.monotonic()
