@@ -6,8 +6,8 @@ TensorFlow's C++ runtime logs through absl straight to file descriptor 2, around
 and later) nor the ``E0000 ... use_unbounded_threadpool`` line that tf.data pipelines print
 with TensorFlow 2.19-2.21 here (an attribute the op registry does not know, which TensorFlow
 then ignores, as the line itself says). `native_logs_filtered` routes descriptor 2
-through a pipe and drops those lines; everything else written to stderr (Python warnings,
-tracebacks, the CLI's errors, other C++ errors) passes unchanged.
+through a pipe and drops those lines; other C++ errors pass, and Python's own stderr (warnings,
+tracebacks, the CLI's errors, progress bars) bypasses the filter.
 """
 
 from __future__ import annotations
@@ -56,10 +56,20 @@ def _forward(read_fd, write_fd):
                 os.write(write_fd, line)
 
 
+def _is_descriptor_2(stream):
+    try:
+        return stream.fileno() == 2
+    except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is both of the last two
+        return False
+
+
 @contextlib.contextmanager
 def native_logs_filtered(enabled=True):
-    """Within the context, file descriptor 2 (stderr) passes through a filter thread that drops
-    `is_native_log` lines; on exit descriptor 2 is restored and what is left is forwarded.
+    """Within the context, what is written to file descriptor 2 from outside Python (TensorFlow's
+    C++ runtime, child processes) passes through a filter thread that drops `is_native_log`
+    lines; Python's own `sys.stderr` (warnings, tracebacks, log handlers, progress bars) writes
+    to the real stderr directly, so a terminal is still a terminal to it. On exit both are
+    restored.
 
     Args:
         enabled: False: a no-op (the CLI's ``--verbose``).
@@ -69,6 +79,12 @@ def native_logs_filtered(enabled=True):
         return
     sys.stderr.flush()
     original = os.dup(2)
+    python_stderr = sys.stderr
+    # Python's stderr, where it is descriptor 2 itself, moves to a copy of the real one; one that
+    # was replaced already (a notebook's, a test's capture) stays as it is.
+    if _is_descriptor_2(python_stderr):
+        sys.stderr = open(os.dup(original), "w", buffering=1, errors="backslashreplace",
+                          encoding=getattr(python_stderr, "encoding", None) or "utf-8")
     read_fd, write_fd = os.pipe()
     os.dup2(write_fd, 2)
     os.close(write_fd)
@@ -77,7 +93,9 @@ def native_logs_filtered(enabled=True):
     try:
         yield
     finally:
-        sys.stderr.flush()
+        if sys.stderr is not python_stderr:
+            sys.stderr.close()
+            sys.stderr = python_stderr
         os.dup2(original, 2)  # closes the pipe's last write end unless a child process still holds it
         thread.join(timeout=2.0)
         if not thread.is_alive():  # else a child still writes through the pipe to `original`

@@ -1,5 +1,6 @@
 import contextlib
 import os
+import pty
 import subprocess
 import sys
 
@@ -38,6 +39,24 @@ def test_the_filter_drops_native_lines_keeps_the_rest_and_restores_stderr(capfd)
     with native_logs_filtered(enabled=False):
         os.write(2, ONEDNN)
     assert capfd.readouterr().err == ONEDNN.decode()
+
+
+def test_pythons_own_stderr_bypasses_the_filter_and_stays_a_terminal(capfd, monkeypatch):
+    with native_logs_filtered():
+        print(ONEDNN.decode().strip(), file=sys.stderr)  # Python's writes are never dropped
+    assert capfd.readouterr().err == ONEDNN.decode()
+    # On a terminal, progress bars (tqdm on sys.stderr) still see one inside the context.
+    primary, secondary = pty.openpty()
+    saved = os.dup(2)
+    os.dup2(secondary, 2)
+    monkeypatch.setattr(sys, "stderr", open(2, "w", closefd=False))  # as a console script starts
+    try:
+        with native_logs_filtered():
+            assert sys.stderr.isatty() and not os.isatty(2)
+    finally:
+        os.dup2(saved, 2)
+        for fd in (saved, primary, secondary):
+            os.close(fd)
 
 
 def test_cli_output_starts_with_its_own_lines_unless_verbose(monkeypatch):
