@@ -163,9 +163,10 @@ def ensembles(args, data):
               + f" | {means[kind][0]:.4f} +/- {means[kind][1]:.4f} | {minutes:.1f} |")
     if "cv5" in means:
         gain = means["cv5"][0] - means["single"][0]
-        reached = gain >= 0.003 and means["cv5"][1] <= means["single"][1] / 2
+        verdict = ("not assessed: the sd needs >= 2 seeds" if len(args.seeds) < 2 else
+                   "reached" if gain >= 0.003 and means["cv5"][1] <= means["single"][1] / 2 else "not reached")
         print(f"\n5-fold ensemble vs single: {gain:+.4f} (target >= +0.003 with sd <= half the single run's "
-              f"{means['single'][1]:.4f}): {'reached' if reached else 'not reached'}")
+              f"{means['single'][1]:.4f}): {verdict}")
     if tuned_seeds:
         # Like against like: the tuned search against the single runs of the same seeds.
         wins = sum(np.mean([table[s, r]["tuned"]["test"] for s in tuned_seeds])
