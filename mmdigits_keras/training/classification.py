@@ -15,10 +15,7 @@ from mmdigits_keras.training.metrics import classification_metrics, predict_labe
 from mmdigits_keras.training.recipes import get_recipe
 from mmdigits_keras.training.rundir import load_trained_model
 from mmdigits_keras.utils.checks import check_positive
-from mmdigits_keras.utils.names import DEFAULT_MODEL
-
-# The registry model that won the robustness benchmark (docs/performance.md, "Robustness"); `build_model`
-# stays seed 000's Model k.
+from mmdigits_keras.utils.names import DEFAULT_MODEL  # `build_model` stays seed 000's Model k
 
 
 def model_arguments(model, prepared, recipe, model_kwargs=None):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-STRATEGIES = ("default", "mirrored")
+from mmdigits_keras.utils.names import STRATEGIES
 
 
 def make_strategy(strategy=None):

@@ -178,8 +178,6 @@ class SearchTuner(keras_tuner.Tuner):
             "result": str(trial_dir / "child_result.json"), "verbose": kwargs.get("verbose", "auto"),
             "trial_id": trial.trial_id, "log_dir": str(Path(self.project_dir).parent / LOGS_DIR / trial.trial_id),
         }
-        if self.folds and self.isolation is None:
-            request["folds"] = len(self.folds)
         started = time.perf_counter()
         with Heartbeat(self.oracle, trial.trial_id) if self.role == "worker" else contextlib.nullcontext():
             if self.isolation is None:
@@ -567,10 +565,12 @@ def run_search(
         hypermodel = RegistryHyperModel(model, prepared=prepared, recipe=recipe, space=space, seed=seed,
                                         patience=PATIENCE)
         objective_spec = keras_tuner.Objective(objective, direction=OBJECTIVES[objective])
-        settings = {"data": str(Path(data).resolve()), "seed": seed, "val_fraction": val_fraction, "model": model,
-                    "recipe": recipe, "space": space, "patience": PATIENCE, "split": split, "folds": folds}
-        isolation = settings if isolate_trials else None
-        fold_models = hypermodel_for(settings) if folds and not isolate_trials else None
+        # What a trial process needs to rebuild the data and the hypermodel (`hypermodel_for`).
+        trial_settings = {"data": str(Path(data).resolve()), "seed": seed, "val_fraction": val_fraction,
+                          "model": model, "recipe": recipe, "space": space, "patience": PATIENCE, "split": split,
+                          "folds": folds}
+        isolation = trial_settings if isolate_trials else None
+        fold_models = hypermodel_for(trial_settings) if folds and not isolate_trials else None
         search = SearchTuner(
             oracle=make_oracle(tuner, objective=objective_spec, max_trials=max_trials, epochs=epochs, seed=seed),
             hypermodel=hypermodel, directory=str(out), project_name=PROJECT_NAME, overwrite=False,
@@ -601,9 +601,7 @@ def run_search(
         del prepared
         gc.collect()
         settings = dict(model=model, recipe=recipe, epochs=export_epochs, seed=seed, val_fraction=val_fraction,
-                        split=split, verbose=verbose)
-        if folds:
-            settings["folds"] = folds
+                        split=split, verbose=verbose, **({"folds": folds} if folds else {}))
         if ensemble > 1:
             write_json(out / "best_ensemble.json", top)
             best_dir, exported = export_ensemble(data, out, top, **settings)

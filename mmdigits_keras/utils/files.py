@@ -28,6 +28,7 @@ def check_output_free(out, *, overwrite):
     if not overwrite and is_occupied(out):
         raise ValueError(f"{out}: already exists; pass --overwrite (overwrite=True) to replace it")
 
+
 def atomic_write(path, write):
     """Writes a file through a temporary sibling and a rename, so `path` is never half-written.
 

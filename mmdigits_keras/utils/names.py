@@ -7,6 +7,8 @@ defaults without starting TensorFlow. The library checks itself against them
 DEFAULT_MODEL = "hybrid_cnn"
 # `retrieval train`'s towers: seed 001's image and speech CNN encoders.
 DEFAULT_TOWERS = "hybrid_cnn"
+# `train --strategy`: tf.distribute strategies by name (training/distribute.py).
+STRATEGIES = ("default", "mirrored")
 # The registered recipes (training/recipes.py); the first is the default.
 RECIPE_NAMES = ("default", "baseline", "plain")
 DEFAULT_RECIPE = RECIPE_NAMES[0]
