@@ -75,7 +75,7 @@ def main():
 
     from mmdigits_keras.training import classification_task, compile_model, get_recipe, prepare_data
     from mmdigits_keras.training.fused import fused_batch_normalization
-    from mmdigits_keras.training.recipes import training_dataset
+    from mmdigits_keras.training.pipeline import training_dataset
 
     data = build(f"rot-{args.speaker}", args.work, shared, audio=shared / "fsdd" / "recordings",
                  test_speakers=[args.speaker])

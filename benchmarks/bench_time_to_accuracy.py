@@ -16,7 +16,7 @@ the seconds until the default first reaches (a) the peer's final accuracy and (b
 default's accuracy at the last epoch that ended within the peer's wall time.
 
     .venv/bin/python benchmarks/bench_time_to_accuracy.py --work /tmp/robust [--speakers george ...]
-        [--recipe fast --epochs 12 --reuse-peer]
+        [--recipe swap4_rsv --epochs 12 --reuse-peer]
 
 ``--work`` is `bench_robust.py`'s folder (its ``data/rot-<speaker>`` sets are built when missing).
 """
@@ -52,8 +52,6 @@ def child(contender, data, log, recipe="default", epochs=None):
         def on_epoch_end(self, epoch, logs=None):
             stop = time.time()
             probabilities = self.model.predict(test.inputs(), batch_size=512, verbose=0)
-            if isinstance(probabilities, dict):
-                probabilities = probabilities["predictions"]
             accuracy = float(np.mean(probabilities.argmax(1) == test.labels))
             records.append({"epoch": epoch + 1, "seconds": stop - born - paused[0], "accuracy": accuracy})
             paused[0] += time.time() - stop
@@ -66,10 +64,9 @@ def child(contender, data, log, recipe="default", epochs=None):
                   callbacks=[ScoreTestRows()], verbose=2)
     else:
         with tempfile.TemporaryDirectory() as folder:
-            from bench_robust import register_levers
+            from bench_robust import recipe_named  # a lever combination can be timed before it becomes a default
 
-            register_levers()  # lever recipes (e.g. `fast`) can be timed before they become a default
-            train(data, out=Path(folder) / "run", recipe=recipe, **({"epochs": int(epochs)} if epochs else {}),
+            train(data, out=Path(folder) / "run", recipe=recipe_named(recipe), **({"epochs": int(epochs)} if epochs else {}),
                   callbacks=[ScoreTestRows()], verbose=2)
     Path(log).write_text(json.dumps({"records": records, "seconds": time.time() - born - paused[0]}))
 

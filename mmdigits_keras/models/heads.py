@@ -6,12 +6,11 @@ retrieval head projects each modality into one shared, L2-normalized space (seed
 
 from __future__ import annotations
 
-import keras
 import numpy as np
 from keras import layers
 
 from mmdigits_keras.models import blocks
-from mmdigits_keras.models.backbone import MODALITIES, task_features, with_head
+from mmdigits_keras.models.backbone import MODALITIES, with_head
 
 PRIMARY_OUTPUT = "predictions"
 
@@ -19,31 +18,6 @@ PRIMARY_OUTPUT = "predictions"
 def predictions(x, *, num_classes, classifier_activation):
     """The final ``predictions`` Dense: (N, d) -> (N, num_classes)."""
     return layers.Dense(num_classes, activation=classifier_activation, name=PRIMARY_OUTPUT)(x)
-
-
-def auxiliary_training_model(model, *, num_classes=10):
-    """`model` plus one softmax classifier per modality on its backbone features, for
-    per-modality losses during training (Wang, Tran & Feiszli, CVPR 2020: a fused network
-    under-trains the modality that is harder on the training data).
-
-    Args:
-        model: A two-modality task model built by this package (`with_head`).
-        num_classes: Classes of the auxiliary classifiers.
-
-    Returns:
-        A functional `keras.Model` sharing every layer of `model`, with dict outputs
-        ``{"predictions": (N, C), "image_auxiliary": (N, C), "audio_auxiliary": (N, C)}``.
-        Save `model` itself: the auxiliary classifiers are not part of it.
-
-    Raises:
-        ValueError: `model` is not a task model with feature taps (see `task_features`).
-    """
-    features = task_features(model)
-    outputs = {PRIMARY_OUTPUT: model.output}
-    for modality, x in features.items():
-        outputs[f"{modality}_auxiliary"] = layers.Dense(num_classes, activation="softmax",
-                                                        name=f"{modality}_auxiliary")(x)
-    return keras.Model(inputs=model.input, outputs=outputs, name=f"{model.name}_auxiliary")
 
 
 def linear_head(features, *, num_classes, classifier_activation):
@@ -105,8 +79,7 @@ def retrieval_towers(backbone, *, embedding_dim=128, name="retrieval"):
     """
     if set(backbone.output) != set(MODALITIES):
         raise ValueError(f"retrieval towers need an image and an audio branch; backbone {backbone.name!r} has "
-                         f"{sorted(backbone.output)} (use a fusion model: model1-4, hybrid_cnn, hybrid_cnn_lstm, "
-                         f"fusion_1dcnn)")
+                         f"{sorted(backbone.output)} (use a fusion model: list_models(modality='both'))")
     if not (isinstance(embedding_dim, (int, np.integer)) and embedding_dim > 0):
         raise ValueError(f"`embedding_dim` must be a positive integer. Received: embedding_dim={embedding_dim!r}")
 

@@ -7,7 +7,6 @@ import dataclasses
 
 from mmdigits_keras.data.constants import NUM_FEATURES
 from mmdigits_keras.models import create_model, model_config, model_info
-from mmdigits_keras.models.heads import auxiliary_training_model
 from mmdigits_keras.training import engine
 from mmdigits_keras.training.crossval import cross_validate
 from mmdigits_keras.training.distribute import check_strategy
@@ -15,7 +14,15 @@ from mmdigits_keras.training.metrics import classification_metrics, predict_labe
 from mmdigits_keras.training.recipes import get_recipe
 from mmdigits_keras.training.rundir import load_trained_model
 from mmdigits_keras.utils.checks import check_positive
-from mmdigits_keras.utils.names import DEFAULT_MODEL  # `build_model` stays seed 000's Model k
+from mmdigits_keras.utils.names import (  # DEFAULT_MODEL: `build_model` stays seed 000's Model k
+    DEFAULT_MODEL,
+    DEFAULT_RECIPE,
+    EPOCHS,
+    LEARNING_RATE,
+    PATIENCE,
+    SEED,
+    VAL_FRACTION,
+)
 
 
 def model_arguments(model, prepared, recipe, model_kwargs=None):
@@ -47,8 +54,6 @@ def classification_task(model, recipe, model_kwargs=None):
     """The engine `Task` that trains registry classifier `model` (see `engine.Task`)."""
     def build(prepared):
         net = build_classifier(model, prepared, recipe, **(model_kwargs or {}))
-        if recipe.auxiliary_weight and len(model_info(model).modalities) > 1:
-            return auxiliary_training_model(net, num_classes=net.output.shape[-1]), net
         return net, net
 
     def config(prepared):
@@ -64,13 +69,13 @@ def train(
     *,
     out,
     model=DEFAULT_MODEL,
-    epochs=30,
+    epochs=EPOCHS,
     batch_size=None,
-    learning_rate=1e-3,
-    recipe="default",
-    val_fraction=0.2,
-    seed=0,
-    patience=10,
+    learning_rate=LEARNING_RATE,
+    recipe=DEFAULT_RECIPE,
+    val_fraction=VAL_FRACTION,
+    seed=SEED,
+    patience=PATIENCE,
     overwrite=False,
     model_kwargs=None,
     extra_config=None,

@@ -39,7 +39,19 @@ from mmdigits_keras.training.metrics import protocol_accuracy, similarities
 from mmdigits_keras.training.recipes import get_recipe
 from mmdigits_keras.training.rundir import load_trained_model
 from mmdigits_keras.utils.checks import check_choice, check_positive
-from mmdigits_keras.utils.names import DEFAULT_TOWERS
+from mmdigits_keras.utils.names import (
+    DEFAULT_TOWERS,
+    EMBEDDING_DIM,
+    LEARNING_RATE,
+    MARGIN,
+    PATIENCE,
+    RETRIEVAL_BATCH_SIZE,
+    RETRIEVAL_EPOCHS,
+    RETRIEVAL_LOSS,
+    SEED,
+    TEMPERATURE,
+    VAL_FRACTION,
+)
 
 LOSSES = ("max_margin", "info_nce")
 EMBEDDING_OUTPUTS = ("image_embedding", "audio_embedding")
@@ -52,7 +64,7 @@ def retrieval_recipe(*, batch_size=128):
     negatives), and full batches only (a short last batch would have few negatives). The
     speech augmentation and synthetic voices of the default recipe stay."""
     return dataclasses.replace(get_recipe("default"), name="retrieval", batch_size=int(batch_size), label_smoothing=0.0,
-                               image_dropout=0.0, audio_dropout=0.0, audio_mismatch=0.0, auxiliary_weight=0.0,
+                               image_dropout=0.0, audio_dropout=0.0, audio_mismatch=0.0,
                                drop_remainder=True)
 
 
@@ -64,8 +76,7 @@ def build_retrieval_model(model=DEFAULT_TOWERS, *, embedding_dim=128, init=None,
         model: The registry fusion model whose backbone carries the towers (ignored with
             `init`): ``"hybrid_cnn"`` (default: seed 001's image and speech CNN encoders, the
             speech CNN generalizing best to unseen speakers in our measurements, docs/retrieval.md) or
-            one of ``"model1"``..``"model4"`` (seed 000), ``"hybrid_cnn_lstm"``,
-            ``"fusion_1dcnn"``.
+            any other of ``list_models(modality="both")``.
         embedding_dim: d, the size of the shared, L2-normalized space (seed 002: h = 512).
         init: Optional run directory (or ``.keras`` file) of a trained fusion run; the towers
             start from its backbone's weights (and its speech standardization).
@@ -206,18 +217,18 @@ def train_retrieval(
     data,
     *,
     out,
-    loss="max_margin",
-    margin=0.2,
-    temperature=0.1,
-    embedding_dim=128,
+    loss=RETRIEVAL_LOSS,
+    margin=MARGIN,
+    temperature=TEMPERATURE,
+    embedding_dim=EMBEDDING_DIM,
     model=DEFAULT_TOWERS,
     init=None,
-    epochs=50,
-    batch_size=128,
-    learning_rate=1e-3,
-    val_fraction=0.2,
-    seed=0,
-    patience=10,
+    epochs=RETRIEVAL_EPOCHS,
+    batch_size=RETRIEVAL_BATCH_SIZE,
+    learning_rate=LEARNING_RATE,
+    val_fraction=VAL_FRACTION,
+    seed=SEED,
+    patience=PATIENCE,
     overwrite=False,
     verbose="auto",
 ):

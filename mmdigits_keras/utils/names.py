@@ -1,7 +1,8 @@
-"""The names the package's defaults and choices are made of, in one module without TensorFlow,
-so the command line's ``--help`` and choices come from the same place as the library's
-defaults without starting TensorFlow. The library checks itself against them
-(`mmdigits_keras.training.recipes` builds its `RECIPES` for exactly `RECIPE_NAMES`)."""
+"""The package's defaults and choices, in one module without TensorFlow: the library's
+signatures take their defaults from here, and the command line's ``--help`` and choices read
+them without starting TensorFlow (its arguments default to None, so the library decides). The
+library checks itself against them (`mmdigits_keras.training.recipes` builds its `RECIPES` for
+exactly `RECIPE_NAMES`)."""
 
 # `train`'s, `tune`'s and the demo's model: the robustness benchmark's winner (docs/performance.md).
 DEFAULT_MODEL = "hybrid_cnn"
@@ -15,3 +16,24 @@ DEFAULT_RECIPE = RECIPE_NAMES[0]
 # keras-tuner objectives a search may optimize, with their direction.
 OBJECTIVES = {"val_accuracy": "max", "val_loss": "min", "accuracy": "max", "loss": "min"}
 DEFAULT_OBJECTIVE = "val_accuracy"
+
+# `train` (and a search's best/, trained as `train` trains).
+EPOCHS = 30  # maximum; early stopping
+LEARNING_RATE = 1e-3
+VAL_FRACTION = 0.2
+PATIENCE = 10
+SEED = 0
+# `tune`.
+MAX_TRIALS = 10
+TRIAL_EPOCHS = 10
+ORACLE_TIMEOUT_S = 60.0
+# `demo`.
+DEMO_EPOCHS = 5
+# `retrieval train` (seed 002's max-margin loss and its settings).
+RETRIEVAL_LOSSES = ("max_margin", "info_nce")
+RETRIEVAL_LOSS = RETRIEVAL_LOSSES[0]
+MARGIN = 0.2
+TEMPERATURE = 0.1
+EMBEDDING_DIM = 128
+RETRIEVAL_EPOCHS = 50
+RETRIEVAL_BATCH_SIZE = 128

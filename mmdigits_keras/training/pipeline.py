@@ -1,0 +1,70 @@
+"""The input pipeline of training: `tf.data` datasets of a recipe's batches (shuffled,
+batched, augmented with `mmdigits_keras.training.augment`, prefetched; the arrays are in memory,
+so no cache), and un-augmented evaluation batches with targets shaped for the recipe's loss."""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from mmdigits_keras.training.augment import augment_audio, image_jitter
+
+
+def _targets(labels, recipe, num_classes=10):
+    labels = np.asarray(labels, dtype=np.int64)
+    return np.eye(num_classes, dtype=np.float32)[labels] if recipe.label_smoothing else labels
+
+
+def training_dataset(part, recipe, *, seed=0, num_classes=10, multimodal=True):
+    """A `tf.data.Dataset` of ((inputs dict), targets) batches for training with `recipe`.
+
+    Args:
+        part: The training `MultimodalDataset` (labels required).
+        recipe: A `Recipe`; ``augment`` adds `augment_audio` and `image_jitter`.
+        seed: Seed of the shuffle and of every random draw (deterministic per epoch order).
+        num_classes: Width of one-hot targets when the recipe smooths labels.
+        multimodal: False for a model that looks at one modality: no modality dropout
+            (blanking its only input would teach it noise).
+
+    Returns:
+        The dataset: shuffled each epoch, batched, augmented (when asked), prefetched.
+    """
+    inputs = {"image": part.images, "audio": part.audio}
+    # No .cache(): the arrays are in memory already, and a cache would hold another copy.
+    data = tf.data.Dataset.from_tensor_slices((inputs, _targets(part.labels, recipe, num_classes)))
+    data = data.shuffle(len(part), seed=seed, reshuffle_each_iteration=True)
+    data = data.batch(recipe.batch_size, drop_remainder=recipe.drop_remainder)
+    if recipe.augment:
+        mean = tf.constant(part.audio.mean(axis=0), tf.float32)
+        std = tf.constant(part.audio.std(axis=0) + 1e-6, tf.float32)
+        jitter = image_jitter(seed)
+        counter = tf.data.Dataset.counter()
+
+        def augment(step, batch):
+            features, targets = batch
+            step_seed = tf.stack([tf.cast(seed, tf.int64), step])
+            standardized = augment_audio(features["audio"], mean, std, recipe, step_seed)
+            image = jitter(features["image"], training=True)
+            if multimodal:
+                draw = tf.random.stateless_uniform((tf.shape(image)[0],), step_seed + 50)
+                keep_image = tf.cast(draw >= recipe.image_dropout, tf.float32)
+                keep_audio = tf.cast((draw < recipe.image_dropout)
+                                     | (draw >= recipe.image_dropout + recipe.audio_dropout), tf.float32)
+                image = image * keep_image[:, None, None, None]
+                standardized = standardized * keep_audio[:, None]
+                if recipe.audio_mismatch:
+                    both = draw >= recipe.image_dropout + recipe.audio_dropout
+                    swap = both & (tf.random.stateless_uniform(tf.shape(draw), step_seed + 90) < recipe.audio_mismatch)
+                    standardized = tf.where(swap[:, None], tf.roll(standardized, shift=1, axis=0), standardized)
+            audio = standardized * std + mean  # blank speech = the mean
+            return {"image": image, "audio": audio}, targets
+
+        data = tf.data.Dataset.zip(counter, data).map(augment)
+    return data.prefetch(tf.data.AUTOTUNE)
+
+
+def evaluation_dataset(part, recipe, *, batch_size=512, num_classes=10):
+    """Un-augmented, batched validation data with targets shaped for `recipe`'s loss."""
+    inputs = {"image": part.images, "audio": part.audio}
+    data = tf.data.Dataset.from_tensor_slices((inputs, _targets(part.labels, recipe, num_classes)))
+    return data.batch(batch_size).prefetch(tf.data.AUTOTUNE)
