@@ -1,4 +1,5 @@
-"""Fault tolerance of keras-tuner's chief/worker mode: workers that die, a chief that restarts.
+"""keras-tuner's chief/worker mode: its set-up (the chief's address, `parse_oracle_address`,
+`wait_for_oracle`) and its fault tolerance: workers that die, a chief that restarts.
 
 keras-tuner's chief keeps each worker's running trial until the worker ends it, and exits
 only when no worker is left; a worker killed mid-trial (a preempted VM, Ctrl-C on one
@@ -30,8 +31,10 @@ import os
 import threading
 import time
 
+import grpc
 import keras_tuner
-from keras_tuner.engine.trial import Trial, TrialStatus
+
+from mmdigits_keras.tuning.internals import TrialStatus, ongoing_trials, stand_by, waited_for
 
 logger = logging.getLogger("mmdigits_keras")
 
@@ -48,7 +51,8 @@ class WorkerLeases:
     """Oracle mixin: tracks when the chief last heard from each worker (`create_trial` and the
     heartbeat's `get_trial`), releases silent ones (`release_lost_workers`) and drops results
     of trials no longer running (`update_trial`, `end_trial`). Overrides public `Oracle`
-    methods under keras-tuner's own `synchronized` lock."""
+    methods under keras-tuner's own `synchronized` lock; the oracle state it reads and changes
+    is keras-tuner's undocumented one, through `mmdigits_keras.tuning.internals`."""
 
     def __init__(self, *args, **kwargs):
         # tuner_id -> monotonic time the chief last heard from it; set before keras-tuner's own
@@ -63,21 +67,19 @@ class WorkerLeases:
         self._heard()[tuner_id] = time.monotonic()
 
     def _running(self, trial_id):
-        return any(trial.trial_id == trial_id for trial in self.ongoing_trials.values())
+        return any(trial.trial_id == trial_id for trial in ongoing_trials(self).values())
 
     @keras_tuner.synchronized
     def create_trial(self, tuner_id):
         self._heard_from(tuner_id)
         trial = super().create_trial(tuner_id)
-        if trial.status == TrialStatus.STOPPED and self.ongoing_trials:
-            # Stand by: a running trial may yet be released to this worker.
-            self.tuner_ids.add(tuner_id)
-            return Trial(self.hyperparameters.copy(), status=TrialStatus.IDLE)
+        if trial.status == TrialStatus.STOPPED and ongoing_trials(self):
+            return stand_by(self, tuner_id)  # a running trial may yet be released to this worker
         return trial
 
     @keras_tuner.synchronized
     def get_trial(self, trial_id):
-        for tuner_id, trial in self.ongoing_trials.items():
+        for tuner_id, trial in ongoing_trials(self).items():
             if trial.trial_id == trial_id:
                 self._heard_from(tuner_id)
         return super().get_trial(trial_id)
@@ -105,10 +107,10 @@ class WorkerLeases:
             The ids of the workers released.
         """
         now, heard = time.monotonic(), self._heard()
-        lost = [tuner_id for tuner_id in set(self.tuner_ids) | set(self.ongoing_trials)
+        lost = [tuner_id for tuner_id in set(waited_for(self)) | set(ongoing_trials(self))
                 if now - heard.setdefault(tuner_id, now) > lease_seconds]
         for tuner_id in lost:
-            trial = self.ongoing_trials.get(tuner_id)
+            trial = ongoing_trials(self).get(tuner_id)
             if trial is not None:
                 trial.status = TrialStatus.INVALID
                 trial.message = f"worker {tuner_id} lost: no heartbeat for {lease_seconds:g} s"
@@ -118,7 +120,7 @@ class WorkerLeases:
                                trial.trial_id, "it runs again" if again else "marked failed (no retries left)")
             else:
                 logger.warning("worker %s lost (no request for %g s)", tuner_id, lease_seconds)
-            self.tuner_ids.discard(tuner_id)
+            waited_for(self).discard(tuner_id)
             heard.pop(tuner_id, None)
         return lost
 
@@ -185,3 +187,23 @@ class Heartbeat(_Periodic):
         except Exception:  # the chief is away (restarting): the next beat tries again
             pass
         return True
+
+
+def parse_oracle_address(address):
+    """``"HOST:PORT"`` -> (host, port); raises ValueError naming `--oracle` otherwise."""
+    host, _, port = str(address).rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"`--oracle` must be HOST:PORT, e.g. 127.0.0.1:8000. Received: {address!r}")
+    return host, int(port)
+
+
+def wait_for_oracle(host, port, *, timeout):
+    """Waits up to `timeout` seconds for the chief's oracle to answer; ValueError if it does not."""
+    channel = grpc.insecure_channel(f"{host}:{port}")
+    try:
+        grpc.channel_ready_future(channel).result(timeout=timeout)
+    except grpc.FutureTimeoutError:
+        raise ValueError(f"the oracle at {host}:{port} did not answer within {timeout:g} s; "
+                         f"start the chief first (tune.py --distributed chief --oracle {host}:{port})") from None
+    finally:
+        channel.close()

@@ -24,6 +24,7 @@ import keras_tuner
 
 from mmdigits_keras.models import model_info
 from mmdigits_keras.training import classification_task, compile_model, fit_model, get_recipe
+from mmdigits_keras.utils.names import DEFAULT_MODEL, DEFAULT_RECIPE, PATIENCE, SEED
 
 SEED000_SPACE = {
     "depth": [1, 2, 3, 4],
@@ -132,8 +133,8 @@ class RegistryHyperModel(keras_tuner.HyperModel):
         Seed 000, Tables 1-4; seed 001, Table 3 and section 2.4 (its grid search).
     """
 
-    def __init__(self, model="model2", *, prepared, recipe="default", space=None, seed=0, patience=10,
-                 name="registry", tunable=True):
+    def __init__(self, model=DEFAULT_MODEL, *, prepared, recipe=DEFAULT_RECIPE, space=None, seed=SEED,
+                 patience=PATIENCE, name="registry", tunable=True):
         super().__init__(name=name, tunable=tunable)
         self.model = model
         self.space = check_space(space, model=model, recipe=recipe)

@@ -1,0 +1,83 @@
+"""``best/`` of a finished search: the best configuration (or the top N as an ensemble) trained
+by `train` as `mmdigits train` trains, into a normal run directory that appears atomically."""
+
+from __future__ import annotations
+
+from mmdigits_keras.training import load_trained_model, predict_labels, prepare_data, train
+from mmdigits_keras.training.metrics import classification_metrics
+from mmdigits_keras.tuning.space import DEFAULT_LEARNING_RATE, model_hyperparameters, trial_recipe
+from mmdigits_keras.utils.files import publish_directory, read_json, write_json
+
+
+def _train_trial_config(data, out, trial, *, model, recipe, epochs, seed, val_fraction, split, verbose, folds=None):
+    """Trains one trial's configuration with `train` into `out`, as `mmdigits train` would
+    (with `folds`, as ``train --folds`` would: a cross-validation run of K fold models)."""
+    values = trial["values"]
+    return train(data, out=out, model=model, epochs=epochs, seed=seed, recipe=trial_recipe(recipe, values),
+                 learning_rate=values.get("learning_rate", DEFAULT_LEARNING_RATE), val_fraction=val_fraction,
+                 split=split, model_kwargs=model_hyperparameters(values), overwrite=True, verbose=verbose, folds=folds,
+                 extra_config={"tuning": {"trial_id": trial["trial_id"], "score": trial["score"],
+                                          "objective": trial["objective"]}})
+
+
+def export_best(data, out, best, *, model, recipe, epochs, seed, val_fraction, verbose, split=None, folds=None):
+    """Trains the best configuration with `train` into ``out/best`` (a normal run directory), as
+    `mmdigits train` would: same recipe (with the trial's recipe fields), split and seed,
+    `epochs` epochs with early stopping.
+
+    Skipped when ``out/best`` already holds this trial's configuration (a resumed search that
+    had finished exporting). The run directory is written aside and renamed into place.
+
+    Returns:
+        (run directory, exported): exported is False when it was kept.
+    """
+    best_dir = out / "best"
+    if (best_dir / "config.json").is_file():
+        config = read_json(best_dir / "config.json")
+        if config.get("tuning", {}).get("trial_id") == best["trial_id"]:
+            return best_dir, False
+    return _train_trial_config(data, best_dir, best, model=model, recipe=recipe, epochs=epochs, seed=seed,
+                               val_fraction=val_fraction, split=split, verbose=verbose, folds=folds), True
+
+
+def export_ensemble(data, out, trials, *, model, recipe, epochs, seed, val_fraction, split, verbose):
+    """Trains the configurations of `trials` (the search's top N) with `train` and makes
+    ``out/best`` their ensemble: ``best/trial_<id>/`` run directories, and a ``config.json``
+    naming them as members, so ``best/`` loads, submits and exports as the mean of their
+    probabilities (`load_trained_model`). ``metrics.json`` has each member's validation scores
+    and the ensemble's, on the members' common validation rows.
+
+    Members are trained in ``out/.best.staging`` and kept there until all are done (a killed
+    export resumes member by member); then the folder is renamed to ``best``.
+
+    Returns:
+        (run directory, exported): exported is False when ``best/`` already held these trials.
+    """
+    best_dir = out / "best"
+    ids = [trial["trial_id"] for trial in trials]
+    if (best_dir / "config.json").is_file():
+        if read_json(best_dir / "config.json").get("tuning", {}).get("trial_ids") == ids:
+            return best_dir, False
+    staging = out / ".best.staging"
+    staging.mkdir(parents=True, exist_ok=True)
+    members = [f"trial_{trial_id}" for trial_id in ids]
+    for name, trial in zip(members, trials):
+        if not (staging / name / "config.json").is_file():
+            _train_trial_config(data, staging / name, trial, model=model, recipe=recipe, epochs=epochs, seed=seed,
+                                val_fraction=val_fraction, split=split, verbose=verbose)
+    validation = prepare_data(data, val_fraction=val_fraction, seed=seed, split=split).validation
+    scores = {name: read_json(staging / name / "metrics.json") for name in members}
+    first = read_json(staging / members[0] / "config.json")
+    config = {key: first[key] for key in ("format", "task", "model", "training", "data", "versions") if key in first}
+    config.update({"ensemble": {"members": members, "weights": None},
+                   "tuning": {"trial_ids": ids, "scores": [trial["score"] for trial in trials],
+                              "objective": trials[0]["objective"]}})
+    write_json(staging / "config.json", config)
+    ensemble = classification_metrics(validation.labels, predict_labels(load_trained_model(staging), validation))
+    write_json(staging / "metrics.json", {
+        "val_accuracy": ensemble["accuracy"], "val_macro_f1": ensemble["macro_f1"], "validation_rows": ensemble["rows"],
+        "epochs": max(s["epochs"] for s in scores.values()),
+        "seconds": round(sum(s["seconds"] for s in scores.values()), 2),
+        "members": {name: {k: s[k] for k in ("val_accuracy", "val_macro_f1", "epochs")} for name, s in scores.items()},
+        "data": validation.source})
+    return publish_directory(staging, best_dir, overwrite=True), True

@@ -1,0 +1,52 @@
+"""keras-tuner's undocumented behaviour this package relies on, in one place.
+
+The distributed search's fault tolerance (`mmdigits_keras.tuning.cluster`) reads and changes
+state of keras-tuner's `Oracle` that its documentation does not describe. Each use is one
+function here, naming the keras-tuner 1.4.8 source it depends on; `tests/tuning/test_internals.py`
+checks each assumption against the installed keras-tuner, and setup.cfg bounds keras-tuner to
+the minor release those tests pass on (``>=1.4.8,<1.5``).
+
+Everything else the package does with keras-tuner is its documented API: `keras_tuner.Tuner`
+and `keras_tuner.HyperModel` subclasses, the oracles of `keras_tuner.oracles` with
+`populate_space` overridden, `keras_tuner.synchronized` around overridden `Oracle` methods,
+`keras_tuner.errors.FailedTrialError`, and the ``KERASTUNER_*`` environment of distributed tuning.
+"""
+
+from __future__ import annotations
+
+# keras_tuner/engine/trial.py re-exports keras_tuner/src/engine/trial.py: `Trial` and
+# `TrialStatus` (RUNNING, IDLE, INVALID, STOPPED, COMPLETED, FAILED) are the statuses that
+# `Oracle.populate_space` documents returning, but the classes are not exported at the top level.
+from keras_tuner.engine.trial import Trial, TrialStatus
+
+__all__ = ["Trial", "TrialStatus", "ongoing_trials", "stand_by", "waited_for"]
+
+
+def ongoing_trials(oracle):
+    """The running trials, ``{tuner_id: Trial}``.
+
+    keras_tuner/src/engine/oracle.py: ``Oracle.__init__`` sets ``self.ongoing_trials = {}``;
+    ``create_trial`` adds the trial it hands out under the asking tuner's id (and hands the same
+    trial again to a tuner that asks while it has one), ``end_trial`` removes it. The chief ends
+    a search only when it is empty (keras_tuner/src/distribute/oracle_chief.py, ``exit_chief``).
+    """
+    return oracle.ongoing_trials
+
+
+def waited_for(oracle):
+    """The set of tuner ids the chief still waits for before it ends the search.
+
+    keras_tuner/src/engine/oracle.py: ``Oracle.__init__`` sets ``self.tuner_ids = set()``;
+    ``create_trial`` adds the asking tuner's id, and removes it when it answers ``STOPPED``.
+    The chief ends the search when this set and `ongoing_trials` are both empty
+    (oracle_chief.py, ``exit_chief``).
+    """
+    return oracle.tuner_ids
+
+
+def stand_by(oracle, tuner_id):
+    """Keeps worker `tuner_id` in the search after `Oracle.create_trial` told it ``STOPPED``
+    (which removed it from `waited_for`), and returns the ``IDLE`` trial that tells it to ask
+    again later (keras_tuner/src/engine/base_tuner.py, ``search``: a tuner told ``IDLE`` asks again)."""
+    waited_for(oracle).add(tuner_id)
+    return Trial(oracle.hyperparameters.copy(), status=TrialStatus.IDLE)

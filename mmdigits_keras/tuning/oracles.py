@@ -1,0 +1,63 @@
+"""The search's keras-tuner oracles: random search and Bayesian optimization starting from the
+untuned configuration (`DefaultsFirst`), and Hyperband, each with the worker leases of a
+distributed search (`mmdigits_keras.tuning.cluster.WorkerLeases`)."""
+
+from __future__ import annotations
+
+import keras_tuner
+
+from mmdigits_keras.tuning.cluster import MAX_RETRIES_PER_TRIAL, WorkerLeases
+
+TUNERS = ("random", "hyperband", "bayesian")
+# Above this many trials the default tuner is Hyperband: a large budget is spent better on many
+# configurations trained briefly, the promising ones longer (Li et al., JMLR 2018), than on
+# each trained for every epoch.
+HYPERBAND_ABOVE_TRIALS = 10
+
+
+class DefaultsFirst:
+    """Oracle mixin: the first trial is the untuned configuration (every hyperparameter at its
+    default: the registered model, `train`'s learning rate, the recipe's batch size), so the
+    best trial is never below the untuned model on the search's objective. Later trials are
+    the oracle's own. Overrides `Oracle.populate_space`, keras-tuner's hook for custom oracles."""
+
+    def populate_space(self, trial_id):
+        if self.trials:
+            return super().populate_space(trial_id)
+        space = self.hyperparameters
+        values = {hp.name: hp.default for hp in space.space if space.is_active(hp)}
+        return {"status": "RUNNING", "values": values}
+
+
+class RandomSearchOracle(WorkerLeases, DefaultsFirst, keras_tuner.oracles.RandomSearchOracle):
+    """keras-tuner's random search, starting from the untuned configuration (worker leases:
+    `mmdigits_keras.tuning.cluster`)."""
+
+
+class BayesianOptimizationOracle(WorkerLeases, DefaultsFirst, keras_tuner.oracles.BayesianOptimizationOracle):
+    """keras-tuner's Bayesian optimization, starting from the untuned configuration (worker
+    leases)."""
+
+
+class HyperbandOracle(WorkerLeases, keras_tuner.oracles.HyperbandOracle):
+    """keras-tuner's Hyperband (worker leases)."""
+
+
+def default_tuner(max_trials):
+    """The tuner `run_search` uses when none is named: ``"random"`` for up to
+    `HYPERBAND_ABOVE_TRIALS` trials, ``"hyperband"`` above."""
+    return "hyperband" if max_trials > HYPERBAND_ABOVE_TRIALS else "random"
+
+
+def make_oracle(kind, *, objective, max_trials, epochs, seed):
+    """A keras-tuner oracle: random search or Bayesian optimization (both starting from the
+    untuned configuration, `DefaultsFirst`), or Hyperband (``max_epochs`` = `epochs`, factor 3;
+    its brackets decide every trial); at most 3 failed trials in a row; a trial whose worker was
+    lost runs again up to `MAX_RETRIES_PER_TRIAL` times (`WorkerLeases`)."""
+    common = dict(objective=objective, seed=seed, max_consecutive_failed_trials=3,
+                  max_retries_per_trial=MAX_RETRIES_PER_TRIAL)
+    if kind == "hyperband":
+        return HyperbandOracle(max_epochs=epochs, factor=3, hyperband_iterations=1, **common)
+    if kind == "bayesian":
+        return BayesianOptimizationOracle(max_trials=max_trials, **common)
+    return RandomSearchOracle(max_trials=max_trials, **common)

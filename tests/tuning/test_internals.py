@@ -1,0 +1,65 @@
+"""Each keras-tuner behaviour `mmdigits_keras.tuning.internals` relies on, checked on keras-tuner's
+own oracle (no mixin of ours): when one of these fails, keras-tuner changed under us."""
+
+import keras_tuner
+import pytest
+
+from mmdigits_keras.tuning.internals import Trial, TrialStatus, ongoing_trials, stand_by, waited_for
+
+
+@pytest.fixture
+def oracle(tmp_path):
+    oracle = keras_tuner.oracles.RandomSearchOracle(objective=keras_tuner.Objective("score", "max"), max_trials=2,
+                                                    seed=0, max_retries_per_trial=1)
+
+    def build(hp):
+        hp.Int("x", 0, 100)
+
+    keras_tuner.Tuner(oracle=oracle, hypermodel=build, directory=str(tmp_path), project_name="p")
+    return oracle
+
+
+def _end(oracle, trial, status):
+    trial.status = status
+    oracle.end_trial(trial)
+
+
+def test_a_handed_out_trial_is_ongoing_under_its_tuner_until_it_ends(oracle):
+    trial = oracle.create_trial("a")
+    assert ongoing_trials(oracle) == {"a": trial} and "a" in waited_for(oracle)
+    assert oracle.create_trial("a") is trial  # asking again while running: the same trial
+    oracle.update_trial(trial.trial_id, {"score": 1.0})
+    _end(oracle, trial, TrialStatus.COMPLETED)
+    assert ongoing_trials(oracle) == {}
+
+
+def test_stopped_removes_the_tuner_from_those_waited_for_and_stand_by_keeps_it(oracle):
+    for name in ("a", "b"):
+        trial = oracle.create_trial(name)
+        oracle.update_trial(trial.trial_id, {"score": 1.0})
+        _end(oracle, trial, TrialStatus.COMPLETED)
+    stopped = oracle.create_trial("a")
+    assert stopped.status == TrialStatus.STOPPED and "a" not in waited_for(oracle)
+    idle = stand_by(oracle, "a")
+    assert isinstance(idle, Trial) and idle.status == TrialStatus.IDLE and "a" in waited_for(oracle)
+
+
+def test_an_invalid_trial_runs_again_until_its_retries_are_spent(oracle):
+    first = oracle.create_trial("a")
+    _end(oracle, first, TrialStatus.INVALID)
+    again = oracle.create_trial("b")
+    assert again.trial_id == first.trial_id and ongoing_trials(oracle) == {"b": again}
+    _end(oracle, again, TrialStatus.INVALID)  # max_retries_per_trial=1: two runs, then failed
+    assert oracle.trials[first.trial_id].status == TrialStatus.FAILED
+    assert oracle.create_trial("b").trial_id != first.trial_id
+
+
+def test_the_chief_ends_only_when_nothing_runs_and_no_tuner_is_waited_for(oracle):
+    from keras_tuner.src.distribute.oracle_chief import exit_chief
+
+    trial = oracle.create_trial("a")
+    assert not exit_chief(oracle)
+    _end(oracle, trial, TrialStatus.FAILED)
+    assert ongoing_trials(oracle) == {} and not exit_chief(oracle)  # "a" is still waited for
+    waited_for(oracle).discard("a")
+    assert exit_chief(oracle)
