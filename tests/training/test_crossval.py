@@ -2,6 +2,7 @@
 
 import json
 import shutil
+from unittest import mock
 
 import numpy as np
 import pandas as pd
@@ -111,8 +112,11 @@ def test_evaluate_scores_a_cv_run_out_of_fold_and_runs_as_an_ensemble(cv_run, ca
 
 
 def test_the_cli_prints_out_of_fold_scores_and_the_fold_spread(cv_run, capsys):
+    # What `mmdigits train --folds` prints at its end, from the run directory's files.
     _, run = cv_run
-    metrics = cli._print_metrics(run)
+    metrics = json.loads((run / "metrics.json").read_text())
+    with mock.patch.object(cli.mk, "train", return_value=run):
+        assert main(["train", "--data", "d", "--out", str(run), "--folds", "2"]) == 0
     out = capsys.readouterr().out
     assert f"out-of-fold accuracy {metrics['val_accuracy']:.4f}" in out and "2 folds by recording" in out
     assert f"{metrics['fold_val_accuracy_mean']:.4f} +/- {metrics['fold_val_accuracy_sd']:.4f}" in out
