@@ -82,18 +82,18 @@ def kaggle_sample(shared_data):
 
 @pytest.fixture(scope="session")
 def default_kaggle_run(kaggle_sample, tmp_path_factory, worker_id):
-    """The default model and recipe trained 3 epochs on kaggle_sample (a real, accurate model),
+    """The default model and recipe trained 2 epochs on kaggle_sample (a real model, well above chance),
     shared by the tests that only read it: trained once for all xdist workers, in their common
     temporary folder under a file lock (pytest-xdist's recipe for a session fixture run once)."""
     from mmdigits_keras.training import train
 
     if worker_id == "master":  # no xdist
-        return train(kaggle_sample, out=tmp_path_factory.mktemp("default") / "run", epochs=3, verbose=0)
+        return train(kaggle_sample, out=tmp_path_factory.mktemp("default") / "run", epochs=2, verbose=0)
     shared = tmp_path_factory.getbasetemp().parent
     run = shared / "default_kaggle_run"
     with FileLock(str(shared / "default_kaggle_run.lock")):
         if not (run / "config.json").is_file():
-            train(kaggle_sample, out=run, epochs=3, verbose=0, overwrite=True)
+            train(kaggle_sample, out=run, epochs=2, verbose=0, overwrite=True)
     return run
 
 
@@ -144,7 +144,15 @@ def tensorboard_events(folder):
     return scalars, hparams
 
 
+def _seconds(item):
+    marker = item.get_closest_marker("slow")
+    return marker.args[0] if marker and marker.args else 0
+
+
 def pytest_collection_modifyitems(items):
-    """Slow tests first (stable otherwise): xdist hands out the first quarter of the tests in
-    turn, so the long ones are split between the two workers instead of ending on one."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+    """Slow tests first, longest first (`@pytest.mark.slow(seconds)`, measured on this machine;
+    stable otherwise). With ``--maxschedchunk=1`` (setup.cfg) xdist hands each worker two tests
+    to start with and one more whenever it finishes one, so the long ones are shared out first
+    and none is left to start near the end. (By default xdist 3.8 gives each worker a quarter
+    of its share as one consecutive chunk at the start: every slow test went to one worker.)"""
+    items.sort(key=lambda item: -_seconds(item))

@@ -8,7 +8,7 @@ from nbclient import NotebookClient
 NOTEBOOK = Path(__file__).resolve().parents[1] / "examples" / "quickstart.ipynb"
 
 
-@pytest.mark.slow
+@pytest.mark.slow(49)
 def test_quickstart_notebook_runs_and_learns(tmp_path):
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     NotebookClient(notebook, timeout=600, kernel_name="python3",

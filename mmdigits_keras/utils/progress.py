@@ -15,7 +15,15 @@ def is_interactive(stream=None):
     ``\\r`` updates)."""
     stream = sys.stdout if stream is None else stream
     isatty = getattr(stream, "isatty", None)
-    return bool(isatty and isatty()) or "ipykernel" in sys.modules
+    return bool(isatty and isatty()) or _in_kernel()
+
+
+def _in_kernel():
+    """True inside a running Jupyter kernel: ipykernel imported is not enough (a process that
+    starts kernels, e.g. nbclient, imports it too); the kernel's IPython shell must be live."""
+    ipython = sys.modules.get("IPython")
+    get_ipython = getattr(ipython, "get_ipython", None)
+    return "ipykernel" in sys.modules and get_ipython is not None and get_ipython() is not None
 
 
 def fit_verbosity(verbose="auto"):

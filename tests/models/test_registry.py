@@ -1,7 +1,8 @@
 import pytest
 from conftest import find_layer
+from harness import run_model_test
 
-from mmdigits_keras.models import MODEL_CONFIGS, create_model, list_models, model_config
+from mmdigits_keras.models import MODEL_CONFIGS, create_model, list_models, model_config, model_info
 
 SEED001 = ["image_cnn", "audio_cnn", "audio_lstm", "hybrid_cnn", "hybrid_cnn_lstm"]
 
@@ -27,3 +28,10 @@ def test_model_config_is_a_copy_and_unknown_names_fail():
     assert MODEL_CONFIGS["model2"]["depth"] == 2
     with pytest.raises(ValueError, match=r"`model_name` must be one of \[.*'model2'.*\]. Received: model_name='model9'"):
         create_model("model9")
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_every_registry_model_keeps_the_model_contract(name, tmp_path):
+    # Models 1-4 (seed 000) train in tests/training and tests/test_submission.py; a training step
+    # of each here would add a minute to the suite.
+    run_model_test(name, tmp_path, train_step=model_info(name).family != "seed000")

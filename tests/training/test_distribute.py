@@ -36,7 +36,7 @@ SCRIPT = textwrap.dedent("""
 """)
 
 
-@pytest.mark.slow
+@pytest.mark.slow(30)
 def test_mirrored_trains_on_two_logical_cpus_as_well_as_one_device_and_loads_without_it(tmp_path):
     pixels, audio, labels = synthetic_arrays(500)
     data = write_kaggle(tmp_path / "data", pixels=pixels[:400], audio=audio[:400], labels=labels[:400],

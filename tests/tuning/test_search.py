@@ -115,7 +115,7 @@ def test_lstm_units_is_conditional_on_the_lstm_encoder(tiny_kaggle):
     assert space["depth"].values == [1, 2, 3, 4] and space["width"].values == [0.5, 1.0, 2.0]
 
 
-@pytest.mark.slow
+@pytest.mark.slow(28)
 def test_search_writes_outputs_resumes_and_refuses_other_searches(tiny_kaggle, tmp_path, capsys, caplog):
     out = tmp_path / "search"
     # In-process trials keep this test fast; the CLI tests below run trials in child processes.
@@ -157,19 +157,17 @@ def test_search_writes_outputs_resumes_and_refuses_other_searches(tiny_kaggle, t
                 for t in ("0", "1")}
 
     # A kill -9 while keras-tuner rewrites its state leaves oracle.json cut off (it writes in place).
+    # Resumed with one more trial and --ensemble 2: best/ becomes the top two trials, predicting as
+    # their mean.
     (out / "keras_tuner" / "oracle.json").write_text('{"ongoing_tri')
     again = run_search(tiny_kaggle, out=out, **MODEL2, max_trials=3, epochs=1, export_epochs=1, verbose=0,
-                       isolate_trials=False)
+                       isolate_trials=False, ensemble=2)
     assert "restored its state from the last finished trial" in caplog.text
     assert again["resumed"] and len(again["leaderboard"]) == 3
     for trial_id, stamp in finished.items():  # finished trials were not run again
         record = json.loads((out / "keras_tuner" / f"trial_{trial_id}" / TRIAL_FILE).read_text())
         assert record["finished_at"] == stamp
-
-    # --ensemble 2 on the finished search: best/ becomes the top two trials, predicting as their mean.
-    ensemble = run_search(tiny_kaggle, out=out, **MODEL2, max_trials=3, epochs=1, export_epochs=1, verbose=0,
-                          isolate_trials=False, ensemble=2)
-    top = [t.trial_id for t in ensemble["tuner"].oracle.get_best_trials(2)]
+    top = [t.trial_id for t in again["tuner"].oracle.get_best_trials(2)]
     config = json.loads((out / "best" / "config.json").read_text())
     assert config["ensemble"]["members"] == [f"trial_{t}" for t in top]
     test_rows = load_kaggle(tiny_kaggle, "test")
@@ -190,7 +188,7 @@ def test_search_writes_outputs_resumes_and_refuses_other_searches(tiny_kaggle, t
     assert result["role"] == "single"
 
 
-@pytest.mark.slow
+@pytest.mark.slow(22)
 def test_cross_validated_trials_score_the_mean_of_their_folds_and_best_is_a_cv_run(tiny_kaggle, tmp_path):
     out = tmp_path / "cv"
     result = run_search(tiny_kaggle, out=out, **MODEL2, max_trials=1, epochs=1, export_epochs=1, verbose=0,
@@ -220,9 +218,9 @@ def _free_port():
         return s.getsockname()[1]
 
 
-@pytest.mark.slow
+@pytest.mark.slow(36)
 def test_trials_share_a_worker_process_that_is_replaced_when_it_retires(tiny_kaggle, tmp_path, monkeypatch):
-    monkeypatch.setenv("MMDIGITS_TRIALS_PER_WORKER", "3")  # read by each worker process
+    monkeypatch.setenv("MMDIGITS_TRIALS_PER_WORKER", "2")  # read by each worker process
     # One device per search process (docs/training.md): the trial processes inherit it.
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1")
     out = tmp_path / "search"
@@ -237,15 +235,15 @@ def test_trials_share_a_worker_process_that_is_replaced_when_it_retires(tiny_kag
                 child.wait(timeout=60)
                 killed.append(child.pid)
 
-    run_search(tiny_kaggle, out=out, **MODEL2, max_trials=5, epochs=1, export_epochs=1, verbose=0,
+    run_search(tiny_kaggle, out=out, **MODEL2, max_trials=4, epochs=1, export_epochs=1, verbose=0,
                trial_end_hook=kill_the_first_worker)
     board = pd.read_csv(out / "leaderboard.csv")
-    assert len(board) == 5 and set(board["status"]) == {"COMPLETED"}
+    assert len(board) == 4 and set(board["status"]) == {"COMPLETED"}
     pids = [json.loads((out / "keras_tuner" / f"trial_{t}" / TRIAL_FILE).read_text())["worker_pid"]
-            for t in range(5)]
+            for t in range(4)]
     assert pids[0] == killed[0] and os.getpid() not in pids
-    assert len(set(pids[1:4])) == 1 and pids[1] != pids[0]  # three trials in one worker ...
-    assert pids[4] not in pids[:4]  # ... which then retires: a fresh one
+    assert pids[1] == pids[2] and pids[1] != pids[0]  # two trials in one worker ...
+    assert pids[3] not in pids[:3]  # ... which then retires: a fresh one
     assert devices and set(devices) == {"1"}
 
 
@@ -282,58 +280,55 @@ def _assert_search_completed(out, trials, chief_output):
     assert not [p for p in out.parent.iterdir() if p.name.endswith(".lock")]  # claims released
 
 
-@pytest.mark.slow
-def test_a_worker_killed_mid_trial_is_released_and_its_trial_runs_again(tiny_kaggle, tmp_path):
+@pytest.mark.slow(58)
+def test_a_lost_worker_and_a_restarted_chief_lose_no_trial(tiny_kaggle, tmp_path):
+    # One cluster, two failures in turn (one scenario: each cluster start costs a few processes).
     out = tmp_path / "dist"
-    chief_command, worker_command, env = _cluster(tiny_kaggle, out, trials=4)
+    chief_command, worker_command, env = _cluster(tiny_kaggle, out, trials=5)
     chief = _start(chief_command, env)
     lost = _start([*worker_command, "--tuner-id", "w1"], env)
-    # w1 alone until it has handed its first trial to its trial process, then w2 joins. (Waiting
-    # for any child process instead was racy: preparing the data may start one, e.g. the speech
-    # synthesizer when its cache is cold, before w1 has asked the chief for a trial.)
+    # 1. w1 alone until it has handed its first trial to its trial process, then killed: a
+    # preempted machine says no goodbye to the chief. (Waiting for any child process instead
+    # was racy: preparing the data may start one, e.g. the speech synthesizer when its cache is
+    # cold, before w1 has asked the chief for a trial.)
     _wait_for(lambda: (out / "keras_tuner" / "trial_0" / "child_request.json").exists(), 120, "w1's first trial")
     time.sleep(1.0)
-    lost.send_signal(signal.SIGKILL)  # a preempted machine: no goodbye to the chief
+    lost.send_signal(signal.SIGKILL)
     lost.wait()
     survivor = _start([*worker_command, "--tuner-id", "w2"], env)
-    outputs = [p.communicate(timeout=300)[0] for p in (survivor, chief)]
-    assert [survivor.returncode, chief.returncode] == [0, 0], outputs
-    assert "worker w1 lost (no heartbeat for 6 s) during trial 0; it runs again" in outputs[1], outputs[1]
-    _assert_search_completed(out, 4, outputs[1])
+    # 2. Once w2 has run trial 0 again and one more, the chief is killed and started again with
+    # the same command; w2 carries on with it.
+    _wait_for(lambda: "trial_0" in _finished_trials(out) and len(_finished_trials(out)) >= 2, 240,
+              "trial 0 run again and one more")
+    chief.send_signal(signal.SIGKILL)
+    first_output = chief.communicate()[0]
+    assert "worker w1 lost (no heartbeat for 6 s) during trial 0; it runs again" in first_output, first_output
+    finished = _finished_trials(out)
+    restarted = _start(chief_command, env)
+    outputs = [p.communicate(timeout=300)[0] for p in (survivor, restarted)]
+    assert [survivor.returncode, restarted.returncode] == [0, 0], outputs
+    assert "took over the search folder from pid" in outputs[1] and "Reloading Tuner" in outputs[1], outputs[1]
+    for name, stamp in finished.items():  # finished before the kill: kept, not run again
+        assert _finished_trials(out)[name] == stamp
+    _assert_search_completed(out, 5, outputs[1])
     board = pd.read_csv(out / "leaderboard.csv")
     assert set(board["tuner_id"]) == {"w2"}  # trial 0 too: w1's run of it never counted
     # keras-tuner's calls after a distributed search, from a process that ran none of it.
     tuner = load_search(out)
     best = json.loads((out / "best_hyperparameters.json").read_text())
-    assert tuner.get_best_hyperparameters(1)[0].values == best["values"]
+    top = tuner.oracle.get_best_trials(1)[0]
+    assert top.score == pytest.approx(best["score"])
+    tied = [t.hyperparameters.values for t in tuner.oracle.trials.values() if t.score == top.score]
+    assert best["values"] in tied and tuner.get_best_hyperparameters(1)[0].values in tied  # equal scores: any
     (model,) = tuner.get_best_models(1)
     probabilities = model.predict(load_kaggle(tiny_kaggle, "test").inputs(), verbose=0)
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
 
 
-@pytest.mark.slow
-def test_a_restarted_chief_keeps_finished_trials_and_its_workers_carry_on(tiny_kaggle, tmp_path):
-    out = tmp_path / "dist"
-    chief_command, worker_command, env = _cluster(tiny_kaggle, out, trials=6)
-    chief = _start(chief_command, env)
-    workers = [_start([*worker_command, "--tuner-id", name], env) for name in ("w1", "w2")]
-    _wait_for(lambda: len(_finished_trials(out)) >= 2, 180, "two finished trials")
-    chief.send_signal(signal.SIGKILL)
-    chief.wait()
-    finished = _finished_trials(out)
-    restarted = _start(chief_command, env)  # the same command
-    outputs = [p.communicate(timeout=300)[0] for p in [*workers, restarted]]
-    assert [p.returncode for p in [*workers, restarted]] == [0, 0, 0], outputs
-    assert "took over the search folder from pid" in outputs[2] and "Reloading Tuner" in outputs[2], outputs[2]
-    for name, stamp in finished.items():  # finished before the kill: kept, not run again
-        assert _finished_trials(out)[name] == stamp
-    _assert_search_completed(out, 6, outputs[2])
-
-
-@pytest.mark.slow
+@pytest.mark.slow(41)
 def test_kill_9_during_trials_and_during_export_then_rerun_continues(tiny_kaggle, tmp_path):
     out = tmp_path / "killed"
-    args = [*TUNE, "--data", str(tiny_kaggle), "--out", str(out), "--max-trials", "4", "--epochs", "2", *SMALL_ARGS]
+    args = [*TUNE, "--data", str(tiny_kaggle), "--out", str(out), "--max-trials", "4", "--epochs", "1", *SMALL_ARGS]
     first = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 240
     while len(list(out.glob(f"keras_tuner/trial_*/{TRIAL_FILE}"))) < 2 and time.time() < deadline:

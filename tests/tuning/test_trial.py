@@ -6,7 +6,7 @@ import psutil
 import pytest
 
 
-@pytest.mark.slow
+@pytest.mark.slow(10)
 def test_a_workers_peak_memory_is_its_own_not_its_parents():
     """A trial worker retires on its own peak RSS; Linux's ru_maxrss would hand it the peak of
     the (large) search process that started it, and every worker would retire at once."""

@@ -1,5 +1,6 @@
 import io
 import sys
+import types
 
 import pytest
 
@@ -23,6 +24,10 @@ def test_auto_verbosity_is_a_bar_on_a_terminal_and_one_line_per_epoch_in_a_log(m
 def test_a_notebook_kernel_counts_as_interactive(monkeypatch):
     monkeypatch.setattr(sys, "stdout", io.StringIO())
     monkeypatch.setitem(sys.modules, "ipykernel", object())
+    # ipykernel imported without a kernel running (nbclient imports it to start one): a log.
+    monkeypatch.setitem(sys.modules, "IPython", types.SimpleNamespace(get_ipython=lambda: None))
+    assert fit_verbosity("auto") == 2
+    monkeypatch.setitem(sys.modules, "IPython", types.SimpleNamespace(get_ipython=lambda: object()))
     assert fit_verbosity("auto") == 1
 
 
