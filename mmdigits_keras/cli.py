@@ -186,8 +186,8 @@ def _add_evaluate(commands):
     p.add_argument("--model", action="extend", nargs="+", required=True,
                    help="run directory; several (listed or --model repeated): compared, or one --ensemble")
     p.add_argument("--data", required=True, help="data folder the runs were trained on")
-    p.add_argument("--split", default="validation", choices=["validation", "test"],
-                   help="validation: each run's own validation rows; test: needs test labels")
+    p.add_argument("--split", choices=["validation", "test"],
+                   help="validation (default): each run's own validation rows; test: needs test labels")
     p.add_argument("--out", help="folder for the comparison of several runs (default: beside the first run)")
     p.add_argument("--ensemble", action="store_true",
                    help="score the --model runs as one ensemble (mean of their probabilities), not side by side")
@@ -200,7 +200,7 @@ def _add_report(commands):
     p.add_argument("--runs", nargs="+", required=True, help="run directories")
     p.add_argument("--data", required=True, help="data folder the runs were trained on")
     p.add_argument("--out", required=True, help="report folder")
-    p.add_argument("--split", default="validation", choices=["validation", "test"])
+    p.add_argument("--split", choices=["validation", "test"], help="rows to report on (default validation)")
 
 
 def _add_retrieval(commands):
@@ -249,11 +249,11 @@ def _add_retrieval(commands):
     which = q.add_mutually_exclusive_group(required=True)
     which.add_argument("--image-index", type=int, help="row of the query image in --split")
     which.add_argument("--wav", help="wav recording of a spoken digit (through mfcc_507)")
-    q.add_argument("-k", type=int, default=5, help="number of matches (default 5)")
-    q.add_argument("--split", default="test", choices=["test", "train"], help="candidate rows (default test)")
+    q.add_argument("-k", type=int, help="number of matches (default 5)")
+    q.add_argument("--split", choices=["test", "train"], help="candidate rows (default test)")
     q.add_argument("--audio-stats", help="built data folder or manifest.json with the feature statistics for "
                                          "--wav (default: --data's manifest.json)")
-    q.add_argument("--out", help="PNG to write (default RUN/queries/<query>.png)")
+    q.add_argument("--out", help="PNG to write (default RUN/queries/<split>_<query>.png)")
     q.add_argument("--labels", help="row_id,label CSV of the split's rows, for the captions (optional)")
 
 
@@ -264,7 +264,7 @@ def _add_export(commands):
     p.add_argument("--model", required=True, nargs="+",
                    help="run directory (or .keras file); several: one graph averaging their probabilities")
     p.add_argument("--weights", type=float, nargs="+", help="one weight per --model run (default: equal)")
-    p.add_argument("--format", default="saved_model", choices=["saved_model", "tflite"],
+    p.add_argument("--format", choices=["saved_model", "tflite"],
                    help="saved_model (default; TensorFlow Serving, tf.saved_model.load) or tflite (LiteRT)")
     p.add_argument("--quantize", choices=["dynamic"],
                    help="dynamic-range quantization: int8 weights, float activations (tflite only)")
@@ -345,10 +345,11 @@ def _run_demo(args):
 
 
 def _run_export(args):
-    path = mk.export_model(args.model, out=args.out, format=args.format, quantize=args.quantize,
-                           overwrite=args.overwrite, weights=args.weights)
+    path = mk.export_model(args.model, out=args.out, quantize=args.quantize, overwrite=args.overwrite,
+                           weights=args.weights, **_given(args, "format"))
     size = sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
-    print(f"wrote {path} ({args.format}{', ' + args.quantize + ' quantization' if args.quantize else ''}, "
+    written = "saved_model" if path.is_dir() else "tflite"
+    print(f"wrote {path} ({written}{', ' + args.quantize + ' quantization' if args.quantize else ''}, "
           f"{size / 2**20:.1f} MiB)")
 
 
@@ -398,17 +399,17 @@ def _run_evaluate(args):
     if args.weights and not args.ensemble:
         raise ValueError("--weights needs --ensemble")
     if args.ensemble:
-        result = mk.evaluate(args.model, args.data, split=args.split, weights=args.weights, out=args.out)
+        result = mk.evaluate(args.model, args.data, weights=args.weights, out=args.out, **_given(args, "split"))
         m = result["metrics"]
-        print(f"ensemble of {len(args.model)}: {args.split} accuracy {m['accuracy']:.4f}  macro-F1 "
+        print(f"ensemble of {len(args.model)}: {result['dir'].name} accuracy {m['accuracy']:.4f}  macro-F1 "
               f"{m['macro_f1']:.4f}  ({m['rows']} rows) -> {result['dir']}")
         return
     results = {}
     for run in args.model:
-        result = mk.evaluate(run, args.data, split=args.split)
+        result = mk.evaluate(run, args.data, **_given(args, "split"))
         results[Path(run).name] = result
         m = result["metrics"]
-        print(f"{run}: {args.split} accuracy {m['accuracy']:.4f}  macro-F1 {m['macro_f1']:.4f}  "
+        print(f"{run}: {result['dir'].name} accuracy {m['accuracy']:.4f}  macro-F1 {m['macro_f1']:.4f}  "
               f"({m['rows']} rows) -> {result['dir']}")
     if len(results) > 1:
         out = Path(args.out) if args.out else Path(args.model[0]).parent / "comparison"
@@ -417,7 +418,7 @@ def _run_evaluate(args):
 
 
 def _run_report(args):
-    print(f"wrote {mk.write_report(args.runs, args.data, args.out, split=args.split)}")
+    print(f"wrote {mk.write_report(args.runs, args.data, args.out, **_given(args, 'split'))}")
 
 
 def _run_retrieval(args):
@@ -446,12 +447,10 @@ def _run_retrieval(args):
         if args.split == "both" and len(splits) == 1:
             print("test rows not evaluated: the folder has no test labels (pass --test-labels)")
     else:
-        name = f"image_{args.image_index}" if args.wav is None else Path(args.wav).stem
-        out = args.out or Path(args.model) / "queries" / f"{args.split}_{name}.png"
-        result = mk.query(args.model, args.data, out=out, image_index=args.image_index, wav=args.wav, k=args.k,
-                          split=args.split, audio_stats=args.audio_stats, labels=args.labels)
+        result = mk.query(args.model, args.data, image_index=args.image_index, wav=args.wav,
+                          audio_stats=args.audio_stats, labels=args.labels, **_given(args, "out", "k", "split"))
         labels = "" if result["labels"] is None else f", digits {result['labels'].tolist()}"
-        print(f"top {args.k}: rows {result['rows'].tolist()}{labels}, cosine "
+        print(f"top {len(result['rows'])}: rows {result['rows'].tolist()}{labels}, cosine "
               f"{[round(float(s), 3) for s in result['scores']]} -> {result['path']}")
 
 

@@ -142,7 +142,7 @@ def feature_statistics(source):
     return np.asarray(features["mean"], np.float32), np.asarray(features["std"], np.float32)
 
 
-def query(run, data, *, out, image_index=None, wav=None, k=5, split="test", audio_stats=None, labels=None):
+def query(run, data, *, out=None, image_index=None, wav=None, k=5, split="test", audio_stats=None, labels=None):
     """Finds the k best matches of one query in the other modality and draws them.
 
     An image query (row `image_index` of the split) ranks the split's utterances; a wav query
@@ -151,7 +151,8 @@ def query(run, data, *, out, image_index=None, wav=None, k=5, split="test", audi
     Args:
         run: A retrieval run directory.
         data: A data folder; its `split` rows are the candidates.
-        out: PNG to write: the query, then its k matches with row, cosine similarity and (when
+        out: PNG to write (default ``RUN/queries/<split>_image_<index>.png``, or
+            ``<split>_<wav name>.png``): the query, then its k matches with row, cosine similarity and (when
             the split is labelled) digit.
         image_index: Row (0-based) of the query image in the split.
         wav: Path of a wav file to query with instead.
@@ -212,6 +213,8 @@ def query(run, data, *, out, image_index=None, wav=None, k=5, split="test", audi
         ax.set_yticks([])
     axes[0].set_title(title, fontsize=8, color="tab:blue")
     fig.suptitle(f"top {k} {'utterances' if match_kind == 'audio' else 'images'} ({split} rows)", fontsize=9, y=1.1)
+    if out is None:
+        out = Path(run) / "queries" / f"{split}_{'image_' + str(image_index) if wav is None else Path(wav).stem}.png"
     path = save_figure(fig, out)
     return {"rows": top.astype(np.int64), "scores": scores[top].astype(np.float32),
             "labels": None if dataset.labels is None else dataset.labels[top], "path": path}

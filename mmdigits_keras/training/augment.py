@@ -8,8 +8,8 @@ switch each on): the one job of this module is the signal processing, as TensorF
   Gaussian noise (`augment_audio`);
 - images: small translation, rotation and zoom with Keras preprocessing layers (`image_jitter`).
 
-Mel scale conversions are python_speech_features' (`hz2mel`, `mel2hz`), the library that computes
-the MFCC rows (`mmdigits_keras.data.features.mfcc_507`).
+Mel scale conversions and the cepstral lifter are python_speech_features' (`hz2mel`, `mel2hz`,
+`lifter`), the library that computes the MFCC rows (`mmdigits_keras.data.features.mfcc_507`).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from pathlib import Path
 
 import keras
 import numpy as np
+import python_speech_features
 import scipy.fft
 import tensorflow as tf
 from python_speech_features import hz2mel, mel2hz
@@ -84,7 +85,7 @@ def _cepstra_to_logmel(num_filters=26, num_cepstra=12, lifter=22):
     """(12, 26) float64 maps: liftered c1..c12 -> the log-mel envelope's shape (inverse DCT of
     the unliftered cepstra), and the envelope -> liftered c1..c12 (DCT, lifter)."""
     dct = scipy.fft.dct(np.eye(num_filters), type=2, norm="ortho", axis=0)[1 : num_cepstra + 1]
-    lift = 1 + (lifter / 2) * np.sin(np.pi * np.arange(1, num_cepstra + 1) / lifter)
+    lift = python_speech_features.lifter(np.ones((1, num_cepstra + 1)), lifter)[0, 1:]  # c1..c12's weights
     return dct / lift[:, None], lift[:, None] * dct
 
 
