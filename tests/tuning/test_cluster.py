@@ -1,11 +1,13 @@
 """The chief's side of the cluster rules, on an oracle in this process (the processes, kills and
 restarts are in test_search.py)."""
 
+import time
+
 import keras_tuner
 import pytest
-from keras_tuner.engine.trial import Trial
 
-from mmdigits_keras.tuning import make_oracle
+from mmdigits_keras.tuning import cluster, make_oracle
+from mmdigits_keras.tuning.internals import Trial
 
 
 @pytest.fixture
@@ -19,13 +21,20 @@ def oracle(tmp_path):
     return oracle
 
 
-def test_a_lost_workers_trial_goes_to_a_worker_standing_by(oracle, caplog):
+def _two_hours_later(monkeypatch):
+    later = time.monotonic() + 7200
+    monkeypatch.setattr(cluster.time, "monotonic", lambda: later)
+
+
+def test_a_lost_workers_trial_goes_to_a_worker_standing_by(oracle, caplog, monkeypatch):
     first, second = oracle.create_trial("a"), oracle.create_trial("b")
     assert {first.status, second.status} == {"RUNNING"}
     # Every trial handed out, one still running: a third worker stands by instead of stopping.
     assert oracle.create_trial("c").status == "IDLE" and "c" in oracle.tuner_ids
     assert oracle.release_lost_workers(3600) == []  # everyone was heard from just now
-    oracle._last_heard["a"] -= 7200  # "a" silent for two hours
+    _two_hours_later(monkeypatch)  # "b" sends its heartbeat, "c" asks again; "a" was silent
+    oracle.get_trial(second.trial_id)
+    assert oracle.create_trial("c").status == "IDLE"
     assert oracle.release_lost_workers(3600) == ["a"]
     assert "worker a lost (no heartbeat for 3600 s) during trial" in caplog.text
     assert "a" not in oracle.tuner_ids and "a" not in oracle.ongoing_trials
@@ -33,10 +42,10 @@ def test_a_lost_workers_trial_goes_to_a_worker_standing_by(oracle, caplog):
     assert rerun.trial_id == first.trial_id and rerun.status == "RUNNING"
 
 
-def test_a_late_result_is_dropped_and_never_counted(oracle, caplog):
+def test_a_late_result_is_dropped_and_never_counted(oracle, caplog, monkeypatch):
     first = oracle.create_trial("a")
-    oracle._last_heard["a"] -= 7200
-    oracle.release_lost_workers(3600)
+    _two_hours_later(monkeypatch)
+    assert oracle.release_lost_workers(3600) == ["a"]
     late = Trial(first.hyperparameters, trial_id=first.trial_id, status="COMPLETED")
     oracle.update_trial(first.trial_id, {"score": 1.0})
     oracle.end_trial(late)  # "a" was alive after all and reports
