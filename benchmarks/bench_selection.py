@@ -161,7 +161,7 @@ def ensembles(args, data):
         minutes = np.mean([table[s, r][kind]["seconds"] for s in seeds for r in data]) / 60
         print(f"| {kind} (seeds {' '.join(map(str, seeds))}) | " + " | ".join(f"{v:.4f}" for v in per_rotation)
               + f" | {means[kind][0]:.4f} +/- {means[kind][1]:.4f} | {minutes:.1f} |")
-    if "cv5" in means:
+    if "cv5" in means and "single" in means:  # a gain needs both kinds in this invocation
         gain = means["cv5"][0] - means["single"][0]
         verdict = ("not assessed: the sd needs >= 2 seeds" if len(args.seeds) < 2 else
                    "reached" if gain >= 0.003 and means["cv5"][1] <= means["single"][1] / 2 else "not reached")
