@@ -280,11 +280,11 @@ def _assert_search_completed(out, trials, chief_output):
     assert not [p for p in out.parent.iterdir() if p.name.endswith(".lock")]  # claims released
 
 
-@pytest.mark.slow(58)
+@pytest.mark.slow(48)
 def test_a_lost_worker_and_a_restarted_chief_lose_no_trial(tiny_kaggle, tmp_path):
     # One cluster, two failures in turn (one scenario: each cluster start costs a few processes).
     out = tmp_path / "dist"
-    chief_command, worker_command, env = _cluster(tiny_kaggle, out, trials=5)
+    chief_command, worker_command, env = _cluster(tiny_kaggle, out, trials=4)
     chief = _start(chief_command, env)
     lost = _start([*worker_command, "--tuner-id", "w1"], env)
     # 1. w1 alone until it has handed its first trial to its trial process, then killed: a
@@ -310,7 +310,7 @@ def test_a_lost_worker_and_a_restarted_chief_lose_no_trial(tiny_kaggle, tmp_path
     assert "took over the search folder from pid" in outputs[1] and "Reloading Tuner" in outputs[1], outputs[1]
     for name, stamp in finished.items():  # finished before the kill: kept, not run again
         assert _finished_trials(out)[name] == stamp
-    _assert_search_completed(out, 5, outputs[1])
+    _assert_search_completed(out, 4, outputs[1])
     board = pd.read_csv(out / "leaderboard.csv")
     assert set(board["tuner_id"]) == {"w2"}  # trial 0 too: w1's run of it never counted
     # keras-tuner's calls after a distributed search, from a process that ran none of it.
@@ -328,7 +328,7 @@ def test_a_lost_worker_and_a_restarted_chief_lose_no_trial(tiny_kaggle, tmp_path
 @pytest.mark.slow(41)
 def test_kill_9_during_trials_and_during_export_then_rerun_continues(tiny_kaggle, tmp_path):
     out = tmp_path / "killed"
-    args = [*TUNE, "--data", str(tiny_kaggle), "--out", str(out), "--max-trials", "4", "--epochs", "1", *SMALL_ARGS]
+    args = [*TUNE, "--data", str(tiny_kaggle), "--out", str(out), "--max-trials", "3", "--epochs", "1", *SMALL_ARGS]
     first = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 240
     while len(list(out.glob(f"keras_tuner/trial_*/{TRIAL_FILE}"))) < 2 and time.time() < deadline:
@@ -355,7 +355,7 @@ def test_kill_9_during_trials_and_during_export_then_rerun_continues(tiny_kaggle
     for name, stamp in done.items():
         assert json.loads((out / "keras_tuner" / name / TRIAL_FILE).read_text())["finished_at"] == stamp
     board = pd.read_csv(out / "leaderboard.csv")
-    assert sorted(board["trial_id"]) == [0, 1, 2, 3] and set(board["status"]) == {"COMPLETED"}
+    assert sorted(board["trial_id"]) == [0, 1, 2] and set(board["status"]) == {"COMPLETED"}
     assert (out / "best" / "model.keras").is_file()
 
 
