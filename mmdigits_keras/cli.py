@@ -239,7 +239,8 @@ def _add_retrieval(commands):
                    help="validation rows (seen speakers), test rows (need labels), or both (default; test "
                         "only when labelled)")
     e.add_argument("--test-labels", help="row_id,label CSV for test rows the folder has no labels for")
-    e.add_argument("--trials", type=int, help="trials per class in each direction (default 100)")
+    e.add_argument("--trials", type=int, dest="trials_per_class",
+                   help="trials per class in each direction (default 100)")
     e.add_argument("--seed", type=int, help=f"seed of the protocol's draws (default {D.SEED})")
     q = actions.add_parser("query", help="top-k matches of an image or a recording -> PNG",
                            description="Rank the split's utterances for an image, or its images for a wav "
@@ -436,8 +437,7 @@ def _run_retrieval(args):
             ["test"] if args.test_labels or mk.load_dataset(args.data, "test").labels is not None else [])
         for split in splits:
             result = mk.evaluate_retrieval(args.model, args.data, split=split, test_labels=args.test_labels,
-                                           **_given(args, "seed"),
-                                           **({"trials_per_class": args.trials} if args.trials else {}))
+                                           **_given(args, "seed", "trials_per_class"))
             m = result["metrics"]
             print(f"{split} ({m['rows']} rows, {m['trials_per_class']} trials per class): annotation "
                   f"{m['annotation_accuracy']:.4f}  retrieval {m['retrieval_accuracy']:.4f}  "

@@ -214,7 +214,8 @@ def query(run, data, *, out=None, image_index=None, wav=None, k=5, split="test",
     axes[0].set_title(title, fontsize=8, color="tab:blue")
     fig.suptitle(f"top {k} {'utterances' if match_kind == 'audio' else 'images'} ({split} rows)", fontsize=9, y=1.1)
     if out is None:
-        out = Path(run) / "queries" / f"{split}_{'image_' + str(image_index) if wav is None else Path(wav).stem}.png"
+        name = f"image_{image_index}" if wav is None else Path(wav).stem
+        out = Path(run) / "queries" / f"{split}_{name}.png"
     path = save_figure(fig, out)
     return {"rows": top.astype(np.int64), "scores": scores[top].astype(np.float32),
             "labels": None if dataset.labels is None else dataset.labels[top], "path": path}

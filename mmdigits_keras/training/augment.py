@@ -19,10 +19,9 @@ from pathlib import Path
 
 import keras
 import numpy as np
-import python_speech_features
+import python_speech_features as psf
 import scipy.fft
 import tensorflow as tf
-from python_speech_features import hz2mel, mel2hz
 
 from mmdigits_keras.data.constants import NUM_FRAMES
 
@@ -63,9 +62,9 @@ def vtlp_matrix(factor, *, num_filters=26, num_cepstra=12, lifter=22, sample_rat
         float64 (12, 12) matrix W: warped cepstra = W @ cepstra.
     """
     to_logmel, to_cepstra = _cepstra_to_logmel(num_filters, num_cepstra, lifter)
-    mel = hz2mel(mel_centres_hz(num_filters, sample_rate))
+    mel = psf.hz2mel(mel_centres_hz(num_filters, sample_rate))
     step = mel[1] - mel[0]  # band centres are equally spaced in mel
-    source = hz2mel(np.clip(mel_centres_hz(num_filters, sample_rate) / factor, 0, sample_rate / 2))
+    source = psf.hz2mel(np.clip(mel_centres_hz(num_filters, sample_rate) / factor, 0, sample_rate / 2))
     position = np.clip((source - mel[0]) / step, 0, num_filters - 1)
     low = np.floor(position).astype(int)
     high = np.minimum(low + 1, num_filters - 1)
@@ -78,14 +77,14 @@ def vtlp_matrix(factor, *, num_filters=26, num_cepstra=12, lifter=22, sample_rat
 
 def mel_centres_hz(num_filters=26, sample_rate=8000):
     """Centre frequencies (Hz, float64) of `mfcc_507`'s mel filters over 0..rate/2."""
-    return mel2hz(np.linspace(0, hz2mel(sample_rate / 2), num_filters + 2)[1:-1])
+    return psf.mel2hz(np.linspace(0, psf.hz2mel(sample_rate / 2), num_filters + 2)[1:-1])
 
 
 def _cepstra_to_logmel(num_filters=26, num_cepstra=12, lifter=22):
     """(12, 26) float64 maps: liftered c1..c12 -> the log-mel envelope's shape (inverse DCT of
     the unliftered cepstra), and the envelope -> liftered c1..c12 (DCT, lifter)."""
     dct = scipy.fft.dct(np.eye(num_filters), type=2, norm="ortho", axis=0)[1 : num_cepstra + 1]
-    lift = python_speech_features.lifter(np.ones((1, num_cepstra + 1)), lifter)[0, 1:]  # c1..c12's weights
+    lift = psf.lifter(np.ones((1, num_cepstra + 1)), lifter)[0, 1:]  # c1..c12's weights
     return dct / lift[:, None], lift[:, None] * dct
 
 

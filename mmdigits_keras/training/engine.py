@@ -32,7 +32,7 @@ from mmdigits_keras.models.backbone import modalities_of
 from mmdigits_keras.training.distribute import make_strategy, strategy_name
 from mmdigits_keras.training.fused import fused_batch_normalization
 from mmdigits_keras.training.logs import LOGS_DIR, tensorboard_callback
-from mmdigits_keras.training.pipeline import evaluation_dataset, training_dataset
+from mmdigits_keras.training.pipeline import evaluation_dataset, recipe_targets, training_dataset
 from mmdigits_keras.training.recipes import make_loss, make_optimizer
 from mmdigits_keras.training.rundir import prepare_output, run_metadata, write_run
 from mmdigits_keras.utils.checks import check_positive
@@ -154,16 +154,23 @@ def fit_callbacks(recipe, *, patience=10, monitor="val_crossentropy"):
 
 def build_training_state(model, part, recipe):
     """Creates a compiled `model`'s optimizer slots and compiled loss and metric variables
-    eagerly, from two rows of `part`, and resets the metrics.
+    eagerly, from the first two rows of `part`, and resets the metrics.
 
     Without a distribution strategy Keras creates them inside the first traced train step, and
     TensorFlow traces a function that creates variables twice; built here, the train step is
     traced once (about 1.2 s less per training of a small model on this CPU). The forward pass
     runs in inference mode: no weight, moving statistic or random state changes.
+
+    Args:
+        model: A compiled `keras.Model` with ``image`` and ``audio`` inputs.
+        part: A labelled `MultimodalDataset` (at least one row).
+        recipe: The `Recipe` the model was compiled with (its targets' shape: class ids, or
+            one-hot rows when it smooths labels).
     """
     if not model.optimizer.built:
         model.optimizer.build(model.trainable_variables)
-    inputs, targets = next(iter(evaluation_dataset(part, recipe, batch_size=2)))
+    inputs = {"image": part.images[:2], "audio": part.audio[:2]}
+    targets = recipe_targets(part.labels[:2], recipe)
     predictions = model(inputs, training=False)
     model.compute_loss(inputs, targets, predictions)
     model.compute_metrics(inputs, targets, predictions)
@@ -176,8 +183,8 @@ def fit_model(model, prepared, recipe, *, epochs, seed=0, patience=10, callbacks
     arrays (seed 000's way), every other recipe a `training_dataset` pipeline; validation on
     the validation rows; `fit_callbacks` (watching `monitor`) plus `callbacks`. Batch
     normalization trains with TensorFlow's fused kernel (`fused_batch_normalization`).
-    ``verbose="auto"`` draws Keras's
-    progress bar on a terminal or in a notebook and one line per epoch elsewhere (`fit_verbosity`).
+    ``verbose="auto"`` draws Keras's progress bar on a terminal or in a notebook and one line
+    per epoch elsewhere (`fit_verbosity`).
 
     Returns:
         The Keras `History`.

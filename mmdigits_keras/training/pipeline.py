@@ -10,7 +10,9 @@ import tensorflow as tf
 from mmdigits_keras.training.augment import augment_audio, image_jitter
 
 
-def _targets(labels, recipe, num_classes=10):
+def recipe_targets(labels, recipe, num_classes=10):
+    """Targets shaped for `recipe`'s loss: int64 (N,) class ids, or float32 (N, `num_classes`)
+    one-hot rows when the recipe smooths labels (`make_loss`)."""
     labels = np.asarray(labels, dtype=np.int64)
     return np.eye(num_classes, dtype=np.float32)[labels] if recipe.label_smoothing else labels
 
@@ -31,7 +33,7 @@ def training_dataset(part, recipe, *, seed=0, num_classes=10, multimodal=True):
     """
     inputs = {"image": part.images, "audio": part.audio}
     # No .cache(): the arrays are in memory already, and a cache would hold another copy.
-    data = tf.data.Dataset.from_tensor_slices((inputs, _targets(part.labels, recipe, num_classes)))
+    data = tf.data.Dataset.from_tensor_slices((inputs, recipe_targets(part.labels, recipe, num_classes)))
     data = data.shuffle(len(part), seed=seed, reshuffle_each_iteration=True)
     data = data.batch(recipe.batch_size, drop_remainder=recipe.drop_remainder)
     if recipe.augment:
@@ -66,5 +68,5 @@ def training_dataset(part, recipe, *, seed=0, num_classes=10, multimodal=True):
 def evaluation_dataset(part, recipe, *, batch_size=512, num_classes=10):
     """Un-augmented, batched validation data with targets shaped for `recipe`'s loss."""
     inputs = {"image": part.images, "audio": part.audio}
-    data = tf.data.Dataset.from_tensor_slices((inputs, _targets(part.labels, recipe, num_classes)))
+    data = tf.data.Dataset.from_tensor_slices((inputs, recipe_targets(part.labels, recipe, num_classes)))
     return data.batch(batch_size).prefetch(tf.data.AUTOTUNE)

@@ -48,16 +48,17 @@ from mmdigits_keras.utils.names import (
     RETRIEVAL_BATCH_SIZE,
     RETRIEVAL_EPOCHS,
     RETRIEVAL_LOSS,
+    RETRIEVAL_LOSSES,
     SEED,
     TEMPERATURE,
     VAL_FRACTION,
 )
 
-LOSSES = ("max_margin", "info_nce")
+LOSSES = RETRIEVAL_LOSSES
 EMBEDDING_OUTPUTS = ("image_embedding", "audio_embedding")
 
 
-def retrieval_recipe(*, batch_size=128):
+def retrieval_recipe(*, batch_size=RETRIEVAL_BATCH_SIZE):
     """The default recipe for the towers, less what has no meaning for retrieval: no modality
     dropout or swapped speech (a blanked or swapped modality has nothing to match), no label
     smoothing and no auxiliary classifiers (labels only mark which in-batch rows are
@@ -68,8 +69,8 @@ def retrieval_recipe(*, batch_size=128):
                                drop_remainder=True)
 
 
-def build_retrieval_model(model=DEFAULT_TOWERS, *, embedding_dim=128, init=None, audio_features=507, audio_mean=None,
-                          audio_variance=None, utterance_normalization=True, name="retrieval"):
+def build_retrieval_model(model=DEFAULT_TOWERS, *, embedding_dim=EMBEDDING_DIM, init=None, audio_features=507,
+                          audio_mean=None, audio_variance=None, utterance_normalization=True, name="retrieval"):
     """Builds the two-tower image-speech embedding model of seed 002.
 
     Args:

@@ -58,6 +58,13 @@ def repair_search_state(project_dir):
 
 def search_record(*, data, model, recipe, kind, objective, epochs, seed, space, val_fraction, split, fingerprint,
                    folds=None):
+    """The settings a search is resumed only with (``search.json``): model, recipe, tuner kind,
+    objective, epochs, seed, space, validation fraction and split, the data folder (absolute)
+    and its SHA-256 `fingerprint`, and `folds` when set.
+
+    Returns:
+        A JSON-ready dict.
+    """
     # `folds` only when set: searches written before it existed still resume.
     return {"model": model, "recipe": recipe, "tuner": kind, "objective": objective, "epochs": int(epochs),
             "seed": int(seed), "val_fraction": float(val_fraction), "split": split, "space": space,
@@ -66,7 +73,15 @@ def search_record(*, data, model, recipe, kind, objective, epochs, seed, space, 
 
 
 def check_resume(out, record, *, overwrite):
-    """Refuses to continue a search in `out` that used other data, space or settings."""
+    """Whether `out` holds a search to resume with `record` (`search_record`).
+
+    Returns:
+        True when ``out/search.json`` exists and matches `record` (the data folder's path may
+        differ, its fingerprint may not); False when there is none or `overwrite` is set.
+
+    Raises:
+        ValueError: `out` holds a search with other data, space or settings (names them).
+    """
     path = out / SEARCH_FILE
     if overwrite or not path.exists():
         return False
@@ -81,6 +96,8 @@ def check_resume(out, record, *, overwrite):
 
 
 def clear_search(out):
+    """Deletes what a search wrote in folder `out` (keras-tuner project, ``best/``, logs,
+    leaderboard, plot, settings), for ``--overwrite``; other files in `out` stay."""
     for name in (PROJECT_NAME, "best", ".best.staging", LOGS_DIR):
         shutil.rmtree(out / name, ignore_errors=True)
     for name in (SEARCH_FILE, "leaderboard.csv", "scores.png", "best_hyperparameters.json", "best_ensemble.json"):
