@@ -43,7 +43,10 @@ def plot_scores(board, path, *, objective):
     fig, ax = subplots(figsize=(7, 4))
     if len(done):
         colours = done["depth"].astype(float) if "depth" in done else None
-        points = ax.scatter(done["trial_id"].astype(int), done["score"], c=colours, cmap="viridis", s=40)
+        # Coloured by depth where the space has one (seed 000's Models); a colour map without
+        # values makes matplotlib warn on every search of the default model.
+        colouring = {} if colours is None else {"c": colours, "cmap": "viridis"}
+        points = ax.scatter(done["trial_id"].astype(int), done["score"], s=40, **colouring)
         if colours is not None:
             fig.colorbar(points, ax=ax, label="depth (seed 000 Model)")
         best = done["score"].idxmax() if OBJECTIVES.get(objective) == "max" else done["score"].idxmin()
