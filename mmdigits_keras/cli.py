@@ -68,6 +68,9 @@ def _add_train(commands):
     p.add_argument("--strategy", choices=STRATEGIES,
                    help="tf.distribute strategy: mirrored trains on every visible GPU (--batch-size is per GPU); "
                         "default one device")
+    p.add_argument("--speaker-adversary", type=float, metavar="LAMBDA",
+                   help="speaker-adversarial training of the speech branch: gradient-reversal strength (needs the "
+                        "data set's speaker ids; default the recipe's, 0: off)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
 
 
@@ -229,6 +232,9 @@ def _add_retrieval(commands):
     t.add_argument("--val-fraction", type=float, help=f"stratified validation fraction (default {D.VAL_FRACTION:g})")
     t.add_argument("--seed", type=int, help=f"seed of split, initialization, shuffling (default {D.SEED})")
     t.add_argument("--patience", type=int, help=f"early-stopping patience in epochs (default {D.PATIENCE})")
+    t.add_argument("--speaker-adversary", type=float, metavar="LAMBDA",
+                   help="speaker-adversarial training of the speech tower: gradient-reversal strength (needs the "
+                        "data set's speaker ids; default 0: off)")
     t.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
     e = actions.add_parser("evaluate", help="seed 002's annotation/retrieval accuracy, recall@k, confusion PNGs",
                            description="Writes RUN/eval/retrieval_<split>/ with metrics.json, both confusion "
@@ -302,7 +308,7 @@ def _run_train(args):
     run = mk.train(args.data, out=args.out, overwrite=args.overwrite,
                    model_kwargs={"utterance_normalization": True} if args.utterance_norm else None,
                    **_given(args, "model", "epochs", "batch_size", "learning_rate", "recipe", "val_fraction", "seed",
-                            "patience", "split", "folds", "strategy"))
+                            "patience", "split", "folds", "strategy", "speaker_adversary"))
     _print_metrics(run)
 
 
@@ -426,7 +432,8 @@ def _run_retrieval(args):
     if args.action == "train":
         run = mk.train_retrieval(args.data, out=args.out, overwrite=args.overwrite,
                                  **_given(args, "loss", "margin", "temperature", "embedding_dim", "model", "init",
-                                          "epochs", "batch_size", "learning_rate", "val_fraction", "seed", "patience"))
+                                          "epochs", "batch_size", "learning_rate", "val_fraction", "seed", "patience",
+                                          "speaker_adversary"))
         m = json.loads((run / "metrics.json").read_text())
         print(f"run: {run}")
         print(f"validation annotation accuracy {m['val_annotation_accuracy']:.4f}  retrieval accuracy "

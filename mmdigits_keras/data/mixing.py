@@ -62,7 +62,8 @@ def mix_synthetic_speech(dataset, *, share, seed=0):
 
     Returns:
         A new `MultimodalDataset`: the original rows first, then round(N * share / (1 - share))
-        synthetic rows (ids continue after the largest id).
+        synthetic rows (ids continue after the largest id; their recording and speaker None
+        where the data set names them).
 
     Raises:
         ValueError: `share` outside [0, 1), no labels, or speech other than 507 MFCC values.
@@ -95,4 +96,12 @@ def mix_synthetic_speech(dataset, *, share, seed=0):
         labels=np.concatenate([dataset.labels, labels]),
         ids=np.concatenate([dataset.ids, dataset.ids.max() + 1 + np.arange(count)]),
         source=f"{dataset.source} + {count} rows of synthetic speech (eSpeak NG)",
+        recordings=_unknown_after(dataset.recordings, count),
+        speakers=_unknown_after(dataset.speakers, count),
     )
+
+
+def _unknown_after(values, count):
+    # Synthetic rows name no recording or speaker of the data set: None, so nothing groups them
+    # with real rows and a speaker adversary skips them.
+    return None if values is None else np.concatenate([values, np.full(count, None, dtype=object)])

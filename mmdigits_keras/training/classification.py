@@ -6,14 +6,15 @@ from __future__ import annotations
 import dataclasses
 
 from mmdigits_keras.data.constants import NUM_FEATURES
-from mmdigits_keras.models import create_model, model_config, model_info
+from mmdigits_keras.models import create_model, model_config, model_info, task_features
 from mmdigits_keras.training import engine
+from mmdigits_keras.training.adversary import with_speaker_adversary
 from mmdigits_keras.training.crossval import cross_validate
 from mmdigits_keras.training.distribute import check_strategy
 from mmdigits_keras.training.metrics import classification_metrics, predict_labels
 from mmdigits_keras.training.recipes import get_recipe
 from mmdigits_keras.training.rundir import load_trained_model
-from mmdigits_keras.utils.checks import check_positive
+from mmdigits_keras.utils.checks import check_non_negative, check_positive
 from mmdigits_keras.utils.names import (  # DEFAULT_MODEL: `build_model` stays seed 000's Model k
     DEFAULT_MODEL,
     DEFAULT_RECIPE,
@@ -54,7 +55,10 @@ def classification_task(model, recipe, model_kwargs=None):
     """The engine `Task` that trains registry classifier `model` (see `engine.Task`)."""
     def build(prepared):
         net = build_classifier(model, prepared, recipe, **(model_kwargs or {}))
-        return net, net
+        # The adversary (when the recipe has one) is fitted, never saved.
+        fitted = with_speaker_adversary(net, task_features(net).get("audio") if recipe.speaker_adversary else None,
+                                        prepared.train, recipe)
+        return fitted, net
 
     def config(prepared):
         used = model_arguments(model, prepared, recipe, model_kwargs)
@@ -84,6 +88,7 @@ def train(
     split=None,
     folds=None,
     strategy=None,
+    speaker_adversary=None,
 ):
     """Trains a registry classifier and writes a run directory.
 
@@ -132,6 +137,11 @@ def train(
             logical CPU device without one) or a `tf.distribute.Strategy`; recorded in
             ``config.json`` (``training.strategy``, ``training.replicas``). The saved model
             loads without it.
+        speaker_adversary: None (the recipe's: 0, off, for every registered recipe) or lambda
+            >= 0: speaker-adversarial training of the speech branch (a speaker classifier
+            behind gradient reversal, training-time only; `mmdigits_keras.training.adversary`).
+            Needs the data set's speaker ids; without them (or without speech) the run trains
+            without it and logs why.
 
     Returns:
         The run directory as a `Path`; its ``metrics.json`` has ``val_accuracy``,
@@ -148,6 +158,9 @@ def train(
     if batch_size is not None:
         check_positive("batch_size", batch_size)
         plan = dataclasses.replace(plan, batch_size=int(batch_size))
+    if speaker_adversary is not None:
+        check_non_negative("speaker_adversary", speaker_adversary)
+        plan = dataclasses.replace(plan, speaker_adversary=float(speaker_adversary))
     task = classification_task(model, plan, model_kwargs)
 
     def train_fold(fold_out, *, fold, split):

@@ -29,10 +29,11 @@ from mmdigits_keras.data.layouts import MultimodalDataset, load_dataset
 from mmdigits_keras.data.mixing import mix_synthetic_speech
 from mmdigits_keras.data.splits import folds_for, resolve_split, train_val_split
 from mmdigits_keras.models.backbone import modalities_of
+from mmdigits_keras.training.adversary import speaker_index, takes_speakers, training_speakers
 from mmdigits_keras.training.distribute import make_strategy, strategy_name
 from mmdigits_keras.training.fused import fused_batch_normalization
 from mmdigits_keras.training.logs import LOGS_DIR, tensorboard_callback
-from mmdigits_keras.training.pipeline import evaluation_dataset, recipe_targets, training_dataset
+from mmdigits_keras.training.pipeline import evaluation_dataset, model_inputs, recipe_targets, training_dataset
 from mmdigits_keras.training.recipes import make_loss, make_optimizer
 from mmdigits_keras.training.rundir import prepare_output, run_metadata, write_run
 from mmdigits_keras.utils.checks import check_positive
@@ -152,7 +153,7 @@ def fit_callbacks(recipe, *, patience=10, monitor="val_crossentropy"):
     ]
 
 
-def build_training_state(model, part, recipe):
+def build_training_state(model, part, recipe, speakers=None):
     """Creates a compiled `model`'s optimizer slots and compiled loss and metric variables
     eagerly, from the first two rows of `part`, and resets the metrics.
 
@@ -166,10 +167,12 @@ def build_training_state(model, part, recipe):
         part: A labelled `MultimodalDataset` (at least one row).
         recipe: The `Recipe` the model was compiled with (its targets' shape: class ids, or
             one-hot rows when it smooths labels).
+        speakers: None, or int (N,) speaker indices of `part` for a model with a ``speaker``
+            input (`mmdigits_keras.training.adversary`).
     """
     if not model.optimizer.built:
         model.optimizer.build(model.trainable_variables)
-    inputs = {"image": part.images[:2], "audio": part.audio[:2]}
+    inputs = model_inputs(part.subset(slice(0, 2)), None if speakers is None else speakers[:2])
     targets = recipe_targets(part.labels[:2], recipe)
     predictions = model(inputs, training=False)
     model.compute_loss(inputs, targets, predictions)
@@ -192,18 +195,25 @@ def fit_model(model, prepared, recipe, *, epochs, seed=0, patience=10, callbacks
     verbose = fit_verbosity(verbose)
     every = [*fit_callbacks(recipe, patience=patience, monitor=monitor), *callbacks]
     train_part, val_part = prepared.train, prepared.validation
+    train_speakers = val_speakers = None
+    if takes_speakers(model):  # a speaker adversary: its targets travel as an input
+        train_speakers = speaker_index(train_part.speakers, training_speakers(train_part))
+        # Unknown in validation: the validation loss (which retrieval's early stopping watches)
+        # stays the task's own.
+        val_speakers = np.full(len(val_part), -1, dtype=np.int32)
     if not recipe.augment:  # the baseline as the papers ran it: numpy arrays into fit
-        training = dict(x=train_part.inputs(), y=train_part.labels, batch_size=recipe.batch_size, shuffle=True,
-                        validation_data=(val_part.inputs(), val_part.labels))
+        training = dict(x=model_inputs(train_part, train_speakers), y=train_part.labels, batch_size=recipe.batch_size,
+                        shuffle=True, validation_data=(model_inputs(val_part, val_speakers), val_part.labels))
     else:
         try:
             multimodal = len(modalities_of(model)) > 1
         except ValueError:  # no backbone (a flat 0.1.0 model): assume both inputs matter
             multimodal = True
-        training = dict(x=training_dataset(train_part, recipe, seed=seed, multimodal=multimodal),
-                        validation_data=evaluation_dataset(val_part, recipe),
+        training = dict(x=training_dataset(train_part, recipe, seed=seed, multimodal=multimodal,
+                                           speakers=train_speakers),
+                        validation_data=evaluation_dataset(val_part, recipe, speakers=val_speakers),
                         shuffle=False)  # tf.data shuffles
-    build_training_state(model, train_part, recipe)
+    build_training_state(model, train_part, recipe, train_speakers)
     with fused_batch_normalization(model):
         return model.fit(**training, epochs=int(epochs), initial_epoch=initial_epoch, callbacks=every, verbose=verbose)
 

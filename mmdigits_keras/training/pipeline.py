@@ -17,7 +17,16 @@ def recipe_targets(labels, recipe, num_classes=10):
     return np.eye(num_classes, dtype=np.float32)[labels] if recipe.label_smoothing else labels
 
 
-def training_dataset(part, recipe, *, seed=0, num_classes=10, multimodal=True):
+def model_inputs(part, speakers=None):
+    """The inputs dict of `part`: ``image`` and ``audio``, and ``speaker`` (int32 (N,) speaker
+    index, -1 where unknown) when `speakers` is given (`mmdigits_keras.training.adversary`)."""
+    inputs = {"image": part.images, "audio": part.audio}
+    if speakers is not None:
+        inputs["speaker"] = np.asarray(speakers, dtype=np.int32)
+    return inputs
+
+
+def training_dataset(part, recipe, *, seed=0, num_classes=10, multimodal=True, speakers=None):
     """A `tf.data.Dataset` of ((inputs dict), targets) batches for training with `recipe`.
 
     Args:
@@ -27,11 +36,14 @@ def training_dataset(part, recipe, *, seed=0, num_classes=10, multimodal=True):
         num_classes: Width of one-hot targets when the recipe smooths labels.
         multimodal: False for a model that looks at one modality: no modality dropout
             (blanking its only input would teach it noise).
+        speakers: None, or int (N,) speaker index per row (-1: unknown) for a model with a
+            ``speaker`` input; the index follows the speech: -1 where modality dropout blanks
+            it, moved with it where the recipe swaps it between samples.
 
     Returns:
         The dataset: shuffled each epoch, batched, augmented (when asked), prefetched.
     """
-    inputs = {"image": part.images, "audio": part.audio}
+    inputs = model_inputs(part, speakers)
     # No .cache(): the arrays are in memory already, and a cache would hold another copy.
     data = tf.data.Dataset.from_tensor_slices((inputs, recipe_targets(part.labels, recipe, num_classes)))
     data = data.shuffle(len(part), seed=seed, reshuffle_each_iteration=True)
@@ -44,6 +56,7 @@ def training_dataset(part, recipe, *, seed=0, num_classes=10, multimodal=True):
 
         def augment(step, batch):
             features, targets = batch
+            speaker = features.get("speaker")
             step_seed = tf.stack([tf.cast(seed, tf.int64), step])
             standardized = augment_audio(features["audio"], mean, std, recipe, step_seed)
             image = jitter(features["image"], training=True)
@@ -54,19 +67,27 @@ def training_dataset(part, recipe, *, seed=0, num_classes=10, multimodal=True):
                                      | (draw >= recipe.image_dropout + recipe.audio_dropout), tf.float32)
                 image = image * keep_image[:, None, None, None]
                 standardized = standardized * keep_audio[:, None]
+                if speaker is not None:
+                    speaker = tf.where(keep_audio > 0, speaker, -1)
                 if recipe.audio_mismatch:
                     both = draw >= recipe.image_dropout + recipe.audio_dropout
                     swap = both & (tf.random.stateless_uniform(tf.shape(draw), step_seed + 90) < recipe.audio_mismatch)
                     standardized = tf.where(swap[:, None], tf.roll(standardized, shift=1, axis=0), standardized)
+                    if speaker is not None:
+                        speaker = tf.where(swap, tf.roll(speaker, shift=1, axis=0), speaker)
             audio = standardized * std + mean  # blank speech = the mean
-            return {"image": image, "audio": audio}, targets
+            inputs = {"image": image, "audio": audio}
+            if speaker is not None:
+                inputs["speaker"] = speaker
+            return inputs, targets
 
         data = tf.data.Dataset.zip(counter, data).map(augment)
     return data.prefetch(tf.data.AUTOTUNE)
 
 
-def evaluation_dataset(part, recipe, *, batch_size=512, num_classes=10):
-    """Un-augmented, batched validation data with targets shaped for `recipe`'s loss."""
-    inputs = {"image": part.images, "audio": part.audio}
+def evaluation_dataset(part, recipe, *, batch_size=512, num_classes=10, speakers=None):
+    """Un-augmented, batched validation data with targets shaped for `recipe`'s loss (and a
+    ``speaker`` input when `speakers` is given, as `training_dataset`)."""
+    inputs = model_inputs(part, speakers)
     data = tf.data.Dataset.from_tensor_slices((inputs, recipe_targets(part.labels, recipe, num_classes)))
     return data.batch(batch_size).prefetch(tf.data.AUTOTUNE)

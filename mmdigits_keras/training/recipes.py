@@ -78,6 +78,10 @@ class Recipe:
     reverberation_drr_db: tuple = (-10.0, 5.0)
     # Share of training rows whose speech is synthetic (eSpeak NG voices, `mix_synthetic_speech`).
     synthetic_share: float = 0.0
+    # Speaker-adversarial training: lambda of the gradient reversal in front of a speaker
+    # classifier on the speech features (`mmdigits_keras.training.adversary`; 0: off). Needs
+    # the data set's speaker ids (two or more training speakers); training-time only.
+    speaker_adversary: float = 0.0
 
 
 _BASELINE = Recipe(name="baseline", batch_size=128, optimizer="adamw", weight_decay=1e-5, label_smoothing=0.1,

@@ -15,3 +15,10 @@ def check_choice(name, value, choices):
     """Raises ValueError unless `value` is one of `choices`; the message lists them."""
     if value not in choices:
         raise ValueError(f"`{name}` must be one of {list(choices)}. Received: {name}={value!r}")
+
+
+def check_non_negative(name, value):
+    """Raises ValueError unless `value` is a finite number >= 0 (not a bool)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+            or not np.isfinite(value) or value < 0:
+        raise ValueError(f"`{name}` must be a number >= 0. Received: {name}={value!r}")
