@@ -110,8 +110,9 @@ def add_tune_arguments(p):
                         "recipe's modality dropout, augmentation strengths and label smoothing)")
     p.add_argument("--recipe", choices=RECIPE_NAMES,
                    help=f"training recipe of every trial and of best/ (default {DEFAULT_RECIPE}, as `mmdigits train`)")
-    p.add_argument("--tuner", help="random | hyperband | bayesian (default: random search up to 10 trials, "
-                                   "Hyperband above)")
+    p.add_argument("--tuner", help="random | hyperband | bayesian (default: random search, starting from the "
+                                   "untuned configuration; Hyperband when --max-trials covers one full Hyperband "
+                                   "iteration, 30 trials at 10 epochs)")
     p.add_argument("--max-trials", type=int, help=f"maximum number of trials (default {D.MAX_TRIALS})")
     p.add_argument("--epochs", type=int, help=f"epochs per trial; Hyperband's max_epochs (default {D.TRIAL_EPOCHS})")
     p.add_argument("--export-epochs", type=int,

@@ -17,9 +17,39 @@ from __future__ import annotations
 # keras_tuner/engine/trial.py re-exports keras_tuner/src/engine/trial.py: `Trial` and
 # `TrialStatus` (RUNNING, IDLE, INVALID, STOPPED, COMPLETED, FAILED) are the statuses that
 # `Oracle.populate_space` documents returning, but the classes are not exported at the top level.
+import keras_tuner
 from keras_tuner.engine.trial import Trial, TrialStatus
 
-__all__ = ["Trial", "TrialStatus", "ongoing_trials", "stand_by", "waited_for"]
+__all__ = ["Trial", "TrialStatus", "hyperband_first_round", "hyperband_iteration_trials", "ongoing_trials", "stand_by",
+           "waited_for"]
+
+
+def hyperband_iteration_trials(max_epochs, factor=3):
+    """Trials one full Hyperband iteration runs (every round of every bracket) with
+    `max_epochs` and `factor`; a smaller ``max_trials`` cuts it short.
+
+    keras_tuner/src/tuners/hyperband.py: ``HyperbandOracle._get_num_brackets()`` brackets, each
+    of ``_get_num_rounds(bracket)`` rounds of ``_get_size(bracket, round)`` trials, a promoted
+    configuration running as a new trial. The first bracket starts with its largest round, the
+    shortest trials (``_get_epochs(bracket, 0)`` epochs): for ``max_epochs=10``, 12 trials of 2
+    epochs before any configuration trains longer.
+    """
+    oracle = _hyperband(max_epochs, factor)
+    return sum(oracle._get_size(bracket, round_num) for bracket in range(oracle._get_num_brackets())
+               for round_num in range(oracle._get_num_rounds(bracket)))
+
+
+def hyperband_first_round(max_epochs, factor=3):
+    """(trials, epochs) of the round a Hyperband search starts with: its first bracket's round 0
+    (keras_tuner/src/tuners/hyperband.py: ``_get_size`` and ``_get_epochs`` of bracket
+    ``_get_num_brackets() - 1``, round 0)."""
+    oracle = _hyperband(max_epochs, factor)
+    first = oracle._get_num_brackets() - 1
+    return oracle._get_size(first, 0), oracle._get_epochs(first, 0)
+
+
+def _hyperband(max_epochs, factor):
+    return keras_tuner.oracles.HyperbandOracle(objective="val_accuracy", max_epochs=int(max_epochs), factor=int(factor))
 
 
 def ongoing_trials(oracle):

@@ -7,12 +7,10 @@ from __future__ import annotations
 import keras_tuner
 
 from mmdigits_keras.tuning.cluster import MAX_RETRIES_PER_TRIAL, WorkerLeases
+from mmdigits_keras.tuning.internals import hyperband_iteration_trials
 
 TUNERS = ("random", "hyperband", "bayesian")
-# Above this many trials the default tuner is Hyperband: a large budget is spent better on many
-# configurations trained briefly, the promising ones longer (Li et al., JMLR 2018), than on
-# each trained for every epoch.
-HYPERBAND_ABOVE_TRIALS = 10
+HYPERBAND_FACTOR = 3
 
 
 class DefaultsFirst:
@@ -43,10 +41,19 @@ class HyperbandOracle(WorkerLeases, keras_tuner.oracles.HyperbandOracle):
     """keras-tuner's Hyperband (worker leases)."""
 
 
-def default_tuner(max_trials):
-    """The tuner `run_search` uses when none is named: ``"random"`` for up to
-    `HYPERBAND_ABOVE_TRIALS` trials, ``"hyperband"`` above."""
-    return "hyperband" if max_trials > HYPERBAND_ABOVE_TRIALS else "random"
+def default_tuner(max_trials, epochs):
+    """The tuner `run_search` uses when none is named: ``"hyperband"`` when `max_trials` covers
+    one full Hyperband iteration at `epochs` (`hyperband_iteration_trials`: 30 for 10 epochs)
+    and `epochs` >= 3 (two brackets or more), else ``"random"`` (untuned configuration first).
+
+    A large budget is spent better on many configurations trained briefly, the promising ones
+    longer (Li et al., JMLR 2018). A smaller one is not: Hyperband opens with its shortest
+    trials, so a search cut off inside that round picks its best after a couple of epochs
+    (measured: 12 trials of 10 epochs were 12 trials of 2 epochs; docs/tuning.md).
+    """
+    if epochs < HYPERBAND_FACTOR:  # one bracket: Hyperband would be a random search that stops early
+        return "random"
+    return "hyperband" if max_trials >= hyperband_iteration_trials(epochs, HYPERBAND_FACTOR) else "random"
 
 
 def make_oracle(kind, *, objective, max_trials, epochs, seed):
@@ -57,7 +64,7 @@ def make_oracle(kind, *, objective, max_trials, epochs, seed):
     common = dict(objective=objective, seed=seed, max_consecutive_failed_trials=3,
                   max_retries_per_trial=MAX_RETRIES_PER_TRIAL)
     if kind == "hyperband":
-        return HyperbandOracle(max_epochs=epochs, factor=3, hyperband_iterations=1, **common)
+        return HyperbandOracle(max_epochs=epochs, factor=HYPERBAND_FACTOR, hyperband_iterations=1, **common)
     if kind == "bayesian":
         return BayesianOptimizationOracle(max_trials=max_trials, **common)
     return RandomSearchOracle(max_trials=max_trials, **common)

@@ -26,7 +26,8 @@ from mmdigits_keras.models import model_info
 from mmdigits_keras.training import DEFAULT_MODEL, get_recipe, prepare_data
 from mmdigits_keras.tuning.cluster import parse_oracle_address, wait_for_oracle
 from mmdigits_keras.tuning.export import export_best, export_ensemble
-from mmdigits_keras.tuning.oracles import TUNERS, default_tuner, make_oracle
+from mmdigits_keras.tuning.internals import hyperband_first_round, hyperband_iteration_trials
+from mmdigits_keras.tuning.oracles import HYPERBAND_FACTOR, TUNERS, default_tuner, make_oracle
 from mmdigits_keras.tuning.results import OBJECTIVES, leaderboard, plot_scores
 from mmdigits_keras.tuning.space import RegistryHyperModel, check_space
 from mmdigits_keras.tuning.state import (
@@ -105,7 +106,9 @@ def run_search(
         recipe: Training recipe of every trial and of ``best/`` (``"default"``, as `train`);
             the trial's recipe fields replace its own.
         tuner: ``"random"``, ``"hyperband"``, ``"bayesian"``, or None: `default_tuner`
-            (random search up to 10 trials, Hyperband above).
+            (random search, untuned configuration first; Hyperband when `max_trials` covers
+            one full Hyperband iteration: 30 trials at 10 epochs). Hyperband with fewer
+            trials logs a warning: the search ends inside its first round of short trials.
         max_trials: Maximum number of trials (int > 0; also caps Hyperband's brackets).
         epochs: Epochs per trial (Hyperband: its ``max_epochs``).
         export_epochs: Maximum epochs of ``best/`` (default 30, `train`'s; early stopping).
@@ -148,8 +151,9 @@ def run_search(
     """
     model_info(model)
     get_recipe(recipe)
-    if tuner is None and isinstance(max_trials, (int, np.integer)):
-        tuner = default_tuner(max_trials)
+    if tuner is None and isinstance(max_trials, (int, np.integer)) and isinstance(epochs, (int, np.integer)) \
+            and max_trials >= 1 and epochs >= 1:
+        tuner = default_tuner(max_trials, epochs)
     check_choice("tuner", tuner, TUNERS)
     check_choice("objective", objective, OBJECTIVES)
     for name, value in (("max_trials", max_trials), ("epochs", epochs), ("export_epochs", export_epochs),
@@ -167,6 +171,11 @@ def run_search(
         if tuner == "hyperband":
             raise ValueError("`folds` needs the random or bayesian tuner: Hyperband continues trials from one "
                              "checkpoint, a cross-validated trial has one per fold")
+    iteration = hyperband_iteration_trials(epochs, HYPERBAND_FACTOR)
+    if tuner == "hyperband" and max_trials < iteration:
+        logger.warning("Hyperband with max_trials=%d and epochs=%d ends inside its first bracket: one full iteration "
+                       "is %d trials, and its first %d train %d epoch(s) each; use --max-trials %d or the random tuner",
+                       max_trials, epochs, iteration, *hyperband_first_round(epochs, HYPERBAND_FACTOR), iteration)
     space = check_space(space, model=model, recipe=recipe)
     out = Path(out)
     if out.exists() and not out.is_dir():

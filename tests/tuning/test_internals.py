@@ -4,7 +4,15 @@ own oracle (no mixin of ours): when one of these fails, keras-tuner changed unde
 import keras_tuner
 import pytest
 
-from mmdigits_keras.tuning.internals import Trial, TrialStatus, ongoing_trials, stand_by, waited_for
+from mmdigits_keras.tuning.internals import (
+    Trial,
+    TrialStatus,
+    hyperband_first_round,
+    hyperband_iteration_trials,
+    ongoing_trials,
+    stand_by,
+    waited_for,
+)
 
 
 @pytest.fixture
@@ -63,3 +71,22 @@ def test_the_chief_ends_only_when_nothing_runs_and_no_tuner_is_waited_for(oracle
     assert ongoing_trials(oracle) == {} and not exit_chief(oracle)  # "a" is still waited for
     waited_for(oracle).discard("a")
     assert exit_chief(oracle)
+
+
+@pytest.mark.parametrize("max_epochs", [3, 10])
+def test_one_hyperband_iteration_runs_the_trials_we_count_shortest_first(tmp_path, max_epochs):
+    oracle = keras_tuner.oracles.HyperbandOracle(objective=keras_tuner.Objective("score", "max"),
+                                                 max_epochs=max_epochs, factor=3, hyperband_iterations=1, seed=0)
+
+    def build(hp):
+        hp.Int("x", 0, 10**6)
+
+    keras_tuner.Tuner(oracle=oracle, hypermodel=build, directory=str(tmp_path), project_name="p")
+    epochs = []
+    while (trial := oracle.create_trial("a")).status != TrialStatus.STOPPED:
+        epochs.append(trial.hyperparameters.values["tuner/epochs"])
+        oracle.update_trial(trial.trial_id, {"score": float(trial.hyperparameters.values["x"])})
+        _end(oracle, trial, TrialStatus.COMPLETED)
+    assert len(epochs) == hyperband_iteration_trials(max_epochs, 3)
+    first, short = hyperband_first_round(max_epochs, 3)
+    assert epochs[:first] == [short] * first and epochs[first] > short

@@ -85,8 +85,10 @@ def test_a_search_starts_from_the_untuned_configuration(tiny_kaggle, tmp_path, k
                      "label_smoothing": recipe.label_smoothing}
 
 
-def test_hyperband_is_the_default_above_ten_trials():
-    assert [default_tuner(n) for n in (1, 10, 11, 40)] == ["random", "random", "hyperband", "hyperband"]
+def test_hyperband_is_the_default_only_with_the_trials_of_one_full_iteration():
+    # 10 epochs: one iteration is 30 trials (checked on keras-tuner in test_internals.py).
+    assert [default_tuner(n, 10) for n in (1, 12, 29, 30, 40)] == ["random"] * 3 + ["hyperband"] * 2
+    assert default_tuner(1000, 2) == "random"  # one bracket: nothing to halve
     assert build_parser().parse_args(["tune", "--data", "d", "--out", "o"]).tuner is None  # run_search decides
 
 
