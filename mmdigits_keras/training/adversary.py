@@ -82,8 +82,10 @@ class SpeakerAdversary(layers.Layer):
     """A speaker classifier behind `GradientReversal` that adds its loss to the model's.
 
     Called on ``[passthrough, features, speakers]``: returns `passthrough` unchanged (so the
-    layer sits on the path to the model's output and runs in every step) and adds ``weight *
-    speaker_loss`` through `add_loss`.
+    layer sits on the path to the model's output and runs in every step), adds `speaker_loss`
+    through `add_loss`, and logs it with the classifier's accuracy on the known rows as the
+    fitted model's ``speaker_loss`` and ``speaker_accuracy`` metrics (Keras collects a
+    sublayer's metrics; validation rows count as unknown, so their ``val_`` values are 0).
 
     Args:
         num_speakers: S >= 2, the training speakers.
@@ -98,6 +100,8 @@ class SpeakerAdversary(layers.Layer):
         self.reversal = GradientReversal(self.scale, name=f"{self.name}_reversal")
         self.hidden = layers.Dense(self.units, activation="relu", name=f"{self.name}_hidden")
         self.classifier = layers.Dense(self.num_speakers, name=f"{self.name}_logits")
+        self.loss_tracker = keras.metrics.Mean(name="speaker_loss")
+        self.accuracy_tracker = keras.metrics.SparseCategoricalAccuracy(name="speaker_accuracy")
 
     def build(self, input_shapes):
         features = input_shapes[1]
@@ -110,7 +114,13 @@ class SpeakerAdversary(layers.Layer):
 
     def call(self, inputs):
         passthrough, features, speakers = inputs
-        self.add_loss(speaker_loss(speakers, self.speaker_logits(features)))
+        logits = self.speaker_logits(features)
+        loss = speaker_loss(speakers, logits)
+        self.add_loss(loss)
+        speakers = ops.reshape(ops.cast(speakers, "int32"), (-1,))
+        known = ops.cast(ops.greater_equal(speakers, 0), "float32")
+        self.loss_tracker.update_state(loss, sample_weight=ops.sum(known))
+        self.accuracy_tracker.update_state(ops.maximum(speakers, 0), logits, sample_weight=known)
         return passthrough
 
     def compute_output_shape(self, input_shapes):

@@ -187,7 +187,9 @@ def fit_model(model, prepared, recipe, *, epochs, seed=0, patience=10, callbacks
     the validation rows; `fit_callbacks` (watching `monitor`) plus `callbacks`. Batch
     normalization trains with TensorFlow's fused kernel (`fused_batch_normalization`).
     ``verbose="auto"`` draws Keras's progress bar on a terminal or in a notebook and one line
-    per epoch elsewhere (`fit_verbosity`).
+    per epoch elsewhere (`fit_verbosity`). A model with a ``speaker`` input (a speaker adversary,
+    `mmdigits_keras.training.adversary`) gets each training row's speaker index there, and -1
+    (unknown) for every validation row, so the validation loss is the task's alone.
 
     Returns:
         The Keras `History`.

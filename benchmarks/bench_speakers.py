@@ -1,0 +1,141 @@
+"""Speech that carries over to new voices (issue 26): speaker-adversarial training and its rivals.
+
+Data: the four speaker-disjoint FSDD rotations of `bench_selection.py` (train: three speakers,
+test: the fourth with 1,000 other images). Every run validates on a held-out training speaker
+(the default split where speakers are known), so the strength of the gradient reversal
+(lambda) is chosen on validation, and the held-out test speaker only reports.
+
+``--part audio``: the audio-only CNN (`audio_cnn`, default recipe) with lambda in ``--lambdas``
+(0: the default, no adversary). ``--part fusion``: the default fusion model (`hybrid_cnn`), the
+same lambdas, and the image-only CNN (`image_cnn`) beside it (the fused model must never fall
+below it). ``--part retrieval``: `train_retrieval` defaults (seed 002's max-margin loss) vs
+the same with each lambda > 0, vs symmetric InfoNCE, vs towers initialized from the default
+fusion run; seed 002's protocol on the held-out speaker (annotation / retrieval accuracy).
+
+Printed: per set-up the test accuracy per rotation (mean over seeds), its mean over rotations
+as mean +/- sd over seeds, the validation mean, and the lambda validation picks. Every run
+directory stays under ``--work`` and is reused, so an interrupted benchmark resumes.
+
+    .venv/bin/python benchmarks/bench_speakers.py --work /tmp/speakers --part audio --seeds 0 1 2
+    .venv/bin/python benchmarks/bench_speakers.py --work /tmp/speakers --part fusion --seeds 0 1 2
+    .venv/bin/python benchmarks/bench_speakers.py --work /tmp/speakers --part retrieval --seeds 0 1 2
+"""
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+from bench_robust import SPEAKERS
+from bench_selection import rotations, scored
+
+TARGETS = {"audio": ("audio-only rotations mean >= 0.80", lambda mean: mean >= 0.80),
+           "fusion": ("fusion rotations mean >= 0.992", lambda mean: mean >= 0.992)}
+
+
+def classification(args, data):
+    from mmdigits_keras.training import train
+
+    model = "audio_cnn" if args.part == "audio" else "hybrid_cnn"
+    setups = {f"{model}, lambda {lam:g}": (model, lam) for lam in args.lambdas}
+    if args.part == "fusion":
+        setups["image_cnn (image only)"] = ("image_cnn", 0.0)
+    table = {}
+    for seed in args.seeds:
+        for speaker, folder in data.items():
+            for name, (net, lam) in setups.items():
+                run = args.work / args.part / f"{speaker}-seed{seed}-{net}-{lam:g}"
+                table[name, seed, speaker] = scored(run, folder, lambda: train(
+                    folder, out=run, model=net, seed=seed, speaker_adversary=lam, overwrite=True, verbose=0))
+                r = table[name, seed, speaker]
+                print(f"seed {seed} {speaker} {name}: validation {r['val']:.4f} test {r['test']:.4f}", flush=True)
+    summary = report(args, data, setups, table, ("val", "test"))
+    chosen = max((n for n in setups if setups[n][0] == model), key=lambda n: summary[n]["val"])
+    label, reached = TARGETS[args.part]
+    mean, sd = summary[chosen]["test"]
+    base = summary[f"{model}, lambda 0"]["test"]
+    print(f"\nValidation picks: {chosen} (test {mean:.4f} +/- {sd:.4f}; lambda 0: {base[0]:.4f} +/- {base[1]:.4f}; "
+          f"difference {mean - base[0]:+.4f}). Target {label}: {'reached' if reached(mean) else 'not reached'}.")
+    if args.part == "fusion":
+        below = [(seed, s) for seed in args.seeds for s in data
+                 if table[chosen, seed, s]["test"] < table["image_cnn (image only)", seed, s]["test"]]
+        print(f"Fused ({chosen}) below image-only in {len(below)} of {len(args.seeds) * len(data)} rotation-seeds"
+              + (f": {below}" if below else "") + ".")
+
+
+def retrieval(args, data):
+    from mmdigits_keras.evaluation import evaluate_retrieval
+    from mmdigits_keras.training import train, train_retrieval
+
+    setups = {"max_margin (seed 002)": {}, "info_nce": {"loss": "info_nce"}, "init from fusion run": {"init": True}}
+    setups.update({f"max_margin, lambda {lam:g}": {"speaker_adversary": lam} for lam in args.lambdas if lam})
+    table = {}
+    for seed in args.seeds:
+        for speaker, folder in data.items():
+            fusion = args.work / "retrieval" / f"{speaker}-seed{seed}-fusion"
+            for name, options in setups.items():
+                run = args.work / "retrieval" / f"{speaker}-seed{seed}-{name.replace(' ', '_').replace(',', '')}"
+                record = run.with_name(run.name + ".json")
+                if not record.is_file():
+                    if options.get("init") and not fusion.exists():
+                        train(folder, out=fusion, seed=seed, overwrite=True, verbose=0)
+                    kwargs = {**options, "init": fusion} if options.get("init") else options
+                    train_retrieval(folder, out=run, seed=seed, overwrite=True, verbose=0, **kwargs)
+                    val = evaluate_retrieval(run, folder, split="validation")["metrics"]
+                    test = evaluate_retrieval(run, folder, split="test")["metrics"]
+                    record.write_text(json.dumps({
+                        "val": val["annotation_accuracy"], "test": test["annotation_accuracy"],
+                        "val_retrieval": val["retrieval_accuracy"], "test_retrieval": test["retrieval_accuracy"]}))
+                table[name, seed, speaker] = json.loads(record.read_text())
+                r = table[name, seed, speaker]
+                print(f"seed {seed} {speaker} {name}: test annotation {r['test']:.4f} retrieval {r['test_retrieval']:.4f}",
+                      flush=True)
+    summary = report(args, data, setups, table, ("val", "test", "test_retrieval"))
+    for name in setups:
+        annotation, retrieval_ = summary[name]["test"][0], summary[name]["test_retrieval"][0]
+        print(f"{name}: target annotation and retrieval >= 0.90: "
+              f"{'reached' if min(annotation, retrieval_) >= 0.90 else 'not reached'}")
+
+
+def report(args, data, setups, table, keys):
+    """Prints the Markdown table; returns {set-up: {key: (mean over rotations, sd over seeds)}}."""
+    print(f"\n### {args.part}: held-out speaker, seeds {args.seeds}\n")
+    print("| set-up | " + " | ".join(f"test {s}" for s in data) + " | " + " | ".join(
+        f"{k} (mean +/- sd over seeds)" for k in keys) + " |")
+    print("|---|" + "---|" * (len(data) + len(keys)))
+    summary = {}
+    for name in setups:
+        per_rotation = [np.mean([table[name, seed, s]["test"] for seed in args.seeds]) for s in data]
+        summary[name] = {}
+        for key in keys:
+            per_seed = [np.mean([table[name, seed, s][key] for s in data]) for seed in args.seeds]
+            summary[name][key] = (float(np.mean(per_seed)), float(np.std(per_seed, ddof=1)) if len(per_seed) > 1
+                                  else float("nan"))
+        print(f"| {name} | " + " | ".join(f"{v:.4f}" for v in per_rotation) + " | " + " | ".join(
+            f"{summary[name][k][0]:.4f} +/- {summary[name][k][1]:.4f}" for k in keys) + " |")
+    return summary
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--work", type=Path, required=True, help="folder for data sets and run directories")
+    parser.add_argument("--shared", type=Path,
+                        default=Path(os.environ.get("MMDIGITS_SHARED_DATA", Path(__file__).resolve().parents[2]
+                                                    / "shared" / "data")))
+    parser.add_argument("--part", choices=["audio", "fusion", "retrieval"], required=True)
+    parser.add_argument("--speakers", nargs="+", default=list(SPEAKERS))
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--lambdas", type=float, nargs="+", default=[0.0, 0.1, 0.3, 1.0],
+                        help="gradient-reversal strengths (0: no adversary, always included)")
+    args = parser.parse_args()
+    args.lambdas = sorted(set([0.0, *args.lambdas]))
+    args.work.mkdir(parents=True, exist_ok=True)
+    data = rotations(args.work, args.shared, args.speakers)
+    (retrieval if args.part == "retrieval" else classification)(args, data)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
