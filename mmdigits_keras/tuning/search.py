@@ -151,15 +151,15 @@ def run_search(
     """
     model_info(model)
     get_recipe(recipe)
-    if tuner is None and isinstance(max_trials, (int, np.integer)) and isinstance(epochs, (int, np.integer)) \
-            and max_trials >= 1 and epochs >= 1:
-        tuner = default_tuner(max_trials, epochs)
-    check_choice("tuner", tuner, TUNERS)
+    if tuner is not None:
+        check_choice("tuner", tuner, TUNERS)
     check_choice("objective", objective, OBJECTIVES)
     for name, value in (("max_trials", max_trials), ("epochs", epochs), ("export_epochs", export_epochs),
                         ("ensemble", ensemble)):
         if not (isinstance(value, (int, np.integer)) and value >= 1):
             raise ValueError(f"`{name}` must be an integer >= 1. Received: {name}={value!r}")
+    if tuner is None:
+        tuner = default_tuner(max_trials, epochs)
     if distributed not in (None, "chief", "worker"):
         raise ValueError(f"`distributed` must be 'chief' or 'worker'. Received: distributed={distributed!r}")
     if folds is not None:
