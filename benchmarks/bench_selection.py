@@ -197,16 +197,21 @@ def cost(args):
           + ", ".join(f"{int(r.epochs)} epochs in {r.seconds:.0f} s" for r in folds.itertuples()))
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def rotation_arguments(parser):
+    """The options every benchmark on the four rotations takes: --work, --shared, --speakers, --seeds."""
     parser.add_argument("--work", type=Path, required=True, help="folder for data sets and run directories")
     parser.add_argument("--shared", type=Path,
                         default=Path(os.environ.get("MMDIGITS_SHARED_DATA", Path(__file__).resolve().parents[2]
                                                     / "shared" / "data")))
-    parser.add_argument("--part", choices=["selection", "ensembles", "cost"], required=True)
     parser.add_argument("--speakers", nargs="+", default=list(SPEAKERS))
-    parser.add_argument("--epochs", type=int, default=8, help="epochs per selection run (default 8)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    return parser
+
+
+def main():
+    parser = rotation_arguments(argparse.ArgumentParser(description=__doc__.split("\n")[0]))
+    parser.add_argument("--part", choices=["selection", "ensembles", "cost"], required=True)
+    parser.add_argument("--epochs", type=int, default=8, help="epochs per selection run (default 8)")
     parser.add_argument("--kinds", nargs="+", choices=["single", "cv5", "tuned"], default=["single", "cv5", "tuned"],
                         help="set-ups of --part ensembles (single always runs: the others are compared with it)")
     parser.add_argument("--tune-seeds", type=int, nargs="+", default=None,

@@ -23,13 +23,10 @@ directory stays under ``--work`` and is reused, so an interrupted benchmark resu
 
 import argparse
 import json
-import os
 import sys
-from pathlib import Path
 
 import numpy as np
-from bench_robust import SPEAKERS
-from bench_selection import rotations, scored
+from bench_selection import rotation_arguments, rotations, scored
 
 TARGETS = {"audio": ("audio-only rotations mean >= 0.80", lambda mean: mean >= 0.80),
            "fusion": ("fusion rotations mean >= 0.992", lambda mean: mean >= 0.992)}
@@ -119,14 +116,8 @@ def report(args, data, setups, table, keys):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--work", type=Path, required=True, help="folder for data sets and run directories")
-    parser.add_argument("--shared", type=Path,
-                        default=Path(os.environ.get("MMDIGITS_SHARED_DATA", Path(__file__).resolve().parents[2]
-                                                    / "shared" / "data")))
+    parser = rotation_arguments(argparse.ArgumentParser(description=__doc__.split("\n")[0]))
     parser.add_argument("--part", choices=["audio", "fusion", "retrieval"], required=True)
-    parser.add_argument("--speakers", nargs="+", default=list(SPEAKERS))
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--lambdas", type=float, nargs="+", default=[0.0, 0.1, 0.3, 1.0],
                         help="gradient-reversal strengths (0: no adversary, always included)")
     args = parser.parse_args()
