@@ -6,7 +6,8 @@ test: the fourth with 1,000 other images). Every run validates on a held-out tra
 (lambda) is chosen on validation, and the held-out test speaker only reports.
 
 ``--part audio``: the audio-only CNN (`audio_cnn`, default recipe) with lambda in ``--lambdas``
-(0: the default, no adversary). ``--part fusion``: the default fusion model (`hybrid_cnn`), the
+(0: the default, no adversary), and with mixup across speakers for each alpha in ``--mixup``
+(Zhang et al. 2018's Beta(alpha, alpha) weight; 0.4 by default, untuned). ``--part fusion``: the default fusion model (`hybrid_cnn`), the
 same lambdas, and the image-only CNN (`image_cnn`) beside it (the fused model must never fall
 below it). ``--part retrieval``: `train_retrieval` defaults (seed 002's max-margin loss) vs
 the same with each lambda > 0, vs symmetric InfoNCE, vs towers initialized from the default
@@ -36,16 +37,18 @@ def classification(args, data):
     from mmdigits_keras.training import train
 
     model = "audio_cnn" if args.part == "audio" else "hybrid_cnn"
-    setups = {f"{model}, lambda {lam:g}": (model, lam) for lam in args.lambdas}
+    setups = {f"{model}, lambda {lam:g}": (model, {"speaker_adversary": lam}) for lam in args.lambdas}
+    setups.update({f"{model}, mixup {alpha:g}": (model, {"speaker_mixup": alpha}) for alpha in args.mixup})
     if args.part == "fusion":
-        setups["image_cnn (image only)"] = ("image_cnn", 0.0)
+        setups["image_cnn (image only)"] = ("image_cnn", {})
     table = {}
     for seed in args.seeds:
         for speaker, folder in data.items():
-            for name, (net, lam) in setups.items():
-                run = args.work / args.part / f"{speaker}-seed{seed}-{net}-{lam:g}"
+            for name, (net, options) in setups.items():
+                tag = "-".join(f"{'mixup' if k == 'speaker_mixup' else ''}{v:g}" for k, v in options.items()) or "0"
+                run = args.work / args.part / f"{speaker}-seed{seed}-{net}-{tag}"
                 table[name, seed, speaker] = scored(run, folder, lambda: train(
-                    folder, out=run, model=net, seed=seed, speaker_adversary=lam, overwrite=True, verbose=0))
+                    folder, out=run, model=net, seed=seed, overwrite=True, verbose=0, **options))
                 r = table[name, seed, speaker]
                 print(f"seed {seed} {speaker} {name}: validation {r['val']:.4f} test {r['test']:.4f}", flush=True)
     summary = report(args, data, setups, table, ("val", "test"))
@@ -120,6 +123,8 @@ def main():
     parser.add_argument("--part", choices=["audio", "fusion", "retrieval"], required=True)
     parser.add_argument("--lambdas", type=float, nargs="+", default=[0.0, 0.1, 0.3, 1.0],
                         help="gradient-reversal strengths (0: no adversary, always included)")
+    parser.add_argument("--mixup", type=float, nargs="*", default=[0.4],
+                        help="alphas of mixup across speakers (audio and fusion parts; none: skip)")
     args = parser.parse_args()
     args.lambdas = sorted(set([0.0, *args.lambdas]))
     args.work.mkdir(parents=True, exist_ok=True)

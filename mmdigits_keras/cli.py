@@ -71,6 +71,9 @@ def _add_train(commands):
     p.add_argument("--speaker-adversary", type=float, metavar="LAMBDA",
                    help="speaker-adversarial training of the speech branch: gradient-reversal strength (needs the "
                         "data set's speaker ids; default the recipe's, 0: off)")
+    p.add_argument("--speaker-mixup", type=float, metavar="ALPHA",
+                   help="mixup across speakers: Beta(ALPHA, ALPHA) weight of a partner spoken by another speaker "
+                        "(needs the data set's speaker ids; default the recipe's, 0: off)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
 
 
@@ -309,7 +312,7 @@ def _run_train(args):
     run = mk.train(args.data, out=args.out, overwrite=args.overwrite,
                    model_kwargs={"utterance_normalization": True} if args.utterance_norm else None,
                    **_given(args, "model", "epochs", "batch_size", "learning_rate", "recipe", "val_fraction", "seed",
-                            "patience", "split", "folds", "strategy", "speaker_adversary"))
+                            "patience", "split", "folds", "strategy", "speaker_adversary", "speaker_mixup"))
     _print_metrics(run)
 
 

@@ -89,6 +89,7 @@ def train(
     folds=None,
     strategy=None,
     speaker_adversary=None,
+    speaker_mixup=None,
 ):
     """Trains a registry classifier and writes a run directory.
 
@@ -142,6 +143,11 @@ def train(
             behind gradient reversal, training-time only; `mmdigits_keras.training.adversary`).
             Needs the data set's speaker ids; without them (or without speech) the run trains
             without it and logs why.
+        speaker_mixup: None (the recipe's: 0, off, for every registered recipe) or alpha >= 0:
+            mixup across speakers (Zhang et al. 2018), each sample's inputs and one-hot target
+            mixed with a batch partner's spoken by another speaker, weight ~ Beta(alpha, alpha)
+            (`mmdigits_keras.training.augment.mix_across_speakers`). Needs an augmenting recipe
+            and the data set's speaker ids; without the ids the run trains without it and warns.
 
     Returns:
         The run directory as a `Path`; its ``metrics.json`` has ``val_accuracy``,
@@ -161,6 +167,12 @@ def train(
     if speaker_adversary is not None:
         check_non_negative("speaker_adversary", speaker_adversary)
         plan = dataclasses.replace(plan, speaker_adversary=float(speaker_adversary))
+    if speaker_mixup is not None:
+        check_non_negative("speaker_mixup", speaker_mixup)
+        if speaker_mixup and not plan.augment:
+            raise ValueError(f"`speaker_mixup` needs a recipe with augmentation (its tf.data pipeline mixes the "
+                             f"batches); recipe {plan.name!r} has none. Received: speaker_mixup={speaker_mixup!r}")
+        plan = dataclasses.replace(plan, speaker_mixup=float(speaker_mixup))
     task = classification_task(model, plan, model_kwargs)
 
     def train_fold(fold_out, *, fold, split):

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+import warnings
 from pathlib import Path
 from typing import Callable
 
@@ -137,7 +138,7 @@ def compile_model(model, recipe, *, learning_rate, loss=None, metrics=("accuracy
     metrics = list(metrics)
     if loss is None:
         loss = make_loss(recipe)
-        metrics.append(keras.metrics.CategoricalCrossentropy(name="crossentropy") if recipe.label_smoothing
+        metrics.append(keras.metrics.CategoricalCrossentropy(name="crossentropy") if recipe.one_hot
                        else keras.metrics.SparseCategoricalCrossentropy(name="crossentropy"))
     model.compile(optimizer=make_optimizer(recipe, learning_rate=learning_rate), loss=loss, metrics=metrics)
     return model
@@ -212,12 +213,27 @@ def fit_model(model, prepared, recipe, *, epochs, seed=0, patience=10, callbacks
         except ValueError:  # no backbone (a flat 0.1.0 model): assume both inputs matter
             multimodal = True
         training = dict(x=training_dataset(train_part, recipe, seed=seed, multimodal=multimodal,
-                                           speakers=train_speakers),
+                                           speakers=train_speakers, mixup_speakers=mixup_speakers(train_part, recipe)),
                         validation_data=evaluation_dataset(val_part, recipe, speakers=val_speakers),
                         shuffle=False)  # tf.data shuffles
     build_training_state(model, train_part, recipe, train_speakers)
     with fused_batch_normalization(model):
         return model.fit(**training, epochs=int(epochs), initial_epoch=initial_epoch, callbacks=every, verbose=verbose)
+
+
+def mixup_speakers(part, recipe):
+    """int32 (N,) speaker index of each training row for mixup across speakers, or None when
+    the recipe does not mix (``speaker_mixup`` 0) or when `part` knows fewer than two speakers
+    (then a warning says the run trains without mixup)."""
+    if not recipe.speaker_mixup:
+        return None
+    names = training_speakers(part)
+    if len(names) < 2:
+        warnings.warn(f"speaker_mixup={recipe.speaker_mixup:g} needs the speaker ids of two or more training speakers "
+                      f"(groups_train.csv, written by `data build` and the demo); this data names {len(names)}: "
+                      "training without mixup", stacklevel=3)
+        return None
+    return speaker_index(part.speakers, names)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -82,6 +82,15 @@ class Recipe:
     # classifier on the speech features (`mmdigits_keras.training.adversary`; 0: off). Needs
     # the data set's speaker ids (two or more training speakers); training-time only.
     speaker_adversary: float = 0.0
+    # Mixup across speakers (Zhang et al. 2018): alpha of the Beta(alpha, alpha) weight with
+    # which a sample's inputs and one-hot target are mixed with a batch partner's spoken by
+    # another speaker (`augment.mix_across_speakers`; 0: off). Needs speaker ids and `augment`.
+    speaker_mixup: float = 0.0
+
+    @property
+    def one_hot(self):
+        """True when targets are one-hot rows (label smoothing or mixup), else class ids."""
+        return bool(self.label_smoothing or self.speaker_mixup)
 
 
 _BASELINE = Recipe(name="baseline", batch_size=128, optimizer="adamw", weight_decay=1e-5, label_smoothing=0.1,
@@ -123,8 +132,8 @@ def make_optimizer(recipe, *, learning_rate):
 
 
 def make_loss(recipe):
-    """The recipe's classification loss: cross-entropy, with label smoothing (one-hot targets)
-    when the recipe asks for it."""
-    if recipe.label_smoothing:
+    """The recipe's classification loss: cross-entropy on one-hot targets (with the recipe's
+    label smoothing) when the recipe smooths or mixes labels, else on class ids."""
+    if recipe.one_hot:
         return keras.losses.CategoricalCrossentropy(label_smoothing=recipe.label_smoothing)
     return keras.losses.SparseCategoricalCrossentropy()
