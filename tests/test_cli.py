@@ -41,6 +41,9 @@ def test_bad_data_is_one_line_exit_2(tiny_kaggle, tmp_path, capsys):
     _one_line_error(capsys, code, "missing: data folder not found")
     code = main(["train", "--data", str(tiny_kaggle), "--out", str(tmp_path / "run"), "--model", "resnet"])
     _one_line_error(capsys, code, "model_name")
+    code = main(["train", "--data", str(tiny_kaggle), "--out", str(tmp_path / "run"), "--recipe", "plain",
+                 "--speaker-mixup", "0.4"])
+    _one_line_error(capsys, code, "speaker_mixup", "recipe 'plain'")
     assert not (tmp_path / "run").exists()
 
 
