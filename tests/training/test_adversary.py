@@ -9,7 +9,13 @@ from sklearn.metrics import log_loss
 from mmdigits_keras.data import MultimodalDataset, load_kaggle, train_val_split
 from mmdigits_keras.models import create_model, task_features
 from mmdigits_keras.training import get_recipe, load_trained_model, train
-from mmdigits_keras.training.adversary import GradientReversal, speaker_index, speaker_loss, with_speaker_adversary
+from mmdigits_keras.training.adversary import (
+    GradientReversal,
+    SpeakerAdversary,
+    speaker_index,
+    speaker_loss,
+    with_speaker_adversary,
+)
 from mmdigits_keras.training.pipeline import training_dataset
 
 
@@ -41,6 +47,20 @@ def test_the_speaker_loss_is_the_cross_entropy_of_the_known_rows_only():
     expected = log_loss(speakers[known], probabilities[known], labels=[0, 1, 2])
     assert float(speaker_loss(speakers, logits)) == pytest.approx(expected, rel=1e-5)
     assert float(speaker_loss(np.full(4, -1), logits[:4])) == 0.0
+
+
+def test_the_encoder_cannot_fool_the_speaker_classifier_by_scaling_its_features():
+    features = tf.constant(np.random.default_rng(0).normal(size=(5, 16)), tf.float32)
+    adversary = SpeakerAdversary(3, scale=1.0, name="adversary")
+    adversary.build([(None, 16), (None, 16), (None,)])
+    with tf.GradientTape() as tape:
+        tape.watch(features)
+        logits = adversary.speaker_logits(features)
+        loss = speaker_loss(tf.constant([0, 1, 2, 0, 1]), logits)
+    np.testing.assert_allclose(adversary.speaker_logits(features * 50.0).numpy(), logits.numpy(), rtol=1e-4, atol=1e-5)
+    # The gradient reaching the features is orthogonal to them: growing them changes nothing.
+    along = tf.reduce_sum(tape.gradient(loss, features) * features, axis=-1).numpy()
+    np.testing.assert_allclose(along, 0.0, atol=1e-5)
 
 
 def test_speaker_index_maps_unknown_and_unseen_speakers_to_minus_one():
