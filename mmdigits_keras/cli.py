@@ -74,6 +74,9 @@ def _add_train(commands):
     p.add_argument("--speaker-mixup", type=float, metavar="ALPHA",
                    help="mixup across speakers: Beta(ALPHA, ALPHA) weight of a partner spoken by another speaker "
                         "(needs the data set's speaker ids; default the recipe's, 0: off)")
+    p.add_argument("--refit", action="store_true", default=None,
+                   help="after validation picks the epoch count, train again on every row (the held-out speaker "
+                        "too) and save that model; the reported scores stay the validated run's")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
 
 
@@ -239,6 +242,8 @@ def _add_retrieval(commands):
     t.add_argument("--speaker-adversary", type=float, metavar="LAMBDA",
                    help="speaker-adversarial training of the speech tower: gradient-reversal strength (needs the "
                         "data set's speaker ids; default 0: off)")
+    t.add_argument("--refit", action="store_true", default=None,
+                   help="after validation picks the epoch count, train again on every row and save those towers")
     t.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
     e = actions.add_parser("evaluate", help="seed 002's annotation/retrieval accuracy, recall@k, confusion PNGs",
                            description="Writes RUN/eval/retrieval_<split>/ with metrics.json, both confusion "
@@ -312,7 +317,8 @@ def _run_train(args):
     run = mk.train(args.data, out=args.out, overwrite=args.overwrite,
                    model_kwargs={"utterance_normalization": True} if args.utterance_norm else None,
                    **_given(args, "model", "epochs", "batch_size", "learning_rate", "recipe", "val_fraction", "seed",
-                            "patience", "split", "folds", "strategy", "speaker_adversary", "speaker_mixup"))
+                            "patience", "split", "folds", "strategy", "speaker_adversary", "speaker_mixup",
+                            "refit"))
     _print_metrics(run)
 
 
@@ -330,7 +336,15 @@ def _print_metrics(run):
     print(f"validation accuracy {metrics['val_accuracy']:.4f}  macro-F1 {metrics['val_macro_f1']:.4f}  "
           f"({metrics['validation_rows']} rows held out by {split}, {metrics['epochs']} epochs, "
           f"{metrics['seconds']:.0f} s{_replicas(config)})")
+    _print_refit(metrics)
     return metrics
+
+
+def _print_refit(metrics):
+    if "refit" in metrics:
+        refit = metrics["refit"]
+        print(f"refit: the saved model trained {refit['epochs']} epochs on all {refit['rows']} rows "
+              f"({refit['seconds']:.0f} s); the scores above are the validated run's")
 
 
 def _replicas(config):
@@ -437,12 +451,13 @@ def _run_retrieval(args):
         run = mk.train_retrieval(args.data, out=args.out, overwrite=args.overwrite,
                                  **_given(args, "loss", "margin", "temperature", "embedding_dim", "model", "init",
                                           "epochs", "batch_size", "learning_rate", "val_fraction", "seed", "patience",
-                                          "speaker_adversary"))
+                                          "speaker_adversary", "refit"))
         m = json.loads((run / "metrics.json").read_text())
         print(f"run: {run}")
         print(f"validation annotation accuracy {m['val_annotation_accuracy']:.4f}  retrieval accuracy "
               f"{m['val_retrieval_accuracy']:.4f}  ({m['validation_rows']} rows, {m['epochs']} epochs, "
               f"{m['seconds']:.0f} s)")
+        _print_refit(m)
     elif args.action == "evaluate":
         splits = [args.split] if args.split != "both" else ["validation"] + (
             ["test"] if args.test_labels or mk.load_dataset(args.data, "test").labels is not None else [])

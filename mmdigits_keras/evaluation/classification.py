@@ -38,6 +38,9 @@ def evaluation_rows(run, data, split):
     folder's test files, which need labels (``y_test.csv`` as `mmdigits data build` writes, or
     Khacef's).
 
+    A refit run (``train(..., refit=True)``) trained its saved model on its validation rows
+    too: they are still returned, with a warning that their scores are not held out.
+
     Raises:
         ValueError: an unknown split, or a test split without labels.
     """
@@ -49,6 +52,10 @@ def evaluation_rows(run, data, split):
         return dataset
     config = read_run_config(run)  # a ValueError names a folder that is not a run
     training = config["training"]
+    if training.get("refit"):
+        warnings.warn(f"{run} was refit on every training row: its model has seen these validation rows, so their "
+                      "scores are not held out (metrics.json keeps the validated run's); judge it on the test split",
+                      stacklevel=3)
     if config.get("cross_validation"):
         return load_dataset(data, "train")
     # Runs before 0.3 recorded no split: theirs was by row.

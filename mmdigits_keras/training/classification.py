@@ -90,6 +90,7 @@ def train(
     strategy=None,
     speaker_adversary=None,
     speaker_mixup=None,
+    refit=False,
 ):
     """Trains a registry classifier and writes a run directory.
 
@@ -148,6 +149,11 @@ def train(
             mixed with a batch partner's spoken by another speaker, weight ~ Beta(alpha, alpha)
             (`mmdigits_keras.training.augment.mix_across_speakers`). Needs an augmenting recipe
             and the data set's speaker ids; without the ids the run trains without it and warns.
+        refit: After validation picks the epoch count (and learning rates), train a fresh
+            model on every row and save it (`mmdigits_keras.training.engine.run`): the saved
+            model then also learns from the validation rows (with the speaker split, the
+            held-out speaker); ``metrics.json`` keeps the validated run's scores. Doubles the
+            training time at most. Not with `folds`.
 
     Returns:
         The run directory as a `Path`; its ``metrics.json`` has ``val_accuracy``,
@@ -173,6 +179,9 @@ def train(
             raise ValueError(f"`speaker_mixup` needs a recipe with augmentation (its tf.data pipeline mixes the "
                              f"batches); recipe {plan.name!r} has none. Received: speaker_mixup={speaker_mixup!r}")
         plan = dataclasses.replace(plan, speaker_mixup=float(speaker_mixup))
+    if refit and folds is not None:
+        raise ValueError("`refit` and `folds` exclude each other: the fold models of a cross-validation together "
+                         f"already learn from every row. Received: refit=True, folds={folds!r}")
     task = classification_task(model, plan, model_kwargs)
 
     def train_fold(fold_out, *, fold, split):
@@ -189,7 +198,7 @@ def train(
     return engine.run(data, task, out=out, recipe=plan, epochs=epochs, learning_rate=learning_rate,
                       val_fraction=val_fraction, seed=seed, patience=patience, overwrite=overwrite,
                       extra_config=extra_config, callbacks=callbacks, verbose=verbose, split=split,
-                      strategy=strategy)
+                      strategy=strategy, refit=refit)
 
 
 def _probabilities(run, dataset):

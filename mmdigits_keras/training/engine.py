@@ -61,7 +61,7 @@ class PreparedData:
         audio_variance: float32 (columns,) variance of the training speech features.
         synthetic_rows: Rows of synthetic speech added to `train` (`mix_synthetic_speech`).
         split: What validation holds out: ``"speaker"``, ``"recording"`` or ``"row"``
-            (`mmdigits_keras.data.splits`).
+            (`mmdigits_keras.data.splits`), or ``"none"`` (no validation rows: a refit).
         fold: None, or ``(k, folds)`` for fold k of a cross-validation run.
     """
 
@@ -83,7 +83,7 @@ class PreparedData:
         return int(self.train.audio.shape[1])
 
 
-def prepare_data(data, *, val_fraction=0.2, seed=0, synthetic_share=0.0, split=None, fold=None):
+def prepare_data(data, *, val_fraction=0.2, seed=0, synthetic_share=0.0, split=None, fold=None, validation=True):
     """Loads `data` (a folder's ``train`` split, or a labelled `MultimodalDataset`), splits it
     (`train_val_split`: no recording, or speaker, on both sides), fits the speech statistics on
     the training part and, when `synthetic_share` > 0, adds synthetic-speech rows to the
@@ -92,6 +92,8 @@ def prepare_data(data, *, val_fraction=0.2, seed=0, synthetic_share=0.0, split=N
     Args:
         split: ``"speaker"``, ``"recording"``, ``"row"`` or None (the strictest the data supports).
         fold: None, or ``(k, folds)``: fold k of a `folds`-fold cross-validation is validation.
+        validation: False: no split, every row trains and the validation part is empty (the
+            refit of `run`; ``split`` is then ``"none"``).
 
     Returns:
         A `PreparedData`.
@@ -102,8 +104,11 @@ def prepare_data(data, *, val_fraction=0.2, seed=0, synthetic_share=0.0, split=N
     """
     dataset = data if isinstance(data, MultimodalDataset) else load_dataset(data, "train")
     source, rows, fingerprint = dataset.source, len(dataset), dataset.fingerprint()
-    split = resolve_split(dataset, split, folds=fold[1] if fold else folds_for(val_fraction), holdout=fold is None)
-    train_part, val_part = train_val_split(dataset, val_fraction=val_fraction, seed=seed, split=split, fold=fold)
+    if validation:
+        split = resolve_split(dataset, split, folds=fold[1] if fold else folds_for(val_fraction), holdout=fold is None)
+        train_part, val_part = train_val_split(dataset, val_fraction=val_fraction, seed=seed, split=split, fold=fold)
+    else:
+        split, train_part, val_part = "none", dataset, dataset.subset(np.zeros(0, dtype=np.int64))
     del dataset  # the split parts are copies: keep one copy of the data in memory, not two
     missing = sorted(set(range(NUM_CLASSES)) - set(np.unique(train_part.labels).tolist()))
     if missing:
@@ -182,7 +187,7 @@ def build_training_state(model, part, recipe, speakers=None):
 
 
 def fit_model(model, prepared, recipe, *, epochs, seed=0, patience=10, callbacks=(), initial_epoch=0,
-              monitor="val_crossentropy", verbose="auto"):
+              monitor="val_crossentropy", verbose="auto", schedule=None):
     """Fits a compiled `model` on `prepared` with `recipe`: the ``plain`` recipe feeds numpy
     arrays (seed 000's way), every other recipe a `training_dataset` pipeline; validation on
     the validation rows; `fit_callbacks` (watching `monitor`) plus `callbacks`. Batch
@@ -192,11 +197,19 @@ def fit_model(model, prepared, recipe, *, epochs, seed=0, patience=10, callbacks
     `mmdigits_keras.training.adversary`) gets each training row's speaker index there, and -1
     (unknown) for every validation row, so the validation loss is the task's alone.
 
+    With `schedule` (a refit: `refit_schedule`), the model trains ``len(schedule)`` epochs at
+    those learning rates, without validation, early stopping or plateau (`epochs` and
+    `patience` are ignored).
+
     Returns:
         The Keras `History`.
     """
     verbose = fit_verbosity(verbose)
-    every = [*fit_callbacks(recipe, patience=patience, monitor=monitor), *callbacks]
+    if schedule is not None:
+        epochs = len(schedule)
+        every = [keras.callbacks.LearningRateScheduler(lambda epoch, rate: schedule[epoch]), *callbacks]
+    else:
+        every = [*fit_callbacks(recipe, patience=patience, monitor=monitor), *callbacks]
     train_part, val_part = prepared.train, prepared.validation
     train_speakers = val_speakers = None
     if takes_speakers(model):  # a speaker adversary: its targets travel as an input
@@ -204,9 +217,11 @@ def fit_model(model, prepared, recipe, *, epochs, seed=0, patience=10, callbacks
         # Unknown in validation: the validation loss (which retrieval's early stopping watches)
         # stays the task's own.
         val_speakers = np.full(len(val_part), -1, dtype=np.int32)
+    validate = len(val_part) > 0
     if not recipe.augment:  # the baseline as the papers ran it: numpy arrays into fit
         training = dict(x=model_inputs(train_part, train_speakers), y=train_part.labels, batch_size=recipe.batch_size,
-                        shuffle=True, validation_data=(model_inputs(val_part, val_speakers), val_part.labels))
+                        shuffle=True,
+                        validation_data=(model_inputs(val_part, val_speakers), val_part.labels) if validate else None)
     else:
         try:
             multimodal = len(modalities_of(model)) > 1
@@ -214,11 +229,39 @@ def fit_model(model, prepared, recipe, *, epochs, seed=0, patience=10, callbacks
             multimodal = True
         training = dict(x=training_dataset(train_part, recipe, seed=seed, multimodal=multimodal,
                                            speakers=train_speakers, mixup_speakers=mixup_speakers(train_part, recipe)),
-                        validation_data=evaluation_dataset(val_part, recipe, speakers=val_speakers),
+                        validation_data=(evaluation_dataset(val_part, recipe, speakers=val_speakers)
+                                         if validate else None),
                         shuffle=False)  # tf.data shuffles
     build_training_state(model, train_part, recipe, train_speakers)
     with fused_batch_normalization(model):
         return model.fit(**training, epochs=int(epochs), initial_epoch=initial_epoch, callbacks=every, verbose=verbose)
+
+
+def refit_schedule(history, *, monitor, learning_rate):
+    """The learning rate of every epoch up to the best one, to replay on all rows (a refit).
+
+    Early stopping restored the weights of the epoch with the best (lowest) `monitor`; the
+    refit trains that many epochs, each at the rate the selection run used for it (the first
+    at `learning_rate`, later ones as ReduceLROnPlateau had logged them).
+
+    Args:
+        history: The selection run's Keras `History`.
+        monitor: The watched quantity (e.g. ``"val_crossentropy"``).
+        learning_rate: The initial learning rate (> 0).
+
+    Returns:
+        A list of floats, one learning rate per refit epoch (at least one).
+
+    Raises:
+        ValueError: `monitor` was not logged, or never finite.
+    """
+    values = np.asarray(history.history.get(monitor, []), dtype=np.float64)
+    if not np.isfinite(values).any():
+        raise ValueError(f"cannot refit: the selection run logged no finite {monitor!r} to pick the epoch count from")
+    epochs = int(np.nanargmin(np.where(np.isfinite(values), values, np.nan))) + 1
+    # Logged at the end of an epoch: the rate the *next* epoch trains at.
+    rates = [float(learning_rate), *(float(r) for r in history.history.get("learning_rate", []))][:epochs]
+    return rates + [rates[-1]] * (epochs - len(rates))
 
 
 def mixup_speakers(part, recipe):
@@ -261,8 +304,16 @@ class Task:
 
 
 def run(data, task, *, out, recipe, epochs, learning_rate, val_fraction=0.2, seed=0, patience=10,
-        overwrite=False, extra_config=None, callbacks=(), verbose="auto", split=None, fold=None, strategy=None):
+        overwrite=False, extra_config=None, callbacks=(), verbose="auto", split=None, fold=None, strategy=None,
+        refit=False):
     """Trains `task` on `data` with `recipe` and writes the run directory `out`.
+
+    With `refit`, the validated model picks the epoch count and learning rates
+    (`refit_schedule`), then a fresh model (same seed) trains on every row, its speech
+    statistics fitted on all of them, and is the one saved: scikit-learn's ``refit`` of a
+    search. The validation scores, history and curves stay the selection run's (the refit
+    model has no held-out rows to score); ``metrics.json`` adds ``refit`` (epochs, rows,
+    seconds). With a speaker split, this is how the saved model hears every training voice.
 
     Args:
         data: A data folder (its ``train`` split) or a labelled `MultimodalDataset`.
@@ -285,6 +336,8 @@ def run(data, task, *, out, recipe, epochs, learning_rate, val_fraction=0.2, see
             ``"default"``, ``"mirrored"`` (every visible GPU) or a `tf.distribute.Strategy`
             (`mmdigits_keras.training.distribute.make_strategy`). The model is built, compiled
             and fitted in its scope; the saved model loads without it.
+        refit: After validation, train again on every row and save that model (above); not
+            with `fold` (a cross-validation's folds already cover every row).
 
     Returns:
         The run directory as a `Path`.
@@ -297,6 +350,9 @@ def run(data, task, *, out, recipe, epochs, learning_rate, val_fraction=0.2, see
     check_positive("batch_size", recipe.batch_size)
     check_positive("patience", patience)
     check_positive("learning_rate", learning_rate, float)
+    if refit and fold is not None:
+        raise ValueError("`refit` trains one model on every row; a cross-validation fold cannot refit "
+                         f"(its folds together already cover every row). Received: refit=True, fold={fold!r}")
     # Claimed before anything is read or trained: a second writer of `out` is refused at once.
     with claim(out, what="run directory"):
         prepare_output(out, overwrite=overwrite)
@@ -317,7 +373,22 @@ def run(data, task, *, out, recipe, epochs, learning_rate, val_fraction=0.2, see
                                 callbacks=[tensorboard_callback(staging / LOGS_DIR), *callbacks], verbose=verbose)
             seconds = time.perf_counter() - started
             scores = task.validate(saved, prepared.validation)
-            model_entries = task.config(prepared)
+            refitted = None
+            if refit:
+                schedule = refit_schedule(history, monitor=task.monitor, learning_rate=learning_rate)
+                refitted = prepare_data(data, seed=seed, synthetic_share=recipe.synthetic_share, validation=False)
+                logger.info("refit: %d epochs on all %d rows (the validated run's best epoch)", len(schedule),
+                            len(refitted.train))
+                seed_everything(seed)
+                net, saved = task.build(refitted)
+                compile_model(net, recipe, learning_rate=learning_rate, loss=task.loss, metrics=task.metrics)
+                started = time.perf_counter()
+                fit_model(net, refitted, dataclasses.replace(recipe, batch_size=recipe.batch_size * replicas),
+                          epochs=len(schedule), seed=seed, schedule=schedule,
+                          callbacks=[tensorboard_callback(staging / LOGS_DIR / "refit"), *callbacks], verbose=verbose)
+                refitted_info = {"epochs": len(schedule), "rows": len(refitted.train) - refitted.synthetic_rows,
+                                 "seconds": round(time.perf_counter() - started, 2)}
+            model_entries = task.config(refitted if refit else prepared)
             config = {
                 "task": task.name,
                 **model_entries,
@@ -325,12 +396,14 @@ def run(data, task, *, out, recipe, epochs, learning_rate, val_fraction=0.2, see
                              "learning_rate": float(learning_rate), "val_fraction": float(val_fraction),
                              "split": prepared.split, "fold": None if fold is None else list(prepared.fold),
                              "strategy": strategy_name(distribution), "replicas": replicas,
-                             "seed": int(seed), "patience": int(patience), "recipe": dataclasses.asdict(recipe)},
+                             "seed": int(seed), "patience": int(patience), "refit": bool(refit),
+                             "recipe": dataclasses.asdict(recipe)},
                 **run_metadata(prepared),
                 **(extra_config or {}),
             }
             metrics = {**scores, "validation_rows": len(prepared.validation), "epochs": len(history.history["loss"]),
-                       "seconds": round(seconds, 2), "data": prepared.source}
+                       "seconds": round(seconds, 2), "data": prepared.source,
+                       **({"refit": refitted_info} if refit else {})}
             name = model_entries.get("model") or task.name
             return write_run(out, saved, config=config, metrics=metrics, history=history, overwrite=overwrite,
                              title=f"{name} on {Path(prepared.source.split(' ')[0]).name}", staging=staging)

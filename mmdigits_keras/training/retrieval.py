@@ -238,6 +238,7 @@ def train_retrieval(
     overwrite=False,
     verbose="auto",
     speaker_adversary=0.0,
+    refit=False,
 ):
     """Trains the two towers on paired rows and writes a retrieval run directory.
 
@@ -269,6 +270,9 @@ def train_retrieval(
         speaker_adversary: lambda >= 0 of speaker-adversarial training of the speech tower (a
             speaker classifier behind gradient reversal on the speech embedding, training-time
             only: `mmdigits_keras.training.adversary`); 0 (default): off. Needs speaker ids.
+        refit: After validation picks the epoch count, train fresh towers on every row and
+            save them (`mmdigits_keras.training.engine.run`); ``metrics.json`` keeps the
+            validated run's scores.
 
     Returns:
         The run directory as a `Path`.
@@ -289,6 +293,6 @@ def train_retrieval(
     task = retrieval_task(model=model, init=init, embedding_dim=embedding_dim, loss=objective, seed=seed, recipe=plan)
     run = engine.run(data, task, out=out, recipe=plan, epochs=epochs,
                      learning_rate=learning_rate, val_fraction=val_fraction, seed=seed, patience=patience,
-                     overwrite=overwrite, verbose=verbose,
+                     overwrite=overwrite, verbose=verbose, refit=refit,
                      extra_config={"loss": {"kind": loss, "margin": float(margin), "temperature": float(temperature)}})
     return run

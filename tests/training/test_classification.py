@@ -8,6 +8,7 @@ from conftest import find_layer, synthetic_arrays, tensorboard_events, write_kag
 
 from mmdigits_keras.cli import main
 from mmdigits_keras.data import load_kaggle, train_val_split
+from mmdigits_keras.evaluation.classification import evaluation_rows
 from mmdigits_keras.training import RECIPES, RUN_FILES, load_trained_model, train
 
 
@@ -50,6 +51,34 @@ def test_saved_model_standardizes_with_training_rows_only(tiny_kaggle, tmp_path)
     layer = find_layer(load_trained_model(run), "audio_normalization")
     np.testing.assert_allclose(np.ravel(layer.mean), train_part.audio.mean(axis=0), rtol=1e-4, atol=1e-5)
     assert not np.allclose(np.ravel(layer.mean), data.audio.mean(axis=0), rtol=1e-4, atol=1e-5)
+
+
+def test_refit_saves_a_model_trained_on_every_row_for_the_validated_epochs(tiny_kaggle, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(tiny_kaggle), "--out", str(run), "--model", "model1", "--epochs", "3",
+                 "--refit"]) == 0
+    assert "refit: the saved model trained" in capsys.readouterr().out
+    config, metrics = (json.loads((run / name).read_text()) for name in ("config.json", "metrics.json"))
+    history = pd.read_csv(run / "history.csv")  # the validated run's, three epochs
+    assert config["training"]["refit"] is True and len(history) == 3
+    assert metrics["refit"]["epochs"] == int(np.argmin(history["val_crossentropy"])) + 1
+    assert metrics["refit"]["rows"] == 200 and metrics["validation_rows"] == config["data"]["validation_rows"] > 0
+    # The saved model's speech statistics are those of every row, validation rows included.
+    data = load_kaggle(tiny_kaggle)
+    layer = find_layer(load_trained_model(run), "audio_normalization")
+    np.testing.assert_allclose(np.ravel(layer.mean), data.audio.mean(axis=0), rtol=1e-4, atol=1e-5)
+    refit_scalars, _ = tensorboard_events(run / "logs" / "refit" / "train")
+    assert refit_scalars["epoch_learning_rate"] == pytest.approx([1e-3] * metrics["refit"]["epochs"])
+    assert not (run / "logs" / "refit" / "validation").exists()
+    with pytest.warns(UserWarning, match="refit on every training row: its model has seen these validation rows"):
+        rows = evaluation_rows(run, tiny_kaggle, "validation")
+    assert len(rows) == metrics["validation_rows"]
+
+
+def test_refit_and_cross_validation_exclude_each_other(tiny_kaggle, tmp_path):
+    with pytest.raises(ValueError, match="`refit` and `folds` exclude each other"):
+        train(tiny_kaggle, out=tmp_path / "run", folds=3, refit=True, verbose=0)
+    assert not (tmp_path / "run").exists()
 
 
 @pytest.mark.slow(10)

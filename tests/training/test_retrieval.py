@@ -118,6 +118,17 @@ def test_train_retrieval_writes_a_run(tiny_kaggle, tmp_path):
     assert {"model.keras", "history.csv", "curves.png"} <= {p.name for p in run.iterdir()}
 
 
+def test_refit_towers_learn_from_every_row(tiny_kaggle, tmp_path):
+    run = train_retrieval(tiny_kaggle, out=tmp_path / "run", embedding_dim=8, epochs=2, batch_size=32, verbose=0,
+                          refit=True)
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert json.loads((run / "config.json").read_text())["training"]["refit"] is True
+    assert metrics["refit"]["rows"] == 200 and 1 <= metrics["refit"]["epochs"] <= 2
+    assert 36 <= metrics["validation_rows"] <= 44  # the validated run's scores stay
+    layer = find_layer(load_trained_model(run), "audio_normalization")
+    np.testing.assert_allclose(np.ravel(layer.mean), load_kaggle(tiny_kaggle).audio.mean(axis=0), rtol=1e-4, atol=1e-5)
+
+
 @pytest.mark.parametrize("kwargs, message", [
     (dict(loss="triplet"), "`loss` must be one of"),
     (dict(model="resnet"), "`model_name` must be one of"),
