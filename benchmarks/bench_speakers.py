@@ -88,6 +88,7 @@ def retrieval(args, data):
     setups.update({f"max_margin, lambda {lam:g}": {"speaker_adversary": lam} for lam in args.lambdas if lam})
     if args.refit:
         setups["max_margin, refit on every row"] = {"refit": True}
+    setups = {name: options for name, options in setups.items() if args.only in name}
     table = {}
     for seed in args.seeds:
         for speaker, folder in data.items():
@@ -142,6 +143,9 @@ def main():
                         help="gradient-reversal strengths (0: no adversary, always included)")
     parser.add_argument("--mixup", type=float, nargs="*", default=[0.4],
                         help="alphas of mixup across speakers (audio and fusion parts; none: skip)")
+    parser.add_argument("--only", default="",
+                        help="retrieval part: only the set-ups whose name contains this text (e.g. refit), so "
+                             "another process can train them at the same time")
     parser.add_argument("--refit", action="store_true",
                         help="also the default set-up refit on every training row after validation (--refit)")
     args = parser.parse_args()
