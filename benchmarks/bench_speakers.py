@@ -58,7 +58,7 @@ def classification(args, data):
                     folder, out=run, model=net, seed=seed, overwrite=True, verbose=0, **options))
                 r = table[name, seed, speaker]
                 print(f"seed {seed} {speaker} {name}: validation {r['val']:.4f} test {r['test']:.4f}", flush=True)
-    summary = report(args, data, setups, table, ("val", "test"))
+    summary = report(args, data, setups, table, ("val", "test"), base=f"{model}, lambda 0")
     chosen = max((n for n in setups if setups[n][0] == model and "refit" not in setups[n][1]),
                  key=lambda n: summary[n]["val"])
     label, reached = TARGETS[args.part]
@@ -112,19 +112,28 @@ def retrieval(args, data):
                 r = table[name, seed, speaker]
                 print(f"seed {seed} {speaker} {name}: test annotation {r['test']:.4f} retrieval {r['test_retrieval']:.4f}",
                       flush=True)
-    summary = report(args, data, setups, table, ("val", "test", "test_retrieval"))
+    summary = report(args, data, setups, table, ("val", "test", "test_retrieval"),
+                     base=next(iter(setups)))
+    ranked = [n for n in setups if "refit" not in setups[n]]  # a refit's validation is its validated run's
+    if ranked:
+        chosen = max(ranked, key=lambda n: summary[n]["val"][0])
+        print(f"\nValidation (annotation) picks: {chosen} (test {summary[chosen]['test'][0]:.4f} / "
+              f"{summary[chosen]['test_retrieval'][0]:.4f}).")
     for name in setups:
         annotation, retrieval_ = summary[name]["test"][0], summary[name]["test_retrieval"][0]
         print(f"{name}: target annotation and retrieval >= 0.90: "
               f"{'reached' if min(annotation, retrieval_) >= 0.90 else 'not reached'}")
 
 
-def report(args, data, setups, table, keys):
-    """Prints the Markdown table; returns {set-up: {key: (mean over rotations, sd over seeds)}}."""
+def report(args, data, setups, table, keys, base):
+    """Prints the Markdown table (with each key's difference from set-up `base`, paired by seed,
+    for the test keys); returns {set-up: {key: (mean over rotations, sd over seeds)}}."""
+    paired_keys = [k for k in keys if k.startswith("test")]
     print(f"\n### {args.part}: held-out speaker, seeds {args.seeds}\n")
     print("| set-up | " + " | ".join(f"test {s}" for s in data) + " | " + " | ".join(
-        f"{k} (mean +/- sd over seeds)" for k in keys) + " |")
-    print("|---|" + "---|" * (len(data) + len(keys)))
+        f"{k} (mean +/- sd over seeds)" for k in keys) + " | " + " | ".join(
+        f"{k} - {base}, paired by seed" for k in paired_keys) + " |")
+    print("|---|" + "---|" * (len(data) + len(keys) + len(paired_keys)))
     summary = {}
     for name in setups:
         per_rotation = [np.mean([table[name, seed, s]["test"] for seed in args.seeds]) for s in data]
@@ -133,8 +142,15 @@ def report(args, data, setups, table, keys):
             per_seed = [np.mean([table[name, seed, s][key] for s in data]) for seed in args.seeds]
             summary[name][key] = (float(np.mean(per_seed)), float(np.std(per_seed, ddof=1)) if len(per_seed) > 1
                                   else float("nan"))
+        differences = []
+        for key in paired_keys:
+            paired = [np.mean([table[name, seed, s][key] - table[base, seed, s][key] for s in data])
+                      for seed in args.seeds]
+            sd = np.std(paired, ddof=1) if len(paired) > 1 else float("nan")
+            differences.append("" if name == base else f"{np.mean(paired):+.4f} +/- {sd:.4f}")
         print(f"| {name} | " + " | ".join(f"{v:.4f}" for v in per_rotation) + " | " + " | ".join(
-            f"{summary[name][k][0]:.4f} +/- {summary[name][k][1]:.4f}" for k in keys) + " |")
+            f"{summary[name][k][0]:.4f} +/- {summary[name][k][1]:.4f}" for k in keys) + " | "
+            + " | ".join(differences) + " |")
     return summary
 
 
