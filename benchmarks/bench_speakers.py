@@ -24,6 +24,13 @@ directory stays under ``--work`` and is reused, so an interrupted benchmark resu
     .venv/bin/python benchmarks/bench_speakers.py --work /tmp/speakers --part audio --seeds 0 1 2
     .venv/bin/python benchmarks/bench_speakers.py --work /tmp/speakers --part fusion --seeds 0 1 2
     .venv/bin/python benchmarks/bench_speakers.py --work /tmp/speakers --part retrieval --seeds 0 1 2
+    .venv/bin/python benchmarks/bench_speakers.py --work /tmp/speakers --part nested --seeds 0 1 2
+
+``--part nested`` decides refit-or-not without the test speaker: within each rotation, each of
+its three training speakers in turn is held out as an inner test speaker (its recordings with
+1,000 other images), the other two train -- one of them validating (the default split) or,
+refit, both -- and the inner test speaker scores; per rotation the mean over its three inner
+test speakers. The rotation's own test speaker is not in these data sets.
 """
 
 import argparse
@@ -125,6 +132,48 @@ def retrieval(args, data):
               f"{'reached' if min(annotation, retrieval_) >= 0.90 else 'not reached'}")
 
 
+def nested(args, data):
+    """Refit or not, chosen on training speakers only: within each rotation, each of its three
+    training speakers in turn is an inner test speaker; the other two train -- one of them
+    validating (the default) or, refit, both -- and the inner test speaker scores."""
+    from bench_robust import build
+
+    from mmdigits_keras.training import train
+
+    recordings = args.shared / "fsdd" / "recordings"
+    setups = {f"{args.model}, default": {}, f"{args.model}, refit on every row": {"refit": True}}
+    table = {}
+    for seed in args.seeds:
+        for speaker in data:
+            folder = args.work / "data" / f"fsdd-without-{speaker}"
+            if not folder.exists():  # the rotation's own test speaker is never heard here
+                staging = folder.with_name(folder.name + ".tmp")
+                staging.mkdir(parents=True, exist_ok=True)
+                for wav in recordings.glob("*.wav"):
+                    if wav.stem.split("_")[1] != speaker and not (staging / wav.name).exists():
+                        (staging / wav.name).symlink_to(wav.resolve())
+                staging.rename(folder)
+            inner = sorted({wav.stem.split("_")[1] for wav in folder.glob("*.wav")})
+            for name, options in setups.items():
+                scores = []
+                for held in inner:
+                    inner_data = build(f"rot-{speaker}-inner-{held}", args.work, args.shared, audio=folder,
+                                       test_speakers=[held])
+                    run = args.work / "nested" / f"{speaker}-{held}-seed{seed}-{args.model}-{'refit' if options else '0'}"
+                    scores.append(scored(run, inner_data, lambda: train(
+                        inner_data, out=run, model=args.model, seed=seed, split="speaker", overwrite=True, verbose=0,
+                        **options)))
+                table[name, seed, speaker] = {key: float(np.mean([s[key] for s in scores])) for key in ("val", "test")}
+                print(f"seed {seed} rotation {speaker} {name}: inner test speakers {inner}: "
+                      f"{table[name, seed, speaker]['test']:.4f}", flush=True)
+    print("\n(Columns per rotation: accuracy on the inner test speakers, training speakers only; "
+          "test = the inner test speakers' mean.)")
+    summary = report(args, data, setups, table, ("val", "test"), base=f"{args.model}, default")
+    refit, default = summary[f"{args.model}, refit on every row"]["test"], summary[f"{args.model}, default"]["test"]
+    print(f"\nOn training speakers only, refit {refit[0]:.4f} +/- {refit[1]:.4f} vs default "
+          f"{default[0]:.4f} +/- {default[1]:.4f}: {'refit' if refit[0] > default[0] else 'default'} wins.")
+
+
 def report(args, data, setups, table, keys, base):
     """Prints the Markdown table (with each key's difference from set-up `base`, paired by seed,
     for the test keys); returns {set-up: {key: (mean over rotations, sd over seeds)}}."""
@@ -156,7 +205,9 @@ def report(args, data, setups, table, keys, base):
 
 def main():
     parser = rotation_arguments(argparse.ArgumentParser(description=__doc__.split("\n")[0]))
-    parser.add_argument("--part", choices=["audio", "fusion", "retrieval"], required=True)
+    parser.add_argument("--part", choices=["audio", "fusion", "retrieval", "nested"], required=True)
+    parser.add_argument("--model", default="audio_cnn",
+                        help="--part nested: the registry model refit or not (default audio_cnn)")
     parser.add_argument("--lambdas", type=float, nargs="+", default=[0.0, 0.1, 0.3, 1.0],
                         help="gradient-reversal strengths (0: no adversary, always included)")
     parser.add_argument("--mixup", type=float, nargs="*", default=[0.4],
@@ -170,7 +221,7 @@ def main():
     args.lambdas = sorted(set([0.0, *args.lambdas]))
     args.work.mkdir(parents=True, exist_ok=True)
     data = rotations(args.work, args.shared, args.speakers)
-    (retrieval if args.part == "retrieval" else classification)(args, data)
+    {"retrieval": retrieval, "nested": nested}.get(args.part, classification)(args, data)
     return 0
 
 
