@@ -81,6 +81,19 @@ def build(name, work, shared, **options):
     return out
 
 
+def linked_recordings(folder, wavs):
+    """`folder` of symbolic links to `wavs` (made once, through a staging folder renamed into place)."""
+    if not folder.exists():
+        staging = folder.with_name(folder.name + ".tmp")
+        staging.mkdir(parents=True, exist_ok=True)
+        for wav in wavs:
+            link = staging / wav.name
+            if not link.exists():
+                link.symlink_to(wav.resolve())
+        staging.rename(folder)
+    return folder
+
+
 def corpora(work, shared):
     """One folder with FSDD's recordings and the synthetic voices (symbolic links)."""
     from mmdigits_keras.data.demo import write_synthetic_recordings
@@ -90,14 +103,7 @@ def corpora(work, shared):
         synthetic = work / "data" / "espeak-wavs"
         if not synthetic.exists():
             write_synthetic_recordings(synthetic)
-        staging = folder.with_name(folder.name + ".tmp")
-        staging.mkdir(parents=True, exist_ok=True)
-        for source in (shared / "fsdd" / "recordings", synthetic):
-            for wav in source.glob("*.wav"):
-                link = staging / wav.name
-                if not link.exists():
-                    link.symlink_to(wav.resolve())
-        staging.rename(folder)
+        linked_recordings(folder, [*(shared / "fsdd" / "recordings").glob("*.wav"), *synthetic.glob("*.wav")])
     speakers = sorted({p.stem.split("_")[1] for p in folder.glob("*.wav")})
     return folder, [s for s in speakers if s.startswith("espeak")]
 

@@ -76,13 +76,9 @@ def classification(args, data):
     base = summary[f"{model}, lambda 0"]["test"]
     print(f"\nValidation picks: {chosen} (test {mean:.4f} +/- {sd:.4f}; lambda 0: {base[0]:.4f} +/- {base[1]:.4f}; "
           f"difference {mean - base[0]:+.4f}). Target {label}: {'reached' if reached(mean) else 'not reached'}.")
-    refit = f"{model}, refit on every row"
-    if refit in setups:
-        paired = [np.mean([table[refit, seed, s]["test"] - table[f"{model}, lambda 0", seed, s]["test"] for s in data])
-                  for seed in args.seeds]
-        print(f"Refit on every row: test {summary[refit]['test'][0]:.4f} +/- {summary[refit]['test'][1]:.4f}, "
-              f"minus lambda 0 paired by seed {np.mean(paired):+.4f} +/- "
-              f"{np.std(paired, ddof=1) if len(paired) > 1 else float('nan'):.4f} (validation cannot rank it).")
+    if args.refit:
+        print("Refit on every row: its validation score is the validated run's, so validation cannot rank it "
+              "(its test difference, paired by seed, is in the table).")
     if args.part == "fusion":
         below = [(seed, s) for seed in args.seeds for s in data
                  if table[chosen, seed, s]["test"] < table["image_cnn (image only)", seed, s]["test"]]
@@ -139,7 +135,7 @@ def nested(args, data):
     """Refit or not, chosen on training speakers only: within each rotation, each of its three
     training speakers in turn is an inner test speaker; the other two train -- one of them
     validating (the default) or, refit, both -- and the inner test speaker scores."""
-    from bench_robust import build
+    from bench_robust import build, linked_recordings
 
     from mmdigits_keras.training import train
 
@@ -148,14 +144,9 @@ def nested(args, data):
     table = {}
     for seed in args.seeds:
         for speaker in data:
-            folder = args.work / "data" / f"fsdd-without-{speaker}"
-            if not folder.exists():  # the rotation's own test speaker is never heard here
-                staging = folder.with_name(folder.name + ".tmp")
-                staging.mkdir(parents=True, exist_ok=True)
-                for wav in recordings.glob("*.wav"):
-                    if wav.stem.split("_")[1] != speaker and not (staging / wav.name).exists():
-                        (staging / wav.name).symlink_to(wav.resolve())
-                staging.rename(folder)
+            # The rotation's own test speaker is never heard here.
+            folder = linked_recordings(args.work / "data" / f"fsdd-without-{speaker}",
+                                       [w for w in recordings.glob("*.wav") if w.stem.split("_")[1] != speaker])
             inner = sorted({wav.stem.split("_")[1] for wav in folder.glob("*.wav")})
             for name, options in setups.items():
                 scores = []

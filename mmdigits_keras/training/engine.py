@@ -264,6 +264,26 @@ def refit_schedule(history, *, monitor, learning_rate):
     return rates + [rates[-1]] * (epochs - len(rates))
 
 
+def refit_model(task, prepared, recipe, history, *, learning_rate, seed, replicas, log_dir, callbacks, verbose):
+    """Builds `task`'s model afresh on `prepared` (every row: ``prepare_data(validation=False)``)
+    and trains it with the validated run's `refit_schedule` from `history`.
+
+    Returns:
+        (model to save, ``{"refit": {"epochs", "rows", "seconds"}}`` for ``metrics.json``).
+    """
+    schedule = refit_schedule(history, monitor=task.monitor, learning_rate=learning_rate)
+    logger.info("refit: %d epochs on all %d rows (the validated run's best epoch)", len(schedule), len(prepared.train))
+    seed_everything(seed)
+    net, saved = task.build(prepared)
+    compile_model(net, recipe, learning_rate=learning_rate, loss=task.loss, metrics=task.metrics)
+    started = time.perf_counter()
+    fit_model(net, prepared, dataclasses.replace(recipe, batch_size=recipe.batch_size * replicas),
+              epochs=len(schedule), seed=seed, schedule=schedule,
+              callbacks=[tensorboard_callback(log_dir), *callbacks], verbose=verbose)
+    return saved, {"refit": {"epochs": len(schedule), "rows": len(prepared.train) - prepared.synthetic_rows,
+                             "seconds": round(time.perf_counter() - started, 2)}}
+
+
 def mixup_speakers(part, recipe):
     """int32 (N,) speaker index of each training row for mixup across speakers, or None when
     the recipe does not mix (``speaker_mixup`` 0) or when `part` knows fewer than two speakers
@@ -373,22 +393,13 @@ def run(data, task, *, out, recipe, epochs, learning_rate, val_fraction=0.2, see
                                 callbacks=[tensorboard_callback(staging / LOGS_DIR), *callbacks], verbose=verbose)
             seconds = time.perf_counter() - started
             scores = task.validate(saved, prepared.validation)
-            refitted = None
+            final, refitted = prepared, {}
             if refit:
-                schedule = refit_schedule(history, monitor=task.monitor, learning_rate=learning_rate)
-                refitted = prepare_data(data, seed=seed, synthetic_share=recipe.synthetic_share, validation=False)
-                logger.info("refit: %d epochs on all %d rows (the validated run's best epoch)", len(schedule),
-                            len(refitted.train))
-                seed_everything(seed)
-                net, saved = task.build(refitted)
-                compile_model(net, recipe, learning_rate=learning_rate, loss=task.loss, metrics=task.metrics)
-                started = time.perf_counter()
-                fit_model(net, refitted, dataclasses.replace(recipe, batch_size=recipe.batch_size * replicas),
-                          epochs=len(schedule), seed=seed, schedule=schedule,
-                          callbacks=[tensorboard_callback(staging / LOGS_DIR / "refit"), *callbacks], verbose=verbose)
-                refitted_info = {"epochs": len(schedule), "rows": len(refitted.train) - refitted.synthetic_rows,
-                                 "seconds": round(time.perf_counter() - started, 2)}
-            model_entries = task.config(refitted if refit else prepared)
+                final = prepare_data(data, seed=seed, synthetic_share=recipe.synthetic_share, validation=False)
+                saved, refitted = refit_model(task, final, recipe, history, learning_rate=learning_rate, seed=seed,
+                                              replicas=replicas, log_dir=staging / LOGS_DIR / "refit",
+                                              callbacks=callbacks, verbose=verbose)
+            model_entries = task.config(final)
             config = {
                 "task": task.name,
                 **model_entries,
@@ -402,8 +413,7 @@ def run(data, task, *, out, recipe, epochs, learning_rate, val_fraction=0.2, see
                 **(extra_config or {}),
             }
             metrics = {**scores, "validation_rows": len(prepared.validation), "epochs": len(history.history["loss"]),
-                       "seconds": round(seconds, 2), "data": prepared.source,
-                       **({"refit": refitted_info} if refit else {})}
+                       "seconds": round(seconds, 2), "data": prepared.source, **refitted}
             name = model_entries.get("model") or task.name
             return write_run(out, saved, config=config, metrics=metrics, history=history, overwrite=overwrite,
                              title=f"{name} on {Path(prepared.source.split(' ')[0]).name}", staging=staging)
