@@ -224,7 +224,7 @@ def _add_retrieval(commands):
     t.add_argument("--data", required=True, help="data folder (Kaggle or Khacef layout)")
     t.add_argument("--out", required=True, help="run directory to write")
     t.add_argument("--loss", choices=D.RETRIEVAL_LOSSES,
-                   help="max_margin: seed 002's hinge; info_nce: symmetric contrastive loss "
+                   help="info_nce: symmetric contrastive loss, chosen on validation; max_margin: seed 002's hinge "
                         f"(default {D.RETRIEVAL_LOSS})")
     t.add_argument("--margin", type=float, help=f"hinge margin in cosine units (default {D.MARGIN:g})")
     t.add_argument("--temperature", type=float, help=f"InfoNCE temperature (default {D.TEMPERATURE:g})")

@@ -111,7 +111,7 @@ def test_train_retrieval_writes_a_run(tiny_kaggle, tmp_path):
     run = train_retrieval(tiny_kaggle, out=tmp_path / "run", embedding_dim=8, epochs=2, batch_size=32, verbose=0)
     config = json.loads((run / "config.json").read_text())
     metrics = json.loads((run / "metrics.json").read_text())
-    assert config["task"] == "retrieval" and config["loss"]["kind"] == "max_margin"
+    assert config["task"] == "retrieval" and config["loss"]["kind"] == "info_nce"  # the default
     assert metrics["epochs"] == 2 and metrics["validation_rows"] == config["data"]["validation_rows"]
     assert 36 <= metrics["validation_rows"] <= 44 and config["training"]["split"] == "recording"
     assert 0 <= metrics["val_annotation_accuracy"] <= 1 and 0 <= metrics["val_retrieval_accuracy"] <= 1
