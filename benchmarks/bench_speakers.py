@@ -10,7 +10,9 @@ test: the fourth with 1,000 other images). Every run validates on a held-out tra
 (Zhang et al. 2018's Beta(alpha, alpha) weight; 0.4 by default, untuned), and with ``--refit``
 the default refit on every training row (the validation speaker too) for the validated epochs:
 its validation score is the validated run's, so validation cannot rank it; its test score is
-printed paired with the default's. ``--part fusion``: the default fusion model (`hybrid_cnn`),
+printed paired with the default's; with ``--folds K`` the default trained as a K-fold speaker-fold
+ensemble (`train(folds=K)`; three training speakers: each member hears two voices, the ensemble
+all three), likewise not ranked on validation. ``--part fusion``: the default fusion model (`hybrid_cnn`),
 the same lambdas, and the image-only CNN (`image_cnn`) beside it (the fused model must never
 fall below it). ``--part retrieval``: `train_retrieval` with seed 002's max-margin loss vs the
 same with each lambda > 0, vs symmetric InfoNCE, vs towers initialized from the default fusion
