@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from bench_robust import SPEAKERS, build
+from bench_robust import SPEAKERS, build, recipe_named
 
 # (model, recipe): fused models of both families with each recipe, and the unimodal baselines.
 CONFIGURATIONS = (
@@ -85,7 +85,7 @@ def selection(args, data):
             for split, fraction in SPLITS.items():
                 run = args.work / "selection" / f"{speaker}-{model}-{recipe}-{split}"
                 results[speaker, model, recipe, split] = scored(run, folder, lambda: train(
-                    folder, out=run, model=model, recipe=recipe, epochs=args.epochs, split=split,
+                    folder, out=run, model=model, recipe=recipe_named(recipe), epochs=args.epochs, split=split,
                     val_fraction=fraction, overwrite=True, verbose=0))
                 r = results[speaker, model, recipe, split]
                 print(f"{speaker} {model}:{recipe} {split}: validation {r['val']:.4f} test {r['test']:.4f}",

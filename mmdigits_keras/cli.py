@@ -47,13 +47,12 @@ def _add_train(commands):
     p.add_argument("--out", required=True, help="run directory to write")
     p.add_argument("--epochs", type=int, help=f"maximum epochs (default {D.EPOCHS}; early stopping)")
     p.add_argument("--recipe", choices=RECIPE_NAMES,
-                   help=f"{DEFAULT_RECIPE} (default): the robustness benchmark's winner (docs/performance.md); "
-                        "baseline: 0.2.0's default (augmentation + modality dropout + AdamW); plain: Adam, no "
-                        "augmentation")
+                   help=f"{DEFAULT_RECIPE} (default): the robustness benchmark's winner (docs/results.md); "
+                        "plain: Adam, no augmentation (the course papers' way)")
     p.add_argument("--batch-size", type=int, help="samples per step (default: the recipe's, 128 / 32)")
     p.add_argument("--utterance-norm", action="store_true",
-                   help="per-utterance mean/variance normalization of the speech features (on by default "
-                        "for Models 1-4 with the default recipe)")
+                   help="per-utterance mean/variance normalization of the speech features (on with the default "
+                        "recipe; this turns it on with --recipe plain)")
     p.add_argument("--learning-rate", type=float, help=f"learning rate (default {D.LEARNING_RATE:g})")
     p.add_argument("--val-fraction", type=float, help=f"stratified validation fraction (default {D.VAL_FRACTION:g})")
     p.add_argument("--split", choices=["speaker", "recording", "row"],
@@ -68,12 +67,6 @@ def _add_train(commands):
     p.add_argument("--strategy", choices=STRATEGIES,
                    help="tf.distribute strategy: mirrored trains on every visible GPU (--batch-size is per GPU); "
                         "default one device")
-    p.add_argument("--speaker-adversary", type=float, metavar="LAMBDA",
-                   help="speaker-adversarial training of the speech branch: gradient-reversal strength (needs the "
-                        "data set's speaker ids; default the recipe's, 0: off)")
-    p.add_argument("--speaker-mixup", type=float, metavar="ALPHA",
-                   help="mixup across speakers: Beta(ALPHA, ALPHA) weight of a partner spoken by another speaker "
-                        "(needs the data set's speaker ids; default the recipe's, 0: off)")
     p.add_argument("--refit", action="store_true", default=None,
                    help="after validation picks the epoch count, train again on every row (the held-out speaker "
                         "too) and save that model; the reported scores stay the validated run's")
@@ -90,10 +83,6 @@ def _add_submit(commands):
     p.add_argument("--data", required=True, help="data folder with test files")
     p.add_argument("--out", required=True, help="CSV to write, e.g. submissions/model2.csv")
     p.add_argument("--overwrite", action="store_true", help="replace an existing CSV")
-    p.add_argument("--force", action="store_true", help="deprecated: the old name of --overwrite")
-    p.add_argument("--adapt", action="store_true",
-                   help="transductive test-time adaptation (off by default): re-estimate the speech branch's "
-                        "BatchNormalization statistics on the unlabelled test rows (AdaBN)")
 
 
 def _add_demo(commands):
@@ -239,9 +228,6 @@ def _add_retrieval(commands):
     t.add_argument("--val-fraction", type=float, help=f"stratified validation fraction (default {D.VAL_FRACTION:g})")
     t.add_argument("--seed", type=int, help=f"seed of split, initialization, shuffling (default {D.SEED})")
     t.add_argument("--patience", type=int, help=f"early-stopping patience in epochs (default {D.PATIENCE})")
-    t.add_argument("--speaker-adversary", type=float, metavar="LAMBDA",
-                   help="speaker-adversarial training of the speech tower: gradient-reversal strength (needs the "
-                        "data set's speaker ids; default 0: off)")
     t.add_argument("--refit", action="store_true", default=None,
                    help="after validation picks the epoch count, train again on every row and save those towers")
     t.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
@@ -317,8 +303,7 @@ def _run_train(args):
     run = mk.train(args.data, out=args.out, overwrite=args.overwrite,
                    model_kwargs={"utterance_normalization": True} if args.utterance_norm else None,
                    **_given(args, "model", "epochs", "batch_size", "learning_rate", "recipe", "val_fraction", "seed",
-                            "patience", "split", "folds", "strategy", "speaker_adversary", "speaker_mixup",
-                            "refit"))
+                            "patience", "split", "folds", "strategy", "refit"))
     _print_metrics(run)
 
 
@@ -353,10 +338,7 @@ def _replicas(config):
 
 
 def _run_submit(args):
-    if args.force:
-        print("mmdigits: --force is deprecated; use --overwrite", file=sys.stderr)
-    path, frame = mk.submit(args.model, args.data, args.out, overwrite=args.overwrite or args.force, adapt=args.adapt,
-                            weights=args.weights)
+    path, frame = mk.submit(args.model, args.data, args.out, overwrite=args.overwrite, weights=args.weights)
     print(f"wrote {path} ({len(frame)} rows; columns row_id,label)")
 
 
@@ -451,7 +433,7 @@ def _run_retrieval(args):
         run = mk.train_retrieval(args.data, out=args.out, overwrite=args.overwrite,
                                  **_given(args, "loss", "margin", "temperature", "embedding_dim", "model", "init",
                                           "epochs", "batch_size", "learning_rate", "val_fraction", "seed", "patience",
-                                          "speaker_adversary", "refit"))
+                                          "refit"))
         m = json.loads((run / "metrics.json").read_text())
         print(f"run: {run}")
         print(f"validation annotation accuracy {m['val_annotation_accuracy']:.4f}  retrieval accuracy "

@@ -3,7 +3,6 @@ training layer: it loads run directories)."""
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +10,7 @@ import pandas as pd
 
 from mmdigits_keras.data.constants import NUM_CLASSES
 from mmdigits_keras.data.layouts import load_dataset
-from mmdigits_keras.training import adapt_batch_normalization, load_ensemble, predict_labels
+from mmdigits_keras.training import load_ensemble, predict_labels
 from mmdigits_keras.utils.files import atomic_write, check_output_free
 from mmdigits_keras.utils.locks import claim
 
@@ -64,16 +63,7 @@ def validate_submission(submission, *, rows=None):
     return submission
 
 
-def _overwrite(overwrite, force):
-    """`overwrite`, or the deprecated `force` it replaced (with a `DeprecationWarning`)."""
-    if force is not None:
-        warnings.warn("`force` is deprecated; use `overwrite` (the name every other command uses)",
-                      DeprecationWarning, stacklevel=3)
-        return bool(overwrite or force)
-    return bool(overwrite)
-
-
-def write_submission(submission, path, *, rows=None, overwrite=False, force=None):
+def write_submission(submission, path, *, rows=None, overwrite=False):
     """Validates and writes a submission CSV atomically (temporary file, then rename).
 
     Args:
@@ -81,7 +71,6 @@ def write_submission(submission, path, *, rows=None, overwrite=False, force=None
         path: Destination ``.csv``; its folder is created.
         rows: Expected number of rows (the test split size).
         overwrite: Replace an existing file.
-        force: Deprecated name of `overwrite`.
 
     Returns:
         The written path.
@@ -90,7 +79,6 @@ def write_submission(submission, path, *, rows=None, overwrite=False, force=None
         ValueError: the frame is invalid (see `validate_submission`), or `path` exists and
             `overwrite` is False, or `path` is a directory.
     """
-    overwrite = _overwrite(overwrite, force)
     path = Path(path)
     validate_submission(submission, rows=rows)
     if path.is_dir():
@@ -99,7 +87,7 @@ def write_submission(submission, path, *, rows=None, overwrite=False, force=None
     return atomic_write(path, lambda tmp: submission.to_csv(tmp, index=False))
 
 
-def submit(model, data, out, *, overwrite=False, adapt=False, weights=None, force=None):
+def submit(model, data, out, *, overwrite=False, weights=None):
     """Predicts the test split of a data folder with a trained run (or an ensemble) and writes the CSV.
 
     Args:
@@ -109,11 +97,7 @@ def submit(model, data, out, *, overwrite=False, adapt=False, weights=None, forc
         data: A data folder in the Kaggle or Khacef layout with a test split.
         out: Destination CSV path.
         overwrite: Replace an existing `out`.
-        adapt: Transductive test-time adaptation (off by default): re-estimate the speech
-            branch's BatchNormalization statistics on the unlabelled test rows before predicting
-            (`adapt_batch_normalization`, AdaBN). The saved model is not changed.
         weights: With several runs, one non-negative weight per run (None: the plain mean).
-        force: Deprecated name of `overwrite`.
 
     Returns:
         (path, frame): the written path and the submission frame.
@@ -122,13 +106,10 @@ def submit(model, data, out, *, overwrite=False, adapt=False, weights=None, forc
         ValueError: bad model or data files, an existing `out` without `overwrite`, or `out`
             claimed by another live process (`mmdigits_keras.utils.locks.claim`).
     """
-    overwrite = _overwrite(overwrite, force)
     out = Path(out)
     with claim(out, what="submission"):  # before the slow part, like the check below
         check_output_free(out, overwrite=overwrite)
         test = load_dataset(data, "test")
         net = load_ensemble(model, weights=weights)
-        if adapt:
-            adapt_batch_normalization(net, test)
         frame = make_submission(predict_labels(net, test))
         return write_submission(frame, out, rows=len(test), overwrite=overwrite), frame

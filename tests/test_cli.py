@@ -41,9 +41,8 @@ def test_bad_data_is_one_line_exit_2(tiny_kaggle, tmp_path, capsys):
     _one_line_error(capsys, code, "missing: data folder not found")
     code = main(["train", "--data", str(tiny_kaggle), "--out", str(tmp_path / "run"), "--model", "resnet"])
     _one_line_error(capsys, code, "model_name")
-    code = main(["train", "--data", str(tiny_kaggle), "--out", str(tmp_path / "run"), "--recipe", "plain",
-                 "--speaker-mixup", "0.4"])
-    _one_line_error(capsys, code, "speaker_mixup", "recipe 'plain'")
+    code = main(["train", "--data", str(tiny_kaggle), "--out", str(tmp_path / "run"), "--epochs", "0"])
+    _one_line_error(capsys, code, "epochs")
     assert not (tmp_path / "run").exists()
 
 
@@ -70,9 +69,6 @@ def test_train_and_submit(tiny_kaggle, tmp_path, capsys):
     code = main(["submit", "--model", str(run), "--data", str(tiny_kaggle), "--out", str(csv)])
     _one_line_error(capsys, code, "already exists; pass --overwrite")
     assert main(["submit", "--model", str(run), "--data", str(tiny_kaggle), "--out", str(csv), "--overwrite"]) == 0
-    # The old name still works, and says it is deprecated.
-    assert main(["submit", "--model", str(run), "--data", str(tiny_kaggle), "--out", str(csv), "--force"]) == 0
-    assert "--force is deprecated; use --overwrite" in capsys.readouterr().err
 
 
 @pytest.mark.slow(22)

@@ -1,8 +1,11 @@
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from mmdigits_keras.submission import make_submission, submit, validate_submission, write_submission
+from mmdigits_keras.training import load_trained_model
 
 
 def test_make_and_validate():
@@ -35,9 +38,6 @@ def test_write_is_atomic_refuses_overwrite_and_validates_files(tmp_path):
     assert path.read_text().splitlines()[1] == "0,1"
     write_submission(make_submission([3, 3]), path, overwrite=True)
     assert validate_submission(path)["label"].tolist() == [3, 3]
-    with pytest.warns(DeprecationWarning, match="use `overwrite`"):  # the old name still works
-        write_submission(make_submission([4, 4]), path, force=True)
-    assert validate_submission(path)["label"].tolist() == [4, 4]
     assert [p.name for p in path.parent.iterdir()] == ["a.csv"]
     with pytest.raises(ValueError, match="is a directory"):
         write_submission(make_submission([1]), tmp_path)
@@ -87,3 +87,18 @@ def test_a_0_1_0_run_directory_still_submits_and_says_how_to_retrain_for_feature
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "retrain it with `mmdigits train`" in err[0]
     assert not (tmp_path / "towers").exists()
+
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+def test_a_run_directory_saved_by_0_2_0_loads_and_submits_as_it_did(kaggle_sample, tmp_path):
+    # tests/fixtures/run_0.2.0: hybrid_cnn (width 0.125) trained 1 epoch on kaggle_sample by
+    # mmdigits_keras 0.2.0, whose task models carried Identity feature taps, and the CSV that
+    # 0.2.0's `mmdigits submit` wrote from it. Safe mode, no custom objects.
+    model = load_trained_model(FIXTURES / "run_0.2.0")
+    assert {"image_features", "audio_features"} <= {layer.name for layer in model.layers}
+    path, frame = submit(FIXTURES / "run_0.2.0", kaggle_sample, tmp_path / "sub.csv")
+    validate_submission(path, rows=1000)
+    expected = pd.read_csv(FIXTURES / "run_0.2.0" / "submission.csv")
+    assert frame["label"].tolist() == expected["label"].tolist()

@@ -9,7 +9,7 @@ Importing this package registers every family (seed 000, 001, 003).
 """
 
 from mmdigits_keras.models import seed000, seed001, seed003  # noqa: F401  (importing registers the families)
-from mmdigits_keras.models.backbone import feature_extractor, get_backbone, modalities_of, task_features
+from mmdigits_keras.models.backbone import feature_extractor, get_backbone, modalities_of
 from mmdigits_keras.models.ensemble import ensemble_model
 from mmdigits_keras.models.heads import retrieval_towers
 from mmdigits_keras.models.registry import (
@@ -27,4 +27,4 @@ MODEL_CONFIGS = {name: model_config(name) for name in list_models()}
 
 __all__ = ["MODEL_CONFIGS", "ModelInfo", "build_model", "create_backbone", "create_model", "ensemble_model",
            "feature_extractor", "get_backbone", "list_models", "modalities_of", "model_config", "model_info",
-           "register_model", "retrieval_towers", "task_features"]
+           "register_model", "retrieval_towers"]

@@ -10,11 +10,9 @@ finds it again by structure, never by layer names.
 from __future__ import annotations
 
 import keras
-from keras import layers
 
 BACKBONE_NAME = "backbone"
 MODALITIES = ("image", "audio")
-TAP_SUFFIX = "_features"
 
 
 def make_backbone(inputs, features, *, name=BACKBONE_NAME):
@@ -40,29 +38,7 @@ def with_head(backbone, head, *, name):
         A functional `keras.Model` with the backbone's inputs and the head's output.
     """
     inputs = {key: keras.Input(shape=tensor.shape[1:], name=key) for key, tensor in backbone.input.items()}
-    # Identity taps give the backbone's outputs a place in the task model's own graph, so
-    # training-time heads (`task_features`) reach them without calling the backbone twice.
-    features = {m: layers.Identity(name=f"{m}{TAP_SUFFIX}")(x) for m, x in backbone(inputs).items()}
-    return keras.Model(inputs=inputs, outputs=head(features), name=name)
-
-
-def task_features(model):
-    """The backbone features of task model `model` as tensors of its own graph (what its head
-    receives), for building more outputs on the same graph.
-
-    Returns:
-        dict modality -> symbolic (N, d) tensor.
-
-    Raises:
-        ValueError: `model` was not built by `with_head` (e.g. saved by mmdigits_keras 0.2.0 or
-            earlier, or a bare backbone).
-    """
-    backbone = get_backbone(model)
-    try:
-        return {m: model.get_layer(f"{m}{TAP_SUFFIX}").output for m in backbone.output}
-    except ValueError:
-        raise ValueError(f"model {model.name!r} has no feature taps (built by mmdigits_keras <= 0.2.0); "
-                         f"rebuild it with `create_model`") from None
+    return keras.Model(inputs=inputs, outputs=head(backbone(inputs)), name=name)
 
 
 def get_backbone(model):

@@ -1,7 +1,6 @@
 """The training layer: recipes, the one engine, run directories, and the two ways of training
 built on them (`train` for classifiers, `train_retrieval` for seed 002's towers)."""
 
-from mmdigits_keras.training.adaptation import adapt_batch_normalization
 from mmdigits_keras.training.classification import DEFAULT_MODEL, build_classifier, classification_task, train
 from mmdigits_keras.training.engine import PreparedData, compile_model, fit_model, prepare_data
 from mmdigits_keras.training.metrics import classification_metrics, predict_labels
@@ -15,7 +14,6 @@ __all__ = [
     "RECIPES",
     "RUN_FILES",
     "Recipe",
-    "adapt_batch_normalization",
     "build_classifier",
     "build_retrieval_model",
     "classification_metrics",

@@ -7,7 +7,6 @@ switch each on): the one job of this module is the signal processing, as TensorF
   Hinton 2013, `vtlp_matrix`), simulated room reverberation of the mel envelope (`reverberate`),
   Gaussian noise (`augment_audio`);
 - images: small translation, rotation and zoom with Keras preprocessing layers (`image_jitter`).
-- both, with the targets: mixup across speakers (Zhang et al. 2018; `mix_across_speakers`).
 
 Mel scale conversions and the cepstral lifter are python_speech_features' (`hz2mel`, `mel2hz`,
 `lifter`), the library that computes the MFCC rows (`mmdigits_keras.data.features.mfcc_507`).
@@ -201,37 +200,3 @@ def augment_audio(audio, mean, std, recipe, seed):
         x = x + recipe.noise * tf.random.stateless_normal(tf.shape(x), seed + 40)
     return tf.reshape(x, (batch, width))
 
-
-def mix_across_speakers(inputs, targets, speakers, alpha, seed):
-    """Mixup (Zhang et al. 2018) between samples spoken by different speakers.
-
-    Each sample i is paired with its neighbour i - 1 in the (shuffled) batch; where both
-    speakers are known and differ, every input and the target become
-    ``w * own + (1 - w) * partner's`` with w ~ Beta(`alpha`, `alpha`) per sample; other
-    samples stay as they are. Mixing voices rather than rows of one voice asks the speech
-    features to interpolate between speakers (issue 26).
-
-    Args:
-        inputs: Dict of float32 batch tensors (``image`` (B, 28, 28, 1), ``audio`` (B, 507)), and
-            optionally ``speaker`` (int32 (B,)), which becomes -1 (unknown) where mixed.
-        targets: float32 (B, num_classes) one-hot (or smoothed) targets.
-        speakers: int32 (B,) speaker index per sample, -1 where unknown.
-        alpha: Beta concentration (> 0); small values keep most samples near one of the two.
-        seed: int64 (2,) stateless seed.
-
-    Returns:
-        (inputs, targets), mixed.
-    """
-    partner = tf.roll(speakers, shift=1, axis=0)
-    across = (speakers >= 0) & (partner >= 0) & (speakers != partner)
-    shape = tf.shape(speakers)
-    first = tf.random.stateless_gamma(shape, seed, alpha)
-    second = tf.random.stateless_gamma(shape, seed + 1, alpha)
-    weight = tf.where(across, first / tf.maximum(first + second, 1e-12), 1.0)
-
-    def mix(x):
-        w = tf.reshape(tf.cast(weight, x.dtype), [-1] + [1] * (len(x.shape) - 1))
-        return w * x + (1.0 - w) * tf.roll(x, shift=1, axis=0)
-
-    mixed = {key: (tf.where(across, -1, value) if key == "speaker" else mix(value)) for key, value in inputs.items()}
-    return mixed, mix(targets)

@@ -6,15 +6,14 @@ from __future__ import annotations
 import dataclasses
 
 from mmdigits_keras.data.constants import NUM_FEATURES
-from mmdigits_keras.models import create_model, model_config, model_info, task_features
+from mmdigits_keras.models import create_model, model_config, model_info
 from mmdigits_keras.training import engine
-from mmdigits_keras.training.adversary import with_speaker_adversary
 from mmdigits_keras.training.crossval import cross_validate
 from mmdigits_keras.training.distribute import check_strategy
 from mmdigits_keras.training.metrics import classification_metrics, predict_labels
 from mmdigits_keras.training.recipes import get_recipe
 from mmdigits_keras.training.rundir import load_trained_model
-from mmdigits_keras.utils.checks import check_non_negative, check_positive
+from mmdigits_keras.utils.checks import check_positive
 from mmdigits_keras.utils.names import (  # DEFAULT_MODEL: `build_model` stays seed 000's Model k
     DEFAULT_MODEL,
     DEFAULT_RECIPE,
@@ -29,11 +28,11 @@ from mmdigits_keras.utils.names import (  # DEFAULT_MODEL: `build_model` stays s
 def model_arguments(model, prepared, recipe, model_kwargs=None):
     """The builder arguments a run of registry model `model` uses on `prepared` data with
     `recipe`: `model_kwargs`, the speech feature width, and the recipe's per-utterance
-    normalization for the families it names (statistics not included)."""
+    normalization (statistics not included)."""
     kwargs = dict(model_kwargs or {})
     if prepared.audio_features != NUM_FEATURES:  # log-mel data
         kwargs.setdefault("audio_features", prepared.audio_features)
-    if model_info(model).family in recipe.utterance_normalization:
+    if recipe.utterance_normalization:
         kwargs.setdefault("utterance_normalization", True)
     return kwargs
 
@@ -55,10 +54,7 @@ def classification_task(model, recipe, model_kwargs=None):
     """The engine `Task` that trains registry classifier `model` (see `engine.Task`)."""
     def build(prepared):
         net = build_classifier(model, prepared, recipe, **(model_kwargs or {}))
-        # The adversary (when the recipe has one) is fitted, never saved.
-        fitted = with_speaker_adversary(net, task_features(net).get("audio") if recipe.speaker_adversary else None,
-                                        prepared.train, recipe)
-        return fitted, net
+        return net, net
 
     def config(prepared):
         used = model_arguments(model, prepared, recipe, model_kwargs)
@@ -88,8 +84,6 @@ def train(
     split=None,
     folds=None,
     strategy=None,
-    speaker_adversary=None,
-    speaker_mixup=None,
     refit=False,
 ):
     """Trains a registry classifier and writes a run directory.
@@ -139,16 +133,6 @@ def train(
             logical CPU device without one) or a `tf.distribute.Strategy`; recorded in
             ``config.json`` (``training.strategy``, ``training.replicas``). The saved model
             loads without it.
-        speaker_adversary: None (the recipe's: 0, off, for every registered recipe) or lambda
-            >= 0: speaker-adversarial training of the speech branch (a speaker classifier
-            behind gradient reversal, training-time only; `mmdigits_keras.training.adversary`).
-            Needs the data set's speaker ids; without them (or without speech) the run trains
-            without it and logs why.
-        speaker_mixup: None (the recipe's: 0, off, for every registered recipe) or alpha >= 0:
-            mixup across speakers (Zhang et al. 2018), each sample's inputs and one-hot target
-            mixed with a batch partner's spoken by another speaker, weight ~ Beta(alpha, alpha)
-            (`mmdigits_keras.training.augment.mix_across_speakers`). Needs an augmenting recipe
-            and the data set's speaker ids; without the ids the run trains without it and warns.
         refit: After validation picks the epoch count (and learning rates), train a fresh
             model on every row and save it (`mmdigits_keras.training.engine.run`): the saved
             model then also learns from the validation rows (with the speaker split, the
@@ -170,15 +154,6 @@ def train(
     if batch_size is not None:
         check_positive("batch_size", batch_size)
         plan = dataclasses.replace(plan, batch_size=int(batch_size))
-    if speaker_adversary is not None:
-        check_non_negative("speaker_adversary", speaker_adversary)
-        plan = dataclasses.replace(plan, speaker_adversary=float(speaker_adversary))
-    if speaker_mixup is not None:
-        check_non_negative("speaker_mixup", speaker_mixup)
-        if speaker_mixup and not plan.augment:
-            raise ValueError(f"`speaker_mixup` needs a recipe with augmentation (its tf.data pipeline mixes the "
-                             f"batches); recipe {plan.name!r} has none. Received: speaker_mixup={speaker_mixup!r}")
-        plan = dataclasses.replace(plan, speaker_mixup=float(speaker_mixup))
     if refit and folds is not None:
         raise ValueError("`refit` and `folds` exclude each other: the fold models of a cross-validation together "
                          f"already learn from every row. Received: refit=True, folds={folds!r}")

@@ -16,7 +16,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-import warnings
 from pathlib import Path
 from typing import Callable
 
@@ -30,7 +29,6 @@ from mmdigits_keras.data.layouts import MultimodalDataset, load_dataset
 from mmdigits_keras.data.mixing import mix_synthetic_speech
 from mmdigits_keras.data.splits import folds_for, resolve_split, train_val_split
 from mmdigits_keras.models.backbone import modalities_of
-from mmdigits_keras.training.adversary import speaker_index, takes_speakers, training_speakers
 from mmdigits_keras.training.distribute import make_strategy, strategy_name
 from mmdigits_keras.training.fused import fused_batch_normalization
 from mmdigits_keras.training.logs import LOGS_DIR, tensorboard_callback
@@ -159,7 +157,7 @@ def fit_callbacks(recipe, *, patience=10, monitor="val_crossentropy"):
     ]
 
 
-def build_training_state(model, part, recipe, speakers=None):
+def build_training_state(model, part, recipe):
     """Creates a compiled `model`'s optimizer slots and compiled loss and metric variables
     eagerly, from the first two rows of `part`, and resets the metrics.
 
@@ -173,12 +171,10 @@ def build_training_state(model, part, recipe, speakers=None):
         part: A labelled `MultimodalDataset` (at least one row).
         recipe: The `Recipe` the model was compiled with (its targets' shape: class ids, or
             one-hot rows when it smooths labels).
-        speakers: None, or int (N,) speaker indices of `part` for a model with a ``speaker``
-            input (`mmdigits_keras.training.adversary`).
     """
     if not model.optimizer.built:
         model.optimizer.build(model.trainable_variables)
-    inputs = model_inputs(part.subset(slice(0, 2)), None if speakers is None else speakers[:2])
+    inputs = model_inputs(part.subset(slice(0, 2)))
     targets = recipe_targets(part.labels[:2], recipe)
     predictions = model(inputs, training=False)
     model.compute_loss(inputs, targets, predictions)
@@ -193,9 +189,7 @@ def fit_model(model, prepared, recipe, *, epochs, seed=0, patience=10, callbacks
     the validation rows; `fit_callbacks` (watching `monitor`) plus `callbacks`. Batch
     normalization trains with TensorFlow's fused kernel (`fused_batch_normalization`).
     ``verbose="auto"`` draws Keras's progress bar on a terminal or in a notebook and one line
-    per epoch elsewhere (`fit_verbosity`). A model with a ``speaker`` input (a speaker adversary,
-    `mmdigits_keras.training.adversary`) gets each training row's speaker index there, and -1
-    (unknown) for every validation row, so the validation loss is the task's alone.
+    per epoch elsewhere (`fit_verbosity`).
 
     With `schedule` (a refit: `refit_schedule`), the model trains ``len(schedule)`` epochs at
     those learning rates, without validation, early stopping or plateau (`epochs` and
@@ -211,28 +205,19 @@ def fit_model(model, prepared, recipe, *, epochs, seed=0, patience=10, callbacks
     else:
         every = [*fit_callbacks(recipe, patience=patience, monitor=monitor), *callbacks]
     train_part, val_part = prepared.train, prepared.validation
-    train_speakers = val_speakers = None
-    if takes_speakers(model):  # a speaker adversary: its targets travel as an input
-        train_speakers = speaker_index(train_part.speakers, training_speakers(train_part))
-        # Unknown in validation: the validation loss (which retrieval's early stopping watches)
-        # stays the task's own.
-        val_speakers = np.full(len(val_part), -1, dtype=np.int32)
     validate = len(val_part) > 0
     if not recipe.augment:  # the baseline as the papers ran it: numpy arrays into fit
-        training = dict(x=model_inputs(train_part, train_speakers), y=train_part.labels, batch_size=recipe.batch_size,
-                        shuffle=True,
-                        validation_data=(model_inputs(val_part, val_speakers), val_part.labels) if validate else None)
+        training = dict(x=model_inputs(train_part), y=train_part.labels, batch_size=recipe.batch_size, shuffle=True,
+                        validation_data=(model_inputs(val_part), val_part.labels) if validate else None)
     else:
         try:
             multimodal = len(modalities_of(model)) > 1
         except ValueError:  # no backbone (a flat 0.1.0 model): assume both inputs matter
             multimodal = True
-        training = dict(x=training_dataset(train_part, recipe, seed=seed, multimodal=multimodal,
-                                           speakers=train_speakers, mixup_speakers=mixup_speakers(train_part, recipe)),
-                        validation_data=(evaluation_dataset(val_part, recipe, speakers=val_speakers)
-                                         if validate else None),
+        training = dict(x=training_dataset(train_part, recipe, seed=seed, multimodal=multimodal),
+                        validation_data=evaluation_dataset(val_part, recipe) if validate else None,
                         shuffle=False)  # tf.data shuffles
-    build_training_state(model, train_part, recipe, train_speakers)
+    build_training_state(model, train_part, recipe)
     with fused_batch_normalization(model):
         return model.fit(**training, epochs=int(epochs), initial_epoch=initial_epoch, callbacks=every, verbose=verbose)
 
@@ -282,21 +267,6 @@ def refit_model(task, prepared, recipe, history, *, learning_rate, seed, replica
               callbacks=[tensorboard_callback(log_dir), *callbacks], verbose=verbose)
     return saved, {"refit": {"epochs": len(schedule), "rows": len(prepared.train) - prepared.synthetic_rows,
                              "seconds": round(time.perf_counter() - started, 2)}}
-
-
-def mixup_speakers(part, recipe):
-    """int32 (N,) speaker index of each training row for mixup across speakers, or None when
-    the recipe does not mix (``speaker_mixup`` 0) or when `part` knows fewer than two speakers
-    (then a warning says the run trains without mixup)."""
-    if not recipe.speaker_mixup:
-        return None
-    names = training_speakers(part)
-    if len(names) < 2:
-        warnings.warn(f"speaker_mixup={recipe.speaker_mixup:g} needs the speaker ids of two or more training speakers "
-                      f"(groups_train.csv, written by `data build` and the demo); this data names {len(names)}: "
-                      "training without mixup", stacklevel=3)
-        return None
-    return speaker_index(part.speakers, names)
 
 
 @dataclasses.dataclass(frozen=True)

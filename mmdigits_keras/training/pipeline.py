@@ -7,53 +7,37 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from mmdigits_keras.training.augment import augment_audio, image_jitter, mix_across_speakers
+from mmdigits_keras.training.augment import augment_audio, image_jitter
 
 
 def recipe_targets(labels, recipe, num_classes=10):
     """Targets shaped for `recipe`'s loss: int64 (N,) class ids, or float32 (N, `num_classes`)
-    one-hot rows when the recipe smooths or mixes labels (`Recipe.one_hot`, `make_loss`)."""
+    one-hot rows when the recipe smooths labels (`Recipe.one_hot`, `make_loss`)."""
     labels = np.asarray(labels, dtype=np.int64)
     return np.eye(num_classes, dtype=np.float32)[labels] if recipe.one_hot else labels
 
 
-def model_inputs(part, speakers=None):
-    """The inputs dict of `part`: ``image`` and ``audio``, and ``speaker`` (int32 (N,) speaker
-    index, -1 where unknown) when `speakers` is given (`mmdigits_keras.training.adversary`)."""
-    inputs = {"image": part.images, "audio": part.audio}
-    if speakers is not None:
-        inputs["speaker"] = np.asarray(speakers, dtype=np.int32)
-    return inputs
+def model_inputs(part):
+    """The inputs dict of `part`: ``image`` float32 (N, 28, 28, 1) and ``audio`` float32 (N, F)."""
+    return {"image": part.images, "audio": part.audio}
 
 
-def training_dataset(part, recipe, *, seed=0, num_classes=10, multimodal=True, speakers=None,
-                     mixup_speakers=None):
+def training_dataset(part, recipe, *, seed=0, num_classes=10, multimodal=True):
     """A `tf.data.Dataset` of ((inputs dict), targets) batches for training with `recipe`.
 
     Args:
         part: The training `MultimodalDataset` (labels required).
         recipe: A `Recipe`; ``augment`` adds `augment_audio` and `image_jitter`.
         seed: Seed of the shuffle and of every random draw (deterministic per epoch order).
-        num_classes: Width of one-hot targets when the recipe smooths or mixes labels.
+        num_classes: Width of one-hot targets when the recipe smooths labels.
         multimodal: False for a model that looks at one modality: no modality dropout
             (blanking its only input would teach it noise).
-        speakers: None, or int (N,) speaker index per row (-1: unknown) for a model with a
-            ``speaker`` input; the index follows the speech: -1 where modality dropout blanks
-            it, moved with it where the recipe swaps it between samples.
-        mixup_speakers: None, or int (N,) speaker index per row (-1: unknown) by which mixup
-            across speakers (``recipe.speaker_mixup`` > 0, with ``augment``) pairs samples; not
-            a model input. Like `speakers` it follows the speech (-1 where blanked: only
-            samples whose speech is there are mixed).
 
     Returns:
         The dataset: shuffled each epoch, batched, augmented (when asked), prefetched.
     """
-    inputs = model_inputs(part, speakers)
-    mixup = bool(recipe.augment and recipe.speaker_mixup and mixup_speakers is not None)
-    if mixup:
-        inputs["mixup_speaker"] = np.asarray(mixup_speakers, dtype=np.int32)
     # No .cache(): the arrays are in memory already, and a cache would hold another copy.
-    data = tf.data.Dataset.from_tensor_slices((inputs, recipe_targets(part.labels, recipe, num_classes)))
+    data = tf.data.Dataset.from_tensor_slices((model_inputs(part), recipe_targets(part.labels, recipe, num_classes)))
     data = data.shuffle(len(part), seed=seed, reshuffle_each_iteration=True)
     data = data.batch(recipe.batch_size, drop_remainder=recipe.drop_remainder)
     if recipe.augment:
@@ -64,8 +48,6 @@ def training_dataset(part, recipe, *, seed=0, num_classes=10, multimodal=True, s
 
         def augment(step, batch):
             features, targets = batch
-            speaker = features.get("speaker")
-            mixup_speaker = features.get("mixup_speaker")
             step_seed = tf.stack([tf.cast(seed, tf.int64), step])
             standardized = augment_audio(features["audio"], mean, std, recipe, step_seed)
             image = jitter(features["image"], training=True)
@@ -76,34 +58,18 @@ def training_dataset(part, recipe, *, seed=0, num_classes=10, multimodal=True, s
                                      | (draw >= recipe.image_dropout + recipe.audio_dropout), tf.float32)
                 image = image * keep_image[:, None, None, None]
                 standardized = standardized * keep_audio[:, None]
-                if speaker is not None:
-                    speaker = tf.where(keep_audio > 0, speaker, -1)
-                if mixup:
-                    mixup_speaker = tf.where(keep_audio > 0, mixup_speaker, -1)
                 if recipe.audio_mismatch:
                     both = draw >= recipe.image_dropout + recipe.audio_dropout
                     swap = both & (tf.random.stateless_uniform(tf.shape(draw), step_seed + 90) < recipe.audio_mismatch)
                     standardized = tf.where(swap[:, None], tf.roll(standardized, shift=1, axis=0), standardized)
-                    if speaker is not None:
-                        speaker = tf.where(swap, tf.roll(speaker, shift=1, axis=0), speaker)
-                    if mixup:
-                        mixup_speaker = tf.where(swap, tf.roll(mixup_speaker, shift=1, axis=0), mixup_speaker)
             audio = standardized * std + mean  # blank speech = the mean
-            inputs = {"image": image, "audio": audio}
-            if speaker is not None:
-                inputs["speaker"] = speaker
-            if mixup:
-                inputs, targets = mix_across_speakers(inputs, targets, mixup_speaker, recipe.speaker_mixup,
-                                                      step_seed + 110)
-            return inputs, targets
+            return {"image": image, "audio": audio}, targets
 
         data = tf.data.Dataset.zip(counter, data).map(augment)
     return data.prefetch(tf.data.AUTOTUNE)
 
 
-def evaluation_dataset(part, recipe, *, batch_size=512, num_classes=10, speakers=None):
-    """Un-augmented, batched validation data with targets shaped for `recipe`'s loss (and a
-    ``speaker`` input when `speakers` is given, as `training_dataset`)."""
-    inputs = model_inputs(part, speakers)
-    data = tf.data.Dataset.from_tensor_slices((inputs, recipe_targets(part.labels, recipe, num_classes)))
+def evaluation_dataset(part, recipe, *, batch_size=512, num_classes=10):
+    """Un-augmented, batched validation data with targets shaped for `recipe`'s loss."""
+    data = tf.data.Dataset.from_tensor_slices((model_inputs(part), recipe_targets(part.labels, recipe, num_classes)))
     return data.batch(batch_size).prefetch(tf.data.AUTOTUNE)

@@ -1,5 +1,5 @@
-"""Training recipes as data: the registry of named `Recipe` settings (``plain``, ``baseline``,
-``default``) and the optimizer and loss each asks for. The augmentation a recipe switches on is
+"""Training recipes as data: the registry of named `Recipe` settings (``plain``, ``default``)
+and the optimizer and loss each asks for. The augmentation a recipe switches on is
 `mmdigits_keras.training.augment`; the `tf.data` pipeline that applies it is
 `mmdigits_keras.training.pipeline`.
 
@@ -19,14 +19,12 @@ training only, so the saved model stays a pure inference model:
   samples in 40% of those that keep both (the label staying the image's);
 - eSpeak NG voices as a quarter of the training rows (`mix_synthetic_speech`);
 - label smoothing 0.1, AdamW with weight decay 1e-5 (seed 001), batch 128;
-- per-utterance mean/variance normalization of the speech features for every family
+- per-utterance mean/variance normalization of the speech features
   (`build_model(utterance_normalization=True)`, part of the saved model), which removes a
   speaker's constant channel and level.
 
-Each lever was chosen on the robustness benchmark (`benchmarks/bench_robust.py`,
-docs/performance.md). Levers measured there and not kept (random channel equalization,
-training-time auxiliary heads, a one-cycle learning-rate schedule) are not in the library; their
-results stay in docs/performance.md.
+Each lever was chosen on the robustness benchmark (`benchmarks/bench_robust.py`); what was
+measured and why it stays in or out is in docs/results.md and docs/experiments.md.
 """
 
 from __future__ import annotations
@@ -35,9 +33,6 @@ import dataclasses
 
 import keras
 
-# Public names that lived here before the split, kept importable from this module.
-from mmdigits_keras.training.augment import MFCC_REFERENCE_MEAN, MFCC_REFERENCE_STD, vtlp_matrix  # noqa: F401
-from mmdigits_keras.training.pipeline import evaluation_dataset, training_dataset  # noqa: F401
 from mmdigits_keras.utils.names import RECIPE_NAMES
 
 
@@ -61,9 +56,9 @@ class Recipe:
     frequency_mask: int = 0
     time_shift: int = 0
     noise: float = 0.0
-    # Model families (registry `ModelInfo.family`) whose speech input is normalized per
-    # utterance: measured to help seed 000's Models 1-4 on unseen speakers (docs/performance.md).
-    utterance_normalization: tuple = ()
+    # Normalize the speech input per utterance (cepstral mean and variance normalization, built
+    # into the model): removes a speaker's constant channel and level.
+    utterance_normalization: bool = False
     # Drop each epoch's last, smaller batch (in-batch negatives need full batches).
     drop_remainder: bool = False
     # Vocal-tract-length perturbation of MFCC rows: warp factor drawn from 1 +/- vtlp per
@@ -71,41 +66,29 @@ class Recipe:
     vtlp: float = 0.0
     # Probability per utterance of simulated reverberation of MFCC rows (`augment.reverberate`; 0: off),
     # and the range of its direct-to-reverberant energy ratio in dB, drawn uniformly. Down to
-    # -10 dB: a talker a few metres from the microphone in an ordinary room (the benchmark's
-    # simulated room measures -7.9 dB at 2.2 m); the first range, -5..+5 dB, covered near
-    # talkers only, and the fused model fell below the image alone in that room (docs/performance.md).
+    # -10 dB: a talker a few metres from the microphone in an ordinary room (near talkers
+    # only, -5..+5 dB, left the fused model below the image alone in a simulated room).
     reverberation: float = 0.0
     reverberation_drr_db: tuple = (-10.0, 5.0)
     # Share of training rows whose speech is synthetic (eSpeak NG voices, `mix_synthetic_speech`).
     synthetic_share: float = 0.0
-    # Speaker-adversarial training: lambda of the gradient reversal in front of a speaker
-    # classifier on the speech features (`mmdigits_keras.training.adversary`; 0: off). Needs
-    # the data set's speaker ids (two or more training speakers); training-time only.
-    speaker_adversary: float = 0.0
-    # Mixup across speakers (Zhang et al. 2018): alpha of the Beta(alpha, alpha) weight with
-    # which a sample's inputs and one-hot target are mixed with a batch partner's spoken by
-    # another speaker (`augment.mix_across_speakers`; 0: off). Needs speaker ids and `augment`.
-    speaker_mixup: float = 0.0
 
     @property
     def one_hot(self):
-        """True when targets are one-hot rows (label smoothing or mixup), else class ids."""
-        return bool(self.label_smoothing or self.speaker_mixup)
+        """True when targets are one-hot rows (label smoothing), else class ids."""
+        return bool(self.label_smoothing)
 
 
-_BASELINE = Recipe(name="baseline", batch_size=128, optimizer="adamw", weight_decay=1e-5, label_smoothing=0.1,
-                   augment=True, image_dropout=0.15, audio_dropout=0.5, time_mask=6, frequency_mask=3, time_shift=3,
-                   noise=0.2, utterance_normalization=("seed000",))
 RECIPES = {
     "plain": Recipe(name="plain", batch_size=32, optimizer="adam"),
-    # 0.2.0's default: augmentation and modality dropout, per-utterance normalization for seed 000.
-    "baseline": _BASELINE,
-    # What won the robustness benchmark (docs/performance.md, "Robustness"): the baseline plus per-utterance
-    # normalization for every family, speech swapped in 40% of the samples that keep both
+    # What won the robustness benchmark (docs/results.md): augmentation and modality dropout,
+    # per-utterance normalization, speech swapped in 40% of the samples that keep both
     # modalities, simulated reverberation of 30% of the utterances, eSpeak NG voices as a
     # quarter of the training rows, and VTLP +/-10%.
-    "default": dataclasses.replace(_BASELINE, name="default", utterance_normalization=("seed000", "seed001", "seed003"),
-                                   audio_mismatch=0.4, reverberation=0.3, synthetic_share=0.25, vtlp=0.1),
+    "default": Recipe(name="default", batch_size=128, optimizer="adamw", weight_decay=1e-5, label_smoothing=0.1,
+                      augment=True, image_dropout=0.15, audio_dropout=0.5, time_mask=6, frequency_mask=3,
+                      time_shift=3, noise=0.2, utterance_normalization=True, audio_mismatch=0.4, reverberation=0.3,
+                      synthetic_share=0.25, vtlp=0.1),
 }
 
 
@@ -133,7 +116,7 @@ def make_optimizer(recipe, *, learning_rate):
 
 def make_loss(recipe):
     """The recipe's classification loss: cross-entropy on one-hot targets (with the recipe's
-    label smoothing) when the recipe smooths or mixes labels, else on class ids."""
+    label smoothing) when the recipe smooths labels, else on class ids."""
     if recipe.one_hot:
         return keras.losses.CategoricalCrossentropy(label_smoothing=recipe.label_smoothing)
     return keras.losses.SparseCategoricalCrossentropy()

@@ -38,11 +38,10 @@ from keras import layers, ops
 
 from mmdigits_keras.models import create_backbone, get_backbone, model_info, retrieval_towers
 from mmdigits_keras.training import engine
-from mmdigits_keras.training.adversary import with_speaker_adversary
 from mmdigits_keras.training.metrics import protocol_accuracy, similarities
 from mmdigits_keras.training.recipes import get_recipe
 from mmdigits_keras.training.rundir import load_trained_model
-from mmdigits_keras.utils.checks import check_choice, check_non_negative, check_positive
+from mmdigits_keras.utils.checks import check_choice, check_positive
 from mmdigits_keras.utils.names import (
     DEFAULT_TOWERS,
     EMBEDDING_DIM,
@@ -201,17 +200,13 @@ def validate_towers(towers, validation, *, seed=0):
             "val_retrieval_accuracy": scores["retrieval_accuracy"]}
 
 
-def retrieval_task(*, model=DEFAULT_TOWERS, init=None, embedding_dim=128, loss=None, seed=0, recipe=None):
-    """The engine `Task` that trains retrieval towers (see `engine.Task`); with a `recipe` that
-    asks for it, a speaker adversary on the speech embedding during training."""
+def retrieval_task(*, model=DEFAULT_TOWERS, init=None, embedding_dim=128, loss=None, seed=0):
+    """The engine `Task` that trains retrieval towers (see `engine.Task`)."""
     def build(prepared):
         towers = build_retrieval_model(model, embedding_dim=embedding_dim, init=init,
                                        audio_features=prepared.audio_features, audio_mean=prepared.audio_mean,
                                        audio_variance=prepared.audio_variance)
-        net = training_model(towers)
-        if recipe is not None:
-            net = with_speaker_adversary(net, towers.output["audio_embedding"], prepared.train, recipe)
-        return net, towers
+        return training_model(towers), towers
 
     def config(prepared):
         return {"builder": "build_retrieval_model",
@@ -240,7 +235,6 @@ def train_retrieval(
     patience=PATIENCE,
     overwrite=False,
     verbose="auto",
-    speaker_adversary=0.0,
     refit=False,
 ):
     """Trains the two towers on paired rows and writes a retrieval run directory.
@@ -270,9 +264,6 @@ def train_retrieval(
         patience: EarlyStopping patience (epochs).
         overwrite: Replace an existing `out`.
         verbose: Keras `fit` verbosity.
-        speaker_adversary: lambda >= 0 of speaker-adversarial training of the speech tower (a
-            speaker classifier behind gradient reversal on the speech embedding, training-time
-            only: `mmdigits_keras.training.adversary`); 0 (default): off. Needs speaker ids.
         refit: After validation picks the epoch count, train fresh towers on every row and
             save them (`mmdigits_keras.training.engine.run`); ``metrics.json`` keeps the
             validated run's scores.
@@ -291,9 +282,8 @@ def train_retrieval(
     check_positive("batch_size", batch_size)
     if batch_size < 2:
         raise ValueError(f"`batch_size` must be at least 2 (negatives come from the batch). Received: {batch_size}")
-    check_non_negative("speaker_adversary", speaker_adversary)
-    plan = dataclasses.replace(retrieval_recipe(batch_size=batch_size), speaker_adversary=float(speaker_adversary))
-    task = retrieval_task(model=model, init=init, embedding_dim=embedding_dim, loss=objective, seed=seed, recipe=plan)
+    plan = retrieval_recipe(batch_size=batch_size)
+    task = retrieval_task(model=model, init=init, embedding_dim=embedding_dim, loss=objective, seed=seed)
     run = engine.run(data, task, out=out, recipe=plan, epochs=epochs,
                      learning_rate=learning_rate, val_fraction=val_fraction, seed=seed, patience=patience,
                      overwrite=overwrite, verbose=verbose, refit=refit,

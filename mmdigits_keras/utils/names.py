@@ -11,7 +11,7 @@ DEFAULT_TOWERS = "hybrid_cnn"
 # `train --strategy`: tf.distribute strategies by name (training/distribute.py).
 STRATEGIES = ("default", "mirrored")
 # The registered recipes (training/recipes.py); the first is the default.
-RECIPE_NAMES = ("default", "baseline", "plain")
+RECIPE_NAMES = ("default", "plain")
 DEFAULT_RECIPE = RECIPE_NAMES[0]
 # keras-tuner objectives a search may optimize, with their direction.
 OBJECTIVES = {"val_accuracy": "max", "val_loss": "min", "accuracy": "max", "loss": "min"}

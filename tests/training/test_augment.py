@@ -7,7 +7,6 @@ from mmdigits_keras.training.augment import (
     MFCC_REFERENCE_STD,
     from_mel_power,
     mel_centres_hz,
-    mix_across_speakers,
     reverberate,
     to_mel_power,
     vtlp_matrix,
@@ -56,29 +55,3 @@ def test_the_mel_power_envelope_round_trips_and_the_bands_are_the_mfccs():
     centres = mel_centres_hz()
     assert centres.shape == (26,) and np.all(np.diff(centres) > 0) and 0 < centres[0] < 150 < 3500 < centres[-1] < 4000
 
-
-def test_mixup_across_speakers_mixes_only_pairs_of_different_known_speakers():
-    rng = np.random.default_rng(0)
-    speakers = np.array([0, 1, 1, -1, 2, 0, 0, 1], dtype=np.int32)  # partner of i is i - 1
-    audio = rng.normal(size=(8, 507)).astype(np.float32)
-    image = rng.uniform(size=(8, 28, 28, 1)).astype(np.float32)
-    targets = np.eye(10, dtype=np.float32)[rng.integers(0, 10, 8)]
-    inputs = {"image": tf.constant(image), "audio": tf.constant(audio), "speaker": tf.constant(speakers)}
-    mixed, mixed_targets = mix_across_speakers(inputs, tf.constant(targets), tf.constant(speakers), 0.4,
-                                               tf.constant([3, 4], tf.int64))
-    partner = np.roll(speakers, 1)
-    across = (speakers >= 0) & (partner >= 0) & (speakers != partner)
-    assert across.tolist() == [True, True, False, False, False, True, False, True]
-    out = mixed["audio"].numpy()
-    np.testing.assert_array_equal(out[~across], audio[~across])
-    np.testing.assert_array_equal(mixed_targets.numpy()[~across], targets[~across])
-    # Every mixed sample is w * own + (1 - w) * partner's, with one w for audio, image and target.
-    for i in np.flatnonzero(across):
-        own, other = audio[i], audio[i - 1]
-        w = np.dot(out[i] - other, own - other) / np.dot(own - other, own - other)
-        assert 0.0 <= w <= 1.0
-        np.testing.assert_allclose(out[i], w * own + (1 - w) * other, atol=1e-4)
-        np.testing.assert_allclose(mixed["image"].numpy()[i], w * image[i] + (1 - w) * image[i - 1], atol=1e-4)
-        np.testing.assert_allclose(mixed_targets.numpy()[i], w * targets[i] + (1 - w) * targets[i - 1], atol=1e-4)
-    np.testing.assert_allclose(mixed_targets.numpy().sum(axis=1), 1.0, atol=1e-5)
-    assert mixed["speaker"].numpy().tolist() == np.where(across, -1, speakers).tolist()

@@ -1,11 +1,7 @@
-import dataclasses
 
 import numpy as np
-import pytest
 
 from mmdigits_keras.data import load_kaggle, train_val_split
-from mmdigits_keras.training import train
-from mmdigits_keras.training.engine import mixup_speakers
 from mmdigits_keras.training.pipeline import training_dataset
 from mmdigits_keras.training.recipes import get_recipe
 
@@ -59,19 +55,3 @@ def test_audio_mismatch_swaps_speech_between_samples_and_keeps_labels(tiny_kaggl
     rolled = np.roll(clean["audio"].numpy(), 1, axis=0)
     np.testing.assert_allclose(mixed["audio"].numpy()[swapped], rolled[swapped], atol=1e-5)
 
-
-def test_speaker_mixup_mixes_training_targets_only_where_speakers_are_known(tiny_kaggle):
-    part, _ = train_val_split(load_kaggle(tiny_kaggle), val_fraction=0.2, seed=0)
-    recipe = dataclasses.replace(get_recipe("default"), batch_size=len(part), label_smoothing=0.0, speaker_mixup=0.4)
-    assert part.speakers is None  # Kaggle files name no speakers: the engine warns and does not mix
-    with pytest.warns(UserWarning, match="speaker_mixup=0.4 needs the speaker ids"):
-        assert mixup_speakers(part, recipe) is None
-    known = np.arange(len(part)) % 3
-    (_, targets), = training_dataset(part, recipe, seed=0, multimodal=False, mixup_speakers=known).take(1)
-    mixed = targets.numpy().max(axis=1) < 1.0
-    assert 0.3 < mixed.mean() < 0.9, mixed.mean()  # about 2/3 of shuffled neighbours differ
-    (_, targets), = training_dataset(part, recipe, seed=0, multimodal=False,
-                                     mixup_speakers=np.full(len(part), -1)).take(1)
-    assert np.all(targets.numpy().max(axis=1) == 1.0)
-    with pytest.raises(ValueError, match="speaker_mixup"):
-        train(tiny_kaggle, out=tiny_kaggle.parent / "never", recipe="plain", speaker_mixup=0.4)
