@@ -5,13 +5,14 @@
     6766478
     >>> create_model("hybrid_cnn", include_top=False)  # seed 001's encoders: {"image", "audio"}
 
-Importing this package registers every family (seed 000, 001, 003).
+Importing this package registers every family (late_fusion, hybridnet, fusion_1dcnn).
 """
 
-from mmdigits_keras.models import seed000, seed001, seed003  # noqa: F401  (importing registers the families)
+from mmdigits_keras.models import fusion_1dcnn, hybridnet, late_fusion  # noqa: F401  (importing registers the families)
 from mmdigits_keras.models.backbone import feature_extractor, get_backbone, modalities_of
 from mmdigits_keras.models.ensemble import ensemble_model
 from mmdigits_keras.models.heads import retrieval_towers
+from mmdigits_keras.models.late_fusion import build_model
 from mmdigits_keras.models.registry import (
     ModelInfo,
     create_backbone,
@@ -21,7 +22,6 @@ from mmdigits_keras.models.registry import (
     model_info,
     register_model,
 )
-from mmdigits_keras.models.seed000 import build_model
 
 MODEL_CONFIGS = {name: model_config(name) for name in list_models()}
 

@@ -40,7 +40,8 @@ class ModelInfo:
 
     @property
     def family(self):
-        """The family, from the module of the builder: ``"seed000"``, ``"seed001"`` or ``"seed003"``."""
+        """The family, from the module of the builder: ``"late_fusion"`` (Models 1-4),
+        ``"hybridnet"`` or ``"fusion_1dcnn"``; the paper is `source`."""
         return self.builder.__module__.rsplit(".", 1)[-1]
 
     @property

@@ -26,7 +26,7 @@ from mmdigits_keras.models import model_info
 from mmdigits_keras.training import classification_task, compile_model, fit_model, get_recipe
 from mmdigits_keras.utils.names import DEFAULT_MODEL, DEFAULT_RECIPE, PATIENCE, SEED
 
-SEED000_SPACE = {
+LATE_FUSION_SPACE = {
     "depth": [1, 2, 3, 4],
     "width": [0.5, 1.0, 2.0],
     "audio": ["conv1d", "lstm"],
@@ -35,7 +35,7 @@ SEED000_SPACE = {
     "learning_rate": [1e-4, 3e-3],  # log-uniform range
     "batch_size": [32, 64, 128, 256],
 }
-FAMILY_SPACE = {key: SEED000_SPACE[key] for key in ("width", "dropout", "learning_rate", "batch_size")}
+FAMILY_SPACE = {key: LATE_FUSION_SPACE[key] for key in ("width", "dropout", "learning_rate", "batch_size")}
 # Recipe fields searched when the recipe augments (each list also gets the recipe's own value).
 RECIPE_SPACE = {
     "audio_dropout": [0.3, 0.5, 0.7],
@@ -51,10 +51,10 @@ RECIPE_HYPERPARAMETERS = tuple(RECIPE_SPACE)
 
 
 def default_space(model, recipe="default"):
-    """The search space of registry model `model` (seed 000's family or the others') trained
+    """The search space of registry model `model` (the late-fusion family or the others) trained
     with `recipe`; the model's own dropout and the recipe's own knob values are always among
     the choices."""
-    space = dict(SEED000_SPACE if model_info(model).family == "seed000" else FAMILY_SPACE)
+    space = dict(LATE_FUSION_SPACE if model_info(model).family == "late_fusion" else FAMILY_SPACE)
     space["dropout"] = sorted({*space["dropout"], model_info(model).defaults["dropout"]})
     plan = get_recipe(recipe)
     if plan.augment:

@@ -24,7 +24,7 @@ LSTM_BRANCH = lstm_params(13, 64) + lstm_params(64, 64) + (64 * 64 + 64) + 4 * 6
 
 
 @pytest.mark.parametrize("depth", [1, 2, 3, 4])
-def test_parameter_totals_equal_seed000_tables(depth):
+def test_late_fusion_parameter_totals_equal_the_papers_tables(depth):
     assert build_model(depth=depth).count_params() == TABLE_TOTALS[depth]
 
 
@@ -96,11 +96,11 @@ AUDIO_LSTM = lstm_params(13, 64) + lstm_params(64, 64) + (64 * 64 + 64) + (64 * 
 
 @pytest.mark.parametrize("name, expected", [("image_cnn", IMAGE_CNN), ("audio_cnn", AUDIO_CNN),
                                             ("audio_lstm", AUDIO_LSTM)])
-def test_seed001_unimodal_sizes(name, expected):
+def test_hybridnet_unimodal_sizes(name, expected):
     assert create_model(name).count_params() == expected
 
 
-def test_seed001_hybrids_share_encoders_and_table6_head():
+def test_hybridnets_share_encoders_and_the_table6_head():
     head = (256 * 128 + 128) + 4 * 128 + (128 * 10 + 10)
     image_encoder = IMAGE_CNN - (128 * 10 + 10)
     audio_cnn_encoder = AUDIO_CNN - (128 * 10 + 10)

@@ -5,12 +5,12 @@ from mmdigits_keras.models import create_model, list_models, model_info, registe
 
 def test_registry_metadata_describes_each_model():
     info = model_info("model2")
-    assert info.family == "seed000" and info.source == "seed 000, Table 2" and info.paper_params == 6_766_478
+    assert info.family == "late_fusion" and info.source == "seed 000, Table 2" and info.paper_params == 6_766_478
     assert info.modalities == ("image", "audio") and info.config == {"depth": 2, "audio": "conv1d"}
     assert {"depth", "width", "dropout", "include_top", "num_classes"} <= set(info.arguments)
     assert info.defaults["dropout"] == 0.25 and info.defaults["depth"] == 2
-    assert model_info("image_cnn").modalities == ("image",) and model_info("audio_lstm").family == "seed001"
-    assert model_info("fusion_1dcnn").family == "seed003"
+    assert model_info("image_cnn").modalities == ("image",) and model_info("audio_lstm").family == "hybridnet"
+    assert model_info("fusion_1dcnn").family == "fusion_1dcnn"
 
 
 def test_list_models_filters_by_modality():

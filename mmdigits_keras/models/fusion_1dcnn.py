@@ -1,5 +1,5 @@
-"""Seed 003's FusionModel: seed 001's image CNN and a 1-D CNN over the speech frames, fused by
-one Dense layer."""
+"""The 1-D CNN fusion model (seed 003's FusionModel): the HybridNet image CNN and a 1-D CNN
+over the speech frames, fused by one Dense layer."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from keras import layers
 from mmdigits_keras.data.constants import NUM_FEATURES
 from mmdigits_keras.models import blocks, heads
 from mmdigits_keras.models.backbone import make_backbone, with_head
+from mmdigits_keras.models.hybridnet import cnn_encoder
 from mmdigits_keras.models.preprocessing import audio_frames, model_inputs, speech_input
 from mmdigits_keras.models.registry import register_model
-from mmdigits_keras.models.seed001 import cnn_encoder
 
 
 def audio_conv1d_encoder(audio, *, prefix="audio", width=1.0):

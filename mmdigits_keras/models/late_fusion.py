@@ -1,4 +1,5 @@
-"""Model builders: seed 000's late-fusion Models 1-4 and their LSTM-audio variants.
+"""The late-fusion family: seed 000's Models 1-4 and their LSTM-audio variants, declared as
+layer tables (`LATE_FUSION_TABLES`) that one builder reads.
 
 Every builder takes the dict input ``{"image": (N, 28, 28, 1) float32, "audio": (N, 507)
 float32}`` and returns (N, num_classes) softmax probabilities from a plain functional
@@ -22,7 +23,7 @@ AUDIO_ENCODERS = ("conv1d", "lstm")
 # Seed 000, Tables 1-4, layer for layer. ("conv", f): conv + BN; ("pool",); ("drop",);
 # ("dense", u): Dense + BN; each branch then flattens (before its first dense) and ends in a
 # num_classes-unit Dense; the fusion stack is Dense + BN layers, then the softmax.
-SEED000_TABLES = {
+LATE_FUSION_TABLES = {
     1: dict(
         image=[("conv", 32), ("dense", 64), ("drop",)],
         audio=[("conv", 16), ("pool",), ("dense", 64)],
@@ -49,7 +50,7 @@ SEED000_TABLES = {
 
 
 def _branch(x, ops, *, prefix, kernel_size, padding, width, dropout):
-    """One branch of a seed 000 table up to (not including) its 10-unit output layer."""
+    """One branch of a late-fusion table up to (not including) its 10-unit output layer."""
     counts = {"conv": 0, "pool": 0, "drop": 0, "dense": 0}
     flat = False
     for op in ops:
@@ -138,13 +139,13 @@ def build_model(
     Reference:
         Seed 000, Tables 1-4 (Models 1-4); seed 001, Table 3 (the LSTM audio encoder).
     """
-    check_choice("depth", depth, tuple(SEED000_TABLES))
+    check_choice("depth", depth, tuple(LATE_FUSION_TABLES))
     check_choice("audio", audio, AUDIO_ENCODERS)
     blocks.check_width_and_dropout(width, dropout)
     for arg, value in (("lstm_units", lstm_units), ("num_classes", num_classes)):
         if not (isinstance(value, (int, np.integer)) and value > 0):
             raise ValueError(f"`{arg}` must be a positive integer. Received: {arg}={value!r}")
-    table = SEED000_TABLES[depth]
+    table = LATE_FUSION_TABLES[depth]
     default_name = f"model{depth}_{audio}"
     inputs = model_inputs(audio_features)
     image = _branch(inputs["image"], table["image"], prefix="image", kernel_size=3, padding="same",
@@ -171,7 +172,7 @@ def build_model(
     return with_head(make_backbone(inputs, features), head, name=name or default_name)
 
 
-for _depth, _total in zip(SEED000_TABLES, (1_869_454, 6_766_478, 1_344_654, 2_504_270)):
+for _depth, _total in zip(LATE_FUSION_TABLES, (1_869_454, 6_766_478, 1_344_654, 2_504_270)):
     register_model(f"model{_depth}", modalities=("image", "audio"), source=f"seed 000, Table {_depth}",
                    paper_params=_total,
                    description=f"seed 000's Model {_depth}: Conv2D image + Conv1D MFCC, late fusion",

@@ -1,5 +1,6 @@
-"""Seed 001's family (ImageNet / AudioNet / HybridNet): CNN and LSTM encoders per modality, a
-linear head for the unimodal models and Table 6's classifier for the hybrids.
+"""The HybridNet family (seed 001's ImageNet / AudioNet / HybridNet): CNN and LSTM encoders
+per modality, a linear head for the unimodal models and Table 6's classifier for the hybrids,
+declared as data (`HYBRIDNET_MODELS`).
 
 Every builder takes the same dict input as `build_model` (``image`` and ``audio``) so all
 models train, tune and submit through the same commands; unimodal models leave the other
@@ -48,20 +49,39 @@ def audio_lstm_encoder(audio, *, units=64, dense=64, dropout=0.0, prefix="audio"
     return blocks.dropout(x, dropout, name=f"{prefix}_dropout1")
 
 
+# Seed 001's five models as data: the encoder per modality (None: the model does not look at
+# it; "cnn": `cnn_encoder` / `audio_cnn_encoder`; "lstm": `audio_lstm_encoder` with its Dense
+# width and dropout), with the table each reproduces. One head per kind: linear for the unimodal
+# models, Table 6's classifier for the hybrids.
+HYBRIDNET_MODELS = {
+    "image_cnn": dict(image="cnn", audio=None, source="seed 001, Table 1",
+                      description="ImageNet_CNN: image only (99.13% in seed 001's Table 7)"),
+    "audio_cnn": dict(image=None, audio="cnn", source="seed 001, Table 2",
+                      description="AudioNet_CNN: 2-D convolutions over the MFCC as a 39x13 image (97.75%)"),
+    "audio_lstm": dict(image=None, audio="lstm", audio_dense=64, audio_dropout=0.0, source="seed 001, Table 3",
+                       description="AudioNet_LSTM: 2-layer LSTM(64) over the 39 frames (97.18%)"),
+    "hybrid_cnn": dict(image="cnn", audio="cnn", source="seed 001, Tables 4 and 6",
+                       description="HybridNet_CNN: image CNN + audio CNN encoders, Table 6 classifier (99.74%)"),
+    "hybrid_cnn_lstm": dict(image="cnn", audio="lstm", audio_dense=128, audio_dropout=0.25,
+                            source="seed 001, Tables 5 and 6",
+                            description="HybridNet_CNN_LSTM: image CNN + audio LSTM encoders (99.36%)"),
+}
+
+
 def _encode(kind, inputs, *, width, dropout, audio_mean, audio_variance, utterance_normalization):
-    """The features dict of `kind`'s backbone."""
+    """The features dict of `kind`'s backbone: the encoders `HYBRIDNET_MODELS` names for it."""
+    spec = HYBRIDNET_MODELS[kind]
     speech = speech_input(inputs["audio"], audio_mean=audio_mean, audio_variance=audio_variance,
                           utterance_normalization=utterance_normalization)
     features = {}
-    if kind in ("image_cnn", "hybrid_cnn", "hybrid_cnn_lstm"):
+    if spec["image"] == "cnn":
         features["image"] = cnn_encoder(inputs["image"], prefix="image", width=width, dropout=dropout)
-    if kind in ("audio_cnn", "hybrid_cnn"):
+    if spec["audio"] == "cnn":
         features["audio"] = audio_cnn_encoder(speech, width=width, dropout=dropout)
-    elif kind == "audio_lstm":
-        features["audio"] = audio_lstm_encoder(speech, units=blocks.scaled(64, width), dense=blocks.scaled(64, width))
-    elif kind == "hybrid_cnn_lstm":
-        features["audio"] = audio_lstm_encoder(speech, units=blocks.scaled(64, width), dense=blocks.scaled(128, width),
-                                               dropout=0.25)
+    elif spec["audio"] == "lstm":
+        features["audio"] = audio_lstm_encoder(speech, units=blocks.scaled(64, width),
+                                               dense=blocks.scaled(spec["audio_dense"], width),
+                                               dropout=spec["audio_dropout"])
     return features
 
 
@@ -110,20 +130,10 @@ COMMON_ARGS = """
             507 / 1560, or only one of the statistics.
 """
 
-FAMILY = {
-    "image_cnn": (("image",), "seed 001, Table 1", "ImageNet_CNN: image only (99.13% in seed 001's Table 7)"),
-    "audio_cnn": (("audio",), "seed 001, Table 2", "AudioNet_CNN: 2-D convolutions over the MFCC as a 39x13 image "
-                                                   "(97.75%)"),
-    "audio_lstm": (("audio",), "seed 001, Table 3", "AudioNet_LSTM: 2-layer LSTM(64) over the 39 frames (97.18%)"),
-    "hybrid_cnn": (("image", "audio"), "seed 001, Tables 4 and 6", "HybridNet_CNN: image CNN + audio CNN encoders, "
-                                                                   "Table 6 classifier (99.74%)"),
-    "hybrid_cnn_lstm": (("image", "audio"), "seed 001, Tables 5 and 6", "HybridNet_CNN_LSTM: image CNN + audio LSTM "
-                                                                        "encoders (99.36%)"),
-}
-
-
 def _builder(kind):
-    modalities, source, description = FAMILY[kind]
+    spec = HYBRIDNET_MODELS[kind]
+    modalities = tuple(m for m in ("image", "audio") if spec[m])
+    source, description = spec["source"], spec["description"]
 
     def build(*, include_top=True, width=1.0, dropout=0.5, num_classes=10, classifier_activation="softmax",
               audio_features=NUM_FEATURES, audio_mean=None, audio_variance=None, utterance_normalization=False,
