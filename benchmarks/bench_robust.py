@@ -58,7 +58,7 @@ LEVERS = {
 }
 # Screened and then removed from the library with their levers (random channel equalization
 # `swap4_eq` / `swap4_rse`, auxiliary heads `swap4_aux`, the one-cycle schedule `fast`): their
-# rows in docs/performance.md were measured at commit 4d6f7d0 and earlier, with that version.
+# rows in docs/experiments.md were measured at commit 4d6f7d0 and earlier, with that version.
 
 
 def recipe_named(name):
@@ -140,15 +140,12 @@ def train_or_reuse(data, out, model, recipe, epochs):
     return out
 
 
-def score(run, data, adapt=False):
+def score(run, data):
     from mmdigits_keras.data import load_dataset
     from mmdigits_keras.training import load_trained_model, predict_labels
 
     test = load_dataset(data, "test")
     model = load_trained_model(run)
-    if adapt:
-        from mmdigits_keras.training import adapt_batch_normalization
-        adapt_batch_normalization(model, test)
     return float(np.mean(predict_labels(model, test) == test.labels))
 
 
@@ -198,8 +195,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=shared, help="the shared data folder")
     parser.add_argument("--work", type=Path, required=True, help="folder for data sets and runs (reused)")
-    parser.add_argument("--runs", nargs="+", required=True, help="model:recipe pairs (append +adapt to also "
-                        "score with test-time BatchNormalization adaptation)")
+    parser.add_argument("--runs", nargs="+", required=True, help="model:recipe pairs")
     parser.add_argument("--default", help="the model:recipe pair whose targets are checked (default: first run)")
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--speakers", nargs="+", default=list(SPEAKERS))
@@ -214,15 +210,14 @@ def main():
     plan = conditions(args.work, args.data, args.speakers, channels, not args.no_cross_corpus)
     results = {}
     for spec in args.runs:
-        adapt = spec.endswith("+adapt")
-        model, recipe = spec.removesuffix("+adapt").split(":")
+        model, recipe = spec.split(":")
         scores = results.setdefault(spec, {})
         for trained_on, (data, tests) in plan.items():
             clock = time.perf_counter()
             run = train_or_reuse(data, args.work / "runs" / trained_on / f"{model}-{recipe}", model, recipe,
                                  args.epochs)
             for condition, test in tests.items():
-                scores[condition] = score(run, test, adapt=adapt)
+                scores[condition] = score(run, test)
             print(f"{spec:28s} {trained_on:12s} " + " ".join(f"{c}={v:.3f}" for c, v in scores.items()
                                                              if c in tests)
                   + f"  ({time.perf_counter() - clock:.0f} s)", flush=True)

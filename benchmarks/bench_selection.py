@@ -125,7 +125,7 @@ def selection(args, data):
 
 
 def ensembles(args, data):
-    from mmdigits_keras.training import train
+    from mmdigits_keras.training import TrainingSettings, train
     from mmdigits_keras.tuning import run_search
 
     table = {}
@@ -138,8 +138,8 @@ def ensembles(args, data):
                                                            overwrite=True, verbose=0)) if "cv5" in args.kinds else None
 
             def tune():
-                run_search(folder, out=base / "tune", max_trials=args.trials, epochs=args.tune_epochs, seed=seed,
-                           verbose=0, overwrite=True)
+                run_search(folder, out=base / "tune", max_trials=args.trials, epochs=args.tune_epochs,
+                           settings=TrainingSettings(seed=seed, verbose=0), overwrite=True)
                 (base / "tuned").unlink(missing_ok=True)
                 (base / "tuned").symlink_to((base / "tune" / "best").resolve(), target_is_directory=True)
 

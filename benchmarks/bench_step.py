@@ -73,7 +73,7 @@ def main():
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from bench_robust import build
 
-    from mmdigits_keras.training import classification_task, compile_model, get_recipe, prepare_data
+    from mmdigits_keras.training import classification_spec, compile_model, get_recipe, prepare_data
     from mmdigits_keras.training.fused import fused_batch_normalization
     from mmdigits_keras.training.pipeline import training_dataset
 
@@ -82,7 +82,7 @@ def main():
     recipe = get_recipe(args.recipe)
     prepared = prepare_data(data, synthetic_share=recipe.synthetic_share)
     def compiled():
-        model, _ = classification_task(args.model, recipe, None).build(prepared)
+        model, _ = classification_spec(args.model, recipe, None).build(prepared)
         return compile_model(model, recipe, learning_rate=1e-3)
 
     model, fused = compiled(), compiled()  # one traced train step each

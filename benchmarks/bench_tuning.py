@@ -52,6 +52,7 @@ def main():
 
 
 def bench(args, *, isolate):
+    from mmdigits_keras.training import TrainingSettings
     from mmdigits_keras.tuning import run_search
 
     process = psutil.Process()
@@ -69,7 +70,7 @@ def bench(args, *, isolate):
         started = time.perf_counter()
         run_search(data, out=Path(tmp) / "search", model="model2", tuner="random", max_trials=args.trials, epochs=1,
                    space={"depth": [1, 2], "width": [0.5, 1.0], "audio": ["conv1d", "lstm"]},
-                   export_epochs=1, verbose=0, trial_end_hook=after_trial, isolate_trials=isolate)
+                   settings=TrainingSettings(epochs=1, verbose=0), trial_end_hook=after_trial, isolate_trials=isolate)
         seconds = time.perf_counter() - started
         records = [json.loads(p.read_text()) for p in (Path(tmp) / "search" / "keras_tuner").glob("trial_*/"
                                                                                                     "mmdigits_trial.json")]

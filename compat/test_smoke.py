@@ -15,7 +15,7 @@ import tensorflow as tf
 
 import mmdigits_keras as mk
 from mmdigits_keras.data import load_kaggle
-from mmdigits_keras.training import DEFAULT_MODEL, load_trained_model
+from mmdigits_keras.training import DEFAULT_MODEL, TrainingSettings, load_trained_model
 from mmdigits_keras.tuning import run_search
 
 NOTEBOOK = {line.split("==")[0]: line.split("==")[1]
@@ -66,8 +66,8 @@ def test_export_saved_model_predicts_as_the_keras_model(run, kaggle_sample, tmp_
 
 def test_a_two_trial_search_exports_its_best(kaggle_sample, tmp_path):
     space = {"width": [0.5], "batch_size": [128]}
-    result = run_search(kaggle_sample, out=tmp_path / "search", max_trials=2, epochs=1, export_epochs=1, space=space,
-                        verbose=0, isolate_trials=False)
+    result = run_search(kaggle_sample, out=tmp_path / "search", max_trials=2, epochs=1, space=space,
+                        settings=TrainingSettings(epochs=1, verbose=0), isolate_trials=False)
     assert len(result["leaderboard"]) == 2
     (model,) = result["tuner"].get_best_models(1)
     assert model.count_params() > 0 and (tmp_path / "search" / "best" / "model.keras").is_file()

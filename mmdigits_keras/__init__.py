@@ -43,6 +43,7 @@ _EXPORTS = {
     "get_backbone": "models",
     "feature_extractor": "models",
     "train": "training",
+    "TrainingSettings": "training",
     "train_retrieval": "training",
     "build_retrieval_model": "training",
     "load_trained_model": "training",

@@ -373,10 +373,12 @@ def _run_models(args):
 def _run_tune(args):
     space = {key: value for key, value in (("depth", args.depth), ("width", args.width), ("audio", args.audio),
                                            ("batch_size", args.batch_size)) if value}
-    result = mk.run_search(args.data, out=args.out, space=space, overwrite=args.overwrite,
-                           **_given(args, "model", "recipe", "tuner", "max_trials", "epochs", "export_epochs",
-                                    "objective", "seed", "distributed", "oracle", "tuner_id", "oracle_timeout",
-                                    "split", "ensemble", "folds"))
+    # best/'s epochs and what every trial shares with it (seed, split).
+    settings = mk.TrainingSettings(**_given(args, "seed", "split"),
+                                   **({"epochs": args.export_epochs} if args.export_epochs is not None else {}))
+    result = mk.run_search(args.data, out=args.out, space=space, overwrite=args.overwrite, settings=settings,
+                           **_given(args, "model", "recipe", "tuner", "max_trials", "epochs", "objective",
+                                    "distributed", "oracle", "tuner_id", "oracle_timeout", "ensemble", "folds"))
     if result["role"] == "worker":
         print("worker finished: the chief reports no more trials")
         return 0

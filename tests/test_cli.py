@@ -126,16 +126,17 @@ def test_options_not_given_are_left_to_the_library(monkeypatch, capsys):
         if argv[0] == "train" and "--epochs" not in argv:
             assert set(seen["train"]) == {"out", "overwrite", "model_kwargs"}
     assert seen["train"]["epochs"] == 3 and seen["train"]["seed"] == 0  # given: passed, even when falsy
-    assert set(seen["run_search"]) == {"out", "space", "overwrite"}
+    assert set(seen["run_search"]) == {"out", "space", "overwrite", "settings"}
+    assert seen["run_search"]["settings"] == mk.TrainingSettings()  # nothing given: the defaults
     assert set(seen["run_demo"]) == set()
     assert set(seen["train_retrieval"]) == {"out", "overwrite"}
     # The library's defaults, which --help quotes, come from utils/names.py.
     train_defaults = {k: p.default for k, p in inspect.signature(mk.training.train).parameters.items()}
-    assert (train_defaults["model"], train_defaults["recipe"], train_defaults["epochs"]) == (
+    assert (train_defaults["model"], train_defaults["recipe"], mk.TrainingSettings().epochs) == (
         DEFAULT_MODEL, names.DEFAULT_RECIPE, names.EPOCHS)
     search_defaults = {k: p.default for k, p in inspect.signature(mk.tuning.run_search).parameters.items()}
-    assert (search_defaults["model"], search_defaults["export_epochs"], search_defaults["max_trials"]) == (
-        DEFAULT_MODEL, names.EPOCHS, names.MAX_TRIALS)
+    assert (search_defaults["model"], search_defaults["settings"], search_defaults["max_trials"]) == (
+        DEFAULT_MODEL, None, names.MAX_TRIALS)
     assert names.DEFAULT_RECIPE in RECIPES
     with pytest.raises(SystemExit):
         build_parser().parse_args(["train", "--help"])

@@ -1,12 +1,15 @@
 """The training layer: recipes, the one engine, run directories, and the two ways of training
 built on them (`train` for classifiers, `train_retrieval` for seed 002's towers)."""
 
-from mmdigits_keras.training.classification import DEFAULT_MODEL, build_classifier, classification_task, train
-from mmdigits_keras.training.engine import PreparedData, compile_model, fit_model, prepare_data
+from mmdigits_keras.training.classification import DEFAULT_MODEL, build_classifier, classification_spec, train
+from mmdigits_keras.training.engine import TrainingSpec
+from mmdigits_keras.training.fitting import compile_model, fit_model
 from mmdigits_keras.training.metrics import classification_metrics, predict_labels
+from mmdigits_keras.training.preparation import PreparedData, prepare_data
 from mmdigits_keras.training.recipes import RECIPES, Recipe, get_recipe
 from mmdigits_keras.training.retrieval import build_retrieval_model, train_retrieval
 from mmdigits_keras.training.rundir import RUN_FILES, load_ensemble, load_trained_model
+from mmdigits_keras.training.settings import TrainingSettings
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -14,10 +17,12 @@ __all__ = [
     "RECIPES",
     "RUN_FILES",
     "Recipe",
+    "TrainingSettings",
+    "TrainingSpec",
     "build_classifier",
     "build_retrieval_model",
     "classification_metrics",
-    "classification_task",
+    "classification_spec",
     "compile_model",
     "fit_model",
     "get_recipe",

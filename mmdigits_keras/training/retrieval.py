@@ -19,10 +19,8 @@ Losses over the in-batch similarity matrix (``S`` = image embeddings x audio emb
   several rows share a digit, so only rows of *another digit* count as negatives.
 - ``"info_nce"`` (the default): symmetric InfoNCE (CLIP-style cross-entropy over
   ``S / temperature`` rows and columns); rows of the same digit are all positives (the target
-  spreads over them), for the same reason. Chosen on validation: on four speaker-disjoint FSDD
-  rotations, validated on a held-out training speaker, it scored 0.726 +/- 0.032 annotation
-  accuracy against max-margin's 0.671 +/- 0.013 (seeds 0, 1, 2; higher on each seed;
-  ``benchmarks/bench_speakers.py --part retrieval``).
+  spreads over them), for the same reason. Chosen on validation (held-out training speakers,
+  docs/results.md).
 
 The saved model is a plain functional model of built-in layers (loads in safe mode); the loss
 is only needed for training.
@@ -41,20 +39,17 @@ from mmdigits_keras.training import engine
 from mmdigits_keras.training.metrics import protocol_accuracy, similarities
 from mmdigits_keras.training.recipes import get_recipe
 from mmdigits_keras.training.rundir import load_trained_model
+from mmdigits_keras.training.settings import resolve_settings
 from mmdigits_keras.utils.checks import check_choice, check_positive
 from mmdigits_keras.utils.names import (
     DEFAULT_TOWERS,
     EMBEDDING_DIM,
-    LEARNING_RATE,
     MARGIN,
-    PATIENCE,
     RETRIEVAL_BATCH_SIZE,
     RETRIEVAL_EPOCHS,
     RETRIEVAL_LOSS,
     RETRIEVAL_LOSSES,
-    SEED,
     TEMPERATURE,
-    VAL_FRACTION,
 )
 
 LOSSES = RETRIEVAL_LOSSES
@@ -200,8 +195,8 @@ def validate_towers(towers, validation, *, seed=0):
             "val_retrieval_accuracy": scores["retrieval_accuracy"]}
 
 
-def retrieval_task(*, model=DEFAULT_TOWERS, init=None, embedding_dim=128, loss=None, seed=0):
-    """The engine `Task` that trains retrieval towers (see `engine.Task`)."""
+def retrieval_spec(*, model=DEFAULT_TOWERS, init=None, embedding_dim=128, loss=None, seed=0):
+    """The engine's `TrainingSpec` that trains retrieval towers."""
     def build(prepared):
         towers = build_retrieval_model(model, embedding_dim=embedding_dim, init=init,
                                        audio_features=prepared.audio_features, audio_mean=prepared.audio_mean,
@@ -213,30 +208,13 @@ def retrieval_task(*, model=DEFAULT_TOWERS, init=None, embedding_dim=128, loss=N
                 "model_kwargs": {"model": model if init is None else None, "embedding_dim": int(embedding_dim),
                                  "init": None if init is None else str(Path(init).resolve())}}
 
-    return engine.Task(name="retrieval", build=build, config=config, loss=loss, metrics=(), monitor="val_loss",
+    return engine.TrainingSpec(name="retrieval", build=build, config=config, loss=loss, metrics=(), monitor="val_loss",
                        validate=lambda towers, validation: validate_towers(towers, validation, seed=seed))
 
 
-def train_retrieval(
-    data,
-    *,
-    out,
-    loss=RETRIEVAL_LOSS,
-    margin=MARGIN,
-    temperature=TEMPERATURE,
-    embedding_dim=EMBEDDING_DIM,
-    model=DEFAULT_TOWERS,
-    init=None,
-    epochs=RETRIEVAL_EPOCHS,
-    batch_size=RETRIEVAL_BATCH_SIZE,
-    learning_rate=LEARNING_RATE,
-    val_fraction=VAL_FRACTION,
-    seed=SEED,
-    patience=PATIENCE,
-    overwrite=False,
-    verbose="auto",
-    refit=False,
-):
+def train_retrieval(data, *, out, loss=RETRIEVAL_LOSS, margin=MARGIN, temperature=TEMPERATURE,
+                    embedding_dim=EMBEDDING_DIM, model=DEFAULT_TOWERS, init=None, batch_size=RETRIEVAL_BATCH_SIZE,
+                    settings=None, overwrite=False, **options):
     """Trains the two towers on paired rows and writes a retrieval run directory.
 
     Training goes through the engine with `retrieval_recipe` (the default recipe's speech
@@ -256,17 +234,12 @@ def train_retrieval(
         model: Registry fusion model whose backbone carries the towers (without `init`); see
             `build_retrieval_model`.
         init: Optional fusion run directory to start the towers from.
-        epochs: Maximum epochs (int > 0).
         batch_size: Pairs per step (int > 1; in-batch negatives come from the same batch).
-        learning_rate: AdamW learning rate (> 0).
-        val_fraction: Stratified validation fraction in (0, 1).
-        seed: Seed of split, initialization, shuffling and augmentation.
-        patience: EarlyStopping patience (epochs).
+        settings: A `TrainingSettings`; None: the defaults with ``epochs=RETRIEVAL_EPOCHS``
+            (50). Its ``refit`` trains fresh towers on every row after validation and saves
+            them; ``metrics.json`` keeps the validated run's scores.
         overwrite: Replace an existing `out`.
-        verbose: Keras `fit` verbosity.
-        refit: After validation picks the epoch count, train fresh towers on every row and
-            save them (`mmdigits_keras.training.engine.run`); ``metrics.json`` keeps the
-            validated run's scores.
+        **options: Fields of `TrainingSettings` given one by one (``epochs=10, seed=1``).
 
     Returns:
         The run directory as a `Path`.
@@ -282,10 +255,8 @@ def train_retrieval(
     check_positive("batch_size", batch_size)
     if batch_size < 2:
         raise ValueError(f"`batch_size` must be at least 2 (negatives come from the batch). Received: {batch_size}")
-    plan = retrieval_recipe(batch_size=batch_size)
-    task = retrieval_task(model=model, init=init, embedding_dim=embedding_dim, loss=objective, seed=seed)
-    run = engine.run(data, task, out=out, recipe=plan, epochs=epochs,
-                     learning_rate=learning_rate, val_fraction=val_fraction, seed=seed, patience=patience,
-                     overwrite=overwrite, verbose=verbose, refit=refit,
-                     extra_config={"loss": {"kind": loss, "margin": float(margin), "temperature": float(temperature)}})
-    return run
+    settings = resolve_settings(settings, options, epochs=RETRIEVAL_EPOCHS)
+    spec = retrieval_spec(model=model, init=init, embedding_dim=embedding_dim, loss=objective, seed=settings.seed)
+    return engine.run(data, spec, out=out, recipe=retrieval_recipe(batch_size=batch_size), settings=settings,
+                      overwrite=overwrite,
+                      extra_config={"loss": {"kind": loss, "margin": float(margin), "temperature": float(temperature)}})

@@ -3,27 +3,29 @@ by `train` as `mmdigits train` trains, into a normal run directory that appears 
 
 from __future__ import annotations
 
+import dataclasses
+
 from mmdigits_keras.training import load_trained_model, predict_labels, prepare_data, train
 from mmdigits_keras.training.metrics import classification_metrics
 from mmdigits_keras.tuning.space import DEFAULT_LEARNING_RATE, model_hyperparameters, trial_recipe
 from mmdigits_keras.utils.files import publish_directory, read_json, write_json
 
 
-def _train_trial_config(data, out, trial, *, model, recipe, epochs, seed, val_fraction, split, verbose, folds=None):
+def _train_trial_config(data, out, trial, *, model, recipe, settings, folds=None):
     """Trains one trial's configuration with `train` into `out`, as `mmdigits train` would
     (with `folds`, as ``train --folds`` would: a cross-validation run of K fold models)."""
     values = trial["values"]
-    return train(data, out=out, model=model, epochs=epochs, seed=seed, recipe=trial_recipe(recipe, values),
-                 learning_rate=values.get("learning_rate", DEFAULT_LEARNING_RATE), val_fraction=val_fraction,
-                 split=split, model_kwargs=model_hyperparameters(values), overwrite=True, verbose=verbose, folds=folds,
+    settings = dataclasses.replace(settings, learning_rate=values.get("learning_rate", DEFAULT_LEARNING_RATE))
+    return train(data, out=out, model=model, recipe=trial_recipe(recipe, values), settings=settings,
+                 model_kwargs=model_hyperparameters(values), overwrite=True, folds=folds,
                  extra_config={"tuning": {"trial_id": trial["trial_id"], "score": trial["score"],
                                           "objective": trial["objective"]}})
 
 
-def export_best(data, out, best, *, model, recipe, epochs, seed, val_fraction, verbose, split=None, folds=None):
+def export_best(data, out, best, *, model, recipe, settings, folds=None):
     """Trains the best configuration with `train` into ``out/best`` (a normal run directory), as
-    `mmdigits train` would: same recipe (with the trial's recipe fields), split and seed,
-    `epochs` epochs with early stopping.
+    `mmdigits train` would: same recipe (with the trial's recipe fields) and `settings` (a
+    `TrainingSettings`: split, seed, epochs with early stopping), the trial's learning rate.
 
     Skipped when ``out/best`` already holds this trial's configuration (a resumed search that
     had finished exporting). The run directory is written aside and renamed into place.
@@ -36,11 +38,10 @@ def export_best(data, out, best, *, model, recipe, epochs, seed, val_fraction, v
         config = read_json(best_dir / "config.json")
         if config.get("tuning", {}).get("trial_id") == best["trial_id"]:
             return best_dir, False
-    return _train_trial_config(data, best_dir, best, model=model, recipe=recipe, epochs=epochs, seed=seed,
-                               val_fraction=val_fraction, split=split, verbose=verbose, folds=folds), True
+    return _train_trial_config(data, best_dir, best, model=model, recipe=recipe, settings=settings, folds=folds), True
 
 
-def export_ensemble(data, out, trials, *, model, recipe, epochs, seed, val_fraction, split, verbose):
+def export_ensemble(data, out, trials, *, model, recipe, settings):
     """Trains the configurations of `trials` (the search's top N) with `train` and makes
     ``out/best`` their ensemble: ``best/trial_<id>/`` run directories, and a ``config.json``
     naming them as members, so ``best/`` loads, submits and exports as the mean of their
@@ -63,9 +64,9 @@ def export_ensemble(data, out, trials, *, model, recipe, epochs, seed, val_fract
     members = [f"trial_{trial_id}" for trial_id in ids]
     for name, trial in zip(members, trials):
         if not (staging / name / "config.json").is_file():
-            _train_trial_config(data, staging / name, trial, model=model, recipe=recipe, epochs=epochs, seed=seed,
-                                val_fraction=val_fraction, split=split, verbose=verbose)
-    validation = prepare_data(data, val_fraction=val_fraction, seed=seed, split=split).validation
+            _train_trial_config(data, staging / name, trial, model=model, recipe=recipe, settings=settings)
+    validation = prepare_data(data, val_fraction=settings.val_fraction, seed=settings.seed,
+                              split=settings.split).validation
     scores = {name: read_json(staging / name / "metrics.json") for name in members}
     first = read_json(staging / members[0] / "config.json")
     config = {key: first[key] for key in ("format", "task", "model", "training", "data", "versions") if key in first}

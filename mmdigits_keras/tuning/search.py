@@ -14,6 +14,7 @@ state and resumption (`.state`), the distributed set-up and its fault tolerance 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gc
 import logging
 import os
@@ -23,7 +24,8 @@ import keras_tuner
 import numpy as np
 
 from mmdigits_keras.models import model_info
-from mmdigits_keras.training import DEFAULT_MODEL, get_recipe, prepare_data
+from mmdigits_keras.training import DEFAULT_MODEL, TrainingSettings, get_recipe, prepare_data
+from mmdigits_keras.training.settings import resolve_settings
 from mmdigits_keras.tuning.cluster import parse_oracle_address, wait_for_oracle
 from mmdigits_keras.tuning.export import export_best, export_ensemble
 from mmdigits_keras.tuning.internals import hyperband_first_round, hyperband_iteration_trials
@@ -46,19 +48,12 @@ from mmdigits_keras.utils.locks import claim
 from mmdigits_keras.utils.names import (
     DEFAULT_OBJECTIVE,
     DEFAULT_RECIPE,
-    EPOCHS,
     MAX_TRIALS,
     ORACLE_TIMEOUT_S,
-    PATIENCE,
-    SEED,
     TRIAL_EPOCHS,
-    VAL_FRACTION,
 )
 
 logger = logging.getLogger("mmdigits_keras")
-
-EXPORT_EPOCHS = EPOCHS  # `train`'s default: best/ is trained as `mmdigits train` trains
-
 
 def run_search(
     data,
@@ -69,20 +64,16 @@ def run_search(
     tuner=None,
     max_trials=MAX_TRIALS,
     epochs=TRIAL_EPOCHS,
-    export_epochs=EXPORT_EPOCHS,
     objective=DEFAULT_OBJECTIVE,
-    seed=SEED,
     space=None,
-    val_fraction=VAL_FRACTION,
+    settings=None,
     overwrite=False,
     distributed=None,
     oracle=None,
     tuner_id=None,
     oracle_timeout=ORACLE_TIMEOUT_S,
-    verbose="auto",
     trial_end_hook=None,
     isolate_trials=True,
-    split=None,
     ensemble=1,
     folds=None,
 ):
@@ -111,14 +102,13 @@ def run_search(
             trials logs a warning: the search ends inside its first round of short trials.
         max_trials: Maximum number of trials (int > 0; also caps Hyperband's brackets).
         epochs: Epochs per trial (Hyperband: its ``max_epochs``).
-        export_epochs: Maximum epochs of ``best/`` (default 30, `train`'s; early stopping).
         objective: ``val_accuracy`` (default), ``val_loss``, ``accuracy`` or ``loss``.
-        seed: Seed of the oracle, the split and each trial's initialization.
         space: Optional overrides of the model's space (see `RegistryHyperModel`).
-        val_fraction: Stratified validation fraction of the training files.
-        split: What validation holds out (``"speaker"``, ``"recording"``, ``"row"``; None: the
-            strictest the data supports, as `train`): the objective is scored on rows whose
-            recordings (or speakers) no trial trained on.
+        settings: A `TrainingSettings` (None: `train`'s defaults): how ``best/`` trains
+            (``epochs``, default 30, with early stopping; ``refit``; ``strategy``), and what
+            every trial shares with it: ``seed`` (also the oracle's), ``val_fraction``,
+            ``split`` (the objective is scored on rows whose recordings, or speakers, no
+            trial trained on), ``patience`` and ``verbose``.
         ensemble: N >= 1: ``best/`` is the ensemble of the top N trials (`export_ensemble`);
             1 (default): the best trial alone.
         folds: None, or K >= 2: every trial trains K fold models (`train --folds`'s folds) and
@@ -130,7 +120,6 @@ def run_search(
         oracle: ``"HOST:PORT"`` of the chief's oracle (required when `distributed`).
         tuner_id: The worker's id (default ``worker-<pid>``; the chief is ``chief``).
         oracle_timeout: Seconds a worker waits for the oracle to answer before giving up.
-        verbose: Keras `fit` verbosity.
         trial_end_hook: Optional callable(trial) run after each trial (benchmarks).
         isolate_trials: Run the trials in a worker process replaced every few trials
             (`mmdigits_keras.tuning.trial.TrialWorker`), so memory does not grow from trial to
@@ -151,11 +140,12 @@ def run_search(
     """
     model_info(model)
     get_recipe(recipe)
+    settings = resolve_settings(settings)
+    seed, val_fraction, split, verbose = settings.seed, settings.val_fraction, settings.split, settings.verbose
     if tuner is not None:
         check_choice("tuner", tuner, TUNERS)
     check_choice("objective", objective, OBJECTIVES)
-    for name, value in (("max_trials", max_trials), ("epochs", epochs), ("export_epochs", export_epochs),
-                        ("ensemble", ensemble)):
+    for name, value in (("max_trials", max_trials), ("epochs", epochs), ("ensemble", ensemble)):
         if not (isinstance(value, (int, np.integer)) and value >= 1):
             raise ValueError(f"`{name}` must be an integer >= 1. Received: {name}={value!r}")
     if tuner is None:
@@ -212,12 +202,12 @@ def run_search(
             os.environ["KERASTUNER_ORACLE_PORT"] = str(port)
 
         hypermodel = RegistryHyperModel(model, prepared=prepared, recipe=recipe, space=space, seed=seed,
-                                        patience=PATIENCE)
+                                        patience=settings.patience)
         objective_spec = keras_tuner.Objective(objective, direction=OBJECTIVES[objective])
         # What a trial process needs to rebuild the data and the hypermodel (`hypermodel_for`).
         trial_settings = {"data": str(Path(data).resolve()), "seed": seed, "val_fraction": val_fraction,
-                          "model": model, "recipe": recipe, "space": space, "patience": PATIENCE, "split": split,
-                          "folds": folds}
+                          "model": model, "recipe": recipe, "space": space, "patience": settings.patience,
+                          "split": split, "folds": folds}
         isolation = trial_settings if isolate_trials else None
         fold_models = hypermodel_for(trial_settings) if folds and not isolate_trials else None
         search = SearchTuner(
@@ -249,14 +239,14 @@ def run_search(
         write_json(out / "best_hyperparameters.json", best)
         del prepared
         gc.collect()
-        settings = dict(model=model, recipe=recipe, epochs=export_epochs, seed=seed, val_fraction=val_fraction,
-                        split=split, verbose=verbose, **({"folds": folds} if folds else {}))
+        # best/ trains on the split the trials were scored on.
+        export = dict(model=model, recipe=recipe, settings=dataclasses.replace(settings, split=split))
         if ensemble > 1:
             write_json(out / "best_ensemble.json", top)
-            best_dir, exported = export_ensemble(data, out, top, **settings)
+            best_dir, exported = export_ensemble(data, out, top, **export)
             what = f"the top {len(top)} configurations (trials {', '.join(t['trial_id'] for t in top)}) as an ensemble"
         else:
-            best_dir, exported = export_best(data, out, best, **settings)
+            best_dir, exported = export_best(data, out, best, folds=folds, **export)
             what = f"the best configuration (trial {best['trial_id']}, {objective} {best['score']:.4f})"
         logger.info("%s %s as %s", "exported" if exported else "kept", what, best_dir)
         if len(failed):
@@ -297,7 +287,7 @@ def load_search(out, *, data=None):
     if prepared.fingerprint != record["data_fingerprint"]:
         raise ValueError(f"{data}: not the data the search in {out} used (fingerprints differ)")
     hypermodel = RegistryHyperModel(record["model"], prepared=prepared, recipe=record["recipe"], space=record["space"],
-                                    seed=record["seed"], patience=PATIENCE)
+                                    seed=record["seed"], patience=record.get("patience", TrainingSettings().patience))
     objective = keras_tuner.Objective(record["objective"], direction=OBJECTIVES[record["objective"]])
     oracle = make_oracle(record["tuner"], objective=objective, max_trials=1, epochs=record["epochs"],
                          seed=record["seed"])

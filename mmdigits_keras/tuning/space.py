@@ -23,7 +23,7 @@ import dataclasses
 import keras_tuner
 
 from mmdigits_keras.models import model_info
-from mmdigits_keras.training import classification_task, compile_model, fit_model, get_recipe
+from mmdigits_keras.training import classification_spec, compile_model, fit_model, get_recipe
 from mmdigits_keras.utils.names import DEFAULT_MODEL, DEFAULT_RECIPE, PATIENCE, SEED
 
 LATE_FUSION_SPACE = {
@@ -113,7 +113,7 @@ def check_space(space, *, model="model2", recipe="default"):
 
 class RegistryHyperModel(keras_tuner.HyperModel):
     """A registry model's search space; every trial is built and trained by the engine with the
-    same recipe as `train` (`classification_task`, `compile_model`, `fit_model`).
+    same recipe as `train` (`classification_spec`, `compile_model`, `fit_model`).
 
     Args:
         model: Registry name (`list_models()`); the space follows its family (module docstring).
@@ -188,7 +188,7 @@ class RegistryHyperModel(keras_tuner.HyperModel):
     def build(self, hp):
         """Declares the hyperparameters and returns the compiled classifier (engine recipe)."""
         kwargs, learning_rate = self.declare(hp)
-        model, _ = classification_task(self.model, self.recipe, kwargs).build(self.prepared)
+        model, _ = classification_spec(self.model, self.recipe, kwargs).build(self.prepared)
         return compile_model(model, self.trial_recipe(hp), learning_rate=learning_rate)
 
     def fit(self, hp, model, *args, epochs=1, callbacks=(), initial_epoch=0, verbose="auto", seed=None, **kwargs):

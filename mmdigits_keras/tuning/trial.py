@@ -30,7 +30,7 @@ import keras
 import keras_tuner
 
 from mmdigits_keras.training import get_recipe, prepare_data
-from mmdigits_keras.training.engine import seed_everything
+from mmdigits_keras.training.fitting import seed_everything
 from mmdigits_keras.training.logs import tensorboard_callback, write_hparams
 from mmdigits_keras.tuning.space import RegistryHyperModel
 from mmdigits_keras.utils.files import read_json, write_json

@@ -4,7 +4,7 @@ them without starting TensorFlow (its arguments default to None, so the library 
 library checks itself against them (`mmdigits_keras.training.recipes` builds its `RECIPES` for
 exactly `RECIPE_NAMES`)."""
 
-# `train`'s, `tune`'s and the demo's model: the robustness benchmark's winner (docs/performance.md).
+# `train`'s, `tune`'s and the demo's model: the robustness benchmark's winner (docs/results.md).
 DEFAULT_MODEL = "hybrid_cnn"
 # `retrieval train`'s towers: seed 001's image and speech CNN encoders.
 DEFAULT_TOWERS = "hybrid_cnn"
@@ -30,8 +30,7 @@ ORACLE_TIMEOUT_S = 60.0
 # `demo`.
 DEMO_EPOCHS = 5
 # `retrieval train`. Symmetric InfoNCE over seed 002's max-margin loss: validation (a held-out
-# training speaker, 4 speaker-disjoint rotations) preferred it on each of seeds 0, 1, 2
-# (benchmarks/bench_speakers.py --part retrieval; docs/performance.md).
+# training speaker) preferred it on every seed (docs/results.md).
 RETRIEVAL_LOSSES = ("max_margin", "info_nce")
 RETRIEVAL_LOSS = "info_nce"
 MARGIN = 0.2

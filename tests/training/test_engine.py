@@ -4,7 +4,8 @@ from types import SimpleNamespace
 import pytest
 
 from mmdigits_keras.training import RECIPES
-from mmdigits_keras.training.engine import fit_callbacks, refit_schedule
+from mmdigits_keras.training.fitting import fit_callbacks
+from mmdigits_keras.training.refit import refit_schedule
 
 
 def test_every_recipe_stops_early_and_halves_the_rate_on_a_plateau():

@@ -18,7 +18,7 @@ from mmdigits_keras.cli import build_parser, main
 from mmdigits_keras.data import load_kaggle
 from mmdigits_keras.models import create_model
 from mmdigits_keras.submission import submit, validate_submission
-from mmdigits_keras.training import RUN_FILES, get_recipe, load_trained_model, prepare_data
+from mmdigits_keras.training import RUN_FILES, TrainingSettings, get_recipe, load_trained_model, prepare_data
 from mmdigits_keras.tuning import (
     RegistryHyperModel,
     SearchTuner,
@@ -38,6 +38,8 @@ TUNE = [sys.executable, str(ROOT / "tuning" / "tune.py")]
 SMALL = {"depth": [1], "width": [0.5], "audio": ["conv1d"], "batch_size": [128]}
 MODEL2 = {"model": "model2", "space": SMALL}  # a small space of seed 000's family
 # best/ trains for 1 epoch in tests (default: 30, as `mmdigits train`).
+QUIET = TrainingSettings(verbose=0)
+QUIET_ONE_EPOCH = TrainingSettings(epochs=1, verbose=0)  # best/ trains 1 epoch (default 30)
 SMALL_ARGS = ["--model", "model2", "--depth", "1", "--width", "0.5", "--audio", "conv1d", "--batch-size", "128",
               "--export-epochs", "1"]
 
@@ -121,7 +123,7 @@ def test_lstm_units_is_conditional_on_the_lstm_encoder(tiny_kaggle):
 def test_search_writes_outputs_resumes_and_refuses_other_searches(tiny_kaggle, tmp_path, capsys, caplog):
     out = tmp_path / "search"
     # In-process trials keep this test fast; the CLI tests below run trials in child processes.
-    result = run_search(tiny_kaggle, out=out, **MODEL2, max_trials=2, epochs=1, export_epochs=1, verbose=0,
+    result = run_search(tiny_kaggle, out=out, **MODEL2, max_trials=2, epochs=1, settings=QUIET_ONE_EPOCH,
                         isolate_trials=False)
     board = pd.read_csv(out / "leaderboard.csv")
     assert board["trial_id"].tolist() == [0, 1] and set(board["status"]) == {"COMPLETED"}
@@ -162,7 +164,7 @@ def test_search_writes_outputs_resumes_and_refuses_other_searches(tiny_kaggle, t
     # Resumed with one more trial and --ensemble 2: best/ becomes the top two trials, predicting as
     # their mean.
     (out / "keras_tuner" / "oracle.json").write_text('{"ongoing_tri')
-    again = run_search(tiny_kaggle, out=out, **MODEL2, max_trials=3, epochs=1, export_epochs=1, verbose=0,
+    again = run_search(tiny_kaggle, out=out, **MODEL2, max_trials=3, epochs=1, settings=QUIET_ONE_EPOCH,
                        isolate_trials=False, ensemble=2)
     assert "restored its state from the last finished trial" in caplog.text
     assert again["resumed"] and len(again["leaderboard"]) == 3
@@ -180,12 +182,12 @@ def test_search_writes_outputs_resumes_and_refuses_other_searches(tiny_kaggle, t
     before = (out / "leaderboard.csv").read_text()
     with pytest.raises(ValueError, match="different space"):
         run_search(tiny_kaggle, out=out, model="model2", max_trials=3, epochs=1, space={**SMALL, "width": [1.0]},
-                   verbose=0)
+                   settings=QUIET)
     audio = np.load(tiny_kaggle / "x_train_sp.npy")
     audio[0, 0] += 1.0
     np.save(tiny_kaggle / "x_train_sp.npy", audio)
     with pytest.raises(ValueError, match="different data"):
-        run_search(tiny_kaggle, out=out, **MODEL2, max_trials=3, epochs=1, verbose=0)
+        run_search(tiny_kaggle, out=out, **MODEL2, max_trials=3, epochs=1, settings=QUIET)
     assert (out / "leaderboard.csv").read_text() == before
     assert result["role"] == "single"
 
@@ -193,7 +195,7 @@ def test_search_writes_outputs_resumes_and_refuses_other_searches(tiny_kaggle, t
 @pytest.mark.slow(22)
 def test_cross_validated_trials_score_the_mean_of_their_folds_and_best_is_a_cv_run(tiny_kaggle, tmp_path):
     out = tmp_path / "cv"
-    result = run_search(tiny_kaggle, out=out, **MODEL2, max_trials=1, epochs=1, export_epochs=1, verbose=0,
+    result = run_search(tiny_kaggle, out=out, **MODEL2, max_trials=1, epochs=1, settings=QUIET_ONE_EPOCH,
                         isolate_trials=False, folds=2)
     (trial,) = result["tuner"].oracle.get_best_trials(1)
     # One epoch: each fold's checkpoint is that epoch; the score is the mean of the two folds'
@@ -237,7 +239,7 @@ def test_trials_share_a_worker_process_that_is_replaced_when_it_retires(tiny_kag
                 child.wait(timeout=60)
                 killed.append(child.pid)
 
-    run_search(tiny_kaggle, out=out, **MODEL2, max_trials=4, epochs=1, export_epochs=1, verbose=0,
+    run_search(tiny_kaggle, out=out, **MODEL2, max_trials=4, epochs=1, settings=QUIET_ONE_EPOCH,
                trial_end_hook=kill_the_first_worker)
     board = pd.read_csv(out / "leaderboard.csv")
     assert len(board) == 4 and set(board["status"]) == {"COMPLETED"}

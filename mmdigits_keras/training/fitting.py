@@ -1,0 +1,115 @@
+"""Fitting one model with a recipe: seeding, compiling (the recipe's optimizer and loss), the
+recipe's schedule (early stopping, learning-rate plateau) and `fit` on numpy arrays or the
+recipe's `tf.data` pipeline. The engine (`mmdigits_keras.training.engine`) and the refit
+(`mmdigits_keras.training.refit`) train through these."""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from mmdigits_keras.models.backbone import modalities_of
+from mmdigits_keras.training.fused import fused_batch_normalization
+from mmdigits_keras.training.pipeline import evaluation_dataset, model_inputs, recipe_targets, training_dataset
+from mmdigits_keras.training.recipes import make_loss, make_optimizer
+from mmdigits_keras.utils.progress import fit_verbosity
+
+
+def seed_everything(seed):
+    """Seeds Python, NumPy and TensorFlow and makes TensorFlow's ops deterministic."""
+    keras.utils.set_random_seed(int(seed))
+    tf.config.experimental.enable_op_determinism()
+
+
+def compile_model(model, recipe, *, learning_rate, loss=None, metrics=("accuracy",)):
+    """Compiles `model` with the recipe's optimizer and (unless `loss` is given) its loss.
+
+    Classification (no `loss` given) also logs ``crossentropy``: the validation cross-entropy
+    without label smoothing, which early stopping watches (with smoothing, ``val_loss`` is
+    lowest for an under-confident model, so it would restore too early an epoch).
+
+    Returns:
+        The model.
+    """
+    metrics = list(metrics)
+    if loss is None:
+        loss = make_loss(recipe)
+        metrics.append(keras.metrics.CategoricalCrossentropy(name="crossentropy") if recipe.one_hot
+                       else keras.metrics.SparseCategoricalCrossentropy(name="crossentropy"))
+    model.compile(optimizer=make_optimizer(recipe, learning_rate=learning_rate), loss=loss, metrics=metrics)
+    return model
+
+
+def fit_callbacks(recipe, *, patience=10, monitor="val_crossentropy"):
+    """The recipes' schedule: EarlyStopping on `monitor` (best weights restored) and
+    ReduceLROnPlateau (factor 0.5 after `patience` // 2 epochs), as in seed 001's training set-up."""
+    return [
+        keras.callbacks.EarlyStopping(monitor=monitor, patience=patience, restore_best_weights=True),
+        keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=0.5, patience=max(1, patience // 2),
+                                          min_lr=1e-6),
+    ]
+
+
+def build_training_state(model, part, recipe):
+    """Creates a compiled `model`'s optimizer slots and compiled loss and metric variables
+    eagerly, from the first two rows of `part`, and resets the metrics.
+
+    Without a distribution strategy Keras creates them inside the first traced train step, and
+    TensorFlow traces a function that creates variables twice; built here, the train step is
+    traced once. The forward pass runs in inference mode: no weight, moving statistic or
+    random state changes.
+
+    Args:
+        model: A compiled `keras.Model` with ``image`` and ``audio`` inputs.
+        part: A labelled `MultimodalDataset` (at least one row).
+        recipe: The `Recipe` the model was compiled with (its targets' shape: class ids, or
+            one-hot rows when it smooths labels).
+    """
+    if not model.optimizer.built:
+        model.optimizer.build(model.trainable_variables)
+    inputs = model_inputs(part.subset(slice(0, 2)))
+    targets = recipe_targets(part.labels[:2], recipe)
+    predictions = model(inputs, training=False)
+    model.compute_loss(inputs, targets, predictions)
+    model.compute_metrics(inputs, targets, predictions)
+    model.reset_metrics()
+
+
+def fit_model(model, prepared, recipe, *, epochs, seed=0, patience=10, callbacks=(), initial_epoch=0,
+              monitor="val_crossentropy", verbose="auto", schedule=None):
+    """Fits a compiled `model` on `prepared` with `recipe`: a recipe without augmentation feeds
+    numpy arrays (the course papers' way), every other recipe a `training_dataset` pipeline; validation on
+    the validation rows; `fit_callbacks` (watching `monitor`) plus `callbacks`. Batch
+    normalization trains with TensorFlow's fused kernel (`fused_batch_normalization`).
+    ``verbose="auto"`` draws Keras's progress bar on a terminal or in a notebook and one line
+    per epoch elsewhere (`fit_verbosity`).
+
+    With `schedule` (a refit: `refit_schedule`), the model trains ``len(schedule)`` epochs at
+    those learning rates, without validation, early stopping or plateau (`epochs` and
+    `patience` are ignored).
+
+    Returns:
+        The Keras `History`.
+    """
+    verbose = fit_verbosity(verbose)
+    if schedule is not None:
+        epochs = len(schedule)
+        every = [keras.callbacks.LearningRateScheduler(lambda epoch, rate: schedule[epoch]), *callbacks]
+    else:
+        every = [*fit_callbacks(recipe, patience=patience, monitor=monitor), *callbacks]
+    train_part, val_part = prepared.train, prepared.validation
+    validate = len(val_part) > 0
+    if not recipe.augment:  # as the course papers ran it: numpy arrays into fit
+        training = dict(x=model_inputs(train_part), y=train_part.labels, batch_size=recipe.batch_size, shuffle=True,
+                        validation_data=(model_inputs(val_part), val_part.labels) if validate else None)
+    else:
+        try:
+            multimodal = len(modalities_of(model)) > 1
+        except ValueError:  # no backbone (a flat 0.1.0 model): assume both inputs matter
+            multimodal = True
+        training = dict(x=training_dataset(train_part, recipe, seed=seed, multimodal=multimodal),
+                        validation_data=evaluation_dataset(val_part, recipe) if validate else None,
+                        shuffle=False)  # tf.data shuffles
+    build_training_state(model, train_part, recipe)
+    with fused_batch_normalization(model):
+        return model.fit(**training, epochs=int(epochs), initial_epoch=initial_epoch, callbacks=every, verbose=verbose)

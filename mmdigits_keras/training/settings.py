@@ -1,0 +1,104 @@
+"""How a run trains, as one value: `TrainingSettings`, shared by `train`, `train_retrieval`, the
+engine and a search's ``best/`` (`run_search(settings=...)`), instead of the same keyword
+arguments repeated in each."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from mmdigits_keras.data.splits import SPLITS
+from mmdigits_keras.training.distribute import check_strategy
+from mmdigits_keras.utils.checks import check_positive
+from mmdigits_keras.utils.names import EPOCHS, LEARNING_RATE, PATIENCE, SEED, VAL_FRACTION
+
+VERBOSITIES = ("auto", 0, 1, 2)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingSettings:
+    """How a run trains (the recipe says what it trains on: `Recipe`).
+
+    Attributes:
+        epochs: Maximum epochs (int > 0); early stopping may end sooner.
+        learning_rate: The optimizer's initial learning rate (float > 0).
+        val_fraction: Validation fraction in (0, 1); with grouped splits one of
+            ``round(1 / val_fraction)`` folds (a fifth for 0.2).
+        split: What validation holds out: ``"speaker"`` (whole speakers; needs the data set's
+            speaker ids), ``"recording"`` (whole recordings) or ``"row"`` (random rows; leaks
+            repeated recordings). None: the strictest the data supports
+            (`mmdigits_keras.data.splits`).
+        seed: Seed of the split, the weight initialization, shuffling and augmentation (int).
+        patience: EarlyStopping patience in epochs (int > 0); ReduceLROnPlateau halves the
+            learning rate after ``patience // 2``.
+        strategy: None (one device, or the `tf.distribute` strategy whose scope is open),
+            ``"default"``, ``"mirrored"`` (every visible GPU) or a `tf.distribute.Strategy`
+            (`mmdigits_keras.training.distribute.make_strategy`). Not recorded as an object:
+            ``config.json`` names it.
+        refit: After validation picks the epoch count, train a fresh model on every row and
+            save it (`mmdigits_keras.training.refit`); the validation scores stay the
+            validated run's. Not with cross-validation folds.
+        verbose: Keras `fit` verbosity: ``"auto"`` (a progress bar on a terminal or in a
+            notebook, one line per epoch elsewhere), 0, 1 or 2.
+
+    Raises:
+        ValueError: a value out of its range (the message names the field).
+    """
+
+    epochs: int = EPOCHS
+    learning_rate: float = LEARNING_RATE
+    val_fraction: float = VAL_FRACTION
+    split: str | None = None
+    seed: int = SEED
+    patience: int = PATIENCE
+    strategy: object = None
+    refit: bool = False
+    verbose: object = "auto"
+
+    def __post_init__(self):
+        check_positive("epochs", self.epochs)
+        check_positive("learning_rate", self.learning_rate, float)
+        check_positive("patience", self.patience)
+        if not (isinstance(self.val_fraction, (int, float)) and 0 < self.val_fraction < 1):
+            raise ValueError(f"`val_fraction` must be in (0, 1). Received: val_fraction={self.val_fraction!r}")
+        if self.split is not None and self.split not in SPLITS:
+            raise ValueError(f"`split` must be one of {list(SPLITS)} or None. Received: split={self.split!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)):
+            raise ValueError(f"`seed` must be an integer. Received: seed={self.seed!r}")
+        check_strategy(self.strategy)
+        if self.verbose not in VERBOSITIES:
+            raise ValueError(f"`verbose` must be one of {list(VERBOSITIES)}. Received: verbose={self.verbose!r}")
+
+    def record(self):
+        """The JSON-able fields ``config.json`` records (``strategy`` is recorded by name elsewhere)."""
+        return {key: value for key, value in dataclasses.asdict(self).items() if key not in ("strategy", "verbose")}
+
+
+FIELDS = tuple(field.name for field in dataclasses.fields(TrainingSettings))
+
+
+def resolve_settings(settings=None, options=None, **defaults):
+    """`settings` (or `TrainingSettings(**defaults)`) with the keyword `options` replacing its fields.
+
+    Args:
+        settings: None or a `TrainingSettings`.
+        options: dict of field -> value given as keyword arguments (e.g. ``train(epochs=1)``).
+        **defaults: Fields of the calling function's own defaults (e.g. retrieval's epochs),
+            used when `settings` is None.
+
+    Returns:
+        A `TrainingSettings`.
+
+    Raises:
+        ValueError: `settings` is not a `TrainingSettings`, an option is not one of its
+            fields, or a value is out of range.
+    """
+    if settings is not None and not isinstance(settings, TrainingSettings):
+        raise ValueError(f"`settings` must be a TrainingSettings. Received: settings={settings!r}")
+    options = dict(options or {})
+    unknown = sorted(set(options) - set(FIELDS))
+    if unknown:
+        raise ValueError(f"unknown argument(s) {unknown}; the training settings are {list(FIELDS)}")
+    base = settings if settings is not None else TrainingSettings(**defaults)
+    return dataclasses.replace(base, **options) if options else base
