@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 from nbclient import NotebookClient
 
-from mmdigits_keras import validate_submission
+from mmdigits_keras.submission import validate_submission
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "examples" / "kaggle_notebook.ipynb"
 

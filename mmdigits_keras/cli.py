@@ -390,7 +390,9 @@ def _run_tune(args):
 
 def _run_data(args):
     if args.action == "synthesize":
-        out = mk.write_synthetic_recordings(args.out, overwrite=args.overwrite, **_given(args, "takes", "seed"))
+        from mmdigits_keras.data import write_synthetic_recordings  # deferred: TensorFlow-free start-up
+
+        out = write_synthetic_recordings(args.out, overwrite=args.overwrite, **_given(args, "takes", "seed"))
         print(f"wrote {out} ({len(list(out.glob('*.wav')))} wav files)")
         return
     speakers = [s.strip() for s in args.test_speakers.split(",") if s.strip()] if args.test_speakers else None
@@ -422,12 +424,16 @@ def _run_evaluate(args):
               f"({m['rows']} rows) -> {result['dir']}")
     if len(results) > 1:
         out = Path(args.out) if args.out else Path(args.model[0]).parent / "comparison"
-        written = mk.compare(results, out)
+        from mmdigits_keras.evaluation import compare  # deferred: TensorFlow loads on use
+
+        written = compare(results, out)
         print(f"comparison: {written['table_md']}, {written['overlap_csv']}")
 
 
 def _run_report(args):
-    print(f"wrote {mk.write_report(args.runs, args.data, args.out, **_given(args, 'split'))}")
+    from mmdigits_keras.evaluation import write_report  # deferred: TensorFlow loads on use
+
+    print(f"wrote {write_report(args.runs, args.data, args.out, **_given(args, 'split'))}")
 
 
 def _run_retrieval(args):
@@ -457,7 +463,9 @@ def _run_retrieval(args):
         if args.split == "both" and len(splits) == 1:
             print("test rows not evaluated: the folder has no test labels (pass --test-labels)")
     else:
-        result = mk.query(args.model, args.data, image_index=args.image_index, wav=args.wav,
+        from mmdigits_keras.evaluation import query  # deferred: TensorFlow loads on use
+
+        result = query(args.model, args.data, image_index=args.image_index, wav=args.wav,
                           audio_stats=args.audio_stats, labels=args.labels, **_given(args, "out", "k", "split"))
         labels = "" if result["labels"] is None else f", digits {result['labels'].tolist()}"
         print(f"top {len(result['rows'])}: rows {result['rows'].tolist()}{labels}, cosine "

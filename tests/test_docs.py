@@ -1,5 +1,6 @@
 """The documentation site's generated CLI reference (docs/hooks/cli_reference.py)."""
 
+import importlib
 import importlib.util
 from pathlib import Path
 
@@ -25,3 +26,24 @@ def test_cli_reference_lists_every_command_with_its_options():
     assert "## `mmdigits export`" in page and "--quantize {dynamic}" in page
     assert "## `mmdigits data build`" in page and "## `mmdigits retrieval query`" in page
     assert hook.on_page_markdown("no marker", page=None) == "no marker"
+
+
+API_HOOK = Path(__file__).resolve().parents[1] / "docs" / "hooks" / "api_reference.py"
+
+
+def test_api_reference_is_the_public_api_at_its_defining_modules():
+    import mmdigits_keras as mk
+
+    spec = importlib.util.spec_from_file_location("api_reference", API_HOOK)
+    hook = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hook)
+    paths = [path for section in hook.public_api().values() for path in section]
+    assert sorted(path.rsplit(".", 1)[1] for path in paths) == sorted(mk.__all__)
+    for path in paths:  # each path names the object the top level exports
+        module, name = path.rsplit(".", 1)
+        assert getattr(importlib.import_module(module), name) is getattr(mk, name), path
+    page = hook.on_page_markdown(f"# API\n\n{hook.MARKER}\n", page=None)
+    assert hook.MARKER not in page and "::: mmdigits_keras.training.classification.train" in page
+    # What users call is there; the internals are not.
+    assert {"build_model", "train", "submit", "evaluate", "load_kaggle", "run_search", "list_models"} <= set(mk.__all__)
+    assert not {"train_val_split", "fit_audio_statistics", "make_submission", "compare"} & set(mk.__all__)
