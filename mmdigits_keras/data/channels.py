@@ -1,7 +1,7 @@
 """Recording conditions and wave-level augmentation for `data build`.
 
 Channels simulate another microphone, line or room for the *test* recordings of a build
-(the robustness benchmark's channel-shift conditions, issue 13):
+(the robustness benchmark's channel-shift conditions):
 
 - ``telephone``: 4th-order Butterworth band-pass 300-3400 Hz (the ITU-T G.712 voice band);
 - ``gain+12`` / ``gain-12``: level change by +/-12 dB, then saturation at the recording's full

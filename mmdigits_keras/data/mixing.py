@@ -1,5 +1,5 @@
 """Synthetic voices as extra training speakers: eSpeak NG utterances mixed into any data set's
-training rows (issue 13's lever against speaker shift)."""
+training rows (a lever of the default recipe against speaker shift)."""
 
 from __future__ import annotations
 

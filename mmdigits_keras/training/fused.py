@@ -5,8 +5,8 @@ separate element-wise ops (mean, squared difference, subtract, multiply, sum and
 gradients; keras-team/keras-core#225). Profiled on the default model here (`hybrid_cnn`,
 batch 128, CPU; ``benchmarks/bench_step.py --profile``), those ops took about half of a
 training step's compute. TensorFlow's fused kernel (``FusedBatchNormV3``: one op forward, one
-backward, oneDNN on CPU and cuDNN on GPU) computes the same function; with it an epoch of
-`fit` took 2.0–2.15 s instead of 2.73 s.
+backward, oneDNN on CPU and cuDNN on GPU) computes the same function in far fewer ops (the
+measured speed-up: docs/experiments.md, training speed).
 
 `fused_batch_normalization` swaps the training-mode ``call`` of a model's
 `BatchNormalization` layers for the fused kernel while the model trains and restores it

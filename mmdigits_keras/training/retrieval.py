@@ -156,9 +156,10 @@ def info_nce_loss(labels, image_embedding, audio_embedding, *, temperature=0.1):
 
 
 class PairRankingLoss(keras.losses.Loss):
-    """A Keras loss on ``y_pred`` = concat(image, audio embeddings) and ``y_true`` = labels."""
+    """A Keras loss on ``y_pred`` = concat(image, audio embeddings) and ``y_true`` = labels:
+    `info_nce_loss` (``kind="info_nce"``, the default) or `max_margin_loss` (seed 002's)."""
 
-    def __init__(self, kind="max_margin", *, margin=0.2, temperature=0.1, name="ranking_loss"):
+    def __init__(self, kind=RETRIEVAL_LOSS, *, margin=MARGIN, temperature=TEMPERATURE, name="ranking_loss"):
         super().__init__(name=name)
         self.kind, self.margin, self.temperature = kind, margin, temperature
 
@@ -169,8 +170,9 @@ class PairRankingLoss(keras.losses.Loss):
         return info_nce_loss(labels, image, audio, temperature=self.temperature)
 
 
-def ranking_loss(kind="max_margin", *, margin=0.2, temperature=0.1):
-    """A `keras.losses.Loss` for `training_model`'s output (see `max_margin_loss`, `info_nce_loss`).
+def ranking_loss(kind=RETRIEVAL_LOSS, *, margin=MARGIN, temperature=TEMPERATURE):
+    """A `keras.losses.Loss` for `training_model`'s output: ``"info_nce"`` (the default,
+    `info_nce_loss`) or ``"max_margin"`` (seed 002's, `max_margin_loss`).
 
     Raises:
         ValueError: an unknown `kind` or a non-positive `margin` / `temperature`.
