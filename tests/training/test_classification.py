@@ -44,8 +44,8 @@ def test_train_writes_a_complete_run_directory(tiny_kaggle, tmp_path):
     assert train_scalars["epoch_learning_rate"] == pytest.approx([1e-3, 1e-3])
 
 
-def test_saved_model_standardizes_with_training_rows_only(tiny_kaggle, tmp_path):
-    run = train(tiny_kaggle, out=tmp_path / "run", model="model1", epochs=1, verbose=0)
+def test_saved_model_standardizes_with_training_rows_only(tiny_fusion_run):
+    tiny_kaggle, run = tiny_fusion_run  # Model 1, default recipe, 1 epoch
     data = load_kaggle(tiny_kaggle)
     train_part, _ = train_val_split(data, val_fraction=0.2, seed=0)
     layer = find_layer(load_trained_model(run), "audio_normalization")
