@@ -54,7 +54,7 @@ def test_argparse_errors_exit_2():
 
 def test_train_and_submit(tiny_kaggle, tmp_path, capsys):
     run = tmp_path / "run"
-    assert main(["train", "--data", str(tiny_kaggle), "--model", "model3", "--out", str(run),
+    assert main(["train", "--data", str(tiny_kaggle), "--model", "model3", "--out", str(run), "--recipe", "plain",
                  "--epochs", "1", "--batch-size", "32", "--learning-rate", "0.002", "--seed", "1"]) == 0
     printed = capsys.readouterr().out
     assert "validation accuracy" in printed

@@ -70,10 +70,6 @@ class TrainingSettings:
         if self.verbose not in VERBOSITIES:
             raise ValueError(f"`verbose` must be one of {list(VERBOSITIES)}. Received: verbose={self.verbose!r}")
 
-    def record(self):
-        """The JSON-able fields ``config.json`` records (``strategy`` is recorded by name elsewhere)."""
-        return {key: value for key, value in dataclasses.asdict(self).items() if key not in ("strategy", "verbose")}
-
 
 FIELDS = tuple(field.name for field in dataclasses.fields(TrainingSettings))
 

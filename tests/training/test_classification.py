@@ -93,12 +93,12 @@ def test_same_seed_gives_identical_predictions(tiny_kaggle, tmp_path):
 
 @pytest.mark.slow(11)
 def test_refuses_to_overwrite_a_run_unless_asked(tiny_kaggle, tmp_path):
-    run = train(tiny_kaggle, out=tmp_path / "run", model="model1", epochs=1, verbose=0)
+    run = train(tiny_kaggle, out=tmp_path / "run", model="model1", epochs=1, recipe="plain", verbose=0)
     before = (run / "metrics.json").read_text()
     with pytest.raises(ValueError, match="already exists; pass --overwrite"):
         train(tiny_kaggle, out=run, model="model1", epochs=1, verbose=0)
     assert (run / "metrics.json").read_text() == before
-    train(tiny_kaggle, out=run, model="model1_lstm", epochs=1, verbose=0, overwrite=True)
+    train(tiny_kaggle, out=run, model="model1_lstm", epochs=1, recipe="plain", verbose=0, overwrite=True)
     assert json.loads((run / "config.json").read_text())["model"] == "model1_lstm"
 
 
@@ -170,6 +170,6 @@ def test_a_class_missing_from_training_is_warned_about(tmp_path, caplog):
     pixels, audio, labels = synthetic_arrays(120)
     keep = labels != 5
     data = write_kaggle(tmp_path / "d", pixels=pixels[keep], audio=audio[keep], labels=labels[keep])
-    train(data, out=tmp_path / "run", model="model1", epochs=1, verbose=0)
+    train(data, out=tmp_path / "run", model="model1", epochs=1, recipe="plain", verbose=0)
     assert any(r.levelname == "WARNING" and "no training rows of class(es) [5]" in r.getMessage()
                for r in caplog.records)
