@@ -24,7 +24,7 @@ import keras_tuner
 import numpy as np
 
 from mmdigits_keras.models import model_info
-from mmdigits_keras.training import DEFAULT_MODEL, TrainingSettings, get_recipe, prepare_data
+from mmdigits_keras.training import DEFAULT_MODEL, get_recipe, prepare_data
 from mmdigits_keras.training.settings import resolve_settings
 from mmdigits_keras.tuning.cluster import parse_oracle_address, wait_for_oracle
 from mmdigits_keras.tuning.export import export_best, export_ensemble
@@ -50,6 +50,7 @@ from mmdigits_keras.utils.names import (
     DEFAULT_RECIPE,
     MAX_TRIALS,
     ORACLE_TIMEOUT_S,
+    PATIENCE,
     TRIAL_EPOCHS,
 )
 
@@ -161,6 +162,9 @@ def run_search(
         if tuner == "hyperband":
             raise ValueError("`folds` needs the random or bayesian tuner: Hyperband continues trials from one "
                              "checkpoint, a cross-validated trial has one per fold")
+        if settings.refit:  # best/ is trained as `train --folds K`, which refuses a refit
+            raise ValueError("`settings.refit` and `folds` exclude each other: best/ of a cross-validated search is "
+                             "its winner's fold models, which together already learn from every row")
     iteration = hyperband_iteration_trials(epochs, HYPERBAND_FACTOR)
     if tuner == "hyperband" and max_trials < iteration:
         logger.warning("Hyperband with max_trials=%d and epochs=%d ends inside its first bracket: one full iteration "
@@ -184,7 +188,7 @@ def run_search(
         split = prepared.split  # the one the default chose, for every trial, worker and best/
         record = search_record(data=data, model=model, recipe=recipe, kind=tuner, objective=objective, epochs=epochs,
                                 seed=seed, space=space, val_fraction=val_fraction, split=split,
-                                fingerprint=prepared.fingerprint, folds=folds)
+                                fingerprint=prepared.fingerprint, folds=folds, patience=settings.patience)
         resumed = False
         if not is_worker:
             resumed = check_resume(out, record, overwrite=overwrite)
@@ -287,7 +291,7 @@ def load_search(out, *, data=None):
     if prepared.fingerprint != record["data_fingerprint"]:
         raise ValueError(f"{data}: not the data the search in {out} used (fingerprints differ)")
     hypermodel = RegistryHyperModel(record["model"], prepared=prepared, recipe=record["recipe"], space=record["space"],
-                                    seed=record["seed"], patience=record.get("patience", TrainingSettings().patience))
+                                    seed=record["seed"], patience=record.get("patience", PATIENCE))
     objective = keras_tuner.Objective(record["objective"], direction=OBJECTIVES[record["objective"]])
     oracle = make_oracle(record["tuner"], objective=objective, max_trials=1, epochs=record["epochs"],
                          seed=record["seed"])

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from mmdigits_keras.training.logs import LOGS_DIR
 from mmdigits_keras.utils.files import atomic_write, read_json
+from mmdigits_keras.utils.names import PATIENCE
 
 logger = logging.getLogger("mmdigits_keras")
 
@@ -57,19 +58,22 @@ def repair_search_state(project_dir):
 
 
 def search_record(*, data, model, recipe, kind, objective, epochs, seed, space, val_fraction, split, fingerprint,
-                   folds=None):
+                   folds=None, patience=PATIENCE):
     """The settings a search is resumed only with (``search.json``): model, recipe, tuner kind,
     objective, epochs, seed, space, validation fraction and split, the data folder (absolute)
-    and its SHA-256 `fingerprint`, and `folds` when set.
+    and its SHA-256 `fingerprint`, and `folds` and the trials' early-stopping `patience` when
+    they are not the defaults.
 
     Returns:
         A JSON-ready dict.
     """
-    # `folds` only when set: searches written before it existed still resume.
+    # `folds` and `patience` only when not the defaults: searches written before they could be
+    # set still resume.
     return {"model": model, "recipe": recipe, "tuner": kind, "objective": objective, "epochs": int(epochs),
             "seed": int(seed), "val_fraction": float(val_fraction), "split": split, "space": space,
             "data": str(Path(data).resolve()), "data_fingerprint": fingerprint,
-            **({"folds": int(folds)} if folds else {})}
+            **({"folds": int(folds)} if folds else {}),
+            **({"patience": int(patience)} if patience != PATIENCE else {})}
 
 
 def check_resume(out, record, *, overwrite):

@@ -186,6 +186,8 @@ def test_search_writes_outputs_resumes_and_refuses_other_searches(tiny_kaggle, t
     with pytest.raises(ValueError, match="different space"):
         run_search(tiny_kaggle, out=out, model="model2", max_trials=3, epochs=1, space={**SMALL, "width": [1.0]},
                    settings=QUIET)
+    with pytest.raises(ValueError, match="different patience"):  # the trials' early stopping is part of a search
+        run_search(tiny_kaggle, out=out, **MODEL2, max_trials=3, epochs=1, settings=TrainingSettings(patience=3, verbose=0))
     audio = np.load(tiny_kaggle / "x_train_sp.npy")
     audio[0, 0] += 1.0
     np.save(tiny_kaggle / "x_train_sp.npy", audio)
@@ -214,7 +216,8 @@ def test_cross_validated_trials_score_the_mean_of_their_folds_and_best_is_a_cv_r
     assert json.loads((out / "best" / "config.json").read_text())["cross_validation"]["folds"] == 2
     path, _ = submit(out / "best", tiny_kaggle, tmp_path / "cv.csv")
     validate_submission(path, rows=50)
-    for bad, match in (({"tuner": "hyperband"}, "random or bayesian"), ({"ensemble": 2}, "already the ensemble")):
+    for bad, match in (({"tuner": "hyperband"}, "random or bayesian"), ({"ensemble": 2}, "already the ensemble"),
+                       ({"settings": TrainingSettings(refit=True)}, "exclude each other")):
         with pytest.raises(ValueError, match=match):
             run_search(tiny_kaggle, out=tmp_path / "refused", **MODEL2, max_trials=2, epochs=1, folds=2, **bad)
 
