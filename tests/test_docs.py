@@ -1,16 +1,18 @@
-"""The documentation site's generated CLI reference (docs/hooks/cli_reference.py)."""
+"""The documentation site's generated pages: the CLI reference and the public API
+(docs/hooks/cli_reference.py, docs/hooks/api_reference.py)."""
 
 import importlib
 import importlib.util
 from pathlib import Path
 
+import mmdigits_keras as mk
 from mmdigits_keras.cli import build_parser
 
-HOOK = Path(__file__).resolve().parents[1] / "docs" / "hooks" / "cli_reference.py"
+HOOKS = Path(__file__).resolve().parents[1] / "docs" / "hooks"
 
 
-def _hook():
-    spec = importlib.util.spec_from_file_location("cli_reference", HOOK)
+def _hook(name="cli_reference"):
+    spec = importlib.util.spec_from_file_location(name, HOOKS / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -28,15 +30,8 @@ def test_cli_reference_lists_every_command_with_its_options():
     assert hook.on_page_markdown("no marker", page=None) == "no marker"
 
 
-API_HOOK = Path(__file__).resolve().parents[1] / "docs" / "hooks" / "api_reference.py"
-
-
 def test_api_reference_is_the_public_api_at_its_defining_modules():
-    import mmdigits_keras as mk
-
-    spec = importlib.util.spec_from_file_location("api_reference", API_HOOK)
-    hook = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(hook)
+    hook = _hook("api_reference")
     paths = [path for section in hook.public_api().values() for path in section]
     assert sorted(path.rsplit(".", 1)[1] for path in paths) == sorted(mk.__all__)
     for path in paths:  # each path names the object the top level exports
