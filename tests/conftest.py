@@ -1,6 +1,7 @@
 """Shared fixtures: the real data in ../shared/data, and small data sets written per test."""
 
 import os
+import shutil
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -63,16 +64,38 @@ def tiny_kaggle(tmp_path):
                         test_pixels=pixels[200:], test_audio=audio[200:])
 
 
+def built_once(name, build, tmp_path_factory, worker_id):
+    """The folder `build(folder)` fills, built once for all xdist workers: in their common
+    temporary folder under a file lock (pytest-xdist's recipe for a session fixture run once),
+    then reused by every worker. Only for fixtures whose tests read what was built."""
+    if worker_id == "master":  # no xdist
+        folder = tmp_path_factory.mktemp(name)
+        build(folder)
+        return folder
+    shared = tmp_path_factory.getbasetemp().parent
+    folder = shared / name
+    with FileLock(str(shared / f"{name}.lock")):
+        if not (shared / f"{name}.done").is_file():
+            shutil.rmtree(folder, ignore_errors=True)  # a half-built folder from a failed build
+            folder.mkdir()
+            build(folder)
+            (shared / f"{name}.done").touch()
+    return folder
+
+
 @pytest.fixture(scope="session")
-def tiny_fusion_run(tmp_path_factory):
+def tiny_fusion_run(tmp_path_factory, worker_id):
     """(data folder, run directory): the tiny data and a Model 1 fusion run trained 1 epoch on it,
     shared by the tests that only read such a run."""
     from mmdigits_keras.training import train
 
-    root = tmp_path_factory.mktemp("fusion")
-    pixels, audio, labels = synthetic_arrays(200)
-    data = write_kaggle(root / "tiny", pixels=pixels, audio=audio, labels=labels)
-    return data, train(data, out=root / "run", model="model1", epochs=1, verbose=0)
+    def build(root):
+        pixels, audio, labels = synthetic_arrays(200)
+        data = write_kaggle(root / "tiny", pixels=pixels, audio=audio, labels=labels)
+        train(data, out=root / "run", model="model1", epochs=1, verbose=0)
+
+    root = built_once("tiny_fusion_run", build, tmp_path_factory, worker_id)
+    return root / "tiny", root / "run"
 
 
 @pytest.fixture(scope="session")
@@ -83,18 +106,13 @@ def kaggle_sample(shared_data):
 @pytest.fixture(scope="session")
 def default_kaggle_run(kaggle_sample, tmp_path_factory, worker_id):
     """The default model and recipe trained 2 epochs on kaggle_sample (a real model, well above chance),
-    shared by the tests that only read it: trained once for all xdist workers, in their common
-    temporary folder under a file lock (pytest-xdist's recipe for a session fixture run once)."""
+    shared by the tests that only read it."""
     from mmdigits_keras.training import train
 
-    if worker_id == "master":  # no xdist
-        return train(kaggle_sample, out=tmp_path_factory.mktemp("default") / "run", epochs=2, verbose=0)
-    shared = tmp_path_factory.getbasetemp().parent
-    run = shared / "default_kaggle_run"
-    with FileLock(str(shared / "default_kaggle_run.lock")):
-        if not (run / "config.json").is_file():
-            train(kaggle_sample, out=run, epochs=2, verbose=0, overwrite=True)
-    return run
+    def build(root):
+        train(kaggle_sample, out=root / "run", epochs=2, verbose=0)
+
+    return built_once("default_kaggle_run", build, tmp_path_factory, worker_id) / "run"
 
 
 @pytest.fixture(scope="session")

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 import python_speech_features
 import scipy.io.wavfile
+from conftest import built_once
 
 from mmdigits_keras.cli import main
 from mmdigits_keras.data import load_kaggle, load_khacef
@@ -28,11 +29,12 @@ def mnist_npz(shared_data):
 
 
 @pytest.fixture(scope="module")
-def built(fsdd, mnist_npz, tmp_path_factory):
-    out = tmp_path_factory.mktemp("built") / "kaggle"
-    build_dataset(audio=fsdd, audio_format="fsdd", images=mnist_npz, out=out, layout="kaggle",
-                  test_speakers=["nicolas"], verbose=0)
-    return out
+def built(fsdd, mnist_npz, tmp_path_factory, worker_id):
+    def build(folder):
+        build_dataset(audio=fsdd, audio_format="fsdd", images=mnist_npz, out=folder / "kaggle", layout="kaggle",
+                      test_speakers=["nicolas"], verbose=0)
+
+    return built_once("built_kaggle", build, tmp_path_factory, worker_id) / "kaggle"
 
 
 def test_kaggle_layout_loads_and_is_speaker_disjoint(built, mnist_npz):

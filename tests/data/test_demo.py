@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+from conftest import built_once
 
 from mmdigits_keras.cli import main
 from mmdigits_keras.data import load_kaggle
@@ -8,8 +9,14 @@ from mmdigits_keras.data.sources import find_recordings, read_wav
 
 
 @pytest.fixture(scope="module")
-def demo_arrays():
-    return build_demo_arrays(seed=0)
+def demo_arrays(tmp_path_factory, worker_id):
+    # Built once for both workers; so the same-seed test compares two processes' builds.
+    def build(folder):
+        np.savez(folder / "arrays.npz", **build_demo_arrays(seed=0))
+
+    with np.load(built_once("demo_arrays", build, tmp_path_factory, worker_id) / "arrays.npz",
+                 allow_pickle=False) as arrays:
+        return dict(arrays)
 
 
 def test_shapes_and_label_balance(demo_arrays):

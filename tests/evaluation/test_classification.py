@@ -3,12 +3,14 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import synthetic_arrays, write_kaggle
+from conftest import built_once, synthetic_arrays, write_kaggle
 
 from mmdigits_keras.cli import main
 from mmdigits_keras.evaluation import classification_summary, error_overlap, evaluate
 from mmdigits_keras.evaluation.report import write_report
 from mmdigits_keras.training import train
+
+RUNS = ("model1", "image_cnn")
 
 
 def test_classification_summary_known_answers():
@@ -30,14 +32,16 @@ def test_error_overlap_counts_each_row_once():
 
 
 @pytest.fixture(scope="module")
-def tiny_runs(tmp_path_factory):
-    root = tmp_path_factory.mktemp("eval")
-    pixels, audio, labels = synthetic_arrays(300)
-    data = write_kaggle(root / "data", pixels=pixels[:250], audio=audio[:250], labels=labels[:250],
-                        test_pixels=pixels[250:], test_audio=audio[250:], test_labels=labels[250:])
-    runs = [train(data, out=root / name, model=name, epochs=2, recipe="plain", verbose=0)
-            for name in ("model1", "image_cnn")]
-    return data, runs
+def tiny_runs(tmp_path_factory, worker_id):
+    def build(root):
+        pixels, audio, labels = synthetic_arrays(300)
+        data = write_kaggle(root / "data", pixels=pixels[:250], audio=audio[:250], labels=labels[:250],
+                            test_pixels=pixels[250:], test_audio=audio[250:], test_labels=labels[250:])
+        for name in RUNS:
+            train(data, out=root / name, model=name, epochs=2, recipe="plain", verbose=0)
+
+    root = built_once("evaluation_runs", build, tmp_path_factory, worker_id)
+    return root / "data", [root / name for name in RUNS]
 
 
 def test_evaluate_writes_metrics_that_match_the_predictions(tiny_runs):

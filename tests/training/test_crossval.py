@@ -8,7 +8,7 @@ from unittest import mock
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import synthetic_arrays, write_kaggle
+from conftest import built_once, synthetic_arrays, write_kaggle
 
 from mmdigits_keras import cli
 from mmdigits_keras.cli import main
@@ -23,12 +23,15 @@ SETTINGS = dict(model="model1", folds=2, epochs=1, verbose=0, model_kwargs={"wid
 
 
 @pytest.fixture(scope="module")
-def cv_run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("cv")
-    pixels, audio, labels = synthetic_arrays(240)
-    data = write_kaggle(root / "tiny", pixels=pixels[:200], audio=audio[:200], labels=labels[:200],
-                        test_pixels=pixels[200:], test_audio=audio[200:])
-    return data, train(data, out=root / "run", **SETTINGS)
+def cv_run(tmp_path_factory, worker_id):
+    def build(root):  # the tests read it; the resume test works on a copy
+        pixels, audio, labels = synthetic_arrays(240)
+        data = write_kaggle(root / "tiny", pixels=pixels[:200], audio=audio[:200], labels=labels[:200],
+                            test_pixels=pixels[200:], test_audio=audio[200:])
+        train(data, out=root / "run", **SETTINGS)
+
+    root = built_once("cv_run", build, tmp_path_factory, worker_id)
+    return root / "tiny", root / "run"
 
 
 def fold_probabilities(run, rows):
