@@ -28,6 +28,14 @@ from mmdigits_keras.utils.checks import check_positive
 from mmdigits_keras.utils.files import staged_directory
 from mmdigits_keras.utils.locks import claim
 
+# metrics.json's "validation": which model the val_* scores belong to (a cross-validation run
+# says "out-of-fold"), since a refit's saved model has trained on the validation rows.
+VALIDATION = {
+    False: "the saved model, on held-out rows it did not train on",
+    True: "the validated run's model, not the saved one: the saved model is the refit, which also trained on "
+          "the validation rows",
+}
+
 
 @dataclasses.dataclass(frozen=True)
 class TrainingSpec:
@@ -62,7 +70,8 @@ def run(data, spec, *, out, recipe, settings=None, overwrite=False, extra_config
     learning rates, then a fresh model (same seed) trains on every row, its speech statistics
     fitted on all of them, and is the one saved (`mmdigits_keras.training.refit`); the
     validation scores, history and curves stay the validated run's, and ``metrics.json`` adds
-    ``refit`` (epochs, rows, seconds).
+    ``refit`` (epochs, rows, seconds). ``metrics.json``'s ``validation`` says which model the
+    ``val_*`` scores belong to.
 
     Args:
         data: A data folder (its ``train`` split) or a labelled `MultimodalDataset`.
@@ -130,7 +139,8 @@ def run(data, spec, *, out, recipe, settings=None, overwrite=False, extra_config
                 **run_metadata(prepared),
                 **(extra_config or {}),
             }
-            metrics = {**scores, "validation_rows": len(prepared.validation), "epochs": len(history.history["loss"]),
+            metrics = {**scores, "validation_rows": len(prepared.validation), "validation": VALIDATION[bool(refitted)],
+                       "epochs": len(history.history["loss"]),
                        "seconds": round(seconds, 2), "data": prepared.source, **refitted}
             name = model_entries.get("model") or spec.name
             return write_run(out, saved, config=config, metrics=metrics, history=history, overwrite=overwrite,

@@ -32,6 +32,7 @@ def test_train_writes_a_complete_run_directory(tiny_kaggle, tmp_path):
     metrics = json.loads((run / "metrics.json").read_text())
     assert 0 <= metrics["val_accuracy"] <= 1 and 0 <= metrics["val_macro_f1"] <= 1
     assert metrics["epochs"] == 2 and metrics["validation_rows"] == validation_rows
+    assert metrics["validation"] == "the saved model, on held-out rows it did not train on"
     history = pd.read_csv(run / "history.csv")
     assert list(history["epoch"]) == [1, 2]
     assert {"loss", "accuracy", "val_loss", "val_accuracy"} <= set(history.columns)
@@ -63,6 +64,7 @@ def test_refit_saves_a_model_trained_on_every_row_for_the_validated_epochs(tiny_
     assert config["training"]["refit"] is True and len(history) == 3
     assert metrics["refit"]["epochs"] == int(np.argmin(history["val_crossentropy"])) + 1
     assert metrics["refit"]["rows"] == 200 and metrics["validation_rows"] == config["data"]["validation_rows"] > 0
+    assert metrics["validation"].startswith("the validated run's model, not the saved one")
     # The saved model's speech statistics are those of every row, validation rows included.
     data = load_kaggle(tiny_kaggle)
     layer = find_layer(load_trained_model(run), "audio_normalization")

@@ -1,0 +1,151 @@
+"""Training protocols at equal compute: which model should `train` save?
+
+Data: the four speaker-disjoint FSDD rotations of `bench_selection.py` (train: three speakers'
+recordings with 4,000 MNIST images; test: the fourth speaker with 1,000 other images). Every
+run validates on a held-out training speaker (the default split where speakers are known);
+the held-out test speaker only reports: it is the benchmark, the development set on which the
+tool's defaults are chosen (docs/results.md, "How defaults are chosen").
+
+Protocols (`PROTOCOLS`), each `train` with its defaults except what is named:
+
+- ``single``: today's default, one validated run (early stopping restores its best epoch);
+- ``refit``: the same validated run, then a fresh model trained on every row (the validation
+  speaker too) for the validated epochs at the validated learning rates (``refit=True``);
+- ``refit_e15``: as ``refit`` with the validated run capped at 15 epochs, so the two stages
+  together cost about one default run;
+- ``cv3_e10`` / ``cv3_e20``: a 3-fold speaker-fold ensemble (``folds=3``: each member hears two
+  voices, the ensemble all three) with 10 / 20 epochs a fold: the default's 30-epoch budget
+  split across the folds (about 1x), or twice it.
+
+``single`` is not trained on its own: a ``refit`` run's first stage *is* the default run
+(same seed, same data, same steps), and a callback scores that validated model on the test
+speaker at the end of its fit, before the refit starts; its wall time is the run's minus the
+refit stage's. ``--check-single`` trains one stand-alone default run per rotation for the
+first seed and prints its test accuracy beside the one read inside the refit run.
+
+``--part fusion`` trains the default model (`hybrid_cnn`), ``--part audio`` the speech-only
+CNN (`audio_cnn`). Printed (Markdown): per protocol the test accuracy per rotation (mean over
+seeds), the mean over rotations as mean +/- sd over seeds, the difference from ``single``
+paired by rotation and seed (mean +/- sd over the rotation-seeds, and on how many it is
+ahead), and the wall time per run relative to ``single``'s. Run directories stay under
+``--work`` with one JSON record each, so an interrupted benchmark resumes where it stopped.
+
+    .venv/bin/python benchmarks/bench_protocol.py --work /tmp/protocol --part fusion --seeds 0 1 2
+    .venv/bin/python benchmarks/bench_protocol.py --work /tmp/protocol --part audio --seeds 0 1 2
+"""
+
+import argparse
+import json
+import sys
+import time
+
+import numpy as np
+from bench_selection import rotation_arguments, rotations, test_accuracy
+
+MODELS = {"fusion": "hybrid_cnn", "audio": "audio_cnn"}
+# name -> `train` options on top of the defaults (and the model).
+PROTOCOLS = {
+    "refit": {"refit": True},
+    "refit_e15": {"refit": True, "epochs": 15},
+    "cv3_e10": {"folds": 3, "epochs": 10},
+    "cv3_e20": {"folds": 3, "epochs": 20},
+}
+
+
+def validated_test_score(test):
+    """A Keras callback that scores the model on `test` at the end of its first `fit` only
+    (EarlyStopping, earlier in the list, has restored the best epoch by then): inside a refit
+    run, the validated model that a default run would have saved."""
+    import keras
+
+    from mmdigits_keras.training import predict_labels
+
+    class ValidatedTestScore(keras.callbacks.Callback):
+        accuracy = None
+
+        def on_train_end(self, logs=None):
+            if self.accuracy is None:
+                self.accuracy = float(np.mean(predict_labels(self.model, test) == test.labels))
+
+    return ValidatedTestScore()
+
+
+def run_protocol(args, folder, speaker, seed, name):
+    """The JSON record of protocol `name` on one rotation and seed, trained unless it exists."""
+    from mmdigits_keras.data import load_kaggle
+    from mmdigits_keras.training import train
+
+    run = args.work / "protocol" / args.part / f"{speaker}-seed{seed}-{name}"
+    record = run.with_name(run.name + ".json")
+    if record.is_file():
+        return json.loads(record.read_text())
+    options = PROTOCOLS.get(name, {})
+    score = validated_test_score(load_kaggle(folder, "test")) if options.get("refit") else None
+    started = time.perf_counter()
+    train(folder, out=run, model=MODELS[args.part], seed=seed, overwrite=True, verbose=0,
+          callbacks=[score] if score else (), **options)
+    seconds = time.perf_counter() - started
+    metrics = json.loads((run / "metrics.json").read_text())
+    result = {"test": test_accuracy(run, folder), "val": metrics["val_accuracy"], "seconds": seconds}
+    if score:
+        result["validated"] = {"test": score.accuracy, "seconds": seconds - metrics["refit"]["seconds"],
+                               "epochs": metrics["epochs"]}
+        result["refit_epochs"] = metrics["refit"]["epochs"]
+    record.write_text(json.dumps(result))
+    return result
+
+
+def paired(table, name, speakers, seeds):
+    """(mean, sd, wins, n) of protocol `name` minus ``single`` over the rotation-seeds."""
+    diffs = np.array([table[s, r][name]["test"] - table[s, r]["single"]["test"] for s in seeds for r in speakers])
+    return float(diffs.mean()), float(diffs.std(ddof=1)) if len(diffs) > 1 else 0.0, int((diffs > 0).sum()), len(diffs)
+
+
+def main():
+    parser = rotation_arguments(argparse.ArgumentParser(description=__doc__.split("\n")[0]))
+    parser.add_argument("--part", choices=list(MODELS), required=True)
+    parser.add_argument("--protocols", nargs="+", choices=list(PROTOCOLS), default=list(PROTOCOLS))
+    parser.add_argument("--check-single", action="store_true",
+                        help="also train a stand-alone default run per rotation (first seed) to check the single score")
+    args = parser.parse_args()
+    args.work.mkdir(parents=True, exist_ok=True)
+    data = rotations(args.work, args.shared, args.speakers)
+    names = ["refit", *(p for p in args.protocols if p != "refit")]  # refit first: it holds `single`
+    table = {}
+    for seed in args.seeds:
+        for speaker, folder in data.items():
+            row = {}
+            for name in names:
+                row[name] = run_protocol(args, folder, speaker, seed, name)
+                print(f"seed {seed} {speaker} {name}: test {row[name]['test']:.4f} ({row[name]['seconds']:.0f} s)",
+                      flush=True)
+            row["single"] = row["refit"]["validated"]
+            table[seed, speaker] = row
+            if args.check_single and seed == args.seeds[0]:
+                alone = run_protocol(args, folder, speaker, seed, "single")
+                print(f"seed {seed} {speaker} single: stand-alone {alone['test']:.4f}, inside the refit run "
+                      f"{row['single']['test']:.4f}", flush=True)
+    speakers, seeds = list(data), args.seeds
+    print(f"\n### {args.part}: protocols on the held-out speaker ({MODELS[args.part]}, seeds {' '.join(map(str, seeds))})\n")
+    print("| protocol | " + " | ".join(speakers) + " | mean +/- sd over seeds | vs single, paired | ahead "
+          "| wall time per run | x single |")
+    print("|---|" + "---|" * (len(speakers) + 5))
+    single_seconds = np.mean([table[s, r]["single"]["seconds"] for s in seeds for r in speakers])
+    for name in ["single", *names]:
+        per_rotation = [np.mean([table[s, r][name]["test"] for s in seeds]) for r in speakers]
+        per_seed = [np.mean([table[s, r][name]["test"] for r in speakers]) for s in seeds]
+        sd = np.std(per_seed, ddof=1) if len(per_seed) > 1 else 0.0
+        seconds = np.mean([table[s, r][name]["seconds"] for s in seeds for r in speakers])
+        if name == "single":
+            versus, ahead = "", ""
+        else:
+            mean, spread, wins, n = paired(table, name, speakers, seeds)
+            versus, ahead = f"{mean:+.4f} +/- {spread:.4f}", f"{wins} of {n}"
+        print(f"| {name} | " + " | ".join(f"{v:.4f}" for v in per_rotation)
+              + f" | {np.mean(per_seed):.4f} +/- {sd:.4f} | {versus} | {ahead} | {seconds:.0f} s "
+              f"| {seconds / single_seconds:.2f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
