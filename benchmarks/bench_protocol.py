@@ -20,8 +20,8 @@ Protocols (`PROTOCOLS`), each `train` with its defaults except what is named:
 ``single`` is not trained on its own: a ``refit`` run's first stage *is* the default run
 (same seed, same data, same steps), and a callback scores that validated model on the test
 speaker at the end of its fit, before the refit starts; its wall time is the run's minus the
-refit stage's. ``--check-single`` trains one stand-alone default run per rotation for the
-first seed and prints its test accuracy beside the one read inside the refit run.
+refit stage's fit. (Its scores reproduced the stand-alone default runs of `bench_selection.py`
+exactly, per rotation: docs/experiments.md.)
 
 ``--part fusion`` trains the default model (`hybrid_cnn`), ``--part audio`` the speech-only
 CNN (`audio_cnn`). Printed (Markdown): per protocol the test accuracy per rotation (mean over
@@ -79,7 +79,7 @@ def run_protocol(args, folder, speaker, seed, name):
     record = run.with_name(run.name + ".json")
     if record.is_file():
         return json.loads(record.read_text())
-    options = PROTOCOLS.get(name, {})
+    options = PROTOCOLS[name]
     score = validated_test_score(load_kaggle(folder, "test")) if options.get("refit") else None
     started = time.perf_counter()
     train(folder, out=run, model=MODELS[args.part], seed=seed, overwrite=True, verbose=0,
@@ -105,8 +105,6 @@ def main():
     parser = rotation_arguments(argparse.ArgumentParser(description=__doc__.split("\n")[0]))
     parser.add_argument("--part", choices=list(MODELS), required=True)
     parser.add_argument("--protocols", nargs="+", choices=list(PROTOCOLS), default=list(PROTOCOLS))
-    parser.add_argument("--check-single", action="store_true",
-                        help="also train a stand-alone default run per rotation (first seed) to check the single score")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     data = rotations(args.work, args.shared, args.speakers)
@@ -121,10 +119,6 @@ def main():
                       flush=True)
             row["single"] = row["refit"]["validated"]
             table[seed, speaker] = row
-            if args.check_single and seed == args.seeds[0]:
-                alone = run_protocol(args, folder, speaker, seed, "single")
-                print(f"seed {seed} {speaker} single: stand-alone {alone['test']:.4f}, inside the refit run "
-                      f"{row['single']['test']:.4f}", flush=True)
     speakers, seeds = list(data), args.seeds
     print(f"\n### {args.part}: protocols on the held-out speaker ({MODELS[args.part]}, seeds {' '.join(map(str, seeds))})\n")
     print("| protocol | " + " | ".join(speakers) + " | mean +/- sd over seeds | vs single, paired | ahead "

@@ -67,7 +67,8 @@ def tiny_kaggle(tmp_path):
 def built_once(name, build, tmp_path_factory, worker_id):
     """The folder `build(folder)` fills, built once for all xdist workers: in their common
     temporary folder under a file lock (pytest-xdist's recipe for a session fixture run once),
-    then reused by every worker. Only for fixtures whose tests read what was built."""
+    then reused by every worker. Only for fixtures whose tests do not change what was built
+    (they may add files through the library's atomic writes, e.g. an evaluation's)."""
     if worker_id == "master":  # no xdist
         folder = tmp_path_factory.mktemp(name)
         build(folder)

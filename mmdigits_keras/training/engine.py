@@ -139,8 +139,8 @@ def run(data, spec, *, out, recipe, settings=None, overwrite=False, extra_config
                 **run_metadata(prepared),
                 **(extra_config or {}),
             }
-            metrics = {**scores, "validation_rows": len(prepared.validation), "validation": VALIDATION[bool(refitted)],
-                       "epochs": len(history.history["loss"]),
+            metrics = {**scores, "validation_rows": len(prepared.validation),
+                       "validation": VALIDATION[bool(settings.refit)], "epochs": len(history.history["loss"]),
                        "seconds": round(seconds, 2), "data": prepared.source, **refitted}
             name = model_entries.get("model") or spec.name
             return write_run(out, saved, config=config, metrics=metrics, history=history, overwrite=overwrite,
