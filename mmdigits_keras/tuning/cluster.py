@@ -20,8 +20,11 @@ machine) therefore kept the chief waiting for ever (measured: still waiting 600 
   worker was released, or the chief restarted and queued it to run again) is dropped with a
   message, so a trial is never counted twice.
 - **Chief restart.** keras-tuner reloads the oracle from the search folder (finished trials
-  kept, running ones queued to run again); workers' requests wait for the chief to answer
-  again (gRPC ``wait_for_ready``), so running workers carry on once it is back.
+  kept, running ones queued to run again; `WorkerLeases.reload` takes the trial that had
+  finished last out of that queue, which keras-tuner's saved state still lists as running);
+  workers' requests wait for the chief to answer again (gRPC ``wait_for_ready``), so running
+  workers carry on once it is back. A chief restarted after the last trial exports without
+  serving (`mmdigits_keras.tuning.tuner.SearchTuner.search`).
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ import time
 import grpc
 import keras_tuner
 
-from mmdigits_keras.tuning.internals import TrialStatus, ongoing_trials, stand_by, waited_for
+from mmdigits_keras.tuning.internals import TrialStatus, forget_finished_retries, ongoing_trials, stand_by, waited_for
 
 logger = logging.getLogger("mmdigits_keras")
 
@@ -76,6 +79,13 @@ class WorkerLeases:
         if trial.status == TrialStatus.STOPPED and ongoing_trials(self):
             return stand_by(self, tuner_id)  # a running trial may yet be released to this worker
         return trial
+
+    def reload(self):
+        """keras-tuner's reload, without queuing a finished trial to run again."""
+        super().reload()
+        finished = forget_finished_retries(self)
+        if finished:
+            logger.info("trial(s) %s had finished before the restart: not run again", ", ".join(finished))
 
     @keras_tuner.synchronized
     def get_trial(self, trial_id):

@@ -20,8 +20,8 @@ from __future__ import annotations
 import keras_tuner
 from keras_tuner.engine.trial import Trial, TrialStatus
 
-__all__ = ["Trial", "TrialStatus", "hyperband_first_round", "hyperband_iteration_trials", "ongoing_trials", "stand_by",
-           "waited_for"]
+__all__ = ["Trial", "TrialStatus", "every_trial_finished", "forget_finished_retries", "hyperband_first_round",
+           "hyperband_iteration_trials", "ongoing_trials", "stand_by", "waited_for"]
 
 
 def hyperband_iteration_trials(max_epochs, factor=3):
@@ -72,6 +72,35 @@ def waited_for(oracle):
     (oracle_chief.py, ``exit_chief``).
     """
     return oracle.tuner_ids
+
+
+def forget_finished_retries(oracle):
+    """Takes the trials that had finished out of the queue of trials to run again; returns
+    their ids.
+
+    keras_tuner/src/engine/oracle.py: ``end_trial`` saves the oracle state before it removes the
+    trial from ``ongoing_trials``, so the saved state still lists the trial that ended last as
+    running; ``reload`` queues every running trial to run again (the undocumented
+    ``_retry_queue``), even one whose own ``trial.json`` says ``COMPLETED``, and
+    ``create_trial`` would hand it out again.
+    """
+    ended = (TrialStatus.COMPLETED, TrialStatus.FAILED)
+    finished = [t for t in oracle._retry_queue if t in oracle.trials and oracle.trials[t].status in ended]
+    oracle._retry_queue = [t for t in oracle._retry_queue if t not in finished]
+    return finished
+
+
+def every_trial_finished(oracle):
+    """True when the oracle has no trial left to hand out: ``max_trials`` trials created, none
+    running and none queued to run again (False without ``max_trials``, e.g. Hyperband's).
+
+    keras_tuner/src/engine/oracle.py: ``create_trial`` hands out the trials of the undocumented
+    ``_retry_queue`` first (filled by ``reload`` with the trials that were running, and by
+    ``end_trial`` with ``INVALID`` ones), and answers ``STOPPED`` once
+    ``len(self.trials) >= self.max_trials``.
+    """
+    return (bool(oracle.max_trials) and len(oracle.trials) >= oracle.max_trials and not oracle._retry_queue
+            and not ongoing_trials(oracle))
 
 
 def stand_by(oracle, tuner_id):

@@ -17,6 +17,7 @@ import keras_tuner
 
 from mmdigits_keras.training.logs import LOGS_DIR
 from mmdigits_keras.tuning.cluster import IDLE_POLL_SECONDS, Heartbeat, LeaseKeeper
+from mmdigits_keras.tuning.internals import every_trial_finished
 from mmdigits_keras.tuning.results import TRIAL_FILE
 from mmdigits_keras.tuning.state import backup_search_state
 from mmdigits_keras.tuning.trial import TrialWorker, train_trial
@@ -133,9 +134,15 @@ class SearchTuner(keras_tuner.Tuner):
         super().on_trial_begin(trial)
 
     def search(self, *fit_args, **fit_kwargs):
-        """keras-tuner's search; the chief releases the trials of lost workers while it serves."""
+        """keras-tuner's search; the chief releases the trials of lost workers while it serves.
+        A chief whose trials have all finished (restarted after the last one, e.g. killed
+        while it exported ``best/``) does not serve: keras-tuner's chief ends only after a worker
+        has been told to stop, and no worker may ever ask again."""
         if self.role != "chief":
             return super().search(*fit_args, **fit_kwargs)
+        if every_trial_finished(self.oracle):
+            logger.info("every trial of the search has finished: nothing to serve")
+            return None
         with LeaseKeeper(self.oracle):
             return super().search(*fit_args, **fit_kwargs)
 

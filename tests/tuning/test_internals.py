@@ -7,6 +7,8 @@ import pytest
 from mmdigits_keras.tuning.internals import (
     Trial,
     TrialStatus,
+    every_trial_finished,
+    forget_finished_retries,
     hyperband_first_round,
     hyperband_iteration_trials,
     ongoing_trials,
@@ -60,6 +62,31 @@ def test_an_invalid_trial_runs_again_until_its_retries_are_spent(oracle):
     _end(oracle, again, TrialStatus.INVALID)  # max_retries_per_trial=1: two runs, then failed
     assert oracle.trials[first.trial_id].status == TrialStatus.FAILED
     assert oracle.create_trial("b").trial_id != first.trial_id
+
+
+def test_the_saved_state_lists_the_trial_that_ended_last_as_running(oracle):
+    trial = oracle.create_trial("a")
+    oracle.update_trial(trial.trial_id, {"score": 1.0})
+    _end(oracle, trial, TrialStatus.COMPLETED)
+    oracle.reload()  # a restarted chief reads the state end_trial saved
+    assert oracle.trials[trial.trial_id].status == TrialStatus.COMPLETED
+    assert forget_finished_retries(oracle) == [trial.trial_id]  # keras-tuner had queued it to run again
+    assert oracle.create_trial("a").trial_id != trial.trial_id
+
+
+def test_a_reloaded_oracle_queues_its_running_trial_and_then_has_none_left(oracle):
+    first = oracle.create_trial("a")
+    oracle.update_trial(first.trial_id, {"score": 1.0})
+    _end(oracle, first, TrialStatus.COMPLETED)
+    running = oracle.create_trial("a")
+    assert not every_trial_finished(oracle)  # max_trials=2 created, one still running
+    oracle.reload()  # a restarted chief: the running trial is queued to run again
+    assert ongoing_trials(oracle) == {} and not every_trial_finished(oracle)
+    again = oracle.create_trial("b")
+    assert again.trial_id == running.trial_id
+    oracle.update_trial(again.trial_id, {"score": 2.0})
+    _end(oracle, again, TrialStatus.COMPLETED)
+    assert every_trial_finished(oracle) and oracle.create_trial("b").status == TrialStatus.STOPPED
 
 
 def test_the_chief_ends_only_when_nothing_runs_and_no_tuner_is_waited_for(oracle):
