@@ -23,6 +23,11 @@ speaker at the end of its fit, before the refit starts; its wall time is the run
 refit stage's fit. (Its scores reproduced the stand-alone default runs of `bench_selection.py`
 exactly, per rotation: docs/experiments.md.)
 
+``tune`` (``--protocols tune``): `mmdigits tune` with its defaults (`run_search`: its trials at
+`train`'s schedule, the untuned configuration first, the run's seed for every trial), then
+``best/`` on the test speaker; the record also holds each trial's validation score, the
+winner, and trial 0's own test score (trial 0 is `train`'s run: it should equal ``single``).
+
 ``--part fusion`` trains the default model (`hybrid_cnn`), ``--part audio`` the speech-only
 CNN (`audio_cnn`). Printed (Markdown): per protocol the test accuracy per rotation (mean over
 seeds), the mean over rotations as mean +/- sd over seeds, the difference from ``single``
@@ -32,6 +37,7 @@ ahead), and the wall time per run relative to ``single``'s. Run directories stay
 
     .venv/bin/python benchmarks/bench_protocol.py --work /tmp/protocol --part fusion --seeds 0 1 2
     .venv/bin/python benchmarks/bench_protocol.py --work /tmp/protocol --part audio --seeds 0 1 2
+    .venv/bin/python benchmarks/bench_protocol.py --work /tmp/protocol --part fusion --protocols tune
 """
 
 import argparse
@@ -95,6 +101,31 @@ def run_protocol(args, folder, speaker, seed, name):
     return result
 
 
+def run_tune(args, folder, speaker, seed):
+    """The JSON record of `mmdigits tune` with its defaults on one rotation and seed."""
+    from mmdigits_keras.data import load_kaggle
+    from mmdigits_keras.training import TrainingSettings, predict_labels
+    from mmdigits_keras.tuning import run_search
+
+    run = args.work / "protocol" / args.part / f"{speaker}-seed{seed}-tune"
+    record = run.with_name(run.name + ".json")
+    if record.is_file():
+        return json.loads(record.read_text())
+    started = time.perf_counter()
+    search = run_search(folder, out=run, model=MODELS[args.part], settings=TrainingSettings(seed=seed, verbose=0),
+                        overwrite=True)
+    seconds = time.perf_counter() - started
+    tuner, test = search["tuner"], load_kaggle(folder, "test")
+    first = tuner.load_model(tuner.oracle.trials["0"])
+    best = json.loads((run / "best_hyperparameters.json").read_text())
+    result = {"test": test_accuracy(run / "best", folder),
+              "val": json.loads((run / "best" / "metrics.json").read_text())["val_accuracy"], "seconds": seconds,
+              "winner": best["trial_id"], "trial_scores": search["leaderboard"]["score"].round(4).tolist(),
+              "trial0_test": float(np.mean(predict_labels(first, test) == test.labels))}
+    record.write_text(json.dumps(result))
+    return result
+
+
 def paired(table, name, speakers, seeds):
     """(mean, sd, wins, n) of protocol `name` minus ``single`` over the rotation-seeds."""
     diffs = np.array([table[s, r][name]["test"] - table[s, r]["single"]["test"] for s in seeds for r in speakers])
@@ -104,7 +135,7 @@ def paired(table, name, speakers, seeds):
 def main():
     parser = rotation_arguments(argparse.ArgumentParser(description=__doc__.split("\n")[0]))
     parser.add_argument("--part", choices=list(MODELS), required=True)
-    parser.add_argument("--protocols", nargs="+", choices=list(PROTOCOLS), default=list(PROTOCOLS))
+    parser.add_argument("--protocols", nargs="+", choices=[*PROTOCOLS, "tune"], default=list(PROTOCOLS))
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     data = rotations(args.work, args.shared, args.speakers)
@@ -114,7 +145,7 @@ def main():
         for speaker, folder in data.items():
             row = {}
             for name in names:
-                row[name] = run_protocol(args, folder, speaker, seed, name)
+                row[name] = (run_tune if name == "tune" else run_protocol)(args, folder, speaker, seed, name)
                 print(f"seed {seed} {speaker} {name}: test {row[name]['test']:.4f} ({row[name]['seconds']:.0f} s)",
                       flush=True)
             row["single"] = row["refit"]["validated"]

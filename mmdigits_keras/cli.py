@@ -107,14 +107,17 @@ def add_tune_arguments(p):
                    help=f"training recipe of every trial and of best/ (default {DEFAULT_RECIPE}, as `mmdigits train`)")
     p.add_argument("--tuner", help="random | hyperband | bayesian (default: random search, starting from the "
                                    "untuned configuration; Hyperband when --max-trials covers one full Hyperband "
-                                   "iteration, 30 trials at 10 epochs)")
+                                   "iteration, 90 trials at 30 epochs)")
     p.add_argument("--max-trials", type=int, help=f"maximum number of trials (default {D.MAX_TRIALS})")
-    p.add_argument("--epochs", type=int, help=f"epochs per trial; Hyperband's max_epochs (default {D.TRIAL_EPOCHS})")
+    p.add_argument("--epochs", type=int,
+                   help=f"maximum epochs per trial, with early stopping as `mmdigits train`; a trial is scored at the "
+                        f"epoch train keeps; Hyperband's max_epochs (default {D.TRIAL_EPOCHS})")
     p.add_argument("--export-epochs", type=int,
                    help=f"maximum epochs of best/, trained as `mmdigits train` trains (default {D.EPOCHS})")
     p.add_argument("--objective", choices=list(OBJECTIVES),
                    help=f"what the search maximizes or minimizes (default {DEFAULT_OBJECTIVE})")
-    p.add_argument("--seed", type=int, help=f"seed of the oracle, split and trials (default {D.SEED})")
+    p.add_argument("--seed", type=int,
+                   help=f"seed of the oracle, the split and every trial (default {D.SEED}, as `mmdigits train`)")
     p.add_argument("--split", choices=["speaker", "recording", "row"],
                    help="what the objective's validation holds out (default: the strictest the data supports, "
                         "as `mmdigits train`)")

@@ -4,11 +4,15 @@ by `train` as `mmdigits train` trains, into a normal run directory that appears 
 from __future__ import annotations
 
 import dataclasses
+import logging
+import math
 
 from mmdigits_keras.training import load_trained_model, predict_labels, prepare_data, train
 from mmdigits_keras.training.metrics import classification_metrics
 from mmdigits_keras.tuning.space import DEFAULT_LEARNING_RATE, model_hyperparameters, trial_recipe
 from mmdigits_keras.utils.files import publish_directory, read_json, write_json
+
+logger = logging.getLogger("mmdigits_keras")
 
 
 def _train_trial_config(data, out, trial, *, model, recipe, settings, folds=None):
@@ -39,6 +43,22 @@ def export_best(data, out, best, *, model, recipe, settings, folds=None):
         if config.get("tuning", {}).get("trial_id") == best["trial_id"]:
             return best_dir, False
     return _train_trial_config(data, best_dir, best, model=model, recipe=recipe, settings=settings, folds=folds), True
+
+
+def check_replayed(best_dir, best):
+    """Warns when ``best/`` scores other than its trial on validation. `train` runs with the
+    search's seed, as every trial did, so ``best/`` is the winning trial's model again and
+    scores what it scored (never below trial 0, the untuned configuration, which is `train`'s
+    own run); ops that are not deterministic on a device would break that. Only for the
+    ``val_accuracy`` objective (what ``metrics.json`` records); a cross-validation ``best/``
+    is not checked (its folds restore their own epochs)."""
+    metrics = read_json(best_dir / "metrics.json")
+    if best["objective"] != "val_accuracy" or "folds" in metrics or "val_accuracy" not in metrics:
+        return
+    if not math.isclose(metrics["val_accuracy"], best["score"], abs_tol=1e-6):
+        logger.warning("best/ scored val_accuracy %.4f, its trial %s %.4f: training did not repeat exactly "
+                       "(non-deterministic ops on this device?)", metrics["val_accuracy"], best["trial_id"],
+                       best["score"])
 
 
 def export_ensemble(data, out, trials, *, model, recipe, settings):

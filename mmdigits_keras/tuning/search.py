@@ -27,7 +27,7 @@ from mmdigits_keras.models import model_info
 from mmdigits_keras.training import DEFAULT_MODEL, get_recipe, prepare_data
 from mmdigits_keras.training.settings import resolve_settings
 from mmdigits_keras.tuning.cluster import parse_oracle_address, wait_for_oracle
-from mmdigits_keras.tuning.export import export_best, export_ensemble
+from mmdigits_keras.tuning.export import check_replayed, export_best, export_ensemble
 from mmdigits_keras.tuning.internals import hyperband_first_round, hyperband_iteration_trials
 from mmdigits_keras.tuning.oracles import HYPERBAND_FACTOR, TUNERS, default_tuner, make_oracle
 from mmdigits_keras.tuning.results import OBJECTIVES, leaderboard, plot_scores
@@ -99,10 +99,14 @@ def run_search(
             the trial's recipe fields replace its own.
         tuner: ``"random"``, ``"hyperband"``, ``"bayesian"``, or None: `default_tuner`
             (random search, untuned configuration first; Hyperband when `max_trials` covers
-            one full Hyperband iteration: 30 trials at 10 epochs). Hyperband with fewer
+            one full Hyperband iteration, `hyperband_iteration_trials`). Hyperband with fewer
             trials logs a warning: the search ends inside its first round of short trials.
-        max_trials: Maximum number of trials (int > 0; also caps Hyperband's brackets).
-        epochs: Epochs per trial (Hyperband: its ``max_epochs``).
+        max_trials: Maximum number of trials (int > 0; also caps Hyperband's brackets);
+            default 4.
+        epochs: Maximum epochs per trial, with `train`'s early stopping (default 30, as
+            `train`; Hyperband: its ``max_epochs``). Every trial trains with the search's seed
+            and is scored at the epoch `train` keeps (lowest validation cross-entropy), so
+            trial 0 (the untuned configuration) is `train`'s run and ``best/`` the winner's.
         objective: ``val_accuracy`` (default), ``val_loss``, ``accuracy`` or ``loss``.
         space: Optional overrides of the model's space (see `RegistryHyperModel`).
         settings: A `TrainingSettings` (None: `train`'s defaults): how ``best/`` trains
@@ -252,6 +256,7 @@ def run_search(
         else:
             best_dir, exported = export_best(data, out, best, folds=folds, **export)
             what = f"the best configuration (trial {best['trial_id']}, {objective} {best['score']:.4f})"
+            check_replayed(best_dir, best)
         logger.info("%s %s as %s", "exported" if exported else "kept", what, best_dir)
         if len(failed):
             logger.warning("%d trial(s) did not complete; see the status column of %s", len(failed),

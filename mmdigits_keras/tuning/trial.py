@@ -28,6 +28,7 @@ from pathlib import Path
 
 import keras
 import keras_tuner
+import numpy as np
 
 from mmdigits_keras.training import get_recipe, prepare_data
 from mmdigits_keras.training.fitting import seed_everything
@@ -44,6 +45,8 @@ TRIALS_PER_WORKER = int(os.environ.get("MMDIGITS_TRIALS_PER_WORKER", 20))
 # The request entries that decide the prepared data and the hypermodel (same for a whole search).
 _HYPERMODEL_KEYS = ("data", "val_fraction", "seed", "recipe", "model", "space", "patience", "split", "folds")
 RETIRING = "retiring"
+# What early stopping watches in `train` (`mmdigits_keras.training.fitting.fit_callbacks`).
+KEPT_MONITOR = "val_crossentropy"
 WORKER_COMMAND = "import sys; from mmdigits_keras.tuning.trial import main; sys.exit(main(sys.argv[1:]))"
 
 
@@ -74,10 +77,21 @@ def hypermodel_for(request):
     return hypermodel(prepared(None))
 
 
+def kept_epoch_metrics(history):
+    """The metrics of the epoch `train` keeps, from a Keras ``History.history`` dict: the first
+    epoch with the lowest ``val_crossentropy`` (early stopping restores it; the last epoch
+    without that metric). A trial is scored on the model `train` would save, not on its best
+    epoch by the objective, which the saved model may not reach."""
+    values = history.get(KEPT_MONITOR)
+    epoch = int(np.argmin(values)) if values else len(history["loss"]) - 1
+    return {name: float(series[epoch]) for name, series in history.items() if len(series) > epoch}
+
+
 def train_trial(request, hypermodel):
     """Builds and trains one trial with `hypermodel` as `request` describes.
 
-    The best epoch's weights (by the objective) go to ``request["checkpoint"]``; a Hyperband
+    The weights of the epoch `train` would keep (lowest validation cross-entropy: early
+    stopping restores it) go to ``request["checkpoint"]``; a Hyperband
     trial promoted from an earlier one starts from that one's checkpoint
     (``request["initial_weights"]``). With a list of hypermodels (one per cross-validation fold,
     `hypermodel_for`), every fold trains the trial; the returned history is the mean over the
@@ -96,9 +110,10 @@ def train_trial(request, hypermodel):
     model = hypermodel.build(hp)
     if request.get("initial_weights"):
         model.load_weights(request["initial_weights"])
-    checkpoint = keras.callbacks.ModelCheckpoint(request["checkpoint"], monitor=request["objective"],
-                                                 mode=request["direction"], save_best_only=True,
-                                                 save_weights_only=True)
+    # The epoch `train` keeps (early stopping restores the lowest validation cross-entropy): the
+    # trial is scored there (`kept_epoch_metrics`), and its checkpoint is that epoch's model.
+    checkpoint = keras.callbacks.ModelCheckpoint(request["checkpoint"], monitor=KEPT_MONITOR, mode="min",
+                                                 save_best_only=True, save_weights_only=True)
     callbacks = [checkpoint]
     if request.get("log_dir"):
         shutil.rmtree(request["log_dir"], ignore_errors=True)  # a trial run again after a kill starts clean

@@ -20,7 +20,7 @@ from mmdigits_keras.tuning.cluster import IDLE_POLL_SECONDS, Heartbeat, LeaseKee
 from mmdigits_keras.tuning.internals import every_trial_finished
 from mmdigits_keras.tuning.results import TRIAL_FILE
 from mmdigits_keras.tuning.state import backup_search_state
-from mmdigits_keras.tuning.trial import TrialWorker, train_trial
+from mmdigits_keras.tuning.trial import TrialWorker, kept_epoch_metrics, train_trial
 from mmdigits_keras.utils.files import read_json, write_json
 
 logger = logging.getLogger("mmdigits_keras")
@@ -38,7 +38,10 @@ class SearchTuner(keras_tuner.Tuner):
             rebuild the data and the hypermodel (data path, split, model, recipe, space, ...).
         role: ``"single"``, ``"chief"`` (releases lost workers: `LeaseKeeper`) or
             ``"worker"`` (sends heartbeats while a trial trains: `Heartbeat`).
-        search_seed: The search's seed; trial t uses ``search_seed + t``.
+        search_seed: The search's seed, every trial's: the configurations are compared on the
+            same initialization, shuffling and augmentation draws (and the same split), trial
+            0 (the untuned configuration) is `train`'s run, and ``best/``, trained by `train`
+            with this seed, is the winning trial's model again.
         trial_end_hook: Optional callable(trial) run after each trial (benchmarks).
         **kwargs: `keras_tuner.Tuner` arguments (``oracle``, ``hypermodel``, ``directory``, ...).
     """
@@ -75,14 +78,15 @@ class SearchTuner(keras_tuner.Tuner):
         return model
 
     def run_trial(self, trial, *args, **kwargs):
-        """Trains one trial and returns its Keras `History` (keras-tuner takes the best epoch)."""
+        """Trains one trial and returns the metrics of the epoch `train` would keep
+        (`kept_epoch_metrics`), which keras-tuner records as the trial's score."""
         if self.isolation is None:  # a worker process clears its own session
             keras.backend.clear_session()
             gc.collect()
         values = dict(trial.hyperparameters.values)
         trial_dir = Path(self.get_trial_dir(trial.trial_id))
         request = {
-            **(self.isolation or {}), "values": values, "trial_seed": self.search_seed + int(trial.trial_id),
+            **(self.isolation or {}), "values": values, "trial_seed": self.search_seed,
             "epochs": int(values.get("tuner/epochs", kwargs.get("epochs", 1))),
             "initial_epoch": int(values.get("tuner/initial_epoch", 0)),
             "initial_weights": (self.checkpoint_path(values["tuner/trial_id"]) if "tuner/trial_id" in values
@@ -108,11 +112,11 @@ class SearchTuner(keras_tuner.Tuner):
         self._finished[trial.trial_id] = {
             "tuner_id": self.tuner_id, "pid": os.getpid(), **worker, "seconds": seconds, "epochs": epochs,
             "history": {k: [float(v) for v in vs] for k, vs in history.history.items()}}
+        kept = kept_epoch_metrics(history.history)
         objective = self.oracle.objective.name
-        best = max(history.history.get(objective, [float("nan")]), key=lambda v: v if self.oracle.objective.direction
-                   == "max" else -v)
-        logger.info("[%s] trial %s: %s %.4f in %.1f s", self.tuner_id, trial.trial_id, objective, best, seconds)
-        return history
+        logger.info("[%s] trial %s: %s %.4f in %.1f s", self.tuner_id, trial.trial_id, objective,
+                    kept.get(objective, float("nan")), seconds)
+        return kept
 
     def _run_here(self, request):
         """Trains the trial in this process; a failure fails the trial (as in a worker process),

@@ -18,7 +18,14 @@ from mmdigits_keras.cli import build_parser, main
 from mmdigits_keras.data import load_kaggle
 from mmdigits_keras.models import create_model
 from mmdigits_keras.submission import submit, validate_submission
-from mmdigits_keras.training import RUN_FILES, TrainingSettings, get_recipe, load_trained_model, prepare_data
+from mmdigits_keras.training import (
+    RUN_FILES,
+    TrainingSettings,
+    get_recipe,
+    load_trained_model,
+    prepare_data,
+    train,
+)
 from mmdigits_keras.tuning import (
     RegistryHyperModel,
     SearchTuner,
@@ -31,6 +38,7 @@ from mmdigits_keras.tuning import (
     training_hyperparameters,
 )
 from mmdigits_keras.tuning.results import TRIAL_FILE
+from mmdigits_keras.utils import names
 
 ROOT = Path(__file__).resolve().parents[2]
 TUNE = [sys.executable, str(ROOT / "tuning" / "tune.py")]
@@ -94,6 +102,9 @@ def test_hyperband_is_the_default_only_with_the_trials_of_one_full_iteration():
     # 10 epochs: one iteration is 30 trials (checked on keras-tuner in test_internals.py).
     assert [default_tuner(n, 10) for n in (1, 12, 29, 30, 40)] == ["random"] * 3 + ["hyperband"] * 2
     assert default_tuner(1000, 2) == "random"  # one bracket: nothing to halve
+    # tune's defaults: a few trials at train's own schedule, random search (untuned first).
+    assert (names.TRIAL_EPOCHS, names.MAX_TRIALS) == (names.EPOCHS, 4)
+    assert default_tuner(names.MAX_TRIALS, names.TRIAL_EPOCHS) == "random" and default_tuner(90, 30) == "hyperband"
     assert build_parser().parse_args(["tune", "--data", "d", "--out", "o"]).tuner is None  # run_search decides
 
 
@@ -156,6 +167,15 @@ def test_search_writes_outputs_resumes_and_refuses_other_searches(tiny_kaggle, t
         assert max(scalars["epoch_accuracy"]) == pytest.approx(trial.score, abs=1e-6)
     config = json.loads((out / "best" / "config.json").read_text())
     assert config["tuning"]["trial_id"] == best["trial_id"]
+    # Every trial runs with the search's seed, so trial 0 (the untuned configuration) is `train`'s
+    # own run, and best/ (trained by `train`) is the winning trial's model again: each scores on
+    # validation what its trial scored, and best/ is never below trial 0.
+    untuned = train(tiny_kaggle, out=tmp_path / "train", model="model2", batch_size=128, settings=QUIET_ONE_EPOCH,
+                    model_kwargs={"depth": 1, "width": 0.5, "audio": "conv1d"})
+    first = board.set_index("trial_id").loc[0]
+    assert first["score"] == pytest.approx(json.loads((untuned / "metrics.json").read_text())["val_accuracy"], abs=1e-6)
+    best_validation = json.loads((out / "best" / "metrics.json").read_text())["val_accuracy"]
+    assert best_validation == pytest.approx(best["score"], abs=1e-6) and best_validation >= first["score"]
     assert config["training"]["batch_size"] == best["values"]["batch_size"]
     assert config["training"]["recipe"]["name"] == "default"  # as `train`, not a plain set-up
     path, _ = submit(out / "best", tiny_kaggle, tmp_path / "best.csv")

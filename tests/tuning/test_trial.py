@@ -5,6 +5,8 @@ import numpy as np
 import psutil
 import pytest
 
+from mmdigits_keras.tuning.trial import kept_epoch_metrics
+
 
 @pytest.mark.slow(10)
 def test_a_workers_peak_memory_is_its_own_not_its_parents():
@@ -18,3 +20,13 @@ def test_a_workers_peak_memory_is_its_own_not_its_parents():
     child_mib = float(done.stdout.strip().splitlines()[-1])
     del ballast
     assert 50 < child_mib < parent_mib - 1000, (child_mib, parent_mib)
+
+
+def test_a_trial_is_scored_at_the_epoch_train_keeps_not_its_best_by_the_objective():
+    # Early stopping restores the lowest validation cross-entropy (epoch 1 here); the highest
+    # validation accuracy (epoch 2) is an epoch the saved model does not have.
+    history = {"loss": [1.0, 0.6, 0.5], "val_accuracy": [0.5, 0.8, 0.9], "val_crossentropy": [0.9, 0.4, 0.7]}
+    assert kept_epoch_metrics(history) == {"loss": 0.6, "val_accuracy": 0.8, "val_crossentropy": 0.4}
+    tie = {"loss": [1.0, 0.6], "val_crossentropy": [0.4, 0.4]}  # EarlyStopping keeps the first
+    assert kept_epoch_metrics(tie)["loss"] == 1.0
+    assert kept_epoch_metrics({"loss": [1.0, 0.6]}) == {"loss": 0.6}  # nothing watched: the last epoch
