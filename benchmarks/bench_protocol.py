@@ -145,7 +145,8 @@ def main():
         for speaker, folder in data.items():
             row = {}
             for name in names:
-                row[name] = (run_tune if name == "tune" else run_protocol)(args, folder, speaker, seed, name)
+                row[name] = (run_tune(args, folder, speaker, seed) if name == "tune"
+                             else run_protocol(args, folder, speaker, seed, name))
                 print(f"seed {seed} {speaker} {name}: test {row[name]['test']:.4f} ({row[name]['seconds']:.0f} s)",
                       flush=True)
             row["single"] = row["refit"]["validated"]
