@@ -1,4 +1,5 @@
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -6,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import synthetic_arrays
 
 from mmdigits_keras.cli import build_parser, main
 from mmdigits_keras.data import load_kaggle
@@ -141,3 +143,78 @@ def test_options_not_given_are_left_to_the_library(monkeypatch, capsys):
     with pytest.raises(SystemExit):
         build_parser().parse_args(["train", "--help"])
     assert f"(default {names.EPOCHS}; early stopping)" in " ".join(capsys.readouterr().out.split())
+
+
+def _spoil(folder, name, value):
+    if isinstance(value, str):
+        (folder / name).write_text(value)
+    else:
+        np.save(folder / name, value)
+
+
+# (command, how the data folder or run directory is spoiled, fragment of the one-line error):
+# docs/data.md's table of a user's mistakes, one row each. The CSV / run directory / evaluation
+# folder the command would write must not appear.
+BROKEN = {
+    "submit: test files whose row counts disagree": (
+        "submit", lambda data, run: _spoil(data, "x_test_sp.npy", np.zeros((49, 507))), "row counts disagree"),
+    "evaluate: test files whose row counts disagree": (
+        "evaluate", lambda data, run: _spoil(data, "x_test_wr.npy", np.zeros((49, 784))), "row counts disagree"),
+    "train: inf in the speech": (
+        "train", lambda data, run: _spoil(data, "x_train_sp.npy", np.full((200, 507), np.inf)), "NaN/inf"),
+    "train: inf in the images": (
+        "train", lambda data, run: _spoil(data, "x_train_wr.npy", np.full((200, 784), np.inf)), "NaN/inf"),
+    "train: a labels file with a header and no rows": (
+        "train", lambda data, run: _spoil(data, "y_train.csv", "row_id,label\n"), "has 0 rows but the feature files"),
+    "train: duplicate row ids": (
+        "train", lambda data, run: _spoil(data, "y_train.csv", "row_id,label\n" + "0,1\n" * 200), "`row_id` must be"),
+    "train: missing row ids": (
+        "train", lambda data, run: _spoil(data, "y_train.csv", "row_id,label\n" + "".join(f"{i + 1},1\n" for i in
+                                                                                           range(200))),
+        "`row_id` must be the integers 0..199"),
+    "submit: a run whose model.keras holds a Lambda layer": (
+        "submit", lambda data, run: _lambda_model(run / "model.keras"), "cannot load the model"),
+    "submit: a run whose model takes other inputs": (
+        "submit", lambda data, run: _spoil(data, "x_test_sp.npy", np.zeros((50, 1560))), "takes audio rows of shape"),
+    "evaluate: a run whose model takes other inputs": (
+        "evaluate", lambda data, run: _spoil(data, "x_test_sp.npy", np.zeros((50, 1560))), "takes audio rows of shape"),
+    "submit: a file where the output's folder should be": (
+        "submit", lambda data, run: None, "is a file, not a folder"),
+    "train: a file where the output's folder should be": (
+        "train", lambda data, run: None, "is a file, not a folder"),
+    "submit: an output folder on a read-only file system": (
+        "submit", lambda data, run: None, "cannot write in the folder /sys"),
+}
+
+
+def _lambda_model(path):
+    import keras
+
+    inputs = keras.Input((784,), name="image")
+    keras.Model(inputs, keras.layers.Lambda(lambda x: x * 2)(inputs)).save(path)
+
+
+@pytest.mark.parametrize("case", sorted(BROKEN))
+def test_a_users_mistake_is_one_line_exit_2_and_writes_nothing(case, tiny_fusion_run, tmp_path, capsys):
+    command, spoil, fragment = BROKEN[case]
+    shared_data, shared_run = tiny_fusion_run
+    data, run = tmp_path / "data", tmp_path / "run"
+    shutil.copytree(shared_data, data)
+    shutil.copytree(shared_run, run)
+    pixels, audio, labels = synthetic_arrays(50, seed=1)
+    np.save(data / "x_test_wr.npy", pixels)
+    np.save(data / "x_test_sp.npy", audio)
+    pd.DataFrame({"row_id": range(50), "label": labels}).to_csv(data / "y_test.csv", index=False)
+    spoil(data, run)
+    (tmp_path / "afile").write_text("in the way")
+    out = {"a file": tmp_path / "afile" / "out", "read-only": Path("/sys/mmdigits-out")}.get(
+        next((k for k in ("a file", "read-only") if k in case), None), tmp_path / "out")
+    before = sorted(p.name for p in run.rglob("*"))
+    argv = {"train": ["train", "--data", str(data), "--out", str(out), "--epochs", "1"],
+            "submit": ["submit", "--model", str(run), "--data", str(data), "--out", str(out)],
+            "evaluate": ["evaluate", "--model", str(run), "--data", str(data), "--split", "test"]}[command]
+    _one_line_error(capsys, main(argv), fragment)
+    assert not out.exists() and not (tmp_path / "afile").is_dir()
+    assert sorted(p.name for p in run.rglob("*")) == before  # no eval/ folder, no partial file
+    if out.parent == tmp_path:
+        assert not list(tmp_path.glob(f".{out.name}*"))  # no lock or temporary file left beside it

@@ -21,6 +21,10 @@ SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[Healt
 dtypes = st.sampled_from(["float64", "float32", "int64", "uint8", "int16", "bool", "U3"])
 
 
+# Row shapes a user may store besides flat rows: images, frames x coefficients, and mistakes.
+ROW_SHAPES = {784: [(28, 28), (28, 28, 1), (28, 27)], 507: [(39, 13), (13, 39), (39, 13, 1)]}
+
+
 @st.composite
 def matrices(draw, columns):
     rows = draw(st.integers(0, 6))
@@ -29,8 +33,8 @@ def matrices(draw, columns):
     elements = None
     if dtype.startswith("float"):
         elements = st.floats(allow_nan=True, allow_infinity=True, width=32 if dtype == "float32" else 64)
-    array = draw(hnp.arrays(dtype, draw(st.sampled_from([(rows, cols), (rows,), (rows, cols, 1)])),
-                            elements=elements))
+    shapes = [(rows, cols), (rows,), (rows, cols, 1), *((rows, *shape) for shape in ROW_SHAPES.get(columns, []))]
+    array = draw(hnp.arrays(dtype, draw(st.sampled_from(shapes)), elements=elements))
     return array
 
 
@@ -38,28 +42,38 @@ labels_text = st.lists(st.one_of(st.integers(-3, 12), st.floats(allow_nan=True),
                        min_size=0, max_size=7)
 
 
+def _valid(data):
+    n = len(data)
+    assert data.images.shape == (n, 28, 28, 1) and data.images.dtype == np.float32
+    assert data.audio.shape in ((n, 507), (n, 1560)) and data.audio.dtype == np.float32
+    assert np.all(np.isfinite(data.audio)) and 0 <= data.images.min() and data.images.max() <= 1
+    assert data.labels is None or (data.labels.dtype == np.int64 and set(np.unique(data.labels)) <= set(range(10)))
+
+
 @SETTINGS
-@given(pixels=matrices(784), audio=matrices(507), labels=labels_text,
+@given(pixels=matrices(784), audio=matrices(507), test_pixels=matrices(784), test_audio=matrices(507),
+       labels=labels_text,
        header=st.sampled_from(["row_id,label", "label", "label,row_id", "id,digit", "row_id,label,extra"]))
-def test_load_kaggle_returns_valid_data_or_value_error(pixels, audio, labels, header):
+def test_load_kaggle_returns_valid_data_or_a_value_error_naming_a_file(pixels, audio, test_pixels, test_audio,
+                                                                        labels, header):
+    """The four arrays of a Kaggle folder in random shapes, dtypes and values: each split loads
+    into a valid data set or raises a ValueError naming one of its files (or the folder)."""
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        np.save(folder / "x_train_wr.npy", pixels)
-        np.save(folder / "x_train_sp.npy", audio)
+        for name, array in (("x_train_wr", pixels), ("x_train_sp", audio), ("x_test_wr", test_pixels),
+                            ("x_test_sp", test_audio)):
+            np.save(folder / f"{name}.npy", array)
         columns = header.split(",")
         rows = [",".join({"row_id": str(i), "label": str(v), "extra": "x", "id": str(i), "digit": str(v)}[c]
                          for c in columns) for i, v in enumerate(labels)]
         (folder / "y_train.csv").write_text("\n".join([header, *rows]) + "\n")
-        try:
-            data = load_kaggle(folder)
-        except ValueError as error:
-            assert str(error)
-            return
-        n = len(data)
-        assert data.images.shape == (n, 28, 28, 1) and data.images.dtype == np.float32
-        assert data.audio.shape[0] == n and np.all(np.isfinite(data.audio))
-        assert 0 <= data.images.min() and data.images.max() <= 1
-        assert data.labels.dtype == np.int64 and set(np.unique(data.labels)) <= set(range(10))
+        for split in ("train", "test"):
+            try:
+                data = load_kaggle(folder, split)
+            except ValueError as error:
+                assert str(folder) in str(error), error  # a file of the folder, or the folder itself
+                continue
+            _valid(data)
 
 
 @SETTINGS
@@ -74,10 +88,10 @@ def test_load_khacef_returns_valid_data_or_value_error(pixels, audio, labels):
         try:
             data = load_khacef(folder)
         except ValueError as error:
-            assert str(error)
+            assert str(folder) in str(error), error
             return
-        assert len(data.labels) == len(data.images) == len(data.audio)
-        assert set(np.unique(data.labels)) <= set(range(10))
+        _valid(data)
+        assert len(data.labels) == len(data.images)
 
 
 cells = st.one_of(st.integers(-2, 12), st.floats(allow_nan=True), st.text(max_size=2), st.none())

@@ -9,13 +9,20 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from mmdigits_keras.data.constants import AUDIO_WIDTHS, IMAGE_SHAPE, NUM_CLASSES, NUM_PIXELS
+from mmdigits_keras.data.constants import AUDIO_WIDTHS, IMAGE_SHAPE, NUM_CLASSES, NUM_FRAMES, NUM_PIXELS
 from mmdigits_keras.data.groups import read_groups
+
+logger = logging.getLogger("mmdigits_keras")
+
+# Row shapes a feature file may hold besides flat rows; they are flattened row by row.
+IMAGE_ROW_SHAPES = (IMAGE_SHAPE[:2], IMAGE_SHAPE)  # (28, 28) and (28, 28, 1)
+AUDIO_ROW_SHAPES = tuple((NUM_FRAMES, width // NUM_FRAMES) for width in AUDIO_WIDTHS)  # (39, 13), (39, 40)
 
 KAGGLE_FILES = {
     "train": ("x_train_wr.npy", "x_train_sp.npy", "y_train.csv"),
@@ -109,29 +116,35 @@ def read_npy(path):
         raise ValueError(f"{path}: not a readable .npy file ({error})") from None
 
 
-def load_npy(path, *, columns, name):
-    """Loads a 2-D numeric `.npy` matrix safely and checks its shape and values.
+def load_npy(path, *, columns, name, row_shapes=()):
+    """Loads a numeric `.npy` matrix safely and checks its shape and values.
 
     Args:
         path: Path of the `.npy` file.
         columns: The required number of columns (784 pixels), or a tuple of allowed counts
             (507 MFCC values or 1,560 log-mel values).
         name: What the file holds, for messages ("pixels", "MFCC features").
+        row_shapes: Other shapes a row may have, flattened row by row (C order) into
+            `columns`, e.g. ``(28, 28)`` images or ``(39, 13)`` frames x coefficients.
 
     Returns:
-        The array as stored (N, columns), numeric dtype, all values finite.
+        The array (N, columns), numeric dtype as stored, all values finite.
 
     Raises:
         ValueError: the file is missing, unreadable, truncated, pickled or of object/string
-            dtype (`allow_pickle=False`), not 2-D with `columns` columns, empty, or holds NaN/inf.
+            dtype (`allow_pickle=False`), of a shape other than (N, columns) or (N, *row_shape),
+            empty, or holds NaN/inf.
     """
     path = Path(path)
     array = read_npy(path)
     if not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
         raise ValueError(f"{path}: expected numeric {name}, found dtype {array.dtype}")
     allowed = columns if isinstance(columns, tuple) else (columns,)
+    if array.ndim > 2 and array.shape[1:] in row_shapes:
+        array = array.reshape(len(array), int(np.prod(array.shape[1:])))
     if array.ndim != 2 or array.shape[1] not in allowed:
-        wanted = " or ".join(f"(rows, {c})" for c in allowed)
+        wanted = " or ".join([*(f"(rows, {c})" for c in allowed),
+                              *(f"(rows, {', '.join(map(str, shape))})" for shape in row_shapes)])
         raise ValueError(f"{path}: expected shape {wanted} of {name}, found {array.shape}")
     if array.shape[0] == 0:
         raise ValueError(f"{path}: has 0 rows")
@@ -141,6 +154,21 @@ def load_npy(path, *, columns, name):
             row, col = np.argwhere(bad)[0]
             raise ValueError(f"{path}: {int(bad.sum())} NaN/inf value(s), first at row {row}, column {col}")
     return array
+
+
+def _pixel_scale(pixels, path, *, stored):
+    """The scale of `pixels`: `stored` (255 or 1, what the layout stores), or the other one
+    when the values say so, in one warning line naming the file: every value in [0, 1] in a
+    layout of 0..255 (already scaled; dividing by 255 again would train on black images), or
+    values above 1 in a layout of [0, 1]. Each file is read on its own scale."""
+    high = float(pixels.max())
+    if stored == 255.0 and 0.0 < high <= 1.0:
+        logger.warning("%s: pixel values lie in [0, 1], not 0..255: read as already scaled", path)
+        return 1.0
+    if stored == 1.0 and high > 1.0:
+        logger.warning("%s: pixel values reach %g, not [0, 1]: read as 0..255", path, high)
+        return 255.0
+    return stored
 
 
 def _images_from_pixels(pixels, path, *, scale):
@@ -245,7 +273,9 @@ def _check_directory(directory):
 def load_kaggle(directory, split="train"):
     """Loads one split of the Kaggle course layout (seed 000's data).
 
-    Files: ``x_{split}_wr.npy`` (N, 784) pixels 0..255, ``x_{split}_sp.npy`` (N, 507) MFCC,
+    Files: ``x_{split}_wr.npy`` (N, 784) pixels 0..255 (values all in [0, 1] are read as
+    already scaled, with a warning naming the file; (N, 28, 28) and (N, 28, 28, 1) arrays are
+    flattened), ``x_{split}_sp.npy`` (N, 507) MFCC (or (N, 39, 13)),
     and for ``train`` ``y_train.csv`` with columns ``row_id,label``. A ``y_test.csv`` beside
     the test files (as `mmdigits data build` and the demo write) gives test labels, a
     ``groups_{split}.csv`` each row's recording and speaker (`mmdigits_keras.data.groups`).
@@ -265,8 +295,9 @@ def load_kaggle(directory, split="train"):
     _check_split(split)
     directory = _check_directory(directory)
     image_name, audio_name, label_name = KAGGLE_FILES[split]
-    pixels = load_npy(directory / image_name, columns=NUM_PIXELS, name="pixels")
-    audio = load_npy(directory / audio_name, columns=AUDIO_WIDTHS, name="speech features")
+    pixels = load_npy(directory / image_name, columns=NUM_PIXELS, name="pixels", row_shapes=IMAGE_ROW_SHAPES)
+    audio = load_npy(directory / audio_name, columns=AUDIO_WIDTHS, name="speech features",
+                     row_shapes=AUDIO_ROW_SHAPES)
     _check_rows({directory / image_name: len(pixels), directory / audio_name: len(audio)})
     label_path = directory / label_name
     labels, ids = None, np.arange(len(pixels), dtype=np.int64)
@@ -274,7 +305,8 @@ def load_kaggle(directory, split="train"):
         labels, ids = read_label_csv(label_path, rows=len(pixels))
     recordings, speakers = read_groups(directory, split, rows=len(pixels))
     return MultimodalDataset(
-        images=_images_from_pixels(pixels, directory / image_name, scale=255.0),
+        images=_images_from_pixels(pixels, directory / image_name,
+                                   scale=_pixel_scale(pixels, directory / image_name, stored=255.0)),
         audio=audio.astype(np.float32),
         labels=labels,
         ids=ids,
@@ -287,8 +319,10 @@ def load_kaggle(directory, split="train"):
 def load_khacef(directory, split="train"):
     """Loads one split of the Written and Spoken Digits database layout (Khacef et al. 2019).
 
-    Files: ``data_wr_{split}.npy`` (N, 784) pixels in [0, 1] (0..255 is accepted and scaled),
-    ``data_sp_{split}.npy`` (N, 507) MFCC, ``labels_{split}.npy`` (N,) integers 0..9.
+    Files: ``data_wr_{split}.npy`` (N, 784) pixels in [0, 1] (0..255 is accepted and scaled,
+    with a warning naming the file; image-shaped arrays are flattened as in `load_kaggle`),
+    ``data_sp_{split}.npy`` (N, 507) MFCC (or (N, 39, 13)), ``labels_{split}.npy`` (N,)
+    integers 0..9.
 
     Args:
         directory: The data folder.
@@ -307,15 +341,16 @@ def load_khacef(directory, split="train"):
     _check_split(split)
     directory = _check_directory(directory)
     image_name, audio_name, label_name = KHACEF_FILES[split]
-    pixels = load_npy(directory / image_name, columns=NUM_PIXELS, name="pixels")
-    audio = load_npy(directory / audio_name, columns=AUDIO_WIDTHS, name="speech features")
+    pixels = load_npy(directory / image_name, columns=NUM_PIXELS, name="pixels", row_shapes=IMAGE_ROW_SHAPES)
+    audio = load_npy(directory / audio_name, columns=AUDIO_WIDTHS, name="speech features",
+                     row_shapes=AUDIO_ROW_SHAPES)
     label_path = directory / label_name
     raw_labels = read_npy(label_path)
     if raw_labels.ndim == 2 and raw_labels.shape[1] == 1:
         raw_labels = raw_labels[:, 0]
     labels = _check_labels(raw_labels, label_path)
     _check_rows({directory / image_name: len(pixels), directory / audio_name: len(audio), label_path: len(labels)})
-    scale = 1.0 if pixels.max() <= 1.0 else 255.0
+    scale = _pixel_scale(pixels, directory / image_name, stored=1.0)
     recordings, speakers = read_groups(directory, split, rows=len(labels))
     return MultimodalDataset(
         images=_images_from_pixels(pixels, directory / image_name, scale=scale),

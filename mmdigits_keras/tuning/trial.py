@@ -16,11 +16,9 @@ values, epochs, the checkpoint paths and the seed; the worker writes ``history``
 
 from __future__ import annotations
 
-import ctypes
 import os
 import resource
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -47,15 +45,20 @@ _HYPERMODEL_KEYS = ("data", "val_fraction", "seed", "recipe", "model", "space", 
 RETIRING = "retiring"
 # What early stopping watches in `train` (`mmdigits_keras.training.fitting.fit_callbacks`).
 KEPT_MONITOR = "val_crossentropy"
-WORKER_COMMAND = "import sys; from mmdigits_keras.tuning.trial import main; sys.exit(main(sys.argv[1:]))"
-
-
-def die_with_parent():
-    """Linux: ask the kernel to kill this process when its parent dies (kill -9 included)."""
-    try:
-        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except OSError:  # not Linux: the child then finishes its trial on its own
-        pass
+# A worker process asks to die with its parent first, before its imports (TensorFlow: seconds),
+# so a search killed while the worker starts takes it along too; then it checks that its parent
+# (the last argument) did not die before the request: then no signal will come, and it exits.
+WORKER_COMMAND = "\n".join([
+    "import ctypes, os, signal, sys",
+    "try:",
+    "    ctypes.CDLL('libc.so.6').prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG",
+    "except OSError:",
+    "    pass",
+    "if os.getppid() != int(sys.argv[-1]):",
+    "    sys.exit(0)",
+    "from mmdigits_keras.tuning.trial import main",
+    "sys.exit(main(sys.argv[1:-1]))",
+])
 
 
 def hypermodel_for(request):
@@ -206,8 +209,8 @@ class TrialWorker:
         read_end, write_end = os.pipe()
         # `-c` rather than `-m`: the package already imports this module, and runpy would run a
         # second copy of it as __main__.
-        self._process = subprocess.Popen([sys.executable, "-c", WORKER_COMMAND, "--serve", str(write_end)],
-                                         stdin=subprocess.PIPE, text=True, pass_fds=(write_end,))
+        self._process = subprocess.Popen([sys.executable, "-c", WORKER_COMMAND, "--serve", str(write_end),
+                                          str(os.getpid())], stdin=subprocess.PIPE, text=True, pass_fds=(write_end,))
         os.close(write_end)
         self._reply = os.fdopen(read_end, "r")
 
@@ -253,7 +256,7 @@ class TrialWorker:
 
 
 def main(argv=None):
-    """Entry point of a worker process (`WORKER_COMMAND` ``--serve FD``); returns 0."""
+    """Entry point of a worker process (`WORKER_COMMAND` ``--serve FD PARENT_PID``, which has
+    already asked the kernel to kill it with its parent); returns 0."""
     argv = sys.argv[1:] if argv is None else argv
-    die_with_parent()
     return serve(int(argv[argv.index("--serve") + 1]))

@@ -62,16 +62,31 @@ def claim(path, *, what="output"):
         The record of a killed holder whose lock was taken over, or None.
 
     Raises:
-        ValueError: another live process holds the claim; the message names it.
+        ValueError: another live process holds the claim (the message names it), or `path`'s
+            folder cannot be made or written in (a file in the way, a read-only file system, no
+            permission): before any work starts, with nothing written.
     """
     lock_file = lock_path(path)
-    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    folder = lock_file.parent
+    for parent in (folder, *folder.parents):  # the nearest that exists must be a folder
+        if parent.exists():
+            if not parent.is_dir():
+                raise ValueError(f"{path}: {parent} is a file, not a folder")
+            break
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ValueError(f"{path}: cannot create the folder {folder} ({error.strerror or error})") from None
     lock = filelock.FileLock(lock_file, timeout=0)
     try:
         lock.acquire()
     except filelock.Timeout:
+        if not lock_file.exists():  # filelock reports a file it could not create as held
+            raise ValueError(f"{path}: cannot write in the folder {folder}") from None
         raise ValueError(f"{path}: {what} in use by {describe_holder(_read_record(lock_file))}; "
                          f"wait for it to end or choose another path") from None
+    except OSError as error:  # a read-only file system, no permission
+        raise ValueError(f"{path}: cannot write in the folder {folder} ({error.strerror or error})") from None
     try:
         # The lock is ours, so whoever wrote a record here no longer holds it: killed mid-work.
         stale = _read_record(lock_file)

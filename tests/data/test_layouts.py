@@ -201,3 +201,42 @@ def test_test_files_whose_row_counts_disagree(tmp_path):
     np.save(directory / "x_test_sp.npy", np.zeros((9, 507)))
     with pytest.raises(ValueError, match=r"row counts disagree between files \(x_test_wr.npy: 10, x_test_sp.npy: 9\)"):
         load_kaggle(directory, "test")
+
+
+def test_images_already_in_0_1_are_read_as_scaled_with_one_warning_per_file(tmp_path, caplog):
+    directory = _good(tmp_path)
+    reference = load_kaggle(directory, "train")
+    pixels = np.load(directory / "x_train_wr.npy")
+    np.save(directory / "x_train_wr.npy", (pixels / 255.0).astype(np.float32))  # train scaled, test not
+    with caplog.at_level("WARNING", logger="mmdigits_keras"):
+        train, test = load_kaggle(directory, "train"), load_kaggle(directory, "test")
+    np.testing.assert_allclose(train.images, reference.images, atol=1e-6)  # not divided by 255 twice
+    assert test.images.max() == pytest.approx(1.0)
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warned == [f"{directory / 'x_train_wr.npy'}: pixel values lie in [0, 1], not 0..255: read as already "
+                      "scaled"]
+
+
+@pytest.mark.parametrize("shape", [(28, 28), (28, 28, 1)])
+def test_image_shaped_pixels_and_frame_shaped_speech_are_flattened(tmp_path, shape):
+    directory = _good(tmp_path)
+    reference = load_kaggle(directory, "train")
+    np.save(directory / "x_train_wr.npy", np.load(directory / "x_train_wr.npy").reshape(40, *shape))
+    np.save(directory / "x_train_sp.npy", np.load(directory / "x_train_sp.npy").reshape(40, 39, 13))
+    loaded = load_kaggle(directory, "train")
+    np.testing.assert_array_equal(loaded.images, reference.images)
+    np.testing.assert_array_equal(loaded.audio, reference.audio)
+    assert loaded.fingerprint() == reference.fingerprint()
+    np.save(directory / "x_train_sp.npy", np.zeros((40, 13, 39)))  # frames and coefficients swapped: refused
+    with pytest.raises(ValueError, match=r"x_train_sp.npy: expected shape .*\(rows, 39, 13\).* found \(40, 13, 39\)"):
+        load_kaggle(directory, "train")
+
+
+def test_float_labels_of_whole_numbers_are_read_as_classes(tmp_path):
+    directory = _good(tmp_path)
+    frame = pd.read_csv(directory / "y_train.csv")
+    (directory / "y_train.csv").write_text("row_id,label\n" + "".join(f"{i},{v}.0\n" for i, v in
+                                                                     zip(frame["row_id"], frame["label"])))
+    loaded = load_kaggle(directory, "train")
+    assert loaded.labels.dtype == np.int64
+    np.testing.assert_array_equal(loaded.labels, frame["label"].to_numpy())

@@ -259,7 +259,7 @@ def test_trials_share_a_worker_process_that_is_replaced_when_it_retires(tiny_kag
     alive_after = []  # the trial worker processes alive at the end of each trial
 
     def kill_the_first_worker(trial):  # an idle worker that died is replaced at the next trial
-        children = psutil.Process().children()
+        children = _trial_workers(psutil.Process())
         devices.extend(child.environ().get("CUDA_VISIBLE_DEVICES") for child in children)
         alive_after.append([child.pid for child in children])
         if not killed:
@@ -278,6 +278,19 @@ def test_trials_share_a_worker_process_that_is_replaced_when_it_retires(tiny_kag
     assert pids[1] == pids[2] and pids[1] != pids[0]  # two trials in one worker ...
     assert alive_after[1] == [pids[1]] and alive_after[2] == []  # ... which then retires
     assert devices and set(devices) == {"1"}
+
+
+def _trial_workers(process):
+    """`process`'s child processes that are trial workers (another test in this pytest worker may
+    have left a process of its own behind)."""
+    workers = []
+    for child in process.children():
+        try:
+            if "--serve" in child.cmdline():
+                workers.append(child)
+        except psutil.Error:  # it ended meanwhile
+            pass
+    return workers
 
 
 def _cluster(data, out, *, trials, env=None):
