@@ -174,6 +174,8 @@ BROKEN = {
         "`row_id` must be the integers 0..199"),
     "submit: a run whose model.keras holds a Lambda layer": (
         "submit", lambda data, run: _lambda_model(run / "model.keras"), "cannot load the model"),
+    "submit: a run whose model.keras holds a custom layer": (
+        "submit", lambda data, run: _custom_layer_model(run / "model.keras"), "cannot load the model"),
     "submit: a run whose model takes other inputs": (
         "submit", lambda data, run: _spoil(data, "x_test_sp.npy", np.zeros((50, 1560))), "takes audio rows of shape"),
     "evaluate: a run whose model takes other inputs": (
@@ -192,6 +194,17 @@ def _lambda_model(path):
 
     inputs = keras.Input((784,), name="image")
     keras.Model(inputs, keras.layers.Lambda(lambda x: x * 2)(inputs)).save(path)
+
+
+def _custom_layer_model(path):
+    import keras
+
+    class Doubling(keras.layers.Layer):  # not registered: safe mode cannot rebuild it, and runs none of it
+        def call(self, x):
+            return x * 2
+
+    inputs = keras.Input((784,), name="image")
+    keras.Model(inputs, Doubling()(inputs)).save(path)
 
 
 @pytest.mark.parametrize("case", sorted(BROKEN))

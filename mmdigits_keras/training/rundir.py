@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import platform
+import re
 from pathlib import Path
 
 import keras
@@ -119,7 +120,7 @@ def load_trained_model(path):
     Raises:
         ValueError: if the path or its ``model.keras`` is missing, a cross-validation run is
             unfinished, or the file is not a loadable Keras model (corrupt, or code such as a
-            Lambda layer refused by safe mode).
+            Lambda layer or a custom class, refused by safe mode); the message is one line.
     """
     path = Path(path)
     if path.is_dir() and not (path / "model.keras").exists():
@@ -133,8 +134,19 @@ def load_trained_model(path):
         raise ValueError(f"{file}: model file not found (expected a run directory with model.keras)")
     try:
         return keras.models.load_model(file, safe_mode=True)
-    except Exception as error:  # keras raises many types for a bad archive; one clear message
-        raise ValueError(f"{file}: cannot load the model ({type(error).__name__}: {error})") from None
+    except Exception as error:  # keras raises many types for a bad archive; one clear line
+        raise ValueError(f"{file}: cannot load the model ({_load_failure(error)})") from None
+
+
+def _load_failure(error):
+    """One line on why Keras could not load a model file (its messages span many lines)."""
+    text = str(error)
+    custom = re.search(r"Could not locate class '([^']+)'", text)
+    if custom:
+        return (f"it holds a custom class {custom.group(1)!r} that neither Keras nor mmdigits_keras defines; "
+                f"safe mode runs no code from the file")
+    line = " ".join(text.split())
+    return f"{type(error).__name__}: {line[:400]}{'...' if len(line) > 400 else ''}"
 
 
 def _ensemble_members(path):
