@@ -302,8 +302,21 @@ def _cluster(data, out, *, trials, env=None):
     return [*TUNE, *common, "--distributed", "chief"], [*TUNE, *common, "--distributed", "worker"], env
 
 
-def _start(command, env):
-    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+@pytest.fixture
+def started():
+    """The processes a test starts; those still running when it ends (it failed) are killed."""
+    processes = []
+    yield processes
+    for process in processes:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def _start(command, env, started):
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    started.append(process)
+    return process
 
 
 def _wait_for(condition, timeout, what):
@@ -327,13 +340,13 @@ def _assert_search_completed(out, trials, chief_output):
 
 
 @pytest.mark.slow(52)
-def test_lost_worker_killed_chief_and_kill_9_during_export_lose_no_trial(tiny_kaggle, tmp_path):
+def test_lost_worker_killed_chief_and_kill_9_during_export_lose_no_trial(tiny_kaggle, tmp_path, started):
     # One cluster, three failures in turn (one scenario: each process start costs a TensorFlow
     # start-up, about 5 s here).
     out = tmp_path / "dist"
     chief_command, worker_command, env = _cluster(tiny_kaggle, out, trials=4)
-    chief = _start(chief_command, env)
-    lost = _start([*worker_command, "--tuner-id", "w1"], env)
+    chief = _start(chief_command, env, started)
+    lost = _start([*worker_command, "--tuner-id", "w1"], env, started)
     # 1. w1 alone until it has handed its first trial to its trial process, then killed: a
     # preempted machine says no goodbye to the chief. (Waiting for any child process instead
     # was racy: preparing the data may start one, e.g. the speech synthesizer when its cache is
@@ -346,7 +359,7 @@ def test_lost_worker_killed_chief_and_kill_9_during_export_lose_no_trial(tiny_ka
     lost.wait()
     _, alive = psutil.wait_procs(trial_processes, timeout=10)
     assert not alive, "a trial process outlived its killed worker"
-    survivor = _start([*worker_command, "--tuner-id", "w2"], env)
+    survivor = _start([*worker_command, "--tuner-id", "w2"], env, started)
     # 2. Once w2 has run trial 0 again and one more, the chief is killed and started again with
     # the same command; w2 carries on with it.
     _wait_for(lambda: "trial_0" in _finished_trials(out) and len(_finished_trials(out)) >= 2, 240,
@@ -355,7 +368,7 @@ def test_lost_worker_killed_chief_and_kill_9_during_export_lose_no_trial(tiny_ka
     first_output = chief.communicate()[0]
     assert "worker w1 lost (no heartbeat for 6 s) during trial 0; it runs again" in first_output, first_output
     finished = _finished_trials(out)
-    restarted = _start(chief_command, env)
+    restarted = _start(chief_command, env, started)
     # 3. The restarted chief is killed while it exports best/ (the leaderboard is written just
     # before): best/ is whole or absent, and a third start exports it.
     _wait_for(lambda: (out / "leaderboard.csv").exists() or restarted.poll() is not None, 240, "the export")
@@ -369,7 +382,7 @@ def test_lost_worker_killed_chief_and_kill_9_during_export_lose_no_trial(tiny_ka
         assert _finished_trials(out)[name] == stamp
     finished = _finished_trials(out)
     assert len(finished) == 4, finished
-    third = _start(chief_command, env)
+    third = _start(chief_command, env, started)
     outputs = [p.communicate(timeout=300)[0] for p in (survivor, third)]
     assert [survivor.returncode, third.returncode] == [0, 0], outputs
     assert "Reloading Tuner" in outputs[1], outputs[1]
