@@ -50,8 +50,9 @@ def check_replayed(best_dir, best):
     search's seed, as every trial did, so ``best/`` is the winning trial's model again and
     scores what it scored (never below trial 0, the untuned configuration, which is `train`'s
     own run); ops that are not deterministic on a device would break that. Only for the
-    ``val_accuracy`` objective (what ``metrics.json`` records); a cross-validation ``best/``
-    is not checked (its folds restore their own epochs)."""
+    ``val_accuracy`` objective (what ``metrics.json`` records) and when ``best/`` trains as its
+    trial did (the caller checks: the same epochs, no Hyperband continuation); a
+    cross-validation ``best/`` is not checked (its folds restore their own epochs)."""
     metrics = read_json(best_dir / "metrics.json")
     if best["objective"] != "val_accuracy" or "folds" in metrics or "val_accuracy" not in metrics:
         return

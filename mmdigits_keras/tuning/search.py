@@ -256,7 +256,8 @@ def run_search(
         else:
             best_dir, exported = export_best(data, out, best, folds=folds, **export)
             what = f"the best configuration (trial {best['trial_id']}, {objective} {best['score']:.4f})"
-            check_replayed(best_dir, best)
+            if tuner != "hyperband" and settings.epochs == epochs:  # else best/ trains otherwise than its trial
+                check_replayed(best_dir, best)
         logger.info("%s %s as %s", "exported" if exported else "kept", what, best_dir)
         if len(failed):
             logger.warning("%d trial(s) did not complete; see the status column of %s", len(failed),

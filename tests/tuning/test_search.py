@@ -37,6 +37,7 @@ from mmdigits_keras.tuning import (
     run_search,
     training_hyperparameters,
 )
+from mmdigits_keras.tuning.export import check_replayed
 from mmdigits_keras.tuning.results import TRIAL_FILE
 from mmdigits_keras.utils import names
 
@@ -176,6 +177,9 @@ def test_search_writes_outputs_resumes_and_refuses_other_searches(tiny_kaggle, t
     assert first["score"] == pytest.approx(json.loads((untuned / "metrics.json").read_text())["val_accuracy"], abs=1e-6)
     best_validation = json.loads((out / "best" / "metrics.json").read_text())["val_accuracy"]
     assert best_validation == pytest.approx(best["score"], abs=1e-6) and best_validation >= first["score"]
+    assert "did not repeat exactly" not in caplog.text
+    check_replayed(out / "best", {**best, "score": best_validation - 0.01})  # as if it had not repeated
+    assert "did not repeat exactly" in caplog.text
     assert config["training"]["batch_size"] == best["values"]["batch_size"]
     assert config["training"]["recipe"]["name"] == "default"  # as `train`, not a plain set-up
     path, _ = submit(out / "best", tiny_kaggle, tmp_path / "best.csv")
