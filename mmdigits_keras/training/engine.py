@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Callable
 
 from mmdigits_keras.training.distribute import make_strategy, strategy_name
-from mmdigits_keras.training.fitting import compile_model, fit_model, seed_everything
+from mmdigits_keras.training.fitting import EARLY_STOPPING_MONITOR, compile_model, fit_model, seed_everything
 from mmdigits_keras.training.logs import LOGS_DIR, tensorboard_callback
 from mmdigits_keras.training.preparation import prepare_data
 from mmdigits_keras.training.refit import refit_model
@@ -58,7 +58,7 @@ class TrainingSpec:
     config: Callable
     loss: object = None
     metrics: tuple = ("accuracy",)
-    monitor: str = "val_crossentropy"
+    monitor: str = EARLY_STOPPING_MONITOR
 
 
 def run(data, spec, *, out, recipe, settings=None, overwrite=False, extra_config=None, callbacks=(), fold=None):

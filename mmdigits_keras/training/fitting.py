@@ -40,7 +40,12 @@ def compile_model(model, recipe, *, learning_rate, loss=None, metrics=("accuracy
     return model
 
 
-def fit_callbacks(recipe, *, patience=10, monitor="val_crossentropy"):
+# What early stopping watches in a classifier's training: the validation cross-entropy without
+# label smoothing (`compile_model`); its best epoch is the one restored and saved.
+EARLY_STOPPING_MONITOR = "val_crossentropy"
+
+
+def fit_callbacks(recipe, *, patience=10, monitor=EARLY_STOPPING_MONITOR):
     """The recipes' schedule: EarlyStopping on `monitor` (best weights restored) and
     ReduceLROnPlateau (factor 0.5 after `patience` // 2 epochs), as in seed 001's training set-up."""
     return [
@@ -76,7 +81,7 @@ def build_training_state(model, part, recipe):
 
 
 def fit_model(model, prepared, recipe, *, epochs, seed=0, patience=10, callbacks=(), initial_epoch=0,
-              monitor="val_crossentropy", verbose="auto", schedule=None):
+              monitor=EARLY_STOPPING_MONITOR, verbose="auto", schedule=None):
     """Fits a compiled `model` on `prepared` with `recipe`: a recipe without augmentation feeds
     numpy arrays (the course papers' way), every other recipe a `training_dataset` pipeline; validation on
     the validation rows; `fit_callbacks` (watching `monitor`) plus `callbacks`. Batch

@@ -29,7 +29,7 @@ import keras_tuner
 import numpy as np
 
 from mmdigits_keras.training import get_recipe, prepare_data
-from mmdigits_keras.training.fitting import seed_everything
+from mmdigits_keras.training.fitting import EARLY_STOPPING_MONITOR, seed_everything
 from mmdigits_keras.training.logs import tensorboard_callback, write_hparams
 from mmdigits_keras.tuning.space import RegistryHyperModel
 from mmdigits_keras.utils.files import read_json, write_json
@@ -43,8 +43,8 @@ TRIALS_PER_WORKER = int(os.environ.get("MMDIGITS_TRIALS_PER_WORKER", 20))
 # The request entries that decide the prepared data and the hypermodel (same for a whole search).
 _HYPERMODEL_KEYS = ("data", "val_fraction", "seed", "recipe", "model", "space", "patience", "split", "folds")
 RETIRING = "retiring"
-# What early stopping watches in `train` (`mmdigits_keras.training.fitting.fit_callbacks`).
-KEPT_MONITOR = "val_crossentropy"
+# What early stopping watches in `train`: its best epoch is the one `train` keeps.
+KEPT_MONITOR = EARLY_STOPPING_MONITOR
 # A worker process asks to die with its parent first, before its imports (TensorFlow: seconds),
 # so a search killed while the worker starts takes it along too; then it checks that its parent
 # (the last argument) did not die before the request: then no signal will come, and it exits.
