@@ -1,12 +1,13 @@
 """Training-time augmentation of the two modalities (the default recipe's; `Recipe` fields
-switch each on): the one job of this module is the signal processing, as TensorFlow ops a
-`tf.data` pipeline maps over batches.
+switch each on): the one job of this module is the signal processing, as stateless TensorFlow ops
+a `tf.data` pipeline maps over batches in parallel.
 
 - speech, on the standardized 39-frame feature map: time shift, SpecAugment-style time and
   frequency masks (Park et al. 2019), vocal-tract-length perturbation of the cepstra (Jaitly &
   Hinton 2013, `vtlp_matrix`), simulated room reverberation of the mel envelope (`reverberate`),
   Gaussian noise (`augment_audio`);
-- images: small translation, rotation and zoom with Keras preprocessing layers (`image_jitter`).
+- images: small translation, rotation and zoom, Keras's preprocessing layers' draws composed
+  into one affine map (`image_jitter`).
 
 Mel scale conversions and the cepstral lifter are python_speech_features' (`hz2mel`, `mel2hz`,
 `lifter`), the library that computes the MFCC rows (`mmdigits_keras.data.features.mfcc_507`).
@@ -25,15 +26,47 @@ import tensorflow as tf
 
 from mmdigits_keras.data.constants import NUM_FRAMES
 
+# The default recipe's image jitter, as Keras's RandomTranslation(0.1, 0.1), RandomRotation(0.05)
+# and RandomZoom(0.1) draw it: shift up to 10% of the side, rotation up to 5% of a turn, zoom
+# factor 1 +/- 10% (the same in both axes).
+JITTER_SHIFT = 0.1
+JITTER_TURNS = 0.05
+JITTER_ZOOM = 0.1
 
-def image_jitter(seed):
-    """Keras preprocessing layers jittering a batch of images (N, 28, 28, 1) in training: shift
-    up to 10%, rotation up to 5% of a turn, zoom up to 10%, blank (0) fill; `seed` seeds each."""
-    return keras.Sequential([
-        keras.layers.RandomTranslation(0.1, 0.1, fill_mode="constant", seed=seed),
-        keras.layers.RandomRotation(0.05, fill_mode="constant", seed=seed + 1),
-        keras.layers.RandomZoom(0.1, fill_mode="constant", seed=seed + 2),
-    ], name="image_jitter")
+
+def image_jitter(images, seed):
+    """Random shift, rotation and zoom of a batch of images (B, H, W, C) float32, blank (0) fill.
+
+    The draws are Keras's RandomTranslation, RandomRotation and RandomZoom's (`JITTER_SHIFT`,
+    `JITTER_TURNS`, `JITTER_ZOOM`), composed into one affine map about the image centre and
+    resampled once (bilinear, `keras.ops.image.affine_transform`) instead of three times.
+    The draws are stateless (`tf.random.stateless_uniform` from `seed`, int64 (2,)), so a
+    batch's jitter depends on its seed only: the `tf.data` pipeline can map batches in
+    parallel and still give the same batches for the same seed.
+
+    Returns:
+        float32 (B, H, W, C).
+    """
+    batch = tf.shape(images)[0]
+    height, width = float(images.shape[1]), float(images.shape[2])
+
+    def draw(salt, low, high):
+        return tf.random.stateless_uniform((batch,), seed + salt, low, high)
+
+    shift_x = draw(0, -JITTER_SHIFT, JITTER_SHIFT) * width
+    shift_y = draw(1, -JITTER_SHIFT, JITTER_SHIFT) * height
+    angle = draw(2, -JITTER_TURNS, JITTER_TURNS) * 2.0 * np.pi
+    zoom = draw(3, 1.0 - JITTER_ZOOM, 1.0 + JITTER_ZOOM)
+    # Each output pixel p reads the input at A p + b: A = zoom * rotation about the centre c,
+    # b = c - A c - shift (the three maps of Keras's layers, composed).
+    cos, sin = tf.cos(angle) * zoom, tf.sin(angle) * zoom
+    centre_x, centre_y = (width - 1.0) / 2.0, (height - 1.0) / 2.0
+    offset_x = centre_x - cos * centre_x + sin * centre_y - shift_x
+    offset_y = centre_y - sin * centre_x - cos * centre_y - shift_y
+    zeros = tf.zeros_like(angle)
+    transform = tf.stack([cos, -sin, offset_x, sin, cos, offset_y, zeros, zeros], axis=1)
+    return keras.ops.image.affine_transform(images, transform, interpolation="bilinear", fill_mode="constant",
+                                            fill_value=0.0)
 
 
 # Per-column statistics (39 frames x 13 values) of `mfcc_507` before standardization, over
@@ -148,12 +181,16 @@ def reverberate(x, probability, seed, drr_db):
     delays = tf.range(1, REVERB_TAPS, dtype=tf.float32)[None, :] * 0.025  # seconds, one hop per frame
     tail = tf.exp(-6.9 * delays / rt60)  # 60 dB down at RT60
     tail = tail / tf.reduce_sum(tail, axis=1, keepdims=True) / ratio
-    kernel = tf.concat([tf.ones((batch, 1)), tail], axis=1)  # (B, taps)
-    padded = tf.pad(power, [[0, 0], [REVERB_TAPS - 1, 0], [0, 0]])
+    kernel = tf.concat([tf.ones((batch, 1)), tail, tf.zeros((batch, 1))], axis=1)  # (B, taps + 1), last 0
+    # The causal convolution over time as one matrix per utterance: frame t receives
+    # kernel[t - s] of frame s (0 outside 0 <= t - s < taps, the extra zero tap).
     frames = x.shape[1]
-    shifted = tf.stack([padded[:, REVERB_TAPS - 1 - k : REVERB_TAPS - 1 - k + frames] for k in range(REVERB_TAPS)],
-                       axis=1)  # (B, taps, 39, 26)
-    wet = from_mel_power(raw, power, tf.einsum("bk,bktj->btj", kernel, shifted))
+    lag = np.arange(frames)[:, None] - np.arange(frames)[None, :]
+    lag = np.where((lag >= 0) & (lag < REVERB_TAPS), lag, REVERB_TAPS)
+    # kernel[:, lag] as a matrix product with lag's one-hot rows: a fifth of a gather's time.
+    toeplitz = tf.reshape(kernel @ np.eye(REVERB_TAPS + 1, dtype=np.float32)[lag.reshape(-1)].T,
+                          (batch, frames, frames))  # (B, 39, 39)
+    wet = from_mel_power(raw, power, tf.einsum("bts,bsj->btj", toeplitz, power))
     chosen = tf.random.stateless_uniform((batch, 1, 1), seed + 2) < probability
     return tf.where(chosen, wet, x)
 

@@ -32,6 +32,7 @@ from mmdigits_keras.training.metrics import classification_metrics
 from mmdigits_keras.training.rundir import RUN_FORMAT, read_run_config
 from mmdigits_keras.utils.files import atomic_write, check_output_free, read_json, write_json
 from mmdigits_keras.utils.locks import claim
+from mmdigits_keras.utils.progress import Eta
 
 PLAN_FILE = "plan.json"
 OOF_FILE = "oof_predictions.csv"
@@ -99,11 +100,15 @@ def cross_validate(data, *, out, folds, train_fold, settings, split=None, seed=0
                                   "data_fingerprint": dataset.fingerprint(), **settings}))
     with claim(out, what="run directory"):
         _check_plan(out, plan, overwrite=overwrite)
+        finished = [(out / name / "config.json").is_file() for name in members]
+        eta = Eta(folds, unit="fold", initial=sum(finished))
         for index, name in enumerate(members):
-            if (out / name / "config.json").is_file():
+            if finished[index]:
                 continue
             logger.info("fold %d of %d -> %s", index + 1, folds, out / name)
             train_fold(out / name, fold=(index, int(folds)), split=split)
+            finished[index] = True
+            logger.info("%s", eta.describe(sum(finished)))
         probabilities = None  # (rows, classes) once the first fold says how many classes
         oof_fold = np.full(len(dataset), -1, dtype=np.int64)
         summary = []

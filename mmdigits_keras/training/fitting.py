@@ -5,6 +5,8 @@ recipe's `tf.data` pipeline. The engine (`mmdigits_keras.training.engine`) and t
 
 from __future__ import annotations
 
+import logging
+
 import keras
 import tensorflow as tf
 
@@ -12,7 +14,9 @@ from mmdigits_keras.models.backbone import modalities_of
 from mmdigits_keras.training.fused import fused_batch_normalization
 from mmdigits_keras.training.pipeline import evaluation_dataset, model_inputs, recipe_targets, training_dataset
 from mmdigits_keras.training.recipes import make_loss, make_optimizer
-from mmdigits_keras.utils.progress import fit_verbosity
+from mmdigits_keras.utils.progress import Eta, fit_verbosity
+
+logger = logging.getLogger("mmdigits_keras")
 
 
 def seed_everything(seed):
@@ -55,6 +59,25 @@ def fit_callbacks(recipe, *, patience=10, monitor=EARLY_STOPPING_MONITOR):
     ]
 
 
+class EpochEta(keras.callbacks.Callback):
+    """Logs the time left of a fit as each epoch after the first begins, at the pace so far
+    (`Eta`): ``"epoch 5: 4 of 30 epochs done in 00:48, about 05:12 left"``; with early stopping
+    the time is an upper bound, and the line says so. Keras's own progress bar times one epoch
+    only."""
+
+    def __init__(self, epochs, *, initial_epoch=0, early_stopping=True):
+        super().__init__()
+        self.epochs, self.initial_epoch, self.early_stopping = int(epochs), int(initial_epoch), early_stopping
+
+    def on_train_begin(self, logs=None):
+        self.eta = Eta(self.epochs, unit="epoch", initial=self.initial_epoch)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch > self.initial_epoch:
+            logger.info("epoch %d: %s%s", epoch + 1, self.eta.describe(epoch),
+                        " at most (early stopping may end it sooner)" if self.early_stopping else "")
+
+
 def build_training_state(model, part, recipe):
     """Creates a compiled `model`'s optimizer slots and compiled loss and metric variables
     eagerly, from the first two rows of `part`, and resets the metrics.
@@ -87,7 +110,8 @@ def fit_model(model, prepared, recipe, *, epochs, seed=0, patience=10, callbacks
     the validation rows; `fit_callbacks` (watching `monitor`) plus `callbacks`. Batch
     normalization trains with TensorFlow's fused kernel (`fused_batch_normalization`).
     ``verbose="auto"`` draws Keras's progress bar on a terminal or in a notebook and one line
-    per epoch elsewhere (`fit_verbosity`).
+    per epoch elsewhere (`fit_verbosity`); unless `verbose` is 0, each epoch also logs the time
+    left (`EpochEta`).
 
     With `schedule` (a refit: `refit_schedule`), the model trains ``len(schedule)`` epochs at
     those learning rates, without validation, early stopping or plateau (`epochs` and
@@ -102,6 +126,8 @@ def fit_model(model, prepared, recipe, *, epochs, seed=0, patience=10, callbacks
         every = [keras.callbacks.LearningRateScheduler(lambda epoch, rate: schedule[epoch]), *callbacks]
     else:
         every = [*fit_callbacks(recipe, patience=patience, monitor=monitor), *callbacks]
+    if verbose:
+        every.append(EpochEta(epochs, initial_epoch=initial_epoch, early_stopping=schedule is None))
     train_part, val_part = prepared.train, prepared.validation
     validate = len(val_part) > 0
     if not recipe.augment:  # as the course papers ran it: numpy arrays into fit

@@ -1,6 +1,6 @@
 """The input pipeline of training: `tf.data` datasets of a recipe's batches (shuffled,
-batched, augmented with `mmdigits_keras.training.augment`, prefetched; the arrays are in memory,
-so no cache), and un-augmented evaluation batches with targets shaped for the recipe's loss."""
+batched, augmented in parallel with `mmdigits_keras.training.augment`, prefetched; the arrays
+are in memory, so no cache), and un-augmented evaluation batches with targets shaped for the recipe's loss."""
 
 from __future__ import annotations
 
@@ -28,7 +28,8 @@ def training_dataset(part, recipe, *, seed=0, num_classes=10, multimodal=True):
     Args:
         part: The training `MultimodalDataset` (labels required).
         recipe: A `Recipe`; ``augment`` adds `augment_audio` and `image_jitter`.
-        seed: Seed of the shuffle and of every random draw (deterministic per epoch order).
+        seed: Seed of the shuffle and of every augmentation draw: batch k of an epoch draws from
+            the stateless seed (`seed`, k), so the batches are the same at any parallelism.
         num_classes: Width of one-hot targets when the recipe smooths labels.
         multimodal: False for a model that looks at one modality: no modality dropout
             (blanking its only input would teach it noise).
@@ -43,14 +44,13 @@ def training_dataset(part, recipe, *, seed=0, num_classes=10, multimodal=True):
     if recipe.augment:
         mean = tf.constant(part.audio.mean(axis=0), tf.float32)
         std = tf.constant(part.audio.std(axis=0) + 1e-6, tf.float32)
-        jitter = image_jitter(seed)
         counter = tf.data.Dataset.counter()
 
         def augment(step, batch):
             features, targets = batch
             step_seed = tf.stack([tf.cast(seed, tf.int64), step])
             standardized = augment_audio(features["audio"], mean, std, recipe, step_seed)
-            image = jitter(features["image"], training=True)
+            image = image_jitter(features["image"], step_seed + 70)
             if multimodal:
                 draw = tf.random.stateless_uniform((tf.shape(image)[0],), step_seed + 50)
                 keep_image = tf.cast(draw >= recipe.image_dropout, tf.float32)
@@ -65,7 +65,10 @@ def training_dataset(part, recipe, *, seed=0, num_classes=10, multimodal=True):
             audio = standardized * std + mean  # blank speech = the mean
             return {"image": image, "audio": audio}, targets
 
-        data = tf.data.Dataset.zip(counter, data).map(augment)
+        # Every draw is stateless, from the batch's step seed: batches are augmented in parallel
+        # and come out in order, the same batches for the same seed at any parallelism.
+        data = tf.data.Dataset.zip(counter, data).map(augment, num_parallel_calls=tf.data.AUTOTUNE,
+                                                      deterministic=True)
     return data.prefetch(tf.data.AUTOTUNE)
 
 

@@ -17,11 +17,12 @@ import keras_tuner
 
 from mmdigits_keras.training.logs import LOGS_DIR
 from mmdigits_keras.tuning.cluster import IDLE_POLL_SECONDS, Heartbeat, LeaseKeeper
-from mmdigits_keras.tuning.internals import every_trial_finished
+from mmdigits_keras.tuning.internals import TrialStatus, every_trial_finished
 from mmdigits_keras.tuning.results import TRIAL_FILE
 from mmdigits_keras.tuning.state import backup_search_state
 from mmdigits_keras.tuning.trial import TrialWorker, kept_epoch_metrics, train_trial
 from mmdigits_keras.utils.files import read_json, write_json
+from mmdigits_keras.utils.progress import Eta
 
 logger = logging.getLogger("mmdigits_keras")
 
@@ -56,6 +57,7 @@ class SearchTuner(keras_tuner.Tuner):
         self.trial_end_hook = trial_end_hook
         self._finished = {}
         self._worker = TrialWorker()
+        self._eta = None  # the search's time left, where this process's oracle holds the trials
 
     def checkpoint_path(self, trial_id):
         """Where trial `trial_id` keeps its best epoch's weights (Hyperband continues from it)."""
@@ -114,9 +116,14 @@ class SearchTuner(keras_tuner.Tuner):
             "history": {k: [float(v) for v in vs] for k, vs in history.history.items()}}
         kept = kept_epoch_metrics(history.history)
         objective = self.oracle.objective.name
-        logger.info("[%s] trial %s: %s %.4f in %.1f s", self.tuner_id, trial.trial_id, objective,
-                    kept.get(objective, float("nan")), seconds)
+        logger.info("[%s] trial %s: %s %.4f in %.1f s%s", self.tuner_id, trial.trial_id, objective,
+                    kept.get(objective, float("nan")), seconds,
+                    "" if self._eta is None else f"; {self._eta.describe(self._ended_trials() + 1)}")
         return kept
+
+    def _ended_trials(self):
+        """Trials of the oracle that have ended (completed or failed)."""
+        return sum(t.status in (TrialStatus.COMPLETED, TrialStatus.FAILED) for t in self.oracle.trials.values())
 
     def _run_here(self, request):
         """Trains the trial in this process; a failure fails the trial (as in a worker process),
@@ -139,9 +146,12 @@ class SearchTuner(keras_tuner.Tuner):
 
     def search(self, *fit_args, **fit_kwargs):
         """keras-tuner's search; the chief releases the trials of lost workers while it serves.
+        A search in one process logs the time left after each trial (`Eta`).
         A chief whose trials have all finished (restarted after the last one, e.g. killed
         while it exported ``best/``) does not serve: keras-tuner's chief ends only after a worker
         has been told to stop, and no worker may ever ask again."""
+        if self.role == "single" and self.oracle.max_trials:  # a worker's oracle is the chief's, remote
+            self._eta = Eta(self.oracle.max_trials, unit="trial", initial=self._ended_trials())
         if self.role != "chief":
             return super().search(*fit_args, **fit_kwargs)
         if every_trial_finished(self.oracle):

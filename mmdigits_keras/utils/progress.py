@@ -1,12 +1,16 @@
 """Progress output that suits where it goes: bars that redraw in place on a terminal or in a
 notebook, one line per epoch (or none) in a log file or CI output, where carriage-return
-updates pile up into one unreadable line."""
+updates pile up into one unreadable line; and the time left of long work (`Eta`)."""
 
 from __future__ import annotations
 
 import sys
+import time
 
+from tqdm import tqdm as _tqdm
 from tqdm.auto import tqdm
+
+format_interval = _tqdm.format_interval
 
 
 def is_interactive(stream=None):
@@ -44,3 +48,30 @@ def progress_bar(total, *, unit, enabled=True):
     """A tqdm progress bar over `total` items, drawn on stderr only where `is_interactive`
     (and `enabled`); elsewhere a silent counter with the same ``update`` / ``close`` calls."""
     return tqdm(total=total, unit=unit, disable=not (enabled and is_interactive(sys.stderr)), leave=False)
+
+
+class Eta:
+    """The time left of `total` units of work (epochs, folds, trials) at the pace so far: a
+    clock started at creation, with `initial` units already done (a resumed run), so the
+    pace counts only the units done since.
+
+    ``Eta(30, unit="epoch").describe(4)`` -> ``"4 of 30 epochs done in 00:48, about 05:12 left"``
+    (times as tqdm formats them: ``MM:SS``, or ``H:MM:SS`` past an hour).
+    """
+
+    def __init__(self, total, *, unit, initial=0):
+        self.total, self.unit, self.initial = int(total), unit, int(initial)
+        self.started = time.monotonic()
+
+    def seconds_left(self, done):
+        """Seconds left after `done` units (None before the first unit of this clock)."""
+        fresh = done - self.initial
+        if fresh <= 0:
+            return None
+        return (time.monotonic() - self.started) / fresh * max(self.total - done, 0)
+
+    def describe(self, done):
+        """One line: units done, time taken, and the time left (once there is a pace)."""
+        text = f"{done} of {self.total} {self.unit}s done in {format_interval(time.monotonic() - self.started)}"
+        left = self.seconds_left(done)
+        return text if left is None else f"{text}, about {format_interval(left)} left"

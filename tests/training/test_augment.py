@@ -1,11 +1,15 @@
+import keras
 import numpy as np
 import scipy.fft
+import scipy.stats
 import tensorflow as tf
 
+from mmdigits_keras.training import augment
 from mmdigits_keras.training.augment import (
     MFCC_REFERENCE_MEAN,
     MFCC_REFERENCE_STD,
     from_mel_power,
+    image_jitter,
     mel_centres_hz,
     reverberate,
     to_mel_power,
@@ -46,6 +50,23 @@ def test_reverberation_spreads_energy_into_the_following_frames():
     assert np.all(far[20:30] > near[20:30] + 1.0)
 
 
+def test_reverberation_is_a_causal_convolution_of_each_mel_band(monkeypatch):
+    """With RT60 and the direct-to-reverberant ratio pinned, the wet rows are each mel band's
+    power convolved over time (numpy's convolution) with Polack's kernel: the direct sound,
+    then taps decaying 60 dB over RT60 whose sum is the reverberant energy."""
+    monkeypatch.setattr(augment, "RT60_SECONDS", (0.3, 0.3))
+    rng = np.random.default_rng(1)
+    x = tf.constant(rng.normal(size=(2, 39, 13)) * 0.5, tf.float32)
+    wet = reverberate(x, 1.0, tf.constant([3, 4], tf.int64), (-4.0, -4.0)).numpy()
+    tail = np.exp(-6.9 * np.arange(1, augment.REVERB_TAPS) * 0.025 / 0.3)
+    kernel = np.concatenate([[1.0], tail / tail.sum() / 10 ** (-4.0 / 10)])
+    raw, power = to_mel_power(x)
+    convolved = np.stack([[np.convolve(band, kernel)[:39] for band in utterance.T] for utterance in power.numpy()])
+    expected = from_mel_power(raw, power, tf.constant(convolved.transpose(0, 2, 1), tf.float32)).numpy()
+    np.testing.assert_allclose(wet, expected, atol=1e-3)
+    assert np.abs(wet - x.numpy()).max() > 0.1  # and it does change the rows
+
+
 def test_the_mel_power_envelope_round_trips_and_the_bands_are_the_mfccs():
     rng = np.random.default_rng(0)
     x = tf.constant(rng.normal(size=(4, 39, 13)) * 0.5, tf.float32)
@@ -55,3 +76,27 @@ def test_the_mel_power_envelope_round_trips_and_the_bands_are_the_mfccs():
     centres = mel_centres_hz()
     assert centres.shape == (26,) and np.all(np.diff(centres) > 0) and 0 < centres[0] < 150 < 3500 < centres[-1] < 4000
 
+
+
+def test_image_jitter_draws_shift_rotation_and_zoom_as_kerass_layers_do():
+    """Same distribution as Keras's RandomTranslation(0.1, 0.1), RandomRotation(0.05) and
+    RandomZoom(0.1) in sequence: a blob off the centre lands where the layers put it (its
+    centre of mass and its mass, two-sample Kolmogorov-Smirnov tests)."""
+    rows, cols = np.mgrid[0:28, 0:28]
+    blob = np.exp(-((cols - 18.0) ** 2 + (rows - 9.0) ** 2) / 4.0).astype(np.float32)
+    images = np.repeat(blob[None, :, :, None], 1000, axis=0)
+    layers = keras.Sequential([keras.layers.RandomTranslation(0.1, 0.1, fill_mode="constant", seed=0),
+                               keras.layers.RandomRotation(0.05, fill_mode="constant", seed=1),
+                               keras.layers.RandomZoom(0.1, fill_mode="constant", seed=2)])
+    theirs = layers(images, training=True).numpy()[..., 0]
+    ours = image_jitter(tf.constant(images), tf.constant([0, 7], tf.int64)).numpy()[..., 0]
+
+    def placement(batch):
+        mass = batch.sum(axis=(1, 2))
+        return (batch * cols).sum(axis=(1, 2)) / mass, (batch * rows).sum(axis=(1, 2)) / mass, mass
+
+    for name, a, b in zip(("column", "row", "mass"), placement(theirs), placement(ours)):
+        assert scipy.stats.ks_2samp(a, b).pvalue > 1e-3, name
+    assert ours.std(axis=0).max() > 0.1  # the images do move
+    again = image_jitter(tf.constant(images[:8]), tf.constant([0, 7], tf.int64)).numpy()[..., 0]
+    np.testing.assert_array_equal(again, ours[:8])  # stateless: the seed decides

@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import logging
 import shutil
 from unittest import mock
 
@@ -83,7 +84,8 @@ def test_submit_of_several_runs_is_the_weighted_mean_of_their_probabilities(cv_r
     assert "one weight per member (2)" in capsys.readouterr().err and not (tmp_path / "bad.csv").exists()
 
 
-def test_a_killed_cv_run_resumes_fold_by_fold_and_refuses_other_settings(cv_run, tmp_path):
+def test_a_killed_cv_run_resumes_fold_by_fold_and_refuses_other_settings(cv_run, tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="mmdigits_keras")
     data, run = cv_run
     copy = tmp_path / "run"
     shutil.copytree(run, copy)
@@ -99,6 +101,8 @@ def test_a_killed_cv_run_resumes_fold_by_fold_and_refuses_other_settings(cv_run,
     kept = (copy / "fold_1" / "model.keras").stat().st_mtime_ns
     train(data, out=copy, **SETTINGS)
     assert (copy / "fold_1" / "model.keras").stat().st_mtime_ns == kept  # fold 1 was not trained again
+    assert "fold 2 of 2 -> " in caplog.text and "2 of 2 folds done in " in caplog.text
+    assert "fold 1 of 2" not in caplog.text
     assert (copy / "fold_2" / "model.keras").is_file() and (copy / "config.json").is_file()
     with pytest.raises(ValueError, match="already exists"):
         train(data, out=copy, **SETTINGS)

@@ -1,4 +1,5 @@
 import json
+import logging
 import os
 import signal
 import socket
@@ -136,12 +137,16 @@ def test_lstm_units_is_conditional_on_the_lstm_encoder(tiny_kaggle):
 
 @pytest.mark.slow(28)
 def test_search_writes_outputs_resumes_and_refuses_other_searches(tiny_kaggle, tmp_path, capsys, caplog):
+    caplog.set_level(logging.INFO, logger="mmdigits_keras")
     out = tmp_path / "search"
     # In-process trials keep this test fast; the CLI tests below run trials in child processes.
     result = run_search(tiny_kaggle, out=out, **MODEL2, max_trials=2, epochs=1, settings=QUIET_ONE_EPOCH,
                         isolate_trials=False)
     board = pd.read_csv(out / "leaderboard.csv")
     assert board["trial_id"].tolist() == [0, 1] and set(board["status"]) == {"COMPLETED"}
+    # After each trial, the time left at the search's pace.
+    assert "; 1 of 2 trials done in " in caplog.text and "; 2 of 2 trials done in " in caplog.text
+    assert " left" in caplog.text
     assert {"depth", "width", "audio", "dropout", "learning_rate", "batch_size", "score", "seconds"} <= set(board)
     assert (board["seconds"] > 0).all()
     assert (out / "scores.png").stat().st_size > 1000

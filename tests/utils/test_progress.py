@@ -4,7 +4,8 @@ import types
 
 import pytest
 
-from mmdigits_keras.utils.progress import fit_verbosity, is_interactive, progress_bar
+from mmdigits_keras.utils import progress
+from mmdigits_keras.utils.progress import Eta, fit_verbosity, is_interactive, progress_bar
 
 
 class _Terminal(io.StringIO):
@@ -54,3 +55,15 @@ def test_progress_bar_draws_on_a_terminal_only(monkeypatch):
     bar.close()
     assert "recording" in terminal.getvalue()
     assert progress_bar(3, unit="recording", enabled=False).disable
+
+
+def test_eta_paces_the_work_done_since_it_started(monkeypatch):
+    clock = [1000.0]
+    monkeypatch.setattr(progress.time, "monotonic", lambda: clock[0])
+    eta = Eta(5, unit="fold", initial=1)  # a resumed run: fold 1 was done before
+    assert eta.describe(1) == "1 of 5 folds done in 00:00" and eta.seconds_left(1) is None
+    clock[0] += 120.0  # two folds in two minutes
+    assert eta.seconds_left(3) == 120.0
+    assert eta.describe(3) == "3 of 5 folds done in 02:00, about 02:00 left"
+    clock[0] += 3 * 3600
+    assert eta.describe(5).startswith("5 of 5 folds done in 3:02:00, about 00:00 left")
