@@ -16,8 +16,10 @@ PRIMARY_OUTPUT = "predictions"
 
 
 def predictions(x, *, num_classes, classifier_activation):
-    """The final ``predictions`` Dense: (N, d) -> (N, num_classes)."""
-    return layers.Dense(num_classes, activation=classifier_activation, name=PRIMARY_OUTPUT)(x)
+    """The final ``predictions`` Dense: (N, d) -> (N, num_classes), float32 whatever the dtype
+    policy: under ``mixed_float16`` the softmax (and the loss on it) stays in float32, as
+    Keras's mixed precision guide asks of a model's output."""
+    return layers.Dense(num_classes, activation=classifier_activation, dtype="float32", name=PRIMARY_OUTPUT)(x)
 
 
 def linear_head(features, *, num_classes, classifier_activation):

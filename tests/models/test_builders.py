@@ -1,3 +1,4 @@
+import keras
 import numpy as np
 import pytest
 from conftest import find_layer, layer_names
@@ -143,3 +144,15 @@ def test_utterance_normalization_removes_each_utterances_offset_and_scale():
     plain.set_weights(model.get_weights())
     c = plain.predict({"image": image, "audio": shifted.reshape(2, -1)}, verbose=0)
     assert not np.allclose(a, c, atol=1e-4)
+
+
+def test_under_mixed_float16_the_model_computes_in_float16_and_predicts_float32():
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        model = create_model("hybrid_cnn")
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert model.get_layer("predictions").dtype_policy.name == "float32"
+    assert sum(layer.dtype_policy.name == "mixed_float16" for layer in model.layers) > 0
+    out = model({"image": np.zeros((2, 28, 28, 1), np.float32), "audio": np.zeros((2, 507), np.float32)})
+    assert out.dtype == "float32" and np.allclose(np.asarray(out).sum(axis=1), 1.0, atol=1e-5)
