@@ -174,14 +174,18 @@ def reverberate(x, probability, seed, drr_db):
     ``drr_db``, in dB): the usual statistical model of a room's late reverberation
     (Polack).
     """
-    raw, power = to_mel_power(x)
     batch = tf.shape(x)[0]
     rt60 = tf.random.stateless_uniform((batch, 1), seed, *RT60_SECONDS)
     ratio = 10.0 ** (tf.random.stateless_uniform((batch, 1), seed + 1, *drr_db) / 10.0)
+    chosen = tf.where(tf.random.stateless_uniform((batch,), seed + 2) < probability)[:, 0]
+    # Only the chosen utterances are reverberated (every step works per utterance); the draws
+    # are made for the whole batch, so they do not depend on which are chosen.
+    raw, power = to_mel_power(tf.gather(x, chosen))
     delays = tf.range(1, REVERB_TAPS, dtype=tf.float32)[None, :] * 0.025  # seconds, one hop per frame
-    tail = tf.exp(-6.9 * delays / rt60)  # 60 dB down at RT60
-    tail = tail / tf.reduce_sum(tail, axis=1, keepdims=True) / ratio
-    kernel = tf.concat([tf.ones((batch, 1)), tail, tf.zeros((batch, 1))], axis=1)  # (B, taps + 1), last 0
+    tail = tf.exp(-6.9 * delays / tf.gather(rt60, chosen))  # 60 dB down at RT60
+    tail = tail / tf.reduce_sum(tail, axis=1, keepdims=True) / tf.gather(ratio, chosen)
+    count = tf.shape(chosen)[0]
+    kernel = tf.concat([tf.ones((count, 1)), tail, tf.zeros((count, 1))], axis=1)  # (C, taps + 1), last 0
     # The causal convolution over time as one matrix per utterance: frame t receives
     # kernel[t - s] of frame s (0 outside 0 <= t - s < taps, the extra zero tap).
     frames = x.shape[1]
@@ -189,10 +193,9 @@ def reverberate(x, probability, seed, drr_db):
     lag = np.where((lag >= 0) & (lag < REVERB_TAPS), lag, REVERB_TAPS)
     # kernel[:, lag] as a matrix product with lag's one-hot rows: a fifth of a gather's time.
     toeplitz = tf.reshape(kernel @ np.eye(REVERB_TAPS + 1, dtype=np.float32)[lag.reshape(-1)].T,
-                          (batch, frames, frames))  # (B, 39, 39)
+                          (count, frames, frames))  # (C, 39, 39)
     wet = from_mel_power(raw, power, tf.einsum("bts,bsj->btj", toeplitz, power))
-    chosen = tf.random.stateless_uniform((batch, 1, 1), seed + 2) < probability
-    return tf.where(chosen, wet, x)
+    return tf.tensor_scatter_nd_update(x, chosen[:, None], wet)
 
 
 def augment_audio(audio, mean, std, recipe, seed):

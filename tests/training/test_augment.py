@@ -65,6 +65,13 @@ def test_reverberation_is_a_causal_convolution_of_each_mel_band(monkeypatch):
     expected = from_mel_power(raw, power, tf.constant(convolved.transpose(0, 2, 1), tf.float32)).numpy()
     np.testing.assert_allclose(wet, expected, atol=1e-3)
     assert np.abs(wet - x.numpy()).max() > 0.1  # and it does change the rows
+    # With probability p, a share of the utterances is reverberated as above, the rest untouched.
+    many = tf.constant(rng.normal(size=(200, 39, 13)) * 0.5, tf.float32)
+    every = reverberate(many, 1.0, tf.constant([5, 6], tf.int64), (-4.0, -4.0)).numpy()
+    some = reverberate(many, 0.3, tf.constant([5, 6], tf.int64), (-4.0, -4.0)).numpy()
+    untouched = np.all(some == many.numpy(), axis=(1, 2))
+    assert 0.15 < 1 - untouched.mean() < 0.45
+    np.testing.assert_allclose(some[~untouched], every[~untouched], atol=1e-5)
 
 
 def test_the_mel_power_envelope_round_trips_and_the_bands_are_the_mfccs():
