@@ -61,9 +61,9 @@ def fit_callbacks(recipe, *, patience=10, monitor=EARLY_STOPPING_MONITOR):
 
 class EpochEta(keras.callbacks.Callback):
     """Logs the time left of a fit as each epoch after the first begins, at the pace so far
-    (`Eta`): ``"epoch 5: 4 of 30 epochs done in 00:48, about 05:12 left"``; with early stopping
-    the time is an upper bound, and the line says so. Keras's own progress bar times one epoch
-    only."""
+    (`Eta`): ``"4 of 30 epochs done in 00:48, about 05:12 left"``, before Keras's ``Epoch 5/30``.
+    With early stopping the time is an upper bound, and the line says so. Keras's own progress
+    bar times one epoch only."""
 
     def __init__(self, epochs, *, initial_epoch=0, early_stopping=True):
         super().__init__()
@@ -74,7 +74,7 @@ class EpochEta(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         if epoch > self.initial_epoch:
-            logger.info("epoch %d: %s%s", epoch + 1, self.eta.describe(epoch),
+            logger.info("%s%s", self.eta.describe(epoch),
                         " at most (early stopping may end it sooner)" if self.early_stopping else "")
 
 
