@@ -22,7 +22,9 @@ def test_the_gpu_check_reports_no_gpu_and_runs_every_check_on_the_cpu(tiny_kaggl
     table = [line for line in done.stdout.splitlines() if line.startswith("| ")]
     assert [line.split(" | ")[0][2:] for line in table[1:]] == list(CHECKS)
     assert "| device | no GPU: the checks ran on the CPU |" in done.stdout
-    assert "FAILED" not in done.stdout and "the pipeline keeps up" in done.stdout
+    assert "FAILED" not in done.stdout
+    # The verdict depends on timings (noisy for one tiny epoch); that it is given does not.
+    assert "the pipeline keeps up" in done.stdout or "the device waits on the pipeline" in done.stdout
     assert (tmp_path / "work" / "mixed_float16" / "model.keras").is_file()
 
 
