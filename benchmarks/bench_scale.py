@@ -112,7 +112,7 @@ def main():
     print("| training rows | runs | s/epoch | epochs run | epoch kept | fit minutes | peak RSS (MiB) | val | test |")
     print("|---|---|---|---|---|---|---|---|---|")
     for rows, r in summary.iterrows():
-        print(f"| {rows:,} | {r.runs} | {r.seconds_per_epoch:.1f} | {r.epochs:.1f} | {r.kept_epoch:.1f} | "
+        print(f"| {rows:,} | {int(r.runs)} | {r.seconds_per_epoch:.1f} | {r.epochs:.1f} | {r.kept_epoch:.1f} | "
               f"{r.fit_minutes:.1f} | {r.peak_rss_mib:,.0f} | {r.val:.4f} | {r.test:.4f} |")
     return 0
 
