@@ -233,12 +233,14 @@ def test_cross_validated_trials_score_the_mean_of_their_folds_and_best_is_a_cv_r
                         isolate_trials=False, folds=2)
     (trial,) = result["tuner"].oracle.get_best_trials(1)
     # One epoch: each fold's checkpoint is that epoch; the score is the mean of the two folds'
-    # validation accuracy, each on rows its fold model did not train on.
-    hypermodel = _hypermodel(tiny_kaggle)
+    # validation accuracy, each on rows its fold model did not train on. Each fold model is
+    # rebuilt as its trial built it: the fold's speech statistics (constants of the model, not
+    # weights) over its training rows and the recipe's synthetic voices.
     accuracies = []
     for k, weights in enumerate(["best_epoch.weights.h5", "best_epoch.fold2.weights.h5"]):
-        validation = prepare_data(tiny_kaggle, fold=(k, 2)).validation
-        model = hypermodel.build(trial.hyperparameters)
+        prepared = prepare_data(tiny_kaggle, fold=(k, 2), synthetic_share=get_recipe("default").synthetic_share)
+        validation = prepared.validation
+        model = RegistryHyperModel("model2", prepared=prepared, space=SMALL).build(trial.hyperparameters)
         model.load_weights(out / "keras_tuner" / f"trial_{trial.trial_id}" / weights)
         accuracies.append(float(np.mean(model.predict(validation.inputs(), verbose=0).argmax(1) == validation.labels)))
     assert trial.score == pytest.approx(np.mean(accuracies), abs=1e-6)
