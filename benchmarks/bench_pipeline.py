@@ -32,7 +32,10 @@ from pathlib import Path
 
 
 def median_seconds(run, repeats=3):
-    run()  # warm-up: tracing, tf.data's autotuning
+    """Median seconds of `repeats` calls of `run`, after a warm-up call (tracing, tf.data's
+    autotuning) when `repeats` > 1; `repeats` = 1 is a smoke run: one call, tracing included."""
+    if repeats > 1:
+        run()
     times = []
     for _ in range(repeats):
         started = time.perf_counter()

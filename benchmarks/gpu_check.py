@@ -50,7 +50,7 @@ def main():
     parser.add_argument("--data", type=Path, default=shared / "kaggle_sample", help="a data folder (Kaggle layout)")
     parser.add_argument("--epochs", type=int, default=None, help="maximum epochs per run (default: train's)")
     parser.add_argument("--work", type=Path, default=None, help="folder for the runs (default: a temporary one)")
-    parser.add_argument("--repeats", type=int, default=3, help="timed epochs of the pipeline check (median)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed epochs of the pipeline check (median; 1: one epoch, no warm-up, a smoke run)")
     args = parser.parse_args()
 
     import keras

@@ -14,7 +14,8 @@ root="$(dirname "$here")"
 if [[ -z "${PYTHON:-}" ]]; then
   if [[ -x "$root/.venv/bin/python" ]]; then PYTHON="$root/.venv/bin/python"; else PYTHON=python3; fi
 fi
-if ! "$PYTHON" -c "import tensorflow, mmdigits_keras" 2>/dev/null; then
+# find_spec looks the packages up without importing them (TensorFlow's import takes seconds).
+if ! "$PYTHON" -c "import importlib.util as u, sys; sys.exit(not all(u.find_spec(m) for m in ('tensorflow', 'mmdigits_keras')))" 2>/dev/null; then
   echo "gpu_check: $PYTHON cannot import tensorflow and mmdigits_keras; install the package first (make install, or pip install -e '.[gpu]')" >&2
   exit 2
 fi
