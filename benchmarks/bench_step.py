@@ -20,21 +20,11 @@ most time (summed over TensorFlow's compute threads).
 import argparse
 import collections
 import os
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-
-def median_seconds(run, repeats=3):
-    run()  # warm-up: tracing, caches
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
+from bench_pipeline import median_seconds
 
 
 def op_seconds(steps):
