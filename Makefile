@@ -53,7 +53,7 @@ compat: $(BIN)/python
 	$(COMPAT_VENV)/bin/pip install --quiet -r compat/notebook.txt pytest nbclient nbformat ipykernel
 	$(BIN)/pip wheel --quiet --no-deps --wheel-dir build/compat .
 	MMDIGITS_WHEEL="$$(ls build/compat/mmdigits_keras-*.whl)" $(COMPAT_VENV)/bin/pytest -c compat/pytest.ini compat/test_install.py
-	$(COMPAT_VENV)/bin/pytest -c compat/pytest.ini compat/test_smoke.py compat/test_notebook.py
+	$(COMPAT_VENV)/bin/pytest -c compat/pytest.ini compat/test_smoke.py compat/test_notebook.py compat/test_gpu_check.py
 
 clean:
 	rm -rf $(VENV) $(COMPAT_VENV) runs build *.egg-info
