@@ -51,10 +51,12 @@ def tiled(source, out, rows):
     image = np.tile(np.arange(len(labels)), len(order))[:rows]
     np.save(out / "x_train_wr.npy", images[image])
     np.save(out / "x_train_sp.npy", audio[speech])
-    pd.DataFrame({"row_id": np.arange(rows), "label": labels[image]}).to_csv(out / "y_train.csv", index=False)
     write_groups(out, "train", recordings=recordings[speech], speakers=speakers[speech])
     for name in ("x_test_wr.npy", "x_test_sp.npy", "y_test.csv", "groups_test.csv"):
+        (out / name).unlink(missing_ok=True)  # a run killed while writing left it
         (out / name).symlink_to((source / name).resolve())
+    # Last: the file whose presence says the folder is complete (a killed run writes it again).
+    pd.DataFrame({"row_id": np.arange(rows), "label": labels[image]}).to_csv(out / "y_train.csv", index=False)
     return out
 
 

@@ -20,7 +20,10 @@ from __future__ import annotations
 import keras_tuner
 from keras_tuner.engine.trial import Trial, TrialStatus
 
-__all__ = ["Trial", "TrialStatus", "every_trial_finished", "forget_finished_retries", "hyperband_first_round",
+# The statuses of a trial that has finished running, well or not: it is not run again.
+ENDED = (TrialStatus.COMPLETED, TrialStatus.FAILED)
+
+__all__ = ["ENDED", "Trial", "TrialStatus", "every_trial_finished", "forget_finished_retries", "hyperband_first_round",
            "hyperband_iteration_trials", "ongoing_trials", "stand_by", "waited_for"]
 
 
@@ -84,8 +87,7 @@ def forget_finished_retries(oracle):
     ``_retry_queue``), even one whose own ``trial.json`` says ``COMPLETED``, and
     ``create_trial`` would hand it out again.
     """
-    ended = (TrialStatus.COMPLETED, TrialStatus.FAILED)
-    finished = [t for t in oracle._retry_queue if t in oracle.trials and oracle.trials[t].status in ended]
+    finished = [t for t in oracle._retry_queue if t in oracle.trials and oracle.trials[t].status in ENDED]
     oracle._retry_queue = [t for t in oracle._retry_queue if t not in finished]
     return finished
 

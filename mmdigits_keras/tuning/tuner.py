@@ -17,7 +17,7 @@ import keras_tuner
 
 from mmdigits_keras.training.logs import LOGS_DIR
 from mmdigits_keras.tuning.cluster import IDLE_POLL_SECONDS, Heartbeat, LeaseKeeper
-from mmdigits_keras.tuning.internals import TrialStatus, every_trial_finished
+from mmdigits_keras.tuning.internals import ENDED, every_trial_finished
 from mmdigits_keras.tuning.results import TRIAL_FILE
 from mmdigits_keras.tuning.state import backup_search_state
 from mmdigits_keras.tuning.trial import TrialWorker, kept_epoch_metrics, train_trial
@@ -123,7 +123,7 @@ class SearchTuner(keras_tuner.Tuner):
 
     def _ended_trials(self):
         """Trials of the oracle that have ended (completed or failed)."""
-        return sum(t.status in (TrialStatus.COMPLETED, TrialStatus.FAILED) for t in self.oracle.trials.values())
+        return sum(t.status in ENDED for t in self.oracle.trials.values())
 
     def _run_here(self, request):
         """Trains the trial in this process; a failure fails the trial (as in a worker process),
