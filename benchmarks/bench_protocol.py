@@ -16,6 +16,9 @@ Protocols (`PROTOCOLS`), each `train` with its defaults except what is named:
 - ``cv3_e10`` / ``cv3_e20``: a 3-fold speaker-fold ensemble (``folds=3``: each member hears two
   voices, the ensemble all three) with 10 / 20 epochs a fold: the default's 30-epoch budget
   split across the folds (about 1x), or twice it.
+- ``ema``: the default recipe with weight averaging (``ema_momentum=0.99``, Keras's
+  ``use_ema`` default momentum): validation, early stopping and the saved model use the
+  moving average of the weights (about 1x).
 
 ``single`` is not trained on its own: a ``refit`` run's first stage *is* the default run
 (same seed, same data, same steps), and a callback scores that validated model on the test
@@ -41,6 +44,7 @@ ahead), and the wall time per run relative to ``single``'s. Run directories stay
 """
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -55,6 +59,7 @@ PROTOCOLS = {
     "refit_e15": {"refit": True, "epochs": 15},
     "cv3_e10": {"folds": 3, "epochs": 10},
     "cv3_e20": {"folds": 3, "epochs": 20},
+    "ema": {"recipe_fields": {"ema_momentum": 0.99}},
 }
 
 
@@ -80,12 +85,16 @@ def run_protocol(args, folder, speaker, seed, name):
     """The JSON record of protocol `name` on one rotation and seed, trained unless it exists."""
     from mmdigits_keras.data import load_kaggle
     from mmdigits_keras.training import train
+    from mmdigits_keras.training.recipes import get_recipe
 
     run = args.work / "protocol" / args.part / f"{speaker}-seed{seed}-{name}"
     record = run.with_name(run.name + ".json")
     if record.is_file():
         return json.loads(record.read_text())
-    options = PROTOCOLS[name]
+    options = dict(PROTOCOLS[name])
+    if "recipe_fields" in options:  # a variant of the default recipe
+        options["recipe"] = dataclasses.replace(get_recipe("default"), name=f"default_{name}",
+                                                **options.pop("recipe_fields"))
     score = validated_test_score(load_kaggle(folder, "test")) if options.get("refit") else None
     started = time.perf_counter()
     train(folder, out=run, model=MODELS[args.part], seed=seed, overwrite=True, verbose=0,
