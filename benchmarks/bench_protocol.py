@@ -32,7 +32,11 @@ exactly, per rotation: docs/experiments.md.)
 winner, and trial 0's own test score (trial 0 is `train`'s run: it should equal ``single``).
 
 ``--part fusion`` trains the default model (`hybrid_cnn`), ``--part audio`` the speech-only
-CNN (`audio_cnn`). Printed (Markdown): per protocol the test accuracy per rotation (mean over
+CNN (`audio_cnn`). ``--part retrieval`` trains `retrieval train`'s default towers (InfoNCE)
+with the protocols ``single`` (its own run: retrieval's fit has no test-scoring hook) and
+``refit`` (`RETRIEVAL_PROTOCOLS`; fold ensembles average class probabilities, which towers do not
+give), scored with seed 002's annotation and retrieval accuracy on the test speaker
+(`evaluate_retrieval`); it prints one table per score. Printed (Markdown): per protocol the test accuracy per rotation (mean over
 seeds), the mean over rotations as mean +/- sd over seeds, the difference from ``single``
 paired by rotation and seed (mean +/- sd over the rotation-seeds, and on how many it is
 ahead), and the wall time per run relative to ``single``'s. Run directories stay under
@@ -41,6 +45,7 @@ ahead), and the wall time per run relative to ``single``'s. Run directories stay
     .venv/bin/python benchmarks/bench_protocol.py --work /tmp/protocol --part fusion --seeds 0 1 2
     .venv/bin/python benchmarks/bench_protocol.py --work /tmp/protocol --part audio --seeds 0 1 2
     .venv/bin/python benchmarks/bench_protocol.py --work /tmp/protocol --part fusion --protocols tune
+    .venv/bin/python benchmarks/bench_protocol.py --work /tmp/protocol --part retrieval --protocols refit
 """
 
 import argparse
@@ -52,7 +57,7 @@ import time
 import numpy as np
 from bench_selection import rotation_arguments, rotations, test_accuracy
 
-MODELS = {"fusion": "hybrid_cnn", "audio": "audio_cnn"}
+MODELS = {"fusion": "hybrid_cnn", "audio": "audio_cnn", "retrieval": "hybrid_cnn towers"}
 # name -> `train` options on top of the defaults (and the model).
 PROTOCOLS = {
     "refit": {"refit": True},
@@ -61,6 +66,9 @@ PROTOCOLS = {
     "cv3_e20": {"folds": 3, "epochs": 20},
     "ema": {"recipe_fields": {"ema_momentum": 0.99}},
 }
+
+# `retrieval train` protocols: name -> `train_retrieval` options on top of its defaults.
+RETRIEVAL_PROTOCOLS = {"single": {}, "refit": {"refit": True}}
 
 
 def validated_test_score(test):
@@ -135,50 +143,92 @@ def run_tune(args, folder, speaker, seed):
     return result
 
 
-def paired(table, name, speakers, seeds):
-    """(mean, sd, wins, n) of protocol `name` minus ``single`` over the rotation-seeds."""
-    diffs = np.array([table[s, r][name]["test"] - table[s, r]["single"]["test"] for s in seeds for r in speakers])
+def run_retrieval(args, folder, speaker, seed, name):
+    """The JSON record of retrieval protocol `name` on one rotation and seed, trained unless it
+    exists: annotation (``test``) and retrieval (``test_retrieval``) accuracy on the test speaker."""
+    from mmdigits_keras.evaluation import evaluate_retrieval
+    from mmdigits_keras.training import train_retrieval
+
+    run = args.work / "protocol" / args.part / f"{speaker}-seed{seed}-{name}"
+    record = run.with_name(run.name + ".json")
+    if record.is_file():
+        return json.loads(record.read_text())
+    started = time.perf_counter()
+    train_retrieval(folder, out=run, seed=seed, overwrite=True, verbose=0, **RETRIEVAL_PROTOCOLS[name])
+    seconds = time.perf_counter() - started
+    metrics = json.loads((run / "metrics.json").read_text())
+    test = evaluate_retrieval(run, folder, split="test")["metrics"]
+    result = {"test": test["annotation_accuracy"], "test_retrieval": test["retrieval_accuracy"],
+              "val": metrics["val_annotation_accuracy"], "seconds": seconds}
+    record.write_text(json.dumps(result))
+    return result
+
+
+def paired(table, name, speakers, seeds, key="test"):
+    """(mean, sd, wins, n) of protocol `name` minus ``single`` in `key` over the rotation-seeds."""
+    diffs = np.array([table[s, r][name][key] - table[s, r]["single"][key] for s in seeds for r in speakers])
     return float(diffs.mean()), float(diffs.std(ddof=1)) if len(diffs) > 1 else 0.0, int((diffs > 0).sum()), len(diffs)
 
 
-def main():
-    parser = rotation_arguments(argparse.ArgumentParser(description=__doc__.split("\n")[0]))
-    parser.add_argument("--part", choices=list(MODELS), required=True)
-    parser.add_argument("--protocols", nargs="+", choices=[*PROTOCOLS, "tune"], default=list(PROTOCOLS))
-    args = parser.parse_args()
-    args.work.mkdir(parents=True, exist_ok=True)
-    data = rotations(args.work, args.shared, args.speakers)
-    names = ["refit", *(p for p in args.protocols if p != "refit")]  # refit first: it holds `single`
-    table = {}
-    for seed in args.seeds:
-        for speaker, folder in data.items():
-            row = {}
-            for name in names:
-                row[name] = (run_tune(args, folder, speaker, seed) if name == "tune"
-                             else run_protocol(args, folder, speaker, seed, name))
-                print(f"seed {seed} {speaker} {name}: test {row[name]['test']:.4f} ({row[name]['seconds']:.0f} s)",
-                      flush=True)
-            row["single"] = row["refit"]["validated"]
-            table[seed, speaker] = row
-    speakers, seeds = list(data), args.seeds
-    print(f"\n### {args.part}: protocols on the held-out speaker ({MODELS[args.part]}, seeds {' '.join(map(str, seeds))})\n")
+def print_table(table, names, speakers, seeds, *, key, title):
+    """The Markdown table of `key` per protocol (see the module docstring)."""
+    print(f"\n### {title}\n")
     print("| protocol | " + " | ".join(speakers) + " | mean +/- sd over seeds | vs single, paired | ahead "
           "| wall time per run | x single |")
     print("|---|" + "---|" * (len(speakers) + 5))
     single_seconds = np.mean([table[s, r]["single"]["seconds"] for s in seeds for r in speakers])
-    for name in ["single", *names]:
-        per_rotation = [np.mean([table[s, r][name]["test"] for s in seeds]) for r in speakers]
-        per_seed = [np.mean([table[s, r][name]["test"] for r in speakers]) for s in seeds]
+    for name in names:
+        per_rotation = [np.mean([table[s, r][name][key] for s in seeds]) for r in speakers]
+        per_seed = [np.mean([table[s, r][name][key] for r in speakers]) for s in seeds]
         sd = np.std(per_seed, ddof=1) if len(per_seed) > 1 else 0.0
         seconds = np.mean([table[s, r][name]["seconds"] for s in seeds for r in speakers])
         if name == "single":
             versus, ahead = "", ""
         else:
-            mean, spread, wins, n = paired(table, name, speakers, seeds)
+            mean, spread, wins, n = paired(table, name, speakers, seeds, key)
             versus, ahead = f"{mean:+.4f} +/- {spread:.4f}", f"{wins} of {n}"
         print(f"| {name} | " + " | ".join(f"{v:.4f}" for v in per_rotation)
               + f" | {np.mean(per_seed):.4f} +/- {sd:.4f} | {versus} | {ahead} | {seconds:.0f} s "
               f"| {seconds / single_seconds:.2f} |")
+
+
+def main():
+    parser = rotation_arguments(argparse.ArgumentParser(description=__doc__.split("\n")[0]))
+    parser.add_argument("--part", choices=list(MODELS), required=True)
+    parser.add_argument("--protocols", nargs="+", choices=[*PROTOCOLS, "tune"], default=None,
+                        help=f"default: {' '.join(PROTOCOLS)} ({' '.join(RETRIEVAL_PROTOCOLS)} for --part retrieval)")
+    args = parser.parse_args()
+    retrieval = args.part == "retrieval"
+    protocols = args.protocols or list(RETRIEVAL_PROTOCOLS if retrieval else PROTOCOLS)
+    if retrieval and set(protocols) - set(RETRIEVAL_PROTOCOLS):
+        parser.error(f"--part retrieval runs the protocols {list(RETRIEVAL_PROTOCOLS)} only. "
+                     f"Received: {protocols}")
+    args.work.mkdir(parents=True, exist_ok=True)
+    data = rotations(args.work, args.shared, args.speakers)
+    # refit first: its validated stage is `single` (retrieval trains `single` on its own).
+    names = ["single" if retrieval else "refit", *(p for p in protocols if p not in ("single", "refit")), "refit"]
+    names = list(dict.fromkeys(names))
+    table = {}
+    for seed in args.seeds:
+        for speaker, folder in data.items():
+            row = {}
+            for name in names:
+                row[name] = (run_retrieval(args, folder, speaker, seed, name) if retrieval
+                             else run_tune(args, folder, speaker, seed) if name == "tune"
+                             else run_protocol(args, folder, speaker, seed, name))
+                print(f"seed {seed} {speaker} {name}: test {row[name]['test']:.4f} ({row[name]['seconds']:.0f} s)",
+                      flush=True)
+            if not retrieval:
+                row["single"] = row["refit"]["validated"]
+            table[seed, speaker] = row
+    speakers, seeds = list(data), args.seeds
+    shown = list(dict.fromkeys(["single", *names]))
+    title = f"{args.part}: protocols on the held-out speaker ({MODELS[args.part]}, seeds {' '.join(map(str, seeds))})"
+    if retrieval:
+        print_table(table, shown, speakers, seeds, key="test", title=title + ", annotation accuracy")
+        print_table(table, shown, speakers, seeds, key="test_retrieval", title=title + ", retrieval accuracy")
+    else:
+        print_table(table, shown, speakers, seeds, key="test", title=title)
     return 0
 
 
