@@ -121,7 +121,7 @@ def run_protocol(args, folder, speaker, seed, name):
 def run_tune(args, folder, speaker, seed):
     """The JSON record of `mmdigits tune` with its defaults on one rotation and seed."""
     from mmdigits_keras.data import load_kaggle
-    from mmdigits_keras.training import TrainingSettings, predict_labels
+    from mmdigits_keras.training import TrainingSettings, load_trained_model, predict_labels
     from mmdigits_keras.tuning import run_search
 
     run = args.work / "protocol" / args.part / f"{speaker}-seed{seed}-tune"
@@ -135,7 +135,7 @@ def run_tune(args, folder, speaker, seed):
     tuner, test = search["tuner"], load_kaggle(folder, "test")
     first = tuner.load_model(tuner.oracle.trials["0"])
     best = json.loads((run / "best_hyperparameters.json").read_text())
-    result = {"test": test_accuracy(run / "best", folder),
+    result = {"test": float(np.mean(predict_labels(load_trained_model(run / "best"), test) == test.labels)),
               "val": json.loads((run / "best" / "metrics.json").read_text())["val_accuracy"], "seconds": seconds,
               "winner": best["trial_id"], "trial_scores": search["leaderboard"]["score"].round(4).tolist(),
               "trial0_test": float(np.mean(predict_labels(first, test) == test.labels))}
