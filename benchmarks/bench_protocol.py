@@ -16,6 +16,8 @@ Protocols (`PROTOCOLS`), each `train` with its defaults except what is named:
 - ``cv3_e10`` / ``cv3_e20``: a 3-fold speaker-fold ensemble (``folds=3``: each member hears two
   voices, the ensemble all three) with 10 / 20 epochs a fold: the default's 30-epoch budget
   split across the folds (about 1x), or twice it.
+- ``e45``: the default with up to 45 epochs instead of 30 (the most a default may cost: 1.5x;
+  early stopping may end it sooner);
 - ``ema``: the default recipe with weight averaging (``ema_momentum=0.99``, Keras's
   ``use_ema`` default momentum): validation, early stopping and the saved model use the
   moving average of the weights (about 1x).
@@ -64,6 +66,7 @@ PROTOCOLS = {
     "refit_e15": {"refit": True, "epochs": 15},
     "cv3_e10": {"folds": 3, "epochs": 10},
     "cv3_e20": {"folds": 3, "epochs": 20},
+    "e45": {"epochs": 45},
     "ema": {"recipe_fields": {"ema_momentum": 0.99}},
 }
 
