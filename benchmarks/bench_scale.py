@@ -7,11 +7,13 @@ images and re-pairs them with another recording of the same digit (the speech ro
 recording and speaker ids, permuted within each class, seed k), as the course's pairing
 repeats each utterance over many images. The test rows (the held-out speaker) stay as they are.
 
-Per size, one default `train` (its defaults: up to 30 epochs, early stopping) in a child
+Per size, one default `train` (its defaults: up to 30 epochs, early stopping with a patience of
+10; or the budget `--epochs` / `--patience` name, which the run's name records) in a child
 process: seconds per epoch, epochs run and the epoch kept (lowest validation cross-entropy),
 peak RSS of the process, validation accuracy and test accuracy on the held-out speaker.
 
     .venv/bin/python benchmarks/bench_scale.py --work /tmp/scale [--speakers nicolas] [--sizes 5000 20000 60000]
+    .venv/bin/python benchmarks/bench_scale.py --work /tmp/scale --sizes 60000 --epochs 6 --patience 2
 """
 
 import argparse
@@ -60,12 +62,14 @@ def tiled(source, out, rows):
     return out
 
 
-def child(run, data, epochs, seed):
-    """Trains in this process and prints its record (JSON) on the last line."""
+def child(run, data, epochs, patience, seed):
+    """Trains in this process and prints its record (JSON) on the last line (`epochs` and
+    `patience` 0: `train`'s defaults)."""
     from mmdigits_keras.training import train
 
+    budget = {**({"epochs": epochs} if epochs else {}), **({"patience": patience} if patience else {})}
     started = time.perf_counter()
-    train(data, out=run, seed=seed, overwrite=True, verbose=0, **({"epochs": epochs} if epochs else {}))
+    train(data, out=run, seed=seed, overwrite=True, verbose=0, **budget)
     seconds = time.perf_counter() - started
     metrics = json.loads((run / "metrics.json").read_text())
     history = pd.read_csv(run / "history.csv")
@@ -79,12 +83,14 @@ def main():
     parser = rotation_arguments(argparse.ArgumentParser(description=__doc__.split("\n")[0]))
     parser.add_argument("--sizes", type=int, nargs="+", default=[5000, 20000, 60000])
     parser.add_argument("--epochs", type=int, default=None, help="maximum epochs (default: train's)")
-    parser.add_argument("--child", nargs=4, metavar=("RUN", "DATA", "EPOCHS", "SEED"), help=argparse.SUPPRESS)
+    parser.add_argument("--patience", type=int, default=None, help="early stopping's patience (default: train's)")
+    parser.add_argument("--child", nargs=5, metavar=("RUN", "DATA", "EPOCHS", "PATIENCE", "SEED"),
+                        help=argparse.SUPPRESS)
     parser.set_defaults(speakers=["nicolas"], seeds=[0])
     args = parser.parse_args()
     if args.child:
-        run, data, epochs, seed = args.child
-        child(Path(run), Path(data), int(epochs), int(seed))
+        run, data, epochs, patience, seed = args.child
+        child(Path(run), Path(data), int(epochs), int(patience), int(seed))
         return 0
     args.work.mkdir(parents=True, exist_ok=True)
     results = []
@@ -92,11 +98,14 @@ def main():
         for rows in args.sizes:
             data = tiled(folder, args.work / f"scale-{speaker}-{rows}", rows)
             for seed in args.seeds:
-                run = args.work / "runs" / f"{speaker}-{rows}-seed{seed}"
+                # A budget other than train's own is part of the run's name (records are reused by name).
+                budget = "".join(f"-{key[0]}{value}" for key, value in (("epochs", args.epochs),
+                                                                         ("patience", args.patience)) if value)
+                run = args.work / "runs" / f"{speaker}-{rows}-seed{seed}{budget}"
                 record = run.with_name(run.name + ".json")
                 if not record.is_file():
                     done = subprocess.run([sys.executable, __file__, "--work", str(args.work), "--child", str(run),
-                                           str(data), str(args.epochs or 0), str(seed)],
+                                           str(data), str(args.epochs or 0), str(args.patience or 0), str(seed)],
                                           check=True, capture_output=True, text=True)
                     record.write_text(done.stdout.strip().splitlines()[-1])
                 result = {"speaker": speaker, "rows": rows, "seed": seed, **json.loads(record.read_text())}
@@ -110,7 +119,8 @@ def main():
                                         epochs=("epochs", "mean"), kept_epoch=("kept_epoch", "mean"),
                                         fit_minutes=("fit_seconds", lambda s: s.mean() / 60),
                                         peak_rss_mib=("peak_rss_mib", "max"), val=("val", "mean"), test=("test", "mean"))
-    print(f"\n### Default train at course scale (real rows tiled; speakers {args.speakers}, seeds {args.seeds})\n")
+    print(f"\n### Default train at course scale (real rows tiled; speakers {args.speakers}, seeds {args.seeds}, "
+          f"epochs {args.epochs or 'default'}, patience {args.patience or 'default'})\n")
     print("| training rows | runs | s/epoch | epochs run | epoch kept | fit minutes | peak RSS (MiB) | val | test |")
     print("|---|---|---|---|---|---|---|---|---|")
     for rows, r in summary.iterrows():
