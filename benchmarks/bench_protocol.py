@@ -18,9 +18,6 @@ Protocols (`PROTOCOLS`), each `train` with its defaults except what is named:
   split across the folds (about 1x), or twice it.
 - ``e45``: the default with up to 45 epochs instead of 30 (the most a default may cost: 1.5x;
   early stopping may end it sooner);
-- ``ema``: the default recipe with weight averaging (``ema_momentum=0.99``, Keras's
-  ``use_ema`` default momentum): validation, early stopping and the saved model use the
-  moving average of the weights (about 1x).
 
 ``single`` is not trained on its own: a ``refit`` run's first stage *is* the default run
 (same seed, same data, same steps), and a callback scores that validated model on the test
@@ -51,7 +48,6 @@ ahead), and the wall time per run relative to ``single``'s. Run directories stay
 """
 
 import argparse
-import dataclasses
 import json
 import sys
 import time
@@ -67,7 +63,6 @@ PROTOCOLS = {
     "cv3_e10": {"folds": 3, "epochs": 10},
     "cv3_e20": {"folds": 3, "epochs": 20},
     "e45": {"epochs": 45},
-    "ema": {"recipe_fields": {"ema_momentum": 0.99}},
 }
 
 # `retrieval train` protocols: name -> `train_retrieval` options on top of its defaults.
@@ -96,16 +91,12 @@ def run_protocol(args, folder, speaker, seed, name):
     """The JSON record of protocol `name` on one rotation and seed, trained unless it exists."""
     from mmdigits_keras.data import load_kaggle
     from mmdigits_keras.training import train
-    from mmdigits_keras.training.recipes import get_recipe
 
     run = args.work / "protocol" / args.part / f"{speaker}-seed{seed}-{name}"
     record = run.with_name(run.name + ".json")
     if record.is_file():
         return json.loads(record.read_text())
-    options = dict(PROTOCOLS[name])
-    if "recipe_fields" in options:  # a variant of the default recipe
-        options["recipe"] = dataclasses.replace(get_recipe("default"), name=f"default_{name}",
-                                                **options.pop("recipe_fields"))
+    options = PROTOCOLS[name]
     score = validated_test_score(load_kaggle(folder, "test")) if options.get("refit") else None
     started = time.perf_counter()
     train(folder, out=run, model=MODELS[args.part], seed=seed, overwrite=True, verbose=0,

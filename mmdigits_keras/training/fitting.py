@@ -117,9 +117,6 @@ def fit_model(model, prepared, recipe, *, epochs, seed=0, patience=10, callbacks
     those learning rates, without validation, early stopping or plateau (`epochs` and
     `patience` are ignored).
 
-    With a recipe that averages weights (``ema_momentum``), validation and early stopping score
-    the averaged weights, and the model ends with them.
-
     Returns:
         The Keras `History`.
     """
@@ -129,10 +126,6 @@ def fit_model(model, prepared, recipe, *, epochs, seed=0, patience=10, callbacks
         every = [keras.callbacks.LearningRateScheduler(lambda epoch, rate: schedule[epoch]), *callbacks]
     else:
         every = [*fit_callbacks(recipe, patience=patience, monitor=monitor), *callbacks]
-    if recipe.ema_momentum:
-        # First, so that validation, early stopping's best weights and the plateau all see the
-        # averaged weights (swapped in at each epoch's end, out at the next one's start).
-        every.insert(0, keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
     if verbose:
         every.append(EpochEta(epochs, initial_epoch=initial_epoch, early_stopping=schedule is None))
     train_part, val_part = prepared.train, prepared.validation

@@ -72,10 +72,6 @@ class Recipe:
     reverberation_drr_db: tuple = (-10.0, 5.0)
     # Share of training rows whose speech is synthetic (eSpeak NG voices, `mix_synthetic_speech`).
     synthetic_share: float = 0.0
-    # Weight averaging (Polyak): the optimizer keeps an exponential moving average of the
-    # weights with this momentum (Keras's ``use_ema``), and validation, early stopping and the
-    # saved model use the average (`keras.callbacks.SwapEMAWeights`; 0: off).
-    ema_momentum: float = 0.0
 
     @property
     def one_hot(self):
@@ -112,12 +108,10 @@ def get_recipe(name):
 
 
 def make_optimizer(recipe, *, learning_rate):
-    """The recipe's optimizer: AdamW (with its weight decay) or Adam, keeping a moving average
-    of the weights when the recipe asks for one (``ema_momentum``)."""
-    averaging = dict(use_ema=True, ema_momentum=recipe.ema_momentum) if recipe.ema_momentum else {}
+    """The recipe's optimizer: AdamW (with its weight decay) or Adam."""
     if recipe.optimizer == "adamw":
-        return keras.optimizers.AdamW(learning_rate=learning_rate, weight_decay=recipe.weight_decay, **averaging)
-    return keras.optimizers.Adam(learning_rate=learning_rate, **averaging)
+        return keras.optimizers.AdamW(learning_rate=learning_rate, weight_decay=recipe.weight_decay)
+    return keras.optimizers.Adam(learning_rate=learning_rate)
 
 
 def make_loss(recipe):
