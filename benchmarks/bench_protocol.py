@@ -17,7 +17,8 @@ Protocols (`PROTOCOLS`), each `train` with its defaults except what is named:
   voices, the ensemble all three) with 10 / 20 epochs a fold: the default's 30-epoch budget
   split across the folds (about 1x), or twice it.
 - ``e45``: the default with up to 45 epochs instead of 30 (the most a default may cost: 1.5x;
-  early stopping may end it sooner);
+  early stopping may end it sooner). Weight averaging (Keras's `use_ema`) was measured here at
+  0a7cb34 and left the library (docs/experiments.md).
 
 ``single`` is not trained on its own: a ``refit`` run's first stage *is* the default run
 (same seed, same data, same steps), and a callback scores that validated model on the test
