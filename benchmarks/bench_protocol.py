@@ -202,9 +202,9 @@ def main():
         parser.error(f"--part {args.part} runs the protocols {sorted(known)} only. Received: {protocols}")
     args.work.mkdir(parents=True, exist_ok=True)
     data = rotations(args.work, args.shared, args.speakers)
-    # refit first: its validated stage is `single` (retrieval trains `single` on its own).
-    names = ["single" if retrieval else "refit", *(p for p in protocols if p not in ("single", "refit")), "refit"]
-    names = list(dict.fromkeys(names))
+    # Retrieval trains `single` on its own; elsewhere `refit` comes first: its validated stage is `single`.
+    names = list(dict.fromkeys(["single", *protocols] if retrieval
+                               else ["refit", *(p for p in protocols if p != "single")]))
     table = {}
     for seed in args.seeds:
         for speaker, folder in data.items():
@@ -219,7 +219,7 @@ def main():
                 row["single"] = row["refit"]["validated"]
             table[seed, speaker] = row
     speakers, seeds = list(data), args.seeds
-    shown = list(dict.fromkeys(["single", *names]))
+    shown = names if retrieval else ["single", *names]
     title = f"{args.part}: protocols on the held-out speaker ({MODELS[args.part]}, seeds {' '.join(map(str, seeds))})"
     if retrieval:
         print_table(table, shown, speakers, seeds, key="test", title=title + ", annotation accuracy")
