@@ -7,13 +7,18 @@ images and re-pairs them with another recording of the same digit (the speech ro
 recording and speaker ids, permuted within each class, seed k), as the course's pairing
 repeats each utterance over many images. The test rows (the held-out speaker) stay as they are.
 
-Per size, one default `train` (its defaults: up to 30 epochs, early stopping with a patience of
-10; or the budget `--epochs` / `--patience` name, which the run's name records) in a child
-process: seconds per epoch, epochs run and the epoch kept (lowest validation cross-entropy),
-peak RSS of the process, validation accuracy and test accuracy on the held-out speaker.
+Per size, seed and budget (`--budgets`: ``default`` is `train`'s own, up to 30 epochs with
+early stopping at a patience of 10; ``p2`` a patience of 2, ``e6`` at most 6 epochs, ``e6-p2``
+both; the run's name records its budget), one default `train` in a child process: seconds per
+epoch, epochs run and the epoch kept (lowest validation cross-entropy), peak RSS of the process,
+validation accuracy and test accuracy on the held-out speaker. Budgets run side by side per
+rotation and seed, so an interrupted benchmark leaves pairs; each budget other than ``default``
+is then compared with it, paired by rotation and seed (mean +/- sd of the difference, on how
+many it is ahead, fit time relative to ``default``'s).
 
     .venv/bin/python benchmarks/bench_scale.py --work /tmp/scale [--speakers nicolas] [--sizes 5000 20000 60000]
-    .venv/bin/python benchmarks/bench_scale.py --work /tmp/scale --sizes 60000 --epochs 6 --patience 2
+    .venv/bin/python benchmarks/bench_scale.py --work /tmp/scale --sizes 60000 --budgets default p2 \
+        --speakers george jackson lucas nicolas --seeds 0 1 2
 """
 
 import argparse
@@ -62,12 +67,11 @@ def tiled(source, out, rows):
     return out
 
 
-def child(run, data, epochs, patience, seed):
-    """Trains in this process and prints its record (JSON) on the last line (`epochs` and
-    `patience` 0: `train`'s defaults)."""
+def child(run, data, budget, seed):
+    """Trains in this process with the `train` options `budget` and prints its record (JSON) on
+    the last line."""
     from mmdigits_keras.training import train
 
-    budget = {**({"epochs": epochs} if epochs else {}), **({"patience": patience} if patience else {})}
     started = time.perf_counter()
     train(data, out=run, seed=seed, overwrite=True, verbose=0, **budget)
     seconds = time.perf_counter() - started
@@ -79,18 +83,41 @@ def child(run, data, epochs, patience, seed):
                       "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 
 
+def budget_options(budget):
+    """`train` options of a budget name (module docstring): ``default`` -> {}, ``e6-p2`` ->
+    {"epochs": 6, "patience": 2}; ArgumentTypeError names a malformed one."""
+    if budget == "default":
+        return {}
+    keys = {"e": "epochs", "p": "patience"}
+    options = {}
+    for part in budget.split("-"):
+        if part[:1] not in keys or not part[1:].isdigit() or int(part[1:]) < 1 or keys[part[0]] in options:
+            raise argparse.ArgumentTypeError(f"budget {budget!r}: expected 'default' or e.g. 'p2', 'e6', 'e6-p2'")
+        options[keys[part[0]]] = int(part[1:])
+    return options
+
+
+def budget_name(options):
+    """The name of a budget's `train` options (the inverse of `budget_options`)."""
+    parts = [f"{key[0]}{options[key]}" for key in ("epochs", "patience") if key in options]
+    return "-".join(parts) or "default"
+
+
 def main():
     parser = rotation_arguments(argparse.ArgumentParser(description=__doc__.split("\n")[0]))
     parser.add_argument("--sizes", type=int, nargs="+", default=[5000, 20000, 60000])
-    parser.add_argument("--epochs", type=int, default=None, help="maximum epochs (default: train's)")
-    parser.add_argument("--patience", type=int, default=None, help="early stopping's patience (default: train's)")
-    parser.add_argument("--child", nargs=5, metavar=("RUN", "DATA", "EPOCHS", "PATIENCE", "SEED"),
-                        help=argparse.SUPPRESS)
+    parser.add_argument("--budgets", nargs="+", default=["default"],
+                        help="default (train's), or e.g. p2 (patience 2), e6 (6 epochs), e6-p2")
+    parser.add_argument("--child", nargs=4, metavar=("RUN", "DATA", "BUDGET", "SEED"), help=argparse.SUPPRESS)
     parser.set_defaults(speakers=["nicolas"], seeds=[0])
     args = parser.parse_args()
+    try:  # one name per budget: "p2-e6" is "e6-p2"
+        args.budgets = [budget_name(budget_options(budget)) for budget in args.budgets]
+    except argparse.ArgumentTypeError as error:
+        parser.error(str(error))
     if args.child:
-        run, data, epochs, patience, seed = args.child
-        child(Path(run), Path(data), int(epochs), int(patience), int(seed))
+        run, data, budget, seed = args.child
+        child(Path(run), Path(data), budget_options(budget), int(seed))
         return 0
     args.work.mkdir(parents=True, exist_ok=True)
     results = []
@@ -98,34 +125,50 @@ def main():
         for rows in args.sizes:
             data = tiled(folder, args.work / f"scale-{speaker}-{rows}", rows)
             for seed in args.seeds:
-                # A budget other than train's own is part of the run's name (records are reused by name).
-                budget = "".join(f"-{key[0]}{value}" for key, value in (("epochs", args.epochs),
-                                                                         ("patience", args.patience)) if value)
-                run = args.work / "runs" / f"{speaker}-{rows}-seed{seed}{budget}"
-                record = run.with_name(run.name + ".json")
-                if not record.is_file():
-                    done = subprocess.run([sys.executable, __file__, "--work", str(args.work), "--child", str(run),
-                                           str(data), str(args.epochs or 0), str(args.patience or 0), str(seed)],
-                                          check=True, capture_output=True, text=True)
-                    record.write_text(done.stdout.strip().splitlines()[-1])
-                result = {"speaker": speaker, "rows": rows, "seed": seed, **json.loads(record.read_text())}
-                results.append(result)
-                print(f"{speaker} {rows} rows seed {seed}: test {result['test']:.4f}, {result['epochs']} epochs "
-                      f"(kept {result['kept_epoch']}), {result['fit_seconds'] / result['epochs']:.1f} s/epoch, "
-                      f"peak RSS {result['peak_rss_mib']:,.0f} MiB", flush=True)
+                for budget in args.budgets:
+                    # Records are reused by name, so a budget other than train's own is part of it.
+                    run = args.work / "runs" / f"{speaker}-{rows}-seed{seed}{'' if budget == 'default' else '-' + budget}"
+                    record = run.with_name(run.name + ".json")
+                    if not record.is_file():
+                        done = subprocess.run([sys.executable, __file__, "--work", str(args.work), "--child", str(run),
+                                               str(data), budget, str(seed)], check=True, capture_output=True, text=True)
+                        record.write_text(done.stdout.strip().splitlines()[-1])
+                    result = {"speaker": speaker, "rows": rows, "seed": seed, "budget": budget,
+                              **json.loads(record.read_text())}
+                    results.append(result)
+                    print(f"{speaker} {rows} rows seed {seed} {budget}: test {result['test']:.4f}, "
+                          f"{result['epochs']} epochs (kept {result['kept_epoch']}), "
+                          f"{result['fit_seconds'] / result['epochs']:.1f} s/epoch, "
+                          f"peak RSS {result['peak_rss_mib']:,.0f} MiB", flush=True)
     table = pd.DataFrame(results)
     table["seconds_per_epoch"] = table["fit_seconds"] / table["epochs"]
-    summary = table.groupby("rows").agg(runs=("test", "size"), seconds_per_epoch=("seconds_per_epoch", "mean"),
-                                        epochs=("epochs", "mean"), kept_epoch=("kept_epoch", "mean"),
-                                        fit_minutes=("fit_seconds", lambda s: s.mean() / 60),
-                                        peak_rss_mib=("peak_rss_mib", "max"), val=("val", "mean"), test=("test", "mean"))
-    print(f"\n### Default train at course scale (real rows tiled; speakers {args.speakers}, seeds {args.seeds}, "
-          f"epochs {args.epochs or 'default'}, patience {args.patience or 'default'})\n")
-    print("| training rows | runs | s/epoch | epochs run | epoch kept | fit minutes | peak RSS (MiB) | val | test |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    for rows, r in summary.iterrows():
-        print(f"| {rows:,} | {int(r.runs)} | {r.seconds_per_epoch:.1f} | {r.epochs:.1f} | {r.kept_epoch:.1f} | "
-              f"{r.fit_minutes:.1f} | {r.peak_rss_mib:,.0f} | {r.val:.4f} | {r.test:.4f} |")
+    summary = table.groupby(["rows", "budget"], sort=False).agg(
+        runs=("test", "size"), seconds_per_epoch=("seconds_per_epoch", "mean"), epochs=("epochs", "mean"),
+        kept_epoch=("kept_epoch", "mean"), fit_minutes=("fit_seconds", lambda s: s.mean() / 60),
+        peak_rss_mib=("peak_rss_mib", "max"), val=("val", "mean"), test=("test", "mean"))
+    print(f"\n### Default train at course scale (real rows tiled; speakers {args.speakers}, seeds {args.seeds})\n")
+    print("| training rows | budget | runs | s/epoch | epochs run | epoch kept | fit minutes | peak RSS (MiB) | val | test |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for (rows, budget), r in summary.iterrows():
+        print(f"| {rows:,} | {budget} | {int(r.runs)} | {r.seconds_per_epoch:.1f} | {r.epochs:.1f} | "
+              f"{r.kept_epoch:.1f} | {r.fit_minutes:.1f} | {r.peak_rss_mib:,.0f} | {r.val:.4f} | {r.test:.4f} |")
+    runs = table.set_index(["rows", "speaker", "seed", "budget"])
+    others = [budget for budget in args.budgets if budget != "default"]
+    if "default" in args.budgets and others:
+        print("\n| training rows | budget | vs default, paired | ahead / tied / behind | fit time / default's |")
+        print("|---|---|---|---|---|")
+        default = runs.xs("default", level="budget")
+        for rows in args.sizes:
+            for budget in others:
+                pairs = runs.xs(budget, level="budget").merge(default, left_index=True, right_index=True,
+                                                                suffixes=("", "_default"))
+                pairs = pairs[pairs.index.get_level_values("rows") == rows]
+                if pairs.empty:
+                    continue
+                difference = pairs["test"] - pairs["test_default"]
+                print(f"| {rows:,} | {budget} | {difference.mean():+.4f} ± {difference.std(ddof=1):.4f} "
+                      f"(n={len(pairs)}) | {(difference > 0).sum()} / {(difference == 0).sum()} / "
+                      f"{(difference < 0).sum()} | {(pairs['fit_seconds'] / pairs['fit_seconds_default']).mean():.2f} |")
     return 0
 
 
