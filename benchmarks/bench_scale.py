@@ -158,13 +158,10 @@ def main():
         print("\n| training rows | budget | vs default, paired | ahead / tied / behind | fit time / default's |")
         print("|---|---|---|---|---|")
         default = runs.xs("default", level="budget")
-        for rows in args.sizes:
-            for budget in others:
-                pairs = runs.xs(budget, level="budget").merge(default, left_index=True, right_index=True,
-                                                                suffixes=("", "_default"))
-                pairs = pairs[pairs.index.get_level_values("rows") == rows]
-                if pairs.empty:
-                    continue
+        for budget in others:
+            paired = runs.xs(budget, level="budget").merge(default, left_index=True, right_index=True,
+                                                             suffixes=("", "_default"))
+            for rows, pairs in paired.groupby(level="rows"):
                 difference = pairs["test"] - pairs["test_default"]
                 print(f"| {rows:,} | {budget} | {difference.mean():+.4f} ± {difference.std(ddof=1):.4f} "
                       f"(n={len(pairs)}) | {(difference > 0).sum()} / {(difference == 0).sum()} / "

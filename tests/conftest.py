@@ -7,8 +7,8 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # One intra-op thread per TensorFlow process: two xdist workers (and the processes the
 # process-level tests start) share two cores, and each process spreading its ops over both
-# oversubscribed them (the suite took 4:34 at two threads, 4:18 at one, same hour:
-# docs/experiments.md). Set before any test imports TensorFlow; child processes inherit it.
+# oversubscribed them (measured in docs/experiments.md, "The test suite's time, fourth pass").
+# Set before any test imports TensorFlow; child processes inherit it.
 os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
 
 import numpy as np
