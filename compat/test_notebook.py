@@ -1,5 +1,9 @@
-"""examples/kaggle_notebook.ipynb, executed on the notebook's versions on a cut of kaggle_sample (issue 24)."""
+"""The example notebooks, executed on the notebook platforms' versions: examples/quickstart.ipynb
+on the embedded demo data, examples/kaggle_notebook.ipynb on a cut of kaggle_sample (issue 24).
+They run here, not in the main suite: a notebook is run where notebooks run, and each costs a
+kernel and a TensorFlow start-up (docs/experiments.md, "The test suite's time, fifth pass")."""
 
+import re
 from pathlib import Path
 
 import nbformat
@@ -9,7 +13,16 @@ from nbclient import NotebookClient
 
 from mmdigits_keras.submission import validate_submission
 
-NOTEBOOK = Path(__file__).resolve().parents[1] / "examples" / "kaggle_notebook.ipynb"
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def _run(name, folder):
+    """The notebook `name` executed in `folder`; the text of its code cells' outputs."""
+    notebook = nbformat.read(EXAMPLES / name, as_version=4)
+    NotebookClient(notebook, timeout=600, kernel_name="python3",
+                   resources={"metadata": {"path": str(folder)}}).execute()
+    return "\n".join(output.get("text", "") for cell in notebook.cells if cell.cell_type == "code"
+                     for output in cell.get("outputs", []))
 
 
 def _first_rows(source, out, *, train, test):
@@ -28,11 +41,7 @@ def test_the_kaggle_notebook_trains_searches_and_writes_a_valid_submission(kaggl
     for name, value in {"MMDIGITS_KAGGLE_DATA": data, "MMDIGITS_WORK": tmp_path, "MMDIGITS_EPOCHS": 1,
                         "MMDIGITS_TRIALS": 2, "MMDIGITS_TRIAL_EPOCHS": 1}.items():
         monkeypatch.setenv(name, str(value))
-    notebook = nbformat.read(NOTEBOOK, as_version=4)
-    NotebookClient(notebook, timeout=600, kernel_name="python3",
-                   resources={"metadata": {"path": str(tmp_path)}}).execute()
-    text = "\n".join(output.get("text", "") for cell in notebook.cells if cell.cell_type == "code"
-                     for output in cell.get("outputs", []))
+    text = _run("kaggle_notebook.ipynb", tmp_path)
     assert "6,766,478 parameters" in text  # seed 000, Table 2
     assert "train 1000 rows" in text and "validation accuracy" in text
     board = pd.read_csv(tmp_path / "search" / "leaderboard.csv")
@@ -40,3 +49,10 @@ def test_the_kaggle_notebook_trains_searches_and_writes_a_valid_submission(kaggl
     path = tmp_path / "submission.csv"
     validate_submission(path, rows=200)
     assert list(pd.read_csv(path).columns) == ["row_id", "label"]
+
+
+def test_the_quickstart_notebook_runs_offline_and_learns(tmp_path):
+    text = _run("quickstart.ipynb", tmp_path)
+    assert "model2_conv1d 6,766,478 parameters" in text  # seed 000, Table 2
+    accuracy = float(re.search(r"demo test accuracy: ([0-9.]+)", text).group(1))
+    assert accuracy > 0.8, accuracy
