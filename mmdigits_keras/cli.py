@@ -32,6 +32,9 @@ from mmdigits_keras.utils.names import (
 from mmdigits_keras.utils.quiet import native_logs_filtered
 
 EXIT_USAGE = 2
+PATIENCE_HELP = (f"early-stopping patience in epochs (default: scaled to the training rows, about "
+                 f"{D.PATIENCE_SAMPLES:,} samples: {D.MAX_PATIENCE} on small data, down to {D.MIN_PATIENCE} "
+                 "on course-size data)")
 # TensorFlow's C++ start-up notices (oneDNN, CPU features) are not for users; errors still show.
 # What this level no longer silences, `native_logs_filtered` drops (unless --verbose).
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -63,7 +66,7 @@ def _add_train(commands):
                    help="K-fold cross-validation: K fold models, out-of-fold predictions and a CV summary; the run "
                         "submits as the mean of its folds")
     p.add_argument("--seed", type=int, help=f"seed of split, initialization, shuffling (default {D.SEED})")
-    p.add_argument("--patience", type=int, help=f"early-stopping patience in epochs (default {D.PATIENCE})")
+    p.add_argument("--patience", type=int, help=PATIENCE_HELP)
     p.add_argument("--strategy", choices=STRATEGIES,
                    help="tf.distribute strategy: mirrored trains on every visible GPU (--batch-size is per GPU); "
                         "default one device")
@@ -230,7 +233,7 @@ def _add_retrieval(commands):
     t.add_argument("--learning-rate", type=float, help=f"AdamW learning rate (default {D.LEARNING_RATE:g})")
     t.add_argument("--val-fraction", type=float, help=f"stratified validation fraction (default {D.VAL_FRACTION:g})")
     t.add_argument("--seed", type=int, help=f"seed of split, initialization, shuffling (default {D.SEED})")
-    t.add_argument("--patience", type=int, help=f"early-stopping patience in epochs (default {D.PATIENCE})")
+    t.add_argument("--patience", type=int, help=PATIENCE_HELP)
     t.add_argument("--refit", action="store_true", default=None,
                    help="after validation picks the epoch count, train again on every row and save those towers")
     t.add_argument("--overwrite", action="store_true", help="replace an existing run directory")

@@ -126,7 +126,7 @@ def train(data, *, out, model=DEFAULT_MODEL, recipe=DEFAULT_RECIPE, batch_size=N
 
     plan_record = {"model": model, "model_kwargs": model_kwargs or {}, "recipe": dataclasses.asdict(plan),
                    "epochs": int(settings.epochs), "learning_rate": float(settings.learning_rate),
-                   "patience": int(settings.patience)}
+                   "patience": settings.patience}  # None: scaled to each fold's training rows
     return cross_validate(data, out=out, folds=folds, train_fold=train_fold, settings=plan_record,
                           split=settings.split, seed=settings.seed, overwrite=overwrite, predict=_probabilities)
 

@@ -13,12 +13,19 @@ K-fold cross-validation (`mmdigits_keras.training.crossval`) and the run directo
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 from pathlib import Path
 from typing import Callable
 
 from mmdigits_keras.training.distribute import make_strategy, strategy_name
-from mmdigits_keras.training.fitting import EARLY_STOPPING_MONITOR, compile_model, fit_model, seed_everything
+from mmdigits_keras.training.fitting import (
+    EARLY_STOPPING_MONITOR,
+    compile_model,
+    fit_model,
+    resolve_patience,
+    seed_everything,
+)
 from mmdigits_keras.training.logs import LOGS_DIR, tensorboard_callback
 from mmdigits_keras.training.preparation import prepare_data
 from mmdigits_keras.training.refit import refit_model
@@ -27,6 +34,9 @@ from mmdigits_keras.training.settings import TrainingSettings
 from mmdigits_keras.utils.checks import check_positive
 from mmdigits_keras.utils.files import staged_directory
 from mmdigits_keras.utils.locks import claim
+from mmdigits_keras.utils.names import MAX_PATIENCE
+
+logger = logging.getLogger("mmdigits_keras")
 
 # metrics.json's "validation": which model the val_* scores belong to (a cross-validation run
 # says "out-of-fold"), since a refit's saved model has trained on the validation rows.
@@ -111,10 +121,14 @@ def run(data, spec, *, out, recipe, settings=None, overwrite=False, extra_config
             seed_everything(settings.seed)
             net, saved = spec.build(prepared)
             compile_model(net, recipe, learning_rate=settings.learning_rate, loss=spec.loss, metrics=spec.metrics)
+            patience = resolve_patience(settings.patience, len(prepared.train))
+            if settings.patience is None and patience != MAX_PATIENCE:
+                logger.info("early stopping: a patience of %d epochs, scaled to %s training rows (`patience` sets it)",
+                            patience, f"{len(prepared.train):,}")
             started = time.perf_counter()
             # The recipe's batch is per replica; fit splits each global batch across replicas.
             history = fit_model(net, prepared, dataclasses.replace(recipe, batch_size=recipe.batch_size * replicas),
-                                epochs=settings.epochs, seed=settings.seed, patience=settings.patience,
+                                epochs=settings.epochs, seed=settings.seed, patience=patience,
                                 monitor=spec.monitor, verbose=settings.verbose,
                                 callbacks=[tensorboard_callback(staging / LOGS_DIR), *callbacks])
             seconds = time.perf_counter() - started
@@ -134,7 +148,7 @@ def run(data, spec, *, out, recipe, settings=None, overwrite=False, extra_config
                              "val_fraction": float(settings.val_fraction), "split": prepared.split,
                              "fold": None if fold is None else list(prepared.fold),
                              "strategy": strategy_name(distribution), "replicas": replicas,
-                             "seed": int(settings.seed), "patience": int(settings.patience),
+                             "seed": int(settings.seed), "patience": patience,
                              "refit": bool(settings.refit), "recipe": dataclasses.asdict(recipe)},
                 **run_metadata(prepared),
                 **(extra_config or {}),

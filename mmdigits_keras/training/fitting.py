@@ -14,6 +14,7 @@ from mmdigits_keras.models.backbone import modalities_of
 from mmdigits_keras.training.fused import fused_batch_normalization
 from mmdigits_keras.training.pipeline import evaluation_dataset, model_inputs, recipe_targets, training_dataset
 from mmdigits_keras.training.recipes import make_loss, make_optimizer
+from mmdigits_keras.utils.names import MAX_PATIENCE, MIN_PATIENCE, PATIENCE_SAMPLES
 from mmdigits_keras.utils.progress import Eta, fit_verbosity
 
 logger = logging.getLogger("mmdigits_keras")
@@ -49,7 +50,31 @@ def compile_model(model, recipe, *, learning_rate, loss=None, metrics=("accuracy
 EARLY_STOPPING_MONITOR = "val_crossentropy"
 
 
-def fit_callbacks(recipe, *, patience=10, monitor=EARLY_STOPPING_MONITOR):
+def scaled_patience(rows):
+    """Early stopping's default patience for `rows` training rows an epoch: about 42,000
+    samples, in whole epochs, from 2 to 10. 10 up to 4,400 rows (the FSDD rotations' 3,531,
+    kaggle_sample's 4,265, each with the default recipe's synthetic rows), 2 from 16,800
+    (course-size data: 52,960 at 60,000 rows).
+
+    Where early stopping keeps an early epoch, as on course-size data, a patience of 10 epochs
+    trains ten epochs past it for nothing (docs/experiments.md, "The epoch budget at course
+    scale").
+
+    Args:
+        rows: Training rows an epoch (int >= 0).
+
+    Returns:
+        The patience in epochs (int in [2, 10]).
+    """
+    return int(min(MAX_PATIENCE, max(MIN_PATIENCE, round(PATIENCE_SAMPLES / max(int(rows), 1)))))
+
+
+def resolve_patience(patience, rows):
+    """`patience` itself, or with None the `scaled_patience` of `rows` training rows."""
+    return scaled_patience(rows) if patience is None else int(patience)
+
+
+def fit_callbacks(recipe, *, patience=MAX_PATIENCE, monitor=EARLY_STOPPING_MONITOR):
     """The recipes' schedule: EarlyStopping on `monitor` (best weights restored) and
     ReduceLROnPlateau (factor 0.5 after `patience` // 2 epochs), as in seed 001's training set-up."""
     return [
@@ -103,7 +128,7 @@ def build_training_state(model, part, recipe):
     model.reset_metrics()
 
 
-def fit_model(model, prepared, recipe, *, epochs, seed=0, patience=10, callbacks=(), initial_epoch=0,
+def fit_model(model, prepared, recipe, *, epochs, seed=0, patience=None, callbacks=(), initial_epoch=0,
               monitor=EARLY_STOPPING_MONITOR, verbose="auto", schedule=None):
     """Fits a compiled `model` on `prepared` with `recipe`: a recipe without augmentation feeds
     numpy arrays (the course papers' way), every other recipe a `training_dataset` pipeline; validation on
@@ -113,6 +138,7 @@ def fit_model(model, prepared, recipe, *, epochs, seed=0, patience=10, callbacks
     per epoch elsewhere (`fit_verbosity`); unless `verbose` is 0, each epoch also logs the time
     left (`EpochEta`).
 
+    `patience` is early stopping's, in epochs; None: `scaled_patience` of the training rows.
     With `schedule` (a refit: `refit_schedule`), the model trains ``len(schedule)`` epochs at
     those learning rates, without validation, early stopping or plateau (`epochs` and
     `patience` are ignored).
@@ -125,6 +151,7 @@ def fit_model(model, prepared, recipe, *, epochs, seed=0, patience=10, callbacks
         epochs = len(schedule)
         every = [keras.callbacks.LearningRateScheduler(lambda epoch, rate: schedule[epoch]), *callbacks]
     else:
+        patience = resolve_patience(patience, len(prepared.train))
         every = [*fit_callbacks(recipe, patience=patience, monitor=monitor), *callbacks]
     if verbose:
         every.append(EpochEta(epochs, initial_epoch=initial_epoch, early_stopping=schedule is None))

@@ -31,7 +31,10 @@ class TrainingSettings:
             (`mmdigits_keras.data.splits`).
         seed: Seed of the split, the weight initialization, shuffling and augmentation (int).
         patience: EarlyStopping patience in epochs (int > 0); ReduceLROnPlateau halves the
-            learning rate after ``patience // 2``.
+            learning rate after ``patience // 2``. None: scaled to the training rows, about
+            42,000 samples in whole epochs: 10 on small data (up to 4,400 rows an epoch), down
+            to 2 from 16,800 (`mmdigits_keras.training.fitting.scaled_patience`);
+            ``config.json`` records the patience used.
         strategy: None (one device, or the `tf.distribute` strategy whose scope is open),
             ``"default"``, ``"mirrored"`` (every visible GPU) or a `tf.distribute.Strategy`
             (`mmdigits_keras.training.distribute.make_strategy`). Not recorded as an object:
@@ -51,7 +54,7 @@ class TrainingSettings:
     val_fraction: float = VAL_FRACTION
     split: str | None = None
     seed: int = SEED
-    patience: int = PATIENCE
+    patience: int | None = PATIENCE
     strategy: object = None
     refit: bool = False
     verbose: object = "auto"
@@ -59,7 +62,8 @@ class TrainingSettings:
     def __post_init__(self):
         check_positive("epochs", self.epochs)
         check_positive("learning_rate", self.learning_rate, float)
-        check_positive("patience", self.patience)
+        if self.patience is not None:
+            check_positive("patience", self.patience)
         if not (isinstance(self.val_fraction, (int, float)) and 0 < self.val_fraction < 1):
             raise ValueError(f"`val_fraction` must be in (0, 1). Received: val_fraction={self.val_fraction!r}")
         if self.split is not None and self.split not in SPLITS:

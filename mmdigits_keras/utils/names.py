@@ -21,7 +21,11 @@ DEFAULT_OBJECTIVE = "val_accuracy"
 EPOCHS = 30  # maximum; early stopping
 LEARNING_RATE = 1e-3
 VAL_FRACTION = 0.2
-PATIENCE = 10
+# Early stopping's patience: None scales it to the training rows (`training.fitting.scaled_patience`):
+# about PATIENCE_SAMPLES samples in whole epochs, from MIN_PATIENCE to MAX_PATIENCE epochs.
+PATIENCE = None
+PATIENCE_SAMPLES = 42_000
+MIN_PATIENCE, MAX_PATIENCE = 2, 10
 SEED = 0
 # `tune`: a few trials, each at `train`'s own schedule, so a trial's validation score is that of
 # the model `train` would save (trials of 10 epochs ranked configurations that 30 epochs reorder).

@@ -9,7 +9,8 @@ from conftest import find_layer, synthetic_arrays, tensorboard_events, write_kag
 from mmdigits_keras.cli import main
 from mmdigits_keras.data import load_kaggle, train_val_split
 from mmdigits_keras.evaluation.classification import evaluation_rows
-from mmdigits_keras.training import RECIPES, RUN_FILES, load_trained_model, train
+from mmdigits_keras.training import RECIPES, RUN_FILES, fitting, load_trained_model, train
+from mmdigits_keras.training.fitting import fit_callbacks as real_callbacks
 
 
 def test_train_writes_a_complete_run_directory(tiny_kaggle, tmp_path):
@@ -43,6 +44,27 @@ def test_train_writes_a_complete_run_directory(tiny_kaggle, tmp_path):
     np.testing.assert_allclose(train_scalars["epoch_loss"], history["loss"], rtol=1e-5)
     np.testing.assert_allclose(val_scalars["epoch_accuracy"], history["val_accuracy"], rtol=1e-5)
     assert train_scalars["epoch_learning_rate"] == pytest.approx([1e-3, 1e-3])
+
+
+def test_the_default_patience_is_scaled_to_the_training_rows_and_recorded(tiny_kaggle, tmp_path, monkeypatch, caplog):
+    # As if the tiny set (about 210 rows an epoch with its synthetic rows) were course-size: a
+    # patience spans 640 samples, so 3 epochs; the early-stopping callback is built with it.
+    monkeypatch.setattr(fitting, "PATIENCE_SAMPLES", 640)
+    built = []
+    monkeypatch.setattr(fitting, "fit_callbacks",
+                        lambda recipe, *, patience, monitor: built.append(patience) or real_callbacks(
+                            recipe, patience=patience, monitor=monitor))
+    with caplog.at_level("INFO", logger="mmdigits_keras"):
+        run = train(tiny_kaggle, out=tmp_path / "scaled", model="model1", epochs=1, verbose=0)
+    config = json.loads((run / "config.json").read_text())
+    rows = config["data"]["train_rows"] + config["data"]["synthetic_rows"]
+    assert built == [config["training"]["patience"]] == [round(640 / rows)] == [3]
+    assert f"a patience of 3 epochs, scaled to {rows:,} training rows" in caplog.text
+    caplog.clear()
+    with caplog.at_level("INFO", logger="mmdigits_keras"):
+        run = train(tiny_kaggle, out=tmp_path / "given", model="model1", epochs=1, patience=5, verbose=0)
+    assert built[-1] == json.loads((run / "config.json").read_text())["training"]["patience"] == 5
+    assert "scaled to" not in caplog.text
 
 
 def test_saved_model_standardizes_with_training_rows_only(tiny_fusion_run):

@@ -2,9 +2,11 @@ import math
 from types import SimpleNamespace
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from mmdigits_keras.training import RECIPES
-from mmdigits_keras.training.fitting import fit_callbacks
+from mmdigits_keras.training.fitting import fit_callbacks, resolve_patience, scaled_patience
 from mmdigits_keras.training.refit import refit_schedule
 
 
@@ -14,6 +16,19 @@ def test_every_recipe_stops_early_and_halves_the_rate_on_a_plateau():
         assert type(stopping).__name__ == "EarlyStopping" and stopping.patience == 4 and stopping.restore_best_weights
         assert type(plateau).__name__ == "ReduceLROnPlateau" and plateau.patience == 2 and plateau.factor == 0.5
         assert stopping.monitor == plateau.monitor == "val_crossentropy"
+
+
+@given(st.integers(0, 10**7), st.integers(0, 10**7))
+def test_the_default_patience_falls_as_the_rows_grow_from_10_to_2(a, b):
+    few, many = sorted((a, b))
+    assert 2 <= scaled_patience(many) <= scaled_patience(few) <= 10
+
+
+def test_the_default_patience_is_10_on_the_benchmarks_data_and_2_at_course_scale():
+    # Training rows an epoch as prepare_data gives them, with the default recipe's synthetic
+    # rows: an FSDD rotation, kaggle_sample, a rotation tiled to 20,000 and to 60,000 rows.
+    assert [scaled_patience(rows) for rows in (3531, 4265, 17653, 52960)] == [10, 10, 2, 2]
+    assert resolve_patience(None, 52960) == 2 and resolve_patience(7, 52960) == 7
 
 
 def test_refit_replays_the_epochs_up_to_the_best_one_at_their_learning_rates():
