@@ -8,16 +8,17 @@ recording and speaker ids, permuted within each class, seed k), as the course's 
 repeats each utterance over many images. The test rows (the held-out speaker) stay as they are.
 
 Per size, seed and budget (`--budgets`: ``default`` is `train`'s own, up to 30 epochs with
-early stopping at a patience of 10; ``p2`` a patience of 2, ``e6`` at most 6 epochs, ``e6-p2``
-both; the run's name records its budget), one default `train` in a child process: seconds per
-epoch, epochs run and the epoch kept (lowest validation cross-entropy), peak RSS of the process,
+early stopping at the patience scaled to the rows, `scaled_patience`: 2 at 20,000 and 60,000
+rows; ``p10`` a patience of 10, the default before it scaled, ``e6`` at most 6 epochs, ``e6-p2``
+both; the run's name records its budget), one `train` in a child process: seconds per epoch,
+epochs run and the epoch kept (lowest validation cross-entropy), peak RSS of the process,
 validation accuracy and test accuracy on the held-out speaker. Budgets run side by side per
-rotation and seed, so an interrupted benchmark leaves pairs; each budget other than ``default``
-is then compared with it, paired by rotation and seed (mean +/- sd of the difference, on how
-many it is ahead, fit time relative to ``default``'s).
+rotation and seed, so an interrupted benchmark leaves pairs; each budget after the first is then
+compared with the first, paired by rotation and seed (mean +/- sd of the difference, on how
+many it is ahead, fit time relative to the first's).
 
     .venv/bin/python benchmarks/bench_scale.py --work /tmp/scale [--speakers nicolas] [--sizes 5000 20000 60000]
-    .venv/bin/python benchmarks/bench_scale.py --work /tmp/scale --sizes 60000 --budgets default p2 \
+    .venv/bin/python benchmarks/bench_scale.py --work /tmp/scale --sizes 60000 --budgets p10 p2 \
         --speakers george jackson lucas nicolas --seeds 0 1 2
 """
 
@@ -107,7 +108,8 @@ def main():
     parser = rotation_arguments(argparse.ArgumentParser(description=__doc__.split("\n")[0]))
     parser.add_argument("--sizes", type=int, nargs="+", default=[5000, 20000, 60000])
     parser.add_argument("--budgets", nargs="+", default=["default"],
-                        help="default (train's), or e.g. p2 (patience 2), e6 (6 epochs), e6-p2")
+                        help="default (train's), or e.g. p2 (patience 2), e6 (6 epochs), e6-p2; the budgets "
+                             "after the first are compared with it")
     parser.add_argument("--child", nargs=4, metavar=("RUN", "DATA", "BUDGET", "SEED"), help=argparse.SUPPRESS)
     parser.set_defaults(speakers=["nicolas"], seeds=[0])
     args = parser.parse_args()
@@ -146,26 +148,26 @@ def main():
         runs=("test", "size"), seconds_per_epoch=("seconds_per_epoch", "mean"), epochs=("epochs", "mean"),
         kept_epoch=("kept_epoch", "mean"), fit_minutes=("fit_seconds", lambda s: s.mean() / 60),
         peak_rss_mib=("peak_rss_mib", "max"), val=("val", "mean"), test=("test", "mean"))
-    print(f"\n### Default train at course scale (real rows tiled; speakers {args.speakers}, seeds {args.seeds})\n")
+    print(f"\n### train at course scale (real rows tiled; speakers {args.speakers}, seeds {args.seeds})\n")
     print("| training rows | budget | runs | s/epoch | epochs run | epoch kept | fit minutes | peak RSS (MiB) | val | test |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for (rows, budget), r in summary.iterrows():
         print(f"| {rows:,} | {budget} | {int(r.runs)} | {r.seconds_per_epoch:.1f} | {r.epochs:.1f} | "
               f"{r.kept_epoch:.1f} | {r.fit_minutes:.1f} | {r.peak_rss_mib:,.0f} | {r.val:.4f} | {r.test:.4f} |")
     runs = table.set_index(["rows", "speaker", "seed", "budget"])
-    others = [budget for budget in args.budgets if budget != "default"]
-    if "default" in args.budgets and others:
-        print("\n| training rows | budget | vs default, paired | ahead / tied / behind | fit time / default's |")
+    reference, *others = args.budgets
+    if others:
+        print(f"\n| training rows | budget | vs {reference}, paired | ahead / tied / behind | fit time / {reference}'s |")
         print("|---|---|---|---|---|")
-        default = runs.xs("default", level="budget")
+        first = runs.xs(reference, level="budget")
         for budget in others:
-            paired = runs.xs(budget, level="budget").merge(default, left_index=True, right_index=True,
-                                                             suffixes=("", "_default"))
+            paired = runs.xs(budget, level="budget").merge(first, left_index=True, right_index=True,
+                                                             suffixes=("", "_first"))
             for rows, pairs in paired.groupby(level="rows"):
-                difference = pairs["test"] - pairs["test_default"]
+                difference = pairs["test"] - pairs["test_first"]
                 print(f"| {rows:,} | {budget} | {difference.mean():+.4f} ± {difference.std(ddof=1):.4f} "
                       f"(n={len(pairs)}) | {(difference > 0).sum()} / {(difference == 0).sum()} / "
-                      f"{(difference < 0).sum()} | {(pairs['fit_seconds'] / pairs['fit_seconds_default']).mean():.2f} |")
+                      f"{(difference < 0).sum()} | {(pairs['fit_seconds'] / pairs['fit_seconds_first']).mean():.2f} |")
     return 0
 
 
