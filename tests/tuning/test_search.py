@@ -330,10 +330,15 @@ def _start(command, env, started):
     return process
 
 
-def _wait_for(condition, timeout, what):
+def _wait_for(condition, timeout, what, processes=()):
+    """Waits for `condition`; on a timeout, fails with what `processes` printed (killed first)."""
     deadline = time.time() + timeout
     while not condition():
-        assert time.time() < deadline, f"timed out waiting for {what}"
+        if time.time() >= deadline:
+            for process in processes:
+                process.kill()
+            printed = "\n-----\n".join(process.communicate()[0] or "" for process in processes)
+            pytest.fail(f"timed out waiting for {what}; the processes printed:\n{printed}")
         time.sleep(0.2)
 
 
@@ -362,7 +367,8 @@ def test_lost_worker_killed_chief_and_kill_9_during_export_lose_no_trial(tiny_ka
     # preempted machine says no goodbye to the chief. (Waiting for any child process instead
     # was racy: preparing the data may start one, e.g. the speech synthesizer when its cache is
     # cold, before w1 has asked the chief for a trial.) Its trial process dies with it.
-    _wait_for(lambda: (out / "keras_tuner" / "trial_0" / "child_request.json").exists(), 120, "w1's first trial")
+    _wait_for(lambda: (out / "keras_tuner" / "trial_0" / "child_request.json").exists(), 120, "w1's first trial",
+              [chief, lost])
     time.sleep(1.0)
     trial_processes = psutil.Process(lost.pid).children(recursive=True)
     assert trial_processes, "w1 runs its trial in a child process"
@@ -374,7 +380,7 @@ def test_lost_worker_killed_chief_and_kill_9_during_export_lose_no_trial(tiny_ka
     # 2. Once w2 has run trial 0 again and one more, the chief is killed and started again with
     # the same command; w2 carries on with it.
     _wait_for(lambda: "trial_0" in _finished_trials(out) and len(_finished_trials(out)) >= 2, 240,
-              "trial 0 run again and one more")
+              "trial 0 run again and one more", [chief, survivor])
     chief.send_signal(signal.SIGKILL)
     first_output = chief.communicate()[0]
     assert "worker w1 lost (no heartbeat for 6 s) during trial 0; it runs again" in first_output, first_output
@@ -382,7 +388,8 @@ def test_lost_worker_killed_chief_and_kill_9_during_export_lose_no_trial(tiny_ka
     restarted = _start(chief_command, env, started)
     # 3. The restarted chief is killed while it exports best/ (the leaderboard is written just
     # before): best/ is whole or absent, and a third start exports it.
-    _wait_for(lambda: (out / "leaderboard.csv").exists() or restarted.poll() is not None, 240, "the export")
+    _wait_for(lambda: (out / "leaderboard.csv").exists() or restarted.poll() is not None, 240, "the export",
+              [restarted, survivor])
     restarted.send_signal(signal.SIGKILL)
     second_output = restarted.communicate()[0]
     assert "took over the search folder from pid" in second_output and "Reloading Tuner" in second_output, \
