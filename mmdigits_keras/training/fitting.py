@@ -51,14 +51,12 @@ EARLY_STOPPING_MONITOR = "val_crossentropy"
 
 
 def scaled_patience(rows):
-    """Early stopping's default patience for `rows` training rows an epoch: about 42,000
-    samples, in whole epochs, from 2 to 10. 10 up to 4,400 rows (the FSDD rotations' 3,531,
-    kaggle_sample's 4,265, each with the default recipe's synthetic rows), 2 from 16,800
-    (course-size data: 52,960 at 60,000 rows).
-
-    Where early stopping keeps an early epoch, as on course-size data, a patience of 10 epochs
-    trains ten epochs past it for nothing (docs/experiments.md, "The epoch budget at course
-    scale").
+    """Early stopping's default patience for `rows` training rows an epoch (synthetic rows
+    included): about `PATIENCE_SAMPLES` (42,000) samples, in whole epochs, from 2 to 10. So 10
+    up to 4,400 rows an epoch and 2 from 16,800: on large data, where early stopping keeps an
+    early epoch, a patience of 10 epochs trains ten epochs past it for nothing. Chosen on the
+    four FSDD rotations tiled to 20,000 and 60,000 rows (docs/experiments.md, "The default
+    patience scales with the training rows").
 
     Args:
         rows: Training rows an epoch (int >= 0).
