@@ -9,7 +9,7 @@ from conftest import find_layer, synthetic_arrays, tensorboard_events, write_kag
 from mmdigits_keras.cli import main
 from mmdigits_keras.data import load_kaggle, train_val_split
 from mmdigits_keras.evaluation.classification import evaluation_rows
-from mmdigits_keras.training import RECIPES, RUN_FILES, fitting, load_trained_model, train
+from mmdigits_keras.training import RECIPES, RUN_FILES, fitting, load_trained_model, predict_labels, train
 from mmdigits_keras.training.fitting import fit_callbacks as real_callbacks
 
 
@@ -151,20 +151,23 @@ def test_load_trained_model_errors(tmp_path):
 
 
 @pytest.mark.slow(12)
-def test_kill_9_during_an_epoch_leaves_nothing_and_the_rerun_starts_cleanly(tiny_kaggle, tmp_path, capsys):
+def test_kill_9_during_a_refit_leaves_nothing_and_the_rerun_submits(tiny_kaggle, tmp_path, capsys):
     import signal
     import subprocess
     import sys
 
     out = tmp_path / "run"
     command = [sys.executable, "-m", "mmdigits_keras", "train", "--data", str(tiny_kaggle), "--model", "model1",
-               "--out", str(out), "--epochs", "200", "--patience", "200"]
+               "--out", str(out), "--refit", "--epochs", "3", "--patience", "200"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    for line in process.stdout:  # Keras prints "Epoch 2/200" once the first epoch is done
-        if "Epoch 2/" in line:
+    seen = []
+    for line in process.stdout:  # the validated run is done; the refit stage has begun
+        seen.append(line)
+        if line.startswith("refit: ") and "epochs on all" in line:
             break
     process.send_signal(signal.SIGKILL)
     process.wait()
+    assert any("Epoch 3/3" in line for line in seen), "".join(seen)
     assert not out.exists()
     # A kill while the run directory was being written leaves a staging folder of a dead process.
     leftover = tmp_path / ".run.tmp-999999"
@@ -176,7 +179,14 @@ def test_kill_9_during_an_epoch_leaves_nothing_and_the_rerun_starts_cleanly(tiny
     assert "warning: found an interrupted run" in err and ".run.tmp-999999" in err
     assert not leftover.exists()
     assert sorted(p.name for p in out.iterdir()) == sorted(RUN_FILES)
-    load_trained_model(out)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["refit"]["rows"] == 200 and metrics["validation"].startswith("the validated run's model")
+    csv = tmp_path / "refit.csv"
+    assert main(["submit", "--model", str(out), "--data", str(tiny_kaggle), "--out", str(csv)]) == 0
+    submitted, test = pd.read_csv(csv), load_kaggle(tiny_kaggle, "test")
+    # The submission is the saved model's, the refit (it has trained on the validation rows too).
+    np.testing.assert_array_equal(submitted["row_id"], test.ids)
+    np.testing.assert_array_equal(submitted["label"], predict_labels(load_trained_model(out), test))
 
 
 def test_keras_file_with_a_lambda_layer_is_refused_and_not_run(tmp_path):
