@@ -158,7 +158,7 @@ def test_kill_9_during_a_refit_leaves_nothing_and_the_rerun_submits(tiny_kaggle,
 
     out = tmp_path / "run"
     command = [sys.executable, "-m", "mmdigits_keras", "train", "--data", str(tiny_kaggle), "--model", "model1",
-               "--out", str(out), "--refit", "--epochs", "3", "--patience", "200"]
+               "--out", str(out), "--refit", "--epochs", "3"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     seen = []
     for line in process.stdout:  # the validated run is done; the refit stage has begun
@@ -174,7 +174,7 @@ def test_kill_9_during_a_refit_leaves_nothing_and_the_rerun_submits(tiny_kaggle,
     leftover.mkdir()
     (leftover / "model.keras").write_bytes(b"PK\x03\x04 truncated")
     # The rerun in this process (the kill needed a process of its own; the rerun does not).
-    assert main([*command[3:-4], "--epochs", "1"]) == 0
+    assert main([*command[3:-2], "--epochs", "1"]) == 0
     err = capsys.readouterr().err
     assert "warning: found an interrupted run" in err and ".run.tmp-999999" in err
     assert not leftover.exists()
