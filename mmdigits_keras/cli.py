@@ -70,10 +70,19 @@ def _add_train(commands):
     p.add_argument("--strategy", choices=STRATEGIES,
                    help="tf.distribute strategy: mirrored trains on every visible GPU (--batch-size is per GPU); "
                         "default one device")
-    p.add_argument("--refit", action="store_true", default=None,
-                   help="after validation picks the epoch count, train again on every row (the held-out speaker "
-                        "too) and save that model; the reported scores stay the validated run's")
+    _add_protocol(p, default=D.PROTOCOL)
     p.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
+
+
+def _add_protocol(p, *, default):
+    p.add_argument("--protocol", choices=D.PROTOCOLS,
+                   help="which model is saved: finetune (the validated model, trained on further on every row, the "
+                        "held-out speaker too), refit (a fresh model trained on every row for the validated epochs, "
+                        f"about twice the time) or single (the validated model); default {default}. The reported "
+                        "validation scores are always the validated run's")
+    p.add_argument("--finetune-epochs", type=int,
+                   help=f"epochs of fine-tuning on every row, at most the validated run's best epoch "
+                        f"(default {D.FINETUNE_EPOCHS})")
 
 
 def _add_submit(commands):
@@ -234,8 +243,7 @@ def _add_retrieval(commands):
     t.add_argument("--val-fraction", type=float, help=f"stratified validation fraction (default {D.VAL_FRACTION:g})")
     t.add_argument("--seed", type=int, help=f"seed of split, initialization, shuffling (default {D.SEED})")
     t.add_argument("--patience", type=int, help=PATIENCE_HELP)
-    t.add_argument("--refit", action="store_true", default=None,
-                   help="after validation picks the epoch count, train again on every row and save those towers")
+    _add_protocol(t, default=D.RETRIEVAL_PROTOCOL)
     t.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
     e = actions.add_parser("evaluate", help="seed 002's annotation/retrieval accuracy, recall@k, confusion PNGs",
                            description="Writes RUN/eval/retrieval_<split>/ with metrics.json, both confusion "
@@ -309,7 +317,7 @@ def _run_train(args):
     run = mk.train(args.data, out=args.out, overwrite=args.overwrite,
                    model_kwargs={"utterance_normalization": True} if args.utterance_norm else None,
                    **_given(args, "model", "epochs", "batch_size", "learning_rate", "recipe", "val_fraction", "seed",
-                            "patience", "split", "folds", "strategy", "refit"))
+                            "patience", "split", "folds", "strategy", "protocol", "finetune_epochs"))
     _print_metrics(run)
 
 
@@ -327,15 +335,17 @@ def _print_metrics(run):
     print(f"validation accuracy {metrics['val_accuracy']:.4f}  macro-F1 {metrics['val_macro_f1']:.4f}  "
           f"({metrics['validation_rows']} rows held out by {split}, {metrics['epochs']} epochs, "
           f"{metrics['seconds']:.0f} s{_replicas(config)})")
-    _print_refit(metrics)
+    _print_every_row(metrics)
     return metrics
 
 
-def _print_refit(metrics):
-    if "refit" in metrics:
-        refit = metrics["refit"]
-        print(f"refit: the saved model trained {refit['epochs']} epochs on all {refit['rows']} rows "
-              f"({refit['seconds']:.0f} s); the scores above are the validated run's")
+def _print_every_row(metrics):
+    for protocol, what in (("finetune", "fine-tuning: the saved model trained on"),
+                           ("refit", "refit: the saved model trained")):
+        if protocol in metrics:
+            stage = metrics[protocol]
+            print(f"{what} {stage['epochs']} epochs on all {stage['rows']} rows ({stage['seconds']:.0f} s); "
+                  "the scores above are the validated run's")
 
 
 def _replicas(config):
@@ -447,13 +457,13 @@ def _run_retrieval(args):
         run = mk.train_retrieval(args.data, out=args.out, overwrite=args.overwrite,
                                  **_given(args, "loss", "margin", "temperature", "embedding_dim", "model", "init",
                                           "epochs", "batch_size", "learning_rate", "val_fraction", "seed", "patience",
-                                          "refit"))
+                                          "protocol", "finetune_epochs"))
         m = json.loads((run / "metrics.json").read_text())
         print(f"run: {run}")
         print(f"validation annotation accuracy {m['val_annotation_accuracy']:.4f}  retrieval accuracy "
               f"{m['val_retrieval_accuracy']:.4f}  ({m['validation_rows']} rows, {m['epochs']} epochs, "
               f"{m['seconds']:.0f} s)")
-        _print_refit(m)
+        _print_every_row(m)
     elif args.action == "evaluate":
         splits = [args.split] if args.split != "both" else ["validation"] + (
             ["test"] if args.test_labels or mk.load_dataset(args.data, "test").labels is not None else [])

@@ -38,8 +38,9 @@ def evaluation_rows(run, data, split):
     folder's test files, which need labels (``y_test.csv`` as `mmdigits data build` writes, or
     Khacef's).
 
-    A refit run (``train(..., refit=True)``) trained its saved model on its validation rows
-    too: they are still returned, with a warning that their scores are not held out.
+    A run that fine-tuned or refit on every row (``protocol`` ``"finetune"``, the default, or
+    ``"refit"``) trained its saved model on its validation rows too: they are still returned,
+    with a warning that their scores are not held out.
 
     Raises:
         ValueError: an unknown split, or a test split without labels.
@@ -52,8 +53,11 @@ def evaluation_rows(run, data, split):
         return dataset
     config = read_run_config(run)  # a ValueError names a folder that is not a run
     training = config["training"]
-    if training.get("refit"):
-        warnings.warn(f"{run} was refit on every training row: its model has seen these validation rows, so their "
+    # Older runs recorded `refit` (a bool) instead of the protocol.
+    protocol = training.get("protocol", "refit" if training.get("refit") else "single")
+    if protocol != "single":
+        done = "fine-tuned" if protocol == "finetune" else "refit"
+        warnings.warn(f"{run} was {done} on every training row: its model has seen these validation rows, so their "
                       "scores are not held out (metrics.json keeps the validated run's); judge it on the test split",
                       stacklevel=3)
     if config.get("cross_validation"):

@@ -12,7 +12,7 @@ from mmdigits_keras.training.crossval import cross_validate
 from mmdigits_keras.training.metrics import classification_metrics, predict_labels
 from mmdigits_keras.training.recipes import get_recipe
 from mmdigits_keras.training.rundir import load_trained_model
-from mmdigits_keras.training.settings import resolve_settings
+from mmdigits_keras.training.settings import resolve_protocol, resolve_settings
 from mmdigits_keras.utils.checks import check_positive
 from mmdigits_keras.utils.names import DEFAULT_MODEL, DEFAULT_RECIPE
 
@@ -86,9 +86,10 @@ def train(data, *, out, model=DEFAULT_MODEL, recipe=DEFAULT_RECIPE, batch_size=N
         folds: None, or K >= 2: K-fold cross-validation (`mmdigits_keras.training.crossval`):
             K fold models, out-of-fold predictions and a summary in `out`, which then predicts
             (and submits) as the mean of its fold models' probabilities; a killed run resumes
-            fold by fold. Not with ``refit``.
+            fold by fold. Its protocol is ``"single"``; asking another is refused.
         settings: A `TrainingSettings` (epochs, learning_rate, val_fraction, split, seed,
-            patience, strategy, refit, verbose); None: the defaults.
+            patience, strategy, protocol, finetune_epochs, verbose); None: the defaults (the
+            validated model fine-tuned on every row: ``protocol="finetune"``).
         overwrite: Replace an existing `out`.
         extra_config: Extra top-level entries for ``config.json`` (e.g. the tuning trial).
         callbacks: More Keras callbacks for `fit` (after early stopping, the learning-rate
@@ -112,9 +113,7 @@ def train(data, *, out, model=DEFAULT_MODEL, recipe=DEFAULT_RECIPE, batch_size=N
     if batch_size is not None:
         check_positive("batch_size", batch_size)
         plan = dataclasses.replace(plan, batch_size=int(batch_size))
-    if settings.refit and folds is not None:
-        raise ValueError("`refit` and `folds` exclude each other: the fold models of a cross-validation together "
-                         f"already learn from every row. Received: refit=True, folds={folds!r}")
+    resolve_protocol(settings.protocol, folds=folds is not None)  # refuses a fold run that fine-tunes or refits
     spec = classification_spec(model, plan, model_kwargs)
     if folds is None:
         return engine.run(data, spec, out=out, recipe=plan, settings=settings, overwrite=overwrite,

@@ -5,7 +5,8 @@ fit -> run directory.
 through it, so one recipe means one way of training. Its one job is that sequence, for any
 `TrainingSpec`, written atomically into a run directory; the parts live beside it: the data
 split (`mmdigits_keras.training.preparation`), compiling and fitting
-(`mmdigits_keras.training.fitting`), the refit on every row (`mmdigits_keras.training.refit`),
+(`mmdigits_keras.training.fitting`), fine-tuning or refit on every row
+(`mmdigits_keras.training.refit`),
 K-fold cross-validation (`mmdigits_keras.training.crossval`) and the run directory itself
 (`mmdigits_keras.training.rundir`).
 """
@@ -28,22 +29,25 @@ from mmdigits_keras.training.fitting import (
 )
 from mmdigits_keras.training.logs import LOGS_DIR, tensorboard_callback
 from mmdigits_keras.training.preparation import prepare_data
-from mmdigits_keras.training.refit import refit_model
+from mmdigits_keras.training.refit import train_on_every_row
 from mmdigits_keras.training.rundir import prepare_output, run_metadata, write_run
-from mmdigits_keras.training.settings import TrainingSettings
+from mmdigits_keras.training.settings import TrainingSettings, resolve_protocol
 from mmdigits_keras.utils.checks import check_positive
 from mmdigits_keras.utils.files import staged_directory
 from mmdigits_keras.utils.locks import claim
-from mmdigits_keras.utils.names import MAX_PATIENCE
+from mmdigits_keras.utils.names import MAX_PATIENCE, PROTOCOL
 
 logger = logging.getLogger("mmdigits_keras")
 
-# metrics.json's "validation": which model the val_* scores belong to (a cross-validation run
-# says "out-of-fold"), since a refit's saved model has trained on the validation rows.
+# metrics.json's "validation", by protocol: which model the val_* scores belong to (a
+# cross-validation run says "out-of-fold"), since a fine-tuned or refit saved model has trained
+# on the validation rows.
 VALIDATION = {
-    False: "the saved model, on held-out rows it did not train on",
-    True: "the validated run's model, not the saved one: the saved model is the refit, which also trained on "
-          "the validation rows",
+    "single": "the saved model, on held-out rows it did not train on",
+    "finetune": "the validated run's model, before fine-tuning: the saved model then trained on further on every "
+                "row, the validation rows too",
+    "refit": "the validated run's model, not the saved one: the saved model is the refit, which also trained on "
+             "the validation rows",
 }
 
 
@@ -60,6 +64,7 @@ class TrainingSpec:
         loss: A Keras loss, or None for the recipe's classification loss.
         metrics: Keras metrics logged per epoch.
         monitor: What early stopping and the learning-rate schedule watch.
+        protocol: The protocol of a run whose `TrainingSettings` leave it None.
     """
 
     name: str
@@ -69,6 +74,7 @@ class TrainingSpec:
     loss: object = None
     metrics: tuple = ("accuracy",)
     monitor: str = EARLY_STOPPING_MONITOR
+    protocol: str = PROTOCOL
 
 
 def run(data, spec, *, out, recipe, settings=None, overwrite=False, extra_config=None, callbacks=(), fold=None):
@@ -76,12 +82,13 @@ def run(data, spec, *, out, recipe, settings=None, overwrite=False, extra_config
 
     The run directory is trained in a staging folder beside `out` (TensorBoard logs go there as
     the epochs pass) and renamed into place at the end; a failed or interrupted run leaves
-    nothing at `out`. With ``settings.refit``, the validated model picks the epoch count and
-    learning rates, then a fresh model (same seed) trains on every row, its speech statistics
-    fitted on all of them, and is the one saved (`mmdigits_keras.training.refit`); the
-    validation scores, history and curves stay the validated run's, and ``metrics.json`` adds
-    ``refit`` (epochs, rows, seconds). ``metrics.json``'s ``validation`` says which model the
-    ``val_*`` scores belong to.
+    nothing at `out`. The protocol (``settings.protocol``, None: ``spec.protocol``) says what
+    follows the validated run (`mmdigits_keras.training.refit`): ``"finetune"`` trains the
+    validated model on further on every row; ``"refit"`` trains a fresh model (same seed) on
+    every row, its speech statistics fitted on all of them; ``"single"`` saves the validated
+    model. The validation scores, history and curves stay the validated run's;
+    ``metrics.json`` adds ``finetune`` or ``refit`` (epochs, rows, learning rate, seconds), and
+    its ``validation`` says which model the ``val_*`` scores belong to.
 
     Args:
         data: A data folder (its ``train`` split) or a labelled `MultimodalDataset`.
@@ -94,22 +101,20 @@ def run(data, spec, *, out, recipe, settings=None, overwrite=False, extra_config
         overwrite: Replace an existing `out`.
         extra_config: More top-level ``config.json`` entries (e.g. the tuning trial).
         callbacks: More Keras callbacks for `fit`.
-        fold: None, or ``(k, folds)``: train fold k of a cross-validation run (no refit: the
-            folds together already cover every row).
+        fold: None, or ``(k, folds)``: train fold k of a cross-validation run (protocol
+            ``"single"``: the folds together already cover every row).
 
     Returns:
         The run directory as a `Path`.
 
     Raises:
-        ValueError: bad data, a bad argument value, a refit of a fold, an existing `out`
+        ValueError: bad data, a bad argument value, a fold asked to fine-tune or refit, an existing `out`
             without `overwrite`, or `out` claimed by another live process
             (`mmdigits_keras.utils.locks.claim`).
     """
     settings = settings or TrainingSettings()
     check_positive("batch_size", recipe.batch_size)
-    if settings.refit and fold is not None:
-        raise ValueError("`refit` trains one model on every row; a cross-validation fold cannot refit "
-                         f"(its folds together already cover every row). Received: refit=True, fold={fold!r}")
+    protocol = resolve_protocol(settings.protocol, folds=fold is not None, default=spec.protocol)
     # Claimed before anything is read or trained: a second writer of `out` is refused at once.
     with claim(out, what="run directory"):
         prepare_output(out, overwrite=overwrite)
@@ -133,13 +138,16 @@ def run(data, spec, *, out, recipe, settings=None, overwrite=False, extra_config
                                 callbacks=[tensorboard_callback(staging / LOGS_DIR), *callbacks])
             seconds = time.perf_counter() - started
             scores = spec.validate(saved, prepared.validation)
-            final, refitted = prepared, {}
-            if settings.refit:
+            final, every_row = prepared, {}
+            if protocol != "single":
                 final = prepare_data(data, seed=settings.seed, synthetic_share=recipe.synthetic_share,
                                      validation=False)
-                saved, refitted = refit_model(spec, final, recipe, history, settings=settings, replicas=replicas,
-                                              log_dir=staging / LOGS_DIR / "refit", callbacks=callbacks)
-            model_entries = spec.config(final)
+                fresh, every_row = train_on_every_row(spec, net, final, recipe, history, protocol=protocol,
+                                                      settings=settings, replicas=replicas,
+                                                      log_dir=staging / LOGS_DIR / protocol, callbacks=callbacks)
+                saved = fresh or saved
+            # The saved model's speech statistics: the refit's are fitted on every row.
+            model_entries = spec.config(final if protocol == "refit" else prepared)
             config = {
                 "task": spec.name,
                 **model_entries,
@@ -149,13 +157,15 @@ def run(data, spec, *, out, recipe, settings=None, overwrite=False, extra_config
                              "fold": None if fold is None else list(prepared.fold),
                              "strategy": strategy_name(distribution), "replicas": replicas,
                              "seed": int(settings.seed), "patience": patience,
-                             "refit": bool(settings.refit), "recipe": dataclasses.asdict(recipe)},
+                             "protocol": protocol, "recipe": dataclasses.asdict(recipe),
+                             **({"finetune_epochs": int(settings.finetune_epochs)} if protocol == "finetune"
+                                else {})},
                 **run_metadata(prepared),
                 **(extra_config or {}),
             }
             metrics = {**scores, "validation_rows": len(prepared.validation),
-                       "validation": VALIDATION[bool(settings.refit)], "epochs": len(history.history["loss"]),
-                       "seconds": round(seconds, 2), "data": prepared.source, **refitted}
+                       "validation": VALIDATION[protocol], "epochs": len(history.history["loss"]),
+                       "seconds": round(seconds, 2), "data": prepared.source, **every_row}
             name = model_entries.get("model") or spec.name
             return write_run(out, saved, config=config, metrics=metrics, history=history, overwrite=overwrite,
                              title=f"{name} on {Path(prepared.source.split(' ')[0]).name}", staging=staging)

@@ -1,8 +1,15 @@
-"""Refit on every row (scikit-learn's ``refit`` of a search): after the validated run has
-picked the epoch count, a fresh model trains on every row -- the validation rows too, with the
-speaker split the held-out speaker -- for those epochs at the learning rates the validated run
-used, and is the model saved. Its validation scores stay the validated run's: it has no
-held-out rows left to score."""
+"""Training on every row after validation: once the validated run has picked the epoch count
+and the learning rates, the model a run saves may also learn from the rows validation held out
+(with the speaker split, a whole voice). Two protocols (`TrainingSettings.protocol`):
+
+- fine-tuning (``"finetune"``, the default): the validated model trains on further on every row
+  for a few epochs at its best epoch's learning rate, with a fresh optimizer;
+- refit (``"refit"``, scikit-learn's ``refit`` of a search): a fresh model trains on every row
+  for the validated epochs at the learning rates the validated run used.
+
+Either way the saved model's validation scores stay the validated run's: it has no held-out
+rows left to score. Both train through `fit_model` with a fixed schedule (no validation, early
+stopping or plateau)."""
 
 from __future__ import annotations
 
@@ -23,7 +30,8 @@ def refit_schedule(history, *, monitor, learning_rate):
 
     Early stopping restored the weights of the epoch with the best (lowest) `monitor`; the
     refit trains that many epochs, each at the rate the selection run used for it (the first
-    at `learning_rate`, later ones as ReduceLROnPlateau had logged them).
+    at `learning_rate`, later ones as ReduceLROnPlateau had logged them). Its last entry is the
+    best epoch's rate, the one fine-tuning trains at.
 
     Args:
         history: The selection run's Keras `History`.
@@ -45,32 +53,60 @@ def refit_schedule(history, *, monitor, learning_rate):
     return rates + [rates[-1]] * (epochs - len(rates))
 
 
-def refit_model(spec, prepared, recipe, history, *, settings, replicas, log_dir, callbacks=()):
-    """Builds `spec`'s model afresh on `prepared` (every row: ``prepare_data(validation=False)``)
-    and trains it with the validated run's `refit_schedule` from `history`.
+def finetune_schedule(history, *, monitor, learning_rate, epochs):
+    """Fine-tuning's learning rates: the validated run's best epoch's rate (`refit_schedule`'s
+    last), for `epochs` epochs but never more than the best epoch's number.
+
+    Returns:
+        A list of floats (at least one), all the same rate.
+    """
+    schedule = refit_schedule(history, monitor=monitor, learning_rate=learning_rate)
+    return [schedule[-1]] * min(int(epochs), len(schedule))
+
+
+def train_on_every_row(spec, net, prepared, recipe, history, *, protocol, settings, replicas, log_dir,
+                       callbacks=()):
+    """Trains the model a ``"finetune"`` or ``"refit"`` run saves on `prepared` (every row:
+    ``prepare_data(validation=False)``).
 
     Args:
         spec: The engine's `TrainingSpec`.
+        net: The validated run's model to fit (``"finetune"`` trains it on; ``"refit"``
+            builds a fresh one from `spec` instead).
         prepared: The `PreparedData` of every row (no validation part).
         recipe: The run's `Recipe` (batch per replica).
         history: The validated run's Keras `History`.
-        settings: The run's `TrainingSettings` (seed, learning rate, verbosity).
+        protocol: ``"finetune"`` or ``"refit"``.
+        settings: The run's `TrainingSettings` (seed, learning rate, fine-tuning epochs,
+            verbosity).
         replicas: Replicas of the distribution strategy in scope (the global batch is
             ``recipe.batch_size * replicas``).
-        log_dir: TensorBoard folder of the refit.
+        log_dir: TensorBoard folder of this stage.
         callbacks: More Keras callbacks.
 
     Returns:
-        (model to save, ``{"refit": {"epochs", "rows", "seconds"}}`` for ``metrics.json``).
+        (model to save or None for `net`'s saved model, ``{protocol: {"epochs", "rows",
+        "learning_rate", "seconds"}}`` for ``metrics.json``): ``learning_rate`` is the first
+        epoch's.
     """
-    schedule = refit_schedule(history, monitor=spec.monitor, learning_rate=settings.learning_rate)
-    logger.info("refit: %d epochs on all %d rows (the validated run's best epoch)", len(schedule), len(prepared.train))
-    seed_everything(settings.seed)
-    net, saved = spec.build(prepared)
-    compile_model(net, recipe, learning_rate=settings.learning_rate, loss=spec.loss, metrics=spec.metrics)
+    rate = dict(monitor=spec.monitor, learning_rate=settings.learning_rate)
+    if protocol == "finetune":
+        schedule = finetune_schedule(history, epochs=settings.finetune_epochs, **rate)
+        logger.info("fine-tuning: %d epochs on all %d rows at the best epoch's learning rate %.3g",
+                    len(schedule), len(prepared.train), schedule[0])
+        seed_everything(settings.seed)
+        saved = None
+    else:
+        schedule = refit_schedule(history, **rate)
+        logger.info("refit: %d epochs on all %d rows (the validated run's best epoch)", len(schedule),
+                    len(prepared.train))
+        seed_everything(settings.seed)
+        net, saved = spec.build(prepared)
+    # A fresh optimizer either way: the validated run's moments belong to its own data.
+    compile_model(net, recipe, learning_rate=schedule[0], loss=spec.loss, metrics=spec.metrics)
     started = time.perf_counter()
     fit_model(net, prepared, dataclasses.replace(recipe, batch_size=recipe.batch_size * replicas),
               epochs=len(schedule), seed=settings.seed, schedule=schedule,
               callbacks=[tensorboard_callback(log_dir), *callbacks], verbose=settings.verbose)
-    return saved, {"refit": {"epochs": len(schedule), "rows": len(prepared.train) - prepared.synthetic_rows,
-                             "seconds": round(time.perf_counter() - started, 2)}}
+    return saved, {protocol: {"epochs": len(schedule), "rows": len(prepared.train) - prepared.synthetic_rows,
+                              "learning_rate": schedule[0], "seconds": round(time.perf_counter() - started, 2)}}

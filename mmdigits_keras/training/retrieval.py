@@ -49,6 +49,7 @@ from mmdigits_keras.utils.names import (
     RETRIEVAL_EPOCHS,
     RETRIEVAL_LOSS,
     RETRIEVAL_LOSSES,
+    RETRIEVAL_PROTOCOL,
     TEMPERATURE,
 )
 
@@ -211,12 +212,13 @@ def retrieval_spec(*, model=DEFAULT_TOWERS, init=None, embedding_dim=128, loss=N
                                  "init": None if init is None else str(Path(init).resolve())}}
 
     return engine.TrainingSpec(name="retrieval", build=build, config=config, loss=loss, metrics=(), monitor="val_loss",
-                       validate=lambda towers, validation: validate_towers(towers, validation, seed=seed))
+                               protocol=RETRIEVAL_PROTOCOL,
+                               validate=lambda towers, validation: validate_towers(towers, validation, seed=seed))
 
 
 def train_retrieval(data, *, out, loss=RETRIEVAL_LOSS, margin=MARGIN, temperature=TEMPERATURE,
                     embedding_dim=EMBEDDING_DIM, model=DEFAULT_TOWERS, init=None, batch_size=RETRIEVAL_BATCH_SIZE,
-                    settings=None, overwrite=False, **options):
+                    settings=None, overwrite=False, callbacks=(), **options):
     """Trains the two towers on paired rows and writes a retrieval run directory.
 
     Training goes through the engine with `retrieval_recipe` (the default recipe's speech
@@ -238,9 +240,12 @@ def train_retrieval(data, *, out, loss=RETRIEVAL_LOSS, margin=MARGIN, temperatur
         init: Optional fusion run directory to start the towers from.
         batch_size: Pairs per step (int > 1; in-batch negatives come from the same batch).
         settings: A `TrainingSettings`; None: the defaults with ``epochs=RETRIEVAL_EPOCHS``
-            (50). Its ``refit`` trains fresh towers on every row after validation and saves
-            them; ``metrics.json`` keeps the validated run's scores.
+            (50). Its ``protocol`` (None: ``RETRIEVAL_PROTOCOL``, ``"single"``) may train the
+            towers on every row after validation: ``"finetune"`` trains the validated towers on
+            further, ``"refit"`` fresh ones; ``metrics.json`` keeps the validated run's scores.
         overwrite: Replace an existing `out`.
+        callbacks: More Keras callbacks for `fit` (after early stopping, the learning-rate
+            schedule and TensorBoard).
         **options: Fields of `TrainingSettings` given one by one (``epochs=10, seed=1``).
 
     Returns:
@@ -260,5 +265,5 @@ def train_retrieval(data, *, out, loss=RETRIEVAL_LOSS, margin=MARGIN, temperatur
     settings = resolve_settings(settings, options, epochs=RETRIEVAL_EPOCHS)
     spec = retrieval_spec(model=model, init=init, embedding_dim=embedding_dim, loss=objective, seed=settings.seed)
     return engine.run(data, spec, out=out, recipe=retrieval_recipe(batch_size=batch_size), settings=settings,
-                      overwrite=overwrite,
+                      overwrite=overwrite, callbacks=callbacks,
                       extra_config={"loss": {"kind": loss, "margin": float(margin), "temperature": float(temperature)}})

@@ -11,7 +11,16 @@ import numpy as np
 from mmdigits_keras.data.splits import SPLITS
 from mmdigits_keras.training.distribute import check_strategy
 from mmdigits_keras.utils.checks import check_positive
-from mmdigits_keras.utils.names import EPOCHS, LEARNING_RATE, PATIENCE, SEED, VAL_FRACTION
+from mmdigits_keras.utils.names import (
+    EPOCHS,
+    FINETUNE_EPOCHS,
+    LEARNING_RATE,
+    PATIENCE,
+    PROTOCOL,
+    PROTOCOLS,
+    SEED,
+    VAL_FRACTION,
+)
 
 VERBOSITIES = ("auto", 0, 1, 2)
 
@@ -39,9 +48,17 @@ class TrainingSettings:
             ``"default"``, ``"mirrored"`` (every visible GPU) or a `tf.distribute.Strategy`
             (`mmdigits_keras.training.distribute.make_strategy`). Not recorded as an object:
             ``config.json`` names it.
-        refit: After validation picks the epoch count, train a fresh model on every row and
-            save it (`mmdigits_keras.training.refit`); the validation scores stay the
-            validated run's. Not with cross-validation folds.
+        protocol: Which model the run saves (`mmdigits_keras.training.refit`):
+            ``"finetune"`` (the default for one run): the validated model, trained on further
+            on every row (the validation rows too) for `finetune_epochs` epochs at its best
+            epoch's learning rate; ``"refit"``: a fresh model trained on every row for the
+            validated epochs at the validated learning rates (about twice a run's time);
+            ``"single"``: the validated model itself. With ``"finetune"`` and ``"refit"`` the
+            validation scores stay the validated run's (``metrics.json``'s ``validation`` says
+            so). None: ``"finetune"``, and ``"single"`` for cross-validation folds (the folds
+            together already cover every row), which refuse the other two.
+        finetune_epochs: Epochs of fine-tuning on every row (int > 0), capped at the validated
+            run's best epoch.
         verbose: Keras `fit` verbosity: ``"auto"`` (a progress bar on a terminal or in a
             notebook, one line per epoch elsewhere), 0, 1 or 2.
 
@@ -56,7 +73,8 @@ class TrainingSettings:
     seed: int = SEED
     patience: int | None = PATIENCE
     strategy: object = None
-    refit: bool = False
+    protocol: str | None = None
+    finetune_epochs: int = FINETUNE_EPOCHS
     verbose: object = "auto"
 
     def __post_init__(self):
@@ -71,8 +89,27 @@ class TrainingSettings:
         if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)):
             raise ValueError(f"`seed` must be an integer. Received: seed={self.seed!r}")
         check_strategy(self.strategy)
+        if self.protocol is not None and self.protocol not in PROTOCOLS:
+            raise ValueError(f"`protocol` must be one of {list(PROTOCOLS)} or None. "
+                             f"Received: protocol={self.protocol!r}")
+        check_positive("finetune_epochs", self.finetune_epochs)
         if self.verbose not in VERBOSITIES:
             raise ValueError(f"`verbose` must be one of {list(VERBOSITIES)}. Received: verbose={self.verbose!r}")
+
+
+def resolve_protocol(protocol, *, folds, default=PROTOCOL):
+    """The protocol a run trains with: `protocol`, or with None `default` (``"finetune"``) for
+    one run and ``"single"`` for a cross-validation run or fold (`folds` true).
+
+    Raises:
+        ValueError: ``"finetune"`` or ``"refit"`` asked of a cross-validation run.
+    """
+    if not folds:
+        return protocol or default
+    if protocol not in (None, "single"):
+        raise ValueError(f"`protocol={protocol!r}` and `folds` exclude each other: the fold models of a "
+                         "cross-validation together already learn from every row (use protocol='single' or None)")
+    return "single"
 
 
 FIELDS = tuple(field.name for field in dataclasses.fields(TrainingSettings))

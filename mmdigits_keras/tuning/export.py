@@ -70,7 +70,9 @@ def export_ensemble(data, out, trials, *, model, recipe, settings):
     and the ensemble's, on the members' common validation rows.
 
     Members are trained in ``out/.best.staging`` and kept there until all are done (a killed
-    export resumes member by member); then the folder is renamed to ``best``.
+    export resumes member by member); then the folder is renamed to ``best``. They are the
+    validated models (protocol ``"single"``, whatever `settings` asks), so that the
+    ensemble's validation scores are on rows none of its members trained on.
 
     Returns:
         (run directory, exported): exported is False when ``best/`` already held these trials.
@@ -81,6 +83,7 @@ def export_ensemble(data, out, trials, *, model, recipe, settings):
         if read_json(best_dir / "config.json").get("tuning", {}).get("trial_ids") == ids:
             return best_dir, False
     staging = out / ".best.staging"
+    settings = dataclasses.replace(settings, protocol="single")
     staging.mkdir(parents=True, exist_ok=True)
     members = [f"trial_{trial_id}" for trial_id in ids]
     for name, trial in zip(members, trials):

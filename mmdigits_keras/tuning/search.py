@@ -25,7 +25,7 @@ import numpy as np
 
 from mmdigits_keras.models import model_info
 from mmdigits_keras.training import DEFAULT_MODEL, get_recipe, prepare_data
-from mmdigits_keras.training.settings import resolve_settings
+from mmdigits_keras.training.settings import resolve_protocol, resolve_settings
 from mmdigits_keras.tuning.cluster import parse_oracle_address, wait_for_oracle
 from mmdigits_keras.tuning.export import check_replayed, export_best, export_ensemble
 from mmdigits_keras.tuning.internals import hyperband_first_round, hyperband_iteration_trials
@@ -110,7 +110,8 @@ def run_search(
         objective: ``val_accuracy`` (default), ``val_loss``, ``accuracy`` or ``loss``.
         space: Optional overrides of the model's space (see `RegistryHyperModel`).
         settings: A `TrainingSettings` (None: `train`'s defaults): how ``best/`` trains
-            (``epochs``, default 30, with early stopping; ``refit``; ``strategy``), and what
+            (``epochs``, default 30, with early stopping; ``protocol``: as `train`, the
+            validated model fine-tuned on every row; ``strategy``), and what
             every trial shares with it: ``seed`` (also the oracle's), ``val_fraction``,
             ``split`` (the objective is scored on rows whose recordings, or speakers, no
             trial trained on), ``patience`` and ``verbose``.
@@ -166,9 +167,7 @@ def run_search(
         if tuner == "hyperband":
             raise ValueError("`folds` needs the random or bayesian tuner: Hyperband continues trials from one "
                              "checkpoint, a cross-validated trial has one per fold")
-        if settings.refit:  # best/ is trained as `train --folds K`, which refuses a refit
-            raise ValueError("`settings.refit` and `folds` exclude each other: best/ of a cross-validated search is "
-                             "its winner's fold models, which together already learn from every row")
+        resolve_protocol(settings.protocol, folds=True)  # best/ is trained as `train --folds K`
     iteration = hyperband_iteration_trials(epochs, HYPERBAND_FACTOR)
     if tuner == "hyperband" and max_trials < iteration:
         logger.warning("Hyperband with max_trials=%d and epochs=%d ends inside its first bracket: one full iteration "

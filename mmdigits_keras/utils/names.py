@@ -27,6 +27,15 @@ PATIENCE = None
 PATIENCE_SAMPLES = 42_000
 MIN_PATIENCE, MAX_PATIENCE = 2, 10
 SEED = 0
+# What `train` saves after its validated run (`training.refit`): "finetune" (that model, trained on
+# further on every row, the validation rows too), "refit" (a fresh model trained on every row for
+# the validated epochs) or "single" (the validated model itself). Chosen on the four FSDD
+# rotations' held-out speakers over 3 seeds (docs/results.md). Fold runs are always "single".
+PROTOCOLS = ("finetune", "refit", "single")
+PROTOCOL = "finetune"
+# Fine-tuning's epochs, capped at the validated run's best epoch (so at scale, where runs keep an
+# early epoch, it costs no more epochs than validation kept).
+FINETUNE_EPOCHS = 10
 # `tune`: a few trials, each at `train`'s own schedule, so a trial's validation score is that of
 # the model `train` would save (trials of 10 epochs ranked configurations that 30 epochs reorder).
 MAX_TRIALS = 4
@@ -43,3 +52,4 @@ TEMPERATURE = 0.1
 EMBEDDING_DIM = 128
 RETRIEVAL_EPOCHS = 50
 RETRIEVAL_BATCH_SIZE = 128
+RETRIEVAL_PROTOCOL = "single"

@@ -17,7 +17,7 @@ def test_train_writes_a_complete_run_directory(tiny_kaggle, tmp_path):
     ended = []
     count = keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: ended.append(epoch))
     run = train(tiny_kaggle, out=tmp_path / "run", model="model1", epochs=2, batch_size=32, verbose=0,
-                callbacks=[count])
+                callbacks=[count], protocol="single")
     assert ended == [0, 1]  # the caller's callbacks see every epoch
     assert sorted(p.name for p in run.iterdir()) == sorted(RUN_FILES)
     config = json.loads((run / "config.json").read_text())
@@ -76,17 +76,46 @@ def test_saved_model_standardizes_with_training_rows_only(tiny_fusion_run):
     assert not np.allclose(np.ravel(layer.mean), data.audio.mean(axis=0), rtol=1e-4, atol=1e-5)
 
 
+def test_the_default_fine_tunes_the_validated_model_on_every_row(tiny_kaggle, tmp_path, capsys):
+    single = train(tiny_kaggle, out=tmp_path / "single", model="model1", epochs=3, verbose=0, protocol="single")
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(tiny_kaggle), "--out", str(run), "--model", "model1", "--epochs", "3"]) == 0
+    assert "fine-tuning: the saved model trained on" in capsys.readouterr().out
+    config, metrics = (json.loads((run / name).read_text()) for name in ("config.json", "metrics.json"))
+    history = pd.read_csv(run / "history.csv")  # the validated run's
+    best = int(np.argmin(history["val_crossentropy"]))
+    assert config["training"]["protocol"] == "finetune" and config["training"]["finetune_epochs"] == 10
+    assert metrics["finetune"]["epochs"] == best + 1  # fewer than 10: capped at the best epoch
+    assert metrics["finetune"]["rows"] == 200 and metrics["validation_rows"] == config["data"]["validation_rows"]
+    assert metrics["validation"].startswith("the validated run's model, before fine-tuning")
+    # The validated run is the single run (same seed, same steps); the saved model has trained on.
+    validated = json.loads((single / "metrics.json").read_text())
+    assert metrics["val_accuracy"] == validated["val_accuracy"] and metrics["epochs"] == validated["epochs"]
+    pd.testing.assert_frame_equal(history, pd.read_csv(single / "history.csv"))
+    saved, before = load_trained_model(run), load_trained_model(single)
+    assert any(not np.array_equal(a, b) for a, b in zip(saved.get_weights(), before.get_weights()))
+    # ... keeping the validated run's speech statistics (its training rows'), at the best epoch's rate.
+    np.testing.assert_array_equal(find_layer(saved, "audio_normalization").mean,
+                                  find_layer(before, "audio_normalization").mean)
+    rate = ([1e-3, *history["learning_rate"]])[best]
+    scalars, _ = tensorboard_events(run / "logs" / "finetune" / "train")
+    assert scalars["epoch_learning_rate"] == pytest.approx([rate] * (best + 1))
+    assert metrics["finetune"]["learning_rate"] == pytest.approx(rate)
+    with pytest.warns(UserWarning, match="fine-tuned on every training row: its model has seen these validation"):
+        evaluation_rows(run, tiny_kaggle, "validation")
+
+
 def test_refit_saves_a_model_trained_on_every_row_for_the_validated_epochs(tiny_kaggle, tmp_path, capsys):
     run = tmp_path / "run"
     assert main(["train", "--data", str(tiny_kaggle), "--out", str(run), "--model", "model1", "--epochs", "3",
-                 "--refit"]) == 0
+                 "--protocol", "refit"]) == 0
     printed = capsys.readouterr().out
     assert "refit: the saved model trained" in printed
     # The time left, at each epoch after the first (Keras's own bar times one epoch only).
     assert "2 of 3 epochs done in " in printed and "left at most (early stopping may end it sooner)" in printed
     config, metrics = (json.loads((run / name).read_text()) for name in ("config.json", "metrics.json"))
     history = pd.read_csv(run / "history.csv")  # the validated run's, three epochs
-    assert config["training"]["refit"] is True and len(history) == 3
+    assert config["training"]["protocol"] == "refit" and len(history) == 3
     assert metrics["refit"]["epochs"] == int(np.argmin(history["val_crossentropy"])) + 1
     assert metrics["refit"]["rows"] == 200 and metrics["validation_rows"] == config["data"]["validation_rows"] > 0
     assert metrics["validation"].startswith("the validated run's model, not the saved one")
@@ -102,68 +131,27 @@ def test_refit_saves_a_model_trained_on_every_row_for_the_validated_epochs(tiny_
     assert len(rows) == metrics["validation_rows"]
 
 
-def test_refit_and_cross_validation_exclude_each_other(tiny_kaggle, tmp_path):
-    with pytest.raises(ValueError, match="`refit` and `folds` exclude each other"):
-        train(tiny_kaggle, out=tmp_path / "run", folds=3, refit=True, verbose=0)
+@pytest.mark.parametrize("protocol", ["refit", "finetune"])
+def test_refit_or_fine_tuning_and_cross_validation_exclude_each_other(tiny_kaggle, tmp_path, protocol):
+    with pytest.raises(ValueError, match=f"`protocol='{protocol}'` and `folds` exclude each other"):
+        train(tiny_kaggle, out=tmp_path / "run", folds=3, protocol=protocol, verbose=0)
     assert not (tmp_path / "run").exists()
-
-
-@pytest.mark.slow(10)
-def test_same_seed_gives_identical_predictions(tiny_kaggle, tmp_path):
-    test = load_kaggle(tiny_kaggle, "test")
-    predictions = []
-    for name in ("a", "b"):
-        run = train(tiny_kaggle, out=tmp_path / name, model="model1", epochs=1, seed=7, verbose=0)
-        predictions.append(load_trained_model(run).predict(test.inputs(), verbose=0))
-    np.testing.assert_array_equal(predictions[0], predictions[1])
-
-
-@pytest.mark.slow(11)
-def test_refuses_to_overwrite_a_run_unless_asked(tiny_kaggle, tmp_path):
-    run = train(tiny_kaggle, out=tmp_path / "run", model="model1", epochs=1, recipe="plain", verbose=0)
-    before = (run / "metrics.json").read_text()
-    with pytest.raises(ValueError, match="already exists; pass --overwrite"):
-        train(tiny_kaggle, out=run, model="model1", epochs=1, verbose=0)
-    assert (run / "metrics.json").read_text() == before
-    train(tiny_kaggle, out=run, model="model1_lstm", epochs=1, recipe="plain", verbose=0, overwrite=True)
-    assert json.loads((run / "config.json").read_text())["model"] == "model1_lstm"
-
-
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(model="model9"), "`model_name` must be one of"),
-    (dict(epochs=0), "`epochs` must be a positive int"),
-    (dict(batch_size=1.5), "`batch_size` must be a positive int"),
-    (dict(learning_rate=-1.0), "`learning_rate` must be a positive float"),
-    (dict(val_fraction=0.0), "val_fraction"),
-])
-def test_bad_arguments(tiny_kaggle, tmp_path, kwargs, message):
-    with pytest.raises(ValueError, match=message):
-        train(tiny_kaggle, out=tmp_path / "run", verbose=0, **kwargs)
-    assert not (tmp_path / "run").exists()
-
-
-def test_load_trained_model_errors(tmp_path):
-    with pytest.raises(ValueError, match="model file not found"):
-        load_trained_model(tmp_path)
-    (tmp_path / "model.keras").write_bytes(b"not a zip")
-    with pytest.raises(ValueError, match="cannot load the model"):
-        load_trained_model(tmp_path)
 
 
 @pytest.mark.slow(12)
-def test_kill_9_during_a_refit_leaves_nothing_and_the_rerun_submits(tiny_kaggle, tmp_path, capsys):
+def test_kill_9_while_fine_tuning_leaves_nothing_and_the_rerun_submits(tiny_kaggle, tmp_path, capsys):
     import signal
     import subprocess
     import sys
 
     out = tmp_path / "run"
     command = [sys.executable, "-m", "mmdigits_keras", "train", "--data", str(tiny_kaggle), "--model", "model1",
-               "--out", str(out), "--refit", "--epochs", "3"]
+               "--out", str(out), "--epochs", "3"]  # the default protocol: fine-tuning
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     seen = []
-    for line in process.stdout:  # the validated run is done; the refit stage has begun
+    for line in process.stdout:  # the validated run is done; fine-tuning has begun
         seen.append(line)
-        if line.startswith("refit: ") and "epochs on all" in line:
+        if line.startswith("fine-tuning: ") and "epochs on all" in line:
             break
     process.send_signal(signal.SIGKILL)
     process.wait()
@@ -180,11 +168,11 @@ def test_kill_9_during_a_refit_leaves_nothing_and_the_rerun_submits(tiny_kaggle,
     assert not leftover.exists()
     assert sorted(p.name for p in out.iterdir()) == sorted(RUN_FILES)
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["refit"]["rows"] == 200 and metrics["validation"].startswith("the validated run's model")
-    csv = tmp_path / "refit.csv"
+    assert metrics["finetune"]["rows"] == 200 and metrics["validation"].startswith("the validated run's model")
+    csv = tmp_path / "finetuned.csv"
     assert main(["submit", "--model", str(out), "--data", str(tiny_kaggle), "--out", str(csv)]) == 0
     submitted, test = pd.read_csv(csv), load_kaggle(tiny_kaggle, "test")
-    # The submission is the saved model's, the refit (it has trained on the validation rows too).
+    # The submission is the saved model's, the fine-tuned one (it has trained on the validation rows too).
     np.testing.assert_array_equal(submitted["row_id"], test.ids)
     np.testing.assert_array_equal(submitted["label"], predict_labels(load_trained_model(out), test))
 

@@ -118,15 +118,18 @@ def test_train_retrieval_writes_a_run(tiny_kaggle, tmp_path):
     assert {"model.keras", "history.csv", "curves.png"} <= {p.name for p in run.iterdir()}
 
 
-def test_refit_towers_learn_from_every_row(tiny_kaggle, tmp_path):
+@pytest.mark.parametrize("protocol", ["refit", "finetune"])
+def test_towers_learn_from_every_row_when_refit_or_fine_tuned(tiny_kaggle, tmp_path, protocol):
     run = train_retrieval(tiny_kaggle, out=tmp_path / "run", embedding_dim=8, epochs=2, batch_size=32, verbose=0,
-                          refit=True)
+                          protocol=protocol)
     metrics = json.loads((run / "metrics.json").read_text())
-    assert json.loads((run / "config.json").read_text())["training"]["refit"] is True
-    assert metrics["refit"]["rows"] == 200 and 1 <= metrics["refit"]["epochs"] <= 2
+    assert json.loads((run / "config.json").read_text())["training"]["protocol"] == protocol
+    assert metrics[protocol]["rows"] == 200 and 1 <= metrics[protocol]["epochs"] <= 2
     assert 36 <= metrics["validation_rows"] <= 44  # the validated run's scores stay
+    # A refit's speech statistics are every row's; fine-tuning keeps the validated towers' own.
     layer = find_layer(load_trained_model(run), "audio_normalization")
-    np.testing.assert_allclose(np.ravel(layer.mean), load_kaggle(tiny_kaggle).audio.mean(axis=0), rtol=1e-4, atol=1e-5)
+    every_row = np.allclose(np.ravel(layer.mean), load_kaggle(tiny_kaggle).audio.mean(axis=0), rtol=1e-4, atol=1e-5)
+    assert every_row == (protocol == "refit")
 
 
 @pytest.mark.parametrize("kwargs, message", [

@@ -13,13 +13,15 @@ def test_defaults_are_the_packages_defaults():
     settings = TrainingSettings()
     assert (settings.epochs, settings.learning_rate, settings.val_fraction, settings.patience, settings.seed) == (
         names.EPOCHS, names.LEARNING_RATE, names.VAL_FRACTION, names.PATIENCE, names.SEED)
-    assert settings.split is None and settings.refit is False and settings.verbose == "auto"
+    assert settings.split is None and settings.verbose == "auto"
+    assert settings.protocol is None and settings.finetune_epochs == names.FINETUNE_EPOCHS
 
 
 @pytest.mark.parametrize("field, value", [("epochs", 0), ("epochs", 2.5), ("learning_rate", -1e-3),
                                           ("val_fraction", 1.0), ("val_fraction", 0), ("patience", 0),
                                           ("split", "speakers"), ("seed", "0"), ("seed", True),
-                                          ("strategy", "tpu"), ("verbose", 3)])
+                                          ("strategy", "tpu"), ("verbose", 3), ("protocol", "ensemble"),
+                                          ("finetune_epochs", 0)])
 def test_a_value_out_of_range_is_a_value_error_naming_the_field(field, value):
     with pytest.raises(ValueError, match=f"`{field}`"):
         TrainingSettings(**{field: value})

@@ -187,6 +187,9 @@ def test_search_writes_outputs_resumes_and_refuses_other_searches(tiny_kaggle, t
     assert "did not repeat exactly" in caplog.text
     assert config["training"]["batch_size"] == best["values"]["batch_size"]
     assert config["training"]["recipe"]["name"] == "default"  # as `train`, not a plain set-up
+    # ... and then fine-tuned on every row, as `train` fine-tunes (its validation stays the trial's).
+    assert config["training"]["protocol"] == "finetune"
+    assert json.loads((out / "best" / "metrics.json").read_text())["finetune"]["rows"] == 200
     path, _ = submit(out / "best", tiny_kaggle, tmp_path / "best.csv")
     validate_submission(path, rows=50)
     finished = {t: json.loads((out / "keras_tuner" / f"trial_{t}" / TRIAL_FILE).read_text())["finished_at"]
@@ -206,6 +209,8 @@ def test_search_writes_outputs_resumes_and_refuses_other_searches(tiny_kaggle, t
     top = [t.trial_id for t in again["tuner"].oracle.get_best_trials(2)]
     config = json.loads((out / "best" / "config.json").read_text())
     assert config["ensemble"]["members"] == [f"trial_{t}" for t in top]
+    # The members are validated models, so the ensemble's validation score is held out.
+    assert config["training"]["protocol"] == "single"
     test_rows = load_kaggle(tiny_kaggle, "test")
     members = [load_trained_model(out / "best" / f"trial_{t}").predict(test_rows.inputs(), verbose=0) for t in top]
     path, _ = submit(out / "best", tiny_kaggle, tmp_path / "ensemble.csv")
@@ -248,7 +253,7 @@ def test_cross_validated_trials_score_the_mean_of_their_folds_and_best_is_a_cv_r
     path, _ = submit(out / "best", tiny_kaggle, tmp_path / "cv.csv")
     validate_submission(path, rows=50)
     for bad, match in (({"tuner": "hyperband"}, "random or bayesian"), ({"ensemble": 2}, "already the ensemble"),
-                       ({"settings": TrainingSettings(refit=True)}, "exclude each other")):
+                       ({"settings": TrainingSettings(protocol="refit")}, "exclude each other")):
         with pytest.raises(ValueError, match=match):
             run_search(tiny_kaggle, out=tmp_path / "refused", **MODEL2, max_trials=2, epochs=1, folds=2, **bad)
 
