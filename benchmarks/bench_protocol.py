@@ -13,10 +13,6 @@ Protocols (`PROTOCOLS`), each `train` with its defaults except what is named:
 - ``finetune``: `train`'s default (``protocol="finetune"``): the validated run, then its model
   trained on further on every row (the validation speaker too) for 10 epochs (at most its best
   epoch) at its best epoch's learning rate, with a fresh optimizer;
-- ``refit``: the same validated run, then a fresh model trained on every row (the validation
-  speaker too) for the validated epochs at the validated learning rates (``protocol="refit"``);
-- ``refit_e15``: as ``refit`` with the validated run capped at 15 epochs, so the two stages
-  together cost about one default run;
 - ``cv3_e10`` / ``cv3_e20``: a 3-fold speaker-fold ensemble (``folds=3``: each member hears two
   voices, the ensemble all three) with 10 / 20 epochs a fold: the 30-epoch budget of one run
   split across the folds (about 1x), or twice it.
@@ -29,13 +25,17 @@ Protocols (`PROTOCOLS`), each `train` with its defaults except what is named:
   1.5x; early stopping may end it sooner). Weight averaging (Keras's `use_ema`) was measured
   here at 0a7cb34 and left the library (docs/experiments.md).
 
-``single`` is not trained on its own: a ``finetune`` (or ``refit``) run's first stage *is* the
+``single`` is not trained on its own: a ``finetune`` run's first stage *is* the
 single run (same seed, same data, same steps), and a callback scores that validated model on
 the test speaker at the end of its fit, before the stage on every row starts; its wall time is
 the run's up to that moment. (Its scores reproduced stand-alone single runs exactly:
-docs/experiments.md.) The fine-tuning prototype that came before the library's
-(``finetune_e5`` / ``finetune_e10``, 06a5926) continued a saved single run; its records are in
-docs/experiments.md.
+docs/experiments.md.) Measured here and left out, their tables in docs/experiments.md: the
+refit on every row (a fresh model trained on every row for the validated epochs, ``refit``, and
+capped at 15 / 25 validated epochs, ``refit_e15`` / ``refit_e25``: at twice the single run's
+time it scored no higher than fine-tuning on any of the three parts, and left the library when
+fine-tuning became the default), and the
+fine-tuning prototype that came before the library's (``finetune_e5`` / ``finetune_e10``,
+06a5926).
 
 ``tune`` (``--protocols tune``): `mmdigits tune` with its defaults (`run_search`: its trials at
 `train`'s schedule, the untuned configuration first, the run's seed for every trial), then
@@ -44,9 +44,9 @@ winner, and trial 0's own test score (trial 0 is `train`'s run: it should equal 
 
 ``--part fusion`` trains the default model (`hybrid_cnn`), ``--part audio`` the speech-only
 CNN (`audio_cnn`). ``--part retrieval`` trains `retrieval train`'s default towers (InfoNCE)
-with the protocols ``single`` (as above, the validated stage of ``finetune``), ``finetune``,
-``refit`` and ``refit_e25`` (`RETRIEVAL_PROTOCOLS`; fold ensembles average class
-probabilities, which towers do not give), scored with seed 002's annotation and retrieval
+with the protocols ``single`` (as above, the validated stage of ``finetune``), ``finetune`` and
+``single_run`` (`RETRIEVAL_PROTOCOLS`; fold ensembles average class probabilities, which towers do not give),
+scored with seed 002's annotation and retrieval
 accuracy on the test speaker (as `evaluate_retrieval` scores it); it prints one table per
 score. Printed (Markdown): per protocol the test accuracy per rotation (mean over
 seeds), the mean over rotations as mean +/- sd over seeds, the difference from ``single``
@@ -74,8 +74,6 @@ MODELS = {"fusion": "hybrid_cnn", "audio": "audio_cnn", "retrieval": "hybrid_cnn
 # its validated stage is ``single``.
 PROTOCOLS = {
     "finetune": {"protocol": "finetune"},
-    "refit": {"protocol": "refit"},
-    "refit_e15": {"protocol": "refit", "epochs": 15},
     "cv3_e10": {"folds": 3, "epochs": 10},
     "cv3_e20": {"folds": 3, "epochs": 20},
     "cv5_e6": {"folds": 5, "epochs": 6},
@@ -85,16 +83,13 @@ PROTOCOLS = {
 }
 
 # `retrieval train` protocols: name -> `train_retrieval` options on top of its defaults.
-# ``refit_e25``: the validated run capped at 25 of its 50 epochs (its runs stop after 25–43), so
-# that both stages together cost about one default run.
-RETRIEVAL_PROTOCOLS = {"finetune": {"protocol": "finetune"}, "refit": {"protocol": "refit"},
-                       "refit_e25": {"protocol": "refit", "epochs": 25}}
+RETRIEVAL_PROTOCOLS = {"finetune": {"protocol": "finetune"}, "single_run": {"protocol": "single"}}
 
 
 def validated_test_score(test, *, retrieval=False):
     """A Keras callback that scores the model on `test` at the end of its first `fit` only
     (EarlyStopping, earlier in the list, has restored the best epoch by then): inside a
-    fine-tuning or refit run, the validated model that a single run would have saved. It also
+    fine-tuning run, the validated model that a single run would have saved. It also
     notes the time then. Retrieval: seed 002's annotation and retrieval accuracy of the towers
     (the fitted model's output is both embeddings side by side), as `evaluate_retrieval` plays
     it."""
@@ -133,11 +128,12 @@ def run_protocol(args, folder, speaker, seed, name):
         return json.loads(record.read_text())
     retrieval = args.part == "retrieval"
     options = (RETRIEVAL_PROTOCOLS if retrieval else PROTOCOLS)[name]
-    stage = options.get("protocol") if options.get("protocol") in ("finetune", "refit") else None
-    score = validated_test_score(load_kaggle(folder, "test"), retrieval=retrieval) if stage else None
+    finetuned = options.get("protocol") == "finetune"
+    score = validated_test_score(load_kaggle(folder, "test"), retrieval=retrieval) if finetuned else None
     started = time.perf_counter()
     if retrieval:
-        train_retrieval(folder, out=run, seed=seed, overwrite=True, verbose=0, callbacks=[score], **options)
+        train_retrieval(folder, out=run, seed=seed, overwrite=True, verbose=0, callbacks=[score] if score else (),
+                        **options)
     else:
         train(folder, out=run, model=MODELS[args.part], seed=seed, overwrite=True, verbose=0,
               callbacks=[score] if score else (), **options)
@@ -149,9 +145,9 @@ def run_protocol(args, folder, speaker, seed, name):
                   "val": metrics["val_annotation_accuracy"], "seconds": seconds}
     else:
         result = {"test": test_accuracy(run, folder), "val": metrics["val_accuracy"], "seconds": seconds}
-    if stage:
+    if finetuned:
         result["validated"] = {**score.scores, "seconds": score.ended - started, "epochs": metrics["epochs"]}
-        result[f"{stage}_epochs"] = metrics[stage]["epochs"]
+        result["finetune_epochs"] = metrics["finetune"]["epochs"]
     record.write_text(json.dumps(result))
     return result
 

@@ -10,12 +10,14 @@ repeats each utterance over many images. The test rows (the held-out speaker) st
 Per size, seed and budget (`--budgets`: ``default`` is `train`'s own, up to 30 epochs with
 early stopping at the patience scaled to the rows, `scaled_patience`: 2 at 20,000 and 60,000
 rows; ``p10`` a patience of 10, the default before it scaled, ``e6`` at most 6 epochs, ``e6-p2``
-both; the run's name records its budget), one `train` in a child process: seconds per epoch,
+both; ``single`` the validated run without `train`'s fine-tuning on every row, ``protocol="single"``,
+combinable as ``single-p2``; the run's name records its budget), one `train` in a child process: seconds per epoch,
 epochs run and the epoch kept (lowest validation cross-entropy), peak RSS of the process,
 validation accuracy and test accuracy on the held-out speaker. Budgets run side by side per
 rotation and seed, so an interrupted benchmark leaves pairs; each budget after the first is then
 compared with the first, paired by rotation and seed (mean +/- sd of the difference, on how
-many it is ahead, fit time relative to the first's).
+many it is ahead, fit time of the validated run and time of the whole call relative to the
+first's).
 
     .venv/bin/python benchmarks/bench_scale.py --work /tmp/scale [--speakers nicolas] [--sizes 5000 20000 60000]
     .venv/bin/python benchmarks/bench_scale.py --work /tmp/scale --sizes 60000 --budgets p10 p2 \
@@ -81,19 +83,25 @@ def child(run, data, budget, seed):
     print(json.dumps({"val": metrics["val_accuracy"], "test": test_accuracy(run, data), "seconds": seconds,
                       "fit_seconds": metrics["seconds"], "epochs": len(history),
                       "kept_epoch": int(history["val_crossentropy"].idxmin()) + 1,
-                      "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                      "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                      "finetune": metrics.get("finetune")}))
 
 
 def budget_options(budget):
     """`train` options of a budget name (module docstring): ``default`` -> {}, ``e6-p2`` ->
-    {"epochs": 6, "patience": 2}; ArgumentTypeError names a malformed one."""
+    {"epochs": 6, "patience": 2}, ``single`` -> {"protocol": "single"}; ArgumentTypeError names
+    a malformed one."""
     if budget == "default":
         return {}
     keys = {"e": "epochs", "p": "patience"}
     options = {}
     for part in budget.split("-"):
+        if part == "single" and "protocol" not in options:
+            options["protocol"] = "single"
+            continue
         if part[:1] not in keys or not part[1:].isdigit() or int(part[1:]) < 1 or keys[part[0]] in options:
-            raise argparse.ArgumentTypeError(f"budget {budget!r}: expected 'default' or e.g. 'p2', 'e6', 'e6-p2'")
+            raise argparse.ArgumentTypeError(f"budget {budget!r}: expected 'default' or e.g. 'p2', 'e6', 'e6-p2', "
+                                             "'single'")
         options[keys[part[0]]] = int(part[1:])
     return options
 
@@ -101,7 +109,7 @@ def budget_options(budget):
 def budget_name(options):
     """The name of a budget's `train` options (the inverse of `budget_options`)."""
     parts = [f"{key[0]}{options[key]}" for key in ("epochs", "patience") if key in options]
-    return "-".join(parts) or "default"
+    return "-".join(["single"] * ("protocol" in options) + parts) or "default"
 
 
 def main():
@@ -157,8 +165,9 @@ def main():
     runs = table.set_index(["rows", "speaker", "seed", "budget"])
     reference, *others = args.budgets
     if others:
-        print(f"\n| training rows | budget | vs {reference}, paired | ahead / tied / behind | fit time / {reference}'s |")
-        print("|---|---|---|---|---|")
+        print(f"\n| training rows | budget | vs {reference}, paired | ahead / tied / behind | fit time / {reference}'s "
+              f"| whole call / {reference}'s |")
+        print("|---|---|---|---|---|---|")
         first = runs.xs(reference, level="budget")
         for budget in others:
             paired = runs.xs(budget, level="budget").merge(first, left_index=True, right_index=True,
@@ -167,7 +176,8 @@ def main():
                 difference = pairs["test"] - pairs["test_first"]
                 print(f"| {rows:,} | {budget} | {difference.mean():+.4f} ± {difference.std(ddof=1):.4f} "
                       f"(n={len(pairs)}) | {(difference > 0).sum()} / {(difference == 0).sum()} / "
-                      f"{(difference < 0).sum()} | {(pairs['fit_seconds'] / pairs['fit_seconds_first']).mean():.2f} |")
+                      f"{(difference < 0).sum()} | {(pairs['fit_seconds'] / pairs['fit_seconds_first']).mean():.2f} "
+                      f"| {(pairs['seconds'] / pairs['seconds_first']).mean():.2f} |")
     return 0
 
 

@@ -70,15 +70,14 @@ def _add_train(commands):
     p.add_argument("--strategy", choices=STRATEGIES,
                    help="tf.distribute strategy: mirrored trains on every visible GPU (--batch-size is per GPU); "
                         "default one device")
-    _add_protocol(p, default=D.PROTOCOL)
+    _add_protocol(p)
     p.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
 
 
-def _add_protocol(p, *, default):
+def _add_protocol(p):
     p.add_argument("--protocol", choices=D.PROTOCOLS,
                    help="which model is saved: finetune (the validated model, trained on further on every row, the "
-                        "held-out speaker too), refit (a fresh model trained on every row for the validated epochs, "
-                        f"about twice the time) or single (the validated model); default {default}. The reported "
+                        "held-out speaker too) or single (the validated model); default finetune. The reported "
                         "validation scores are always the validated run's")
     p.add_argument("--finetune-epochs", type=int,
                    help=f"epochs of fine-tuning on every row, at most the validated run's best epoch "
@@ -243,7 +242,7 @@ def _add_retrieval(commands):
     t.add_argument("--val-fraction", type=float, help=f"stratified validation fraction (default {D.VAL_FRACTION:g})")
     t.add_argument("--seed", type=int, help=f"seed of split, initialization, shuffling (default {D.SEED})")
     t.add_argument("--patience", type=int, help=PATIENCE_HELP)
-    _add_protocol(t, default=D.RETRIEVAL_PROTOCOL)
+    _add_protocol(t)
     t.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
     e = actions.add_parser("evaluate", help="seed 002's annotation/retrieval accuracy, recall@k, confusion PNGs",
                            description="Writes RUN/eval/retrieval_<split>/ with metrics.json, both confusion "
@@ -335,17 +334,15 @@ def _print_metrics(run):
     print(f"validation accuracy {metrics['val_accuracy']:.4f}  macro-F1 {metrics['val_macro_f1']:.4f}  "
           f"({metrics['validation_rows']} rows held out by {split}, {metrics['epochs']} epochs, "
           f"{metrics['seconds']:.0f} s{_replicas(config)})")
-    _print_every_row(metrics)
+    _print_finetune(metrics)
     return metrics
 
 
-def _print_every_row(metrics):
-    for protocol, what in (("finetune", "fine-tuning: the saved model trained on"),
-                           ("refit", "refit: the saved model trained")):
-        if protocol in metrics:
-            stage = metrics[protocol]
-            print(f"{what} {stage['epochs']} epochs on all {stage['rows']} rows ({stage['seconds']:.0f} s); "
-                  "the scores above are the validated run's")
+def _print_finetune(metrics):
+    if "finetune" in metrics:
+        stage = metrics["finetune"]
+        print(f"fine-tuning: the saved model trained on {stage['epochs']} epochs on all {stage['rows']} rows "
+              f"({stage['seconds']:.0f} s); the scores above are the validated run's")
 
 
 def _replicas(config):
@@ -463,7 +460,7 @@ def _run_retrieval(args):
         print(f"validation annotation accuracy {m['val_annotation_accuracy']:.4f}  retrieval accuracy "
               f"{m['val_retrieval_accuracy']:.4f}  ({m['validation_rows']} rows, {m['epochs']} epochs, "
               f"{m['seconds']:.0f} s)")
-        _print_every_row(m)
+        _print_finetune(m)
     elif args.action == "evaluate":
         splits = [args.split] if args.split != "both" else ["validation"] + (
             ["test"] if args.test_labels or mk.load_dataset(args.data, "test").labels is not None else [])

@@ -38,9 +38,9 @@ def evaluation_rows(run, data, split):
     folder's test files, which need labels (``y_test.csv`` as `mmdigits data build` writes, or
     Khacef's).
 
-    A run that fine-tuned or refit on every row (``protocol`` ``"finetune"``, the default, or
-    ``"refit"``) trained its saved model on its validation rows too: they are still returned,
-    with a warning that their scores are not held out.
+    A run that fine-tuned on every row (``protocol="finetune"``, the default; or an older run
+    refit on every row) trained its saved model on its validation rows too: they are still
+    returned, with a warning that their scores are not held out.
 
     Raises:
         ValueError: an unknown split, or a test split without labels.

@@ -86,7 +86,7 @@ def train(data, *, out, model=DEFAULT_MODEL, recipe=DEFAULT_RECIPE, batch_size=N
         folds: None, or K >= 2: K-fold cross-validation (`mmdigits_keras.training.crossval`):
             K fold models, out-of-fold predictions and a summary in `out`, which then predicts
             (and submits) as the mean of its fold models' probabilities; a killed run resumes
-            fold by fold. Its protocol is ``"single"``; asking another is refused.
+            fold by fold. Its protocol is ``"single"``; asking ``"finetune"`` is refused.
         settings: A `TrainingSettings` (epochs, learning_rate, val_fraction, split, seed,
             patience, strategy, protocol, finetune_epochs, verbose); None: the defaults (the
             validated model fine-tuned on every row: ``protocol="finetune"``).
@@ -113,7 +113,7 @@ def train(data, *, out, model=DEFAULT_MODEL, recipe=DEFAULT_RECIPE, batch_size=N
     if batch_size is not None:
         check_positive("batch_size", batch_size)
         plan = dataclasses.replace(plan, batch_size=int(batch_size))
-    resolve_protocol(settings.protocol, folds=folds is not None)  # refuses a fold run that fine-tunes or refits
+    resolve_protocol(settings.protocol, folds=folds is not None)  # refuses a fold run that fine-tunes
     spec = classification_spec(model, plan, model_kwargs)
     if folds is None:
         return engine.run(data, spec, out=out, recipe=plan, settings=settings, overwrite=overwrite,

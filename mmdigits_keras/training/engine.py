@@ -5,8 +5,8 @@ fit -> run directory.
 through it, so one recipe means one way of training. Its one job is that sequence, for any
 `TrainingSpec`, written atomically into a run directory; the parts live beside it: the data
 split (`mmdigits_keras.training.preparation`), compiling and fitting
-(`mmdigits_keras.training.fitting`), fine-tuning or refit on every row
-(`mmdigits_keras.training.refit`),
+(`mmdigits_keras.training.fitting`), fine-tuning on every row
+(`mmdigits_keras.training.finetune`),
 K-fold cross-validation (`mmdigits_keras.training.crossval`) and the run directory itself
 (`mmdigits_keras.training.rundir`).
 """
@@ -14,12 +14,14 @@ K-fold cross-validation (`mmdigits_keras.training.crossval`) and the run directo
 from __future__ import annotations
 
 import dataclasses
+import gc
 import logging
 import time
 from pathlib import Path
 from typing import Callable
 
 from mmdigits_keras.training.distribute import make_strategy, strategy_name
+from mmdigits_keras.training.finetune import finetune_model
 from mmdigits_keras.training.fitting import (
     EARLY_STOPPING_MONITOR,
     compile_model,
@@ -29,25 +31,22 @@ from mmdigits_keras.training.fitting import (
 )
 from mmdigits_keras.training.logs import LOGS_DIR, tensorboard_callback
 from mmdigits_keras.training.preparation import prepare_data
-from mmdigits_keras.training.refit import train_on_every_row
 from mmdigits_keras.training.rundir import prepare_output, run_metadata, write_run
 from mmdigits_keras.training.settings import TrainingSettings, resolve_protocol
 from mmdigits_keras.utils.checks import check_positive
 from mmdigits_keras.utils.files import staged_directory
 from mmdigits_keras.utils.locks import claim
-from mmdigits_keras.utils.names import MAX_PATIENCE, PROTOCOL
+from mmdigits_keras.utils.names import MAX_PATIENCE
 
 logger = logging.getLogger("mmdigits_keras")
 
 # metrics.json's "validation", by protocol: which model the val_* scores belong to (a
-# cross-validation run says "out-of-fold"), since a fine-tuned or refit saved model has trained
-# on the validation rows.
+# cross-validation run says "out-of-fold"), since a fine-tuned saved model has trained on the
+# validation rows.
 VALIDATION = {
     "single": "the saved model, on held-out rows it did not train on",
     "finetune": "the validated run's model, before fine-tuning: the saved model then trained on further on every "
                 "row, the validation rows too",
-    "refit": "the validated run's model, not the saved one: the saved model is the refit, which also trained on "
-             "the validation rows",
 }
 
 
@@ -64,7 +63,6 @@ class TrainingSpec:
         loss: A Keras loss, or None for the recipe's classification loss.
         metrics: Keras metrics logged per epoch.
         monitor: What early stopping and the learning-rate schedule watch.
-        protocol: The protocol of a run whose `TrainingSettings` leave it None.
     """
 
     name: str
@@ -74,7 +72,6 @@ class TrainingSpec:
     loss: object = None
     metrics: tuple = ("accuracy",)
     monitor: str = EARLY_STOPPING_MONITOR
-    protocol: str = PROTOCOL
 
 
 def run(data, spec, *, out, recipe, settings=None, overwrite=False, extra_config=None, callbacks=(), fold=None):
@@ -82,13 +79,12 @@ def run(data, spec, *, out, recipe, settings=None, overwrite=False, extra_config
 
     The run directory is trained in a staging folder beside `out` (TensorBoard logs go there as
     the epochs pass) and renamed into place at the end; a failed or interrupted run leaves
-    nothing at `out`. The protocol (``settings.protocol``, None: ``spec.protocol``) says what
-    follows the validated run (`mmdigits_keras.training.refit`): ``"finetune"`` trains the
-    validated model on further on every row; ``"refit"`` trains a fresh model (same seed) on
-    every row, its speech statistics fitted on all of them; ``"single"`` saves the validated
-    model. The validation scores, history and curves stay the validated run's;
-    ``metrics.json`` adds ``finetune`` or ``refit`` (epochs, rows, learning rate, seconds), and
-    its ``validation`` says which model the ``val_*`` scores belong to.
+    nothing at `out`. The protocol (``settings.protocol``) says what follows the validated run:
+    ``"finetune"`` (the default) trains the validated model on further on every row
+    (`mmdigits_keras.training.finetune`); ``"single"`` saves the validated model. The
+    validation scores, history and curves stay the validated run's; ``metrics.json`` adds
+    ``finetune`` (epochs, rows, learning rate, seconds), and its ``validation`` says which
+    model the ``val_*`` scores belong to.
 
     Args:
         data: A data folder (its ``train`` split) or a labelled `MultimodalDataset`.
@@ -108,13 +104,13 @@ def run(data, spec, *, out, recipe, settings=None, overwrite=False, extra_config
         The run directory as a `Path`.
 
     Raises:
-        ValueError: bad data, a bad argument value, a fold asked to fine-tune or refit, an existing `out`
+        ValueError: bad data, a bad argument value, a fold asked to fine-tune, an existing `out`
             without `overwrite`, or `out` claimed by another live process
             (`mmdigits_keras.utils.locks.claim`).
     """
     settings = settings or TrainingSettings()
     check_positive("batch_size", recipe.batch_size)
-    protocol = resolve_protocol(settings.protocol, folds=fold is not None, default=spec.protocol)
+    protocol = resolve_protocol(settings.protocol, folds=fold is not None)
     # Claimed before anything is read or trained: a second writer of `out` is refused at once.
     with claim(out, what="run directory"):
         prepare_output(out, overwrite=overwrite)
@@ -138,16 +134,7 @@ def run(data, spec, *, out, recipe, settings=None, overwrite=False, extra_config
                                 callbacks=[tensorboard_callback(staging / LOGS_DIR), *callbacks])
             seconds = time.perf_counter() - started
             scores = spec.validate(saved, prepared.validation)
-            final, every_row = prepared, {}
-            if protocol != "single":
-                final = prepare_data(data, seed=settings.seed, synthetic_share=recipe.synthetic_share,
-                                     validation=False)
-                fresh, every_row = train_on_every_row(spec, net, final, recipe, history, protocol=protocol,
-                                                      settings=settings, replicas=replicas,
-                                                      log_dir=staging / LOGS_DIR / protocol, callbacks=callbacks)
-                saved = fresh or saved
-            # The saved model's speech statistics: the refit's are fitted on every row.
-            model_entries = spec.config(final if protocol == "refit" else prepared)
+            model_entries = spec.config(prepared)
             config = {
                 "task": spec.name,
                 **model_entries,
@@ -165,7 +152,17 @@ def run(data, spec, *, out, recipe, settings=None, overwrite=False, extra_config
             }
             metrics = {**scores, "validation_rows": len(prepared.validation),
                        "validation": VALIDATION[protocol], "epochs": len(history.history["loss"]),
-                       "seconds": round(seconds, 2), "data": prepared.source, **every_row}
-            name = model_entries.get("model") or spec.name
+                       "seconds": round(seconds, 2), "data": prepared.source}
+            title = f"{model_entries.get('model') or spec.name} on {Path(prepared.source.split(' ')[0]).name}"
+            if protocol == "finetune":  # `saved` shares every weight with `net`
+                # The validated split's arrays (and the first fit's pipeline) go before every row
+                # is loaded: two copies of course-size data would double the peak memory.
+                del prepared
+                gc.collect()
+                every_row = prepare_data(data, seed=settings.seed, synthetic_share=recipe.synthetic_share,
+                                         validation=False)
+                metrics.update(finetune_model(spec, net, every_row, recipe, history, settings=settings,
+                                              replicas=replicas, log_dir=staging / LOGS_DIR / "finetune",
+                                              callbacks=callbacks))
             return write_run(out, saved, config=config, metrics=metrics, history=history, overwrite=overwrite,
-                             title=f"{name} on {Path(prepared.source.split(' ')[0]).name}", staging=staging)
+                             title=title, staging=staging)

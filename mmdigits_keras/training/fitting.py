@@ -1,7 +1,7 @@
 """Fitting one model with a recipe: seeding, compiling (the recipe's optimizer and loss), the
 recipe's schedule (early stopping, learning-rate plateau) and `fit` on numpy arrays or the
-recipe's `tf.data` pipeline. The engine (`mmdigits_keras.training.engine`) and the refit
-(`mmdigits_keras.training.refit`) train through these."""
+recipe's `tf.data` pipeline. The engine (`mmdigits_keras.training.engine`) and fine-tuning
+(`mmdigits_keras.training.finetune`) train through these."""
 
 from __future__ import annotations
 
@@ -137,7 +137,7 @@ def fit_model(model, prepared, recipe, *, epochs, seed=0, patience=None, callbac
     left (`EpochEta`).
 
     `patience` is early stopping's, in epochs; None: `scaled_patience` of the training rows.
-    With `schedule` (a refit: `refit_schedule`), the model trains ``len(schedule)`` epochs at
+    With `schedule` (fine-tuning: `finetune_schedule`), the model trains ``len(schedule)`` epochs at
     those learning rates, without validation, early stopping or plateau (`epochs` and
     `patience` are ignored).
 

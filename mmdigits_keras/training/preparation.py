@@ -36,7 +36,7 @@ class PreparedData:
         audio_variance: float32 (columns,) variance of the training speech features.
         synthetic_rows: Rows of synthetic speech added to `train` (`mix_synthetic_speech`).
         split: What validation holds out: ``"speaker"``, ``"recording"`` or ``"row"``
-            (`mmdigits_keras.data.splits`), or ``"none"`` (no validation rows: a refit).
+            (`mmdigits_keras.data.splits`), or ``"none"`` (no validation rows: fine-tuning).
         fold: None, or ``(k, folds)`` for fold k of a cross-validation run.
     """
 
@@ -68,7 +68,7 @@ def prepare_data(data, *, val_fraction=0.2, seed=0, synthetic_share=0.0, split=N
         split: ``"speaker"``, ``"recording"``, ``"row"`` or None (the strictest the data supports).
         fold: None, or ``(k, folds)``: fold k of a `folds`-fold cross-validation is validation.
         validation: False: no split, every row trains and the validation part is empty (the
-            refit of `run`; ``split`` is then ``"none"``).
+            fine-tuning of `run`; ``split`` is then ``"none"``).
 
     Returns:
         A `PreparedData`.

@@ -49,7 +49,6 @@ from mmdigits_keras.utils.names import (
     RETRIEVAL_EPOCHS,
     RETRIEVAL_LOSS,
     RETRIEVAL_LOSSES,
-    RETRIEVAL_PROTOCOL,
     TEMPERATURE,
 )
 
@@ -212,7 +211,6 @@ def retrieval_spec(*, model=DEFAULT_TOWERS, init=None, embedding_dim=128, loss=N
                                  "init": None if init is None else str(Path(init).resolve())}}
 
     return engine.TrainingSpec(name="retrieval", build=build, config=config, loss=loss, metrics=(), monitor="val_loss",
-                               protocol=RETRIEVAL_PROTOCOL,
                                validate=lambda towers, validation: validate_towers(towers, validation, seed=seed))
 
 
@@ -240,9 +238,9 @@ def train_retrieval(data, *, out, loss=RETRIEVAL_LOSS, margin=MARGIN, temperatur
         init: Optional fusion run directory to start the towers from.
         batch_size: Pairs per step (int > 1; in-batch negatives come from the same batch).
         settings: A `TrainingSettings`; None: the defaults with ``epochs=RETRIEVAL_EPOCHS``
-            (50). Its ``protocol`` (None: ``RETRIEVAL_PROTOCOL``, ``"single"``) may train the
-            towers on every row after validation: ``"finetune"`` trains the validated towers on
-            further, ``"refit"`` fresh ones; ``metrics.json`` keeps the validated run's scores.
+            (50). Its ``protocol``: ``"finetune"`` (the default) trains the validated towers on
+            further on every row and saves them, ``"single"`` saves the validated towers;
+            ``metrics.json`` keeps the validated run's scores.
         overwrite: Replace an existing `out`.
         callbacks: More Keras callbacks for `fit` (after early stopping, the learning-rate
             schedule and TensorBoard).

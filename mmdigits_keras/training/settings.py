@@ -48,15 +48,13 @@ class TrainingSettings:
             ``"default"``, ``"mirrored"`` (every visible GPU) or a `tf.distribute.Strategy`
             (`mmdigits_keras.training.distribute.make_strategy`). Not recorded as an object:
             ``config.json`` names it.
-        protocol: Which model the run saves (`mmdigits_keras.training.refit`):
+        protocol: Which model the run saves (`mmdigits_keras.training.finetune`):
             ``"finetune"`` (the default for one run): the validated model, trained on further
             on every row (the validation rows too) for `finetune_epochs` epochs at its best
-            epoch's learning rate; ``"refit"``: a fresh model trained on every row for the
-            validated epochs at the validated learning rates (about twice a run's time);
-            ``"single"``: the validated model itself. With ``"finetune"`` and ``"refit"`` the
-            validation scores stay the validated run's (``metrics.json``'s ``validation`` says
-            so). None: ``"finetune"``, and ``"single"`` for cross-validation folds (the folds
-            together already cover every row), which refuse the other two.
+            epoch's learning rate, its validation scores staying the validated run's
+            (``metrics.json``'s ``validation`` says so); ``"single"``: the validated model
+            itself. None: ``"finetune"``, and ``"single"`` for cross-validation folds (the
+            folds together already cover every row), which refuse ``"finetune"``.
         finetune_epochs: Epochs of fine-tuning on every row (int > 0), capped at the validated
             run's best epoch.
         verbose: Keras `fit` verbosity: ``"auto"`` (a progress bar on a terminal or in a
@@ -97,15 +95,15 @@ class TrainingSettings:
             raise ValueError(f"`verbose` must be one of {list(VERBOSITIES)}. Received: verbose={self.verbose!r}")
 
 
-def resolve_protocol(protocol, *, folds, default=PROTOCOL):
-    """The protocol a run trains with: `protocol`, or with None `default` (``"finetune"``) for
+def resolve_protocol(protocol, *, folds):
+    """The protocol a run trains with: `protocol`, or with None ``PROTOCOL`` (``"finetune"``) for
     one run and ``"single"`` for a cross-validation run or fold (`folds` true).
 
     Raises:
-        ValueError: ``"finetune"`` or ``"refit"`` asked of a cross-validation run.
+        ValueError: ``"finetune"`` asked of a cross-validation run.
     """
     if not folds:
-        return protocol or default
+        return protocol or PROTOCOL
     if protocol not in (None, "single"):
         raise ValueError(f"`protocol={protocol!r}` and `folds` exclude each other: the fold models of a "
                          "cross-validation together already learn from every row (use protocol='single' or None)")

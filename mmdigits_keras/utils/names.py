@@ -27,11 +27,11 @@ PATIENCE = None
 PATIENCE_SAMPLES = 42_000
 MIN_PATIENCE, MAX_PATIENCE = 2, 10
 SEED = 0
-# What `train` saves after its validated run (`training.refit`): "finetune" (that model, trained on
-# further on every row, the validation rows too), "refit" (a fresh model trained on every row for
-# the validated epochs) or "single" (the validated model itself). Chosen on the four FSDD
-# rotations' held-out speakers over 3 seeds (docs/results.md). Fold runs are always "single".
-PROTOCOLS = ("finetune", "refit", "single")
+# What `train` (and `retrieval train`) saves after its validated run (`training.finetune`):
+# "finetune" (that model, trained on further on every row, the validation rows too) or "single"
+# (the validated model itself). Chosen on the four FSDD rotations' held-out speakers over 3
+# seeds, for fusion, speech alone and retrieval (docs/results.md). Fold runs are always "single".
+PROTOCOLS = ("finetune", "single")
 PROTOCOL = "finetune"
 # Fine-tuning's epochs, capped at the validated run's best epoch (so at scale, where runs keep an
 # early epoch, it costs no more epochs than validation kept).
@@ -52,4 +52,3 @@ TEMPERATURE = 0.1
 EMBEDDING_DIM = 128
 RETRIEVAL_EPOCHS = 50
 RETRIEVAL_BATCH_SIZE = 128
-RETRIEVAL_PROTOCOL = "single"

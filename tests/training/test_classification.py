@@ -105,36 +105,9 @@ def test_the_default_fine_tunes_the_validated_model_on_every_row(tiny_kaggle, tm
         evaluation_rows(run, tiny_kaggle, "validation")
 
 
-def test_refit_saves_a_model_trained_on_every_row_for_the_validated_epochs(tiny_kaggle, tmp_path, capsys):
-    run = tmp_path / "run"
-    assert main(["train", "--data", str(tiny_kaggle), "--out", str(run), "--model", "model1", "--epochs", "3",
-                 "--protocol", "refit"]) == 0
-    printed = capsys.readouterr().out
-    assert "refit: the saved model trained" in printed
-    # The time left, at each epoch after the first (Keras's own bar times one epoch only).
-    assert "2 of 3 epochs done in " in printed and "left at most (early stopping may end it sooner)" in printed
-    config, metrics = (json.loads((run / name).read_text()) for name in ("config.json", "metrics.json"))
-    history = pd.read_csv(run / "history.csv")  # the validated run's, three epochs
-    assert config["training"]["protocol"] == "refit" and len(history) == 3
-    assert metrics["refit"]["epochs"] == int(np.argmin(history["val_crossentropy"])) + 1
-    assert metrics["refit"]["rows"] == 200 and metrics["validation_rows"] == config["data"]["validation_rows"] > 0
-    assert metrics["validation"].startswith("the validated run's model, not the saved one")
-    # The saved model's speech statistics are those of every row, validation rows included.
-    data = load_kaggle(tiny_kaggle)
-    layer = find_layer(load_trained_model(run), "audio_normalization")
-    np.testing.assert_allclose(np.ravel(layer.mean), data.audio.mean(axis=0), rtol=1e-4, atol=1e-5)
-    refit_scalars, _ = tensorboard_events(run / "logs" / "refit" / "train")
-    assert refit_scalars["epoch_learning_rate"] == pytest.approx([1e-3] * metrics["refit"]["epochs"])
-    assert not (run / "logs" / "refit" / "validation").exists()
-    with pytest.warns(UserWarning, match="refit on every training row: its model has seen these validation rows"):
-        rows = evaluation_rows(run, tiny_kaggle, "validation")
-    assert len(rows) == metrics["validation_rows"]
-
-
-@pytest.mark.parametrize("protocol", ["refit", "finetune"])
-def test_refit_or_fine_tuning_and_cross_validation_exclude_each_other(tiny_kaggle, tmp_path, protocol):
-    with pytest.raises(ValueError, match=f"`protocol='{protocol}'` and `folds` exclude each other"):
-        train(tiny_kaggle, out=tmp_path / "run", folds=3, protocol=protocol, verbose=0)
+def test_fine_tuning_and_cross_validation_exclude_each_other(tiny_kaggle, tmp_path):
+    with pytest.raises(ValueError, match="`protocol='finetune'` and `folds` exclude each other"):
+        train(tiny_kaggle, out=tmp_path / "run", folds=3, protocol="finetune", verbose=0)
     assert not (tmp_path / "run").exists()
 
 

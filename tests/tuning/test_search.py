@@ -253,7 +253,7 @@ def test_cross_validated_trials_score_the_mean_of_their_folds_and_best_is_a_cv_r
     path, _ = submit(out / "best", tiny_kaggle, tmp_path / "cv.csv")
     validate_submission(path, rows=50)
     for bad, match in (({"tuner": "hyperband"}, "random or bayesian"), ({"ensemble": 2}, "already the ensemble"),
-                       ({"settings": TrainingSettings(protocol="refit")}, "exclude each other")):
+                       ({"settings": TrainingSettings(protocol="finetune")}, "exclude each other")):
         with pytest.raises(ValueError, match=match):
             run_search(tiny_kaggle, out=tmp_path / "refused", **MODEL2, max_trials=2, epochs=1, folds=2, **bad)
 
