@@ -80,7 +80,10 @@ def test_the_default_fine_tunes_the_validated_model_on_every_row(tiny_kaggle, tm
     single = train(tiny_kaggle, out=tmp_path / "single", model="model1", epochs=3, verbose=0, protocol="single")
     run = tmp_path / "run"
     assert main(["train", "--data", str(tiny_kaggle), "--out", str(run), "--model", "model1", "--epochs", "3"]) == 0
-    assert "fine-tuning: the saved model trained on" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "fine-tuning: the saved model trained on" in printed
+    # The time left, at each epoch after the first (Keras's own bar times one epoch only).
+    assert "2 of 3 epochs done in " in printed and "left at most (early stopping may end it sooner)" in printed
     config, metrics = (json.loads((run / name).read_text()) for name in ("config.json", "metrics.json"))
     history = pd.read_csv(run / "history.csv")  # the validated run's
     best = int(np.argmin(history["val_crossentropy"]))
@@ -109,6 +112,48 @@ def test_fine_tuning_and_cross_validation_exclude_each_other(tiny_kaggle, tmp_pa
     with pytest.raises(ValueError, match="`protocol='finetune'` and `folds` exclude each other"):
         train(tiny_kaggle, out=tmp_path / "run", folds=3, protocol="finetune", verbose=0)
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow(10)
+def test_same_seed_gives_identical_predictions(tiny_kaggle, tmp_path):
+    test = load_kaggle(tiny_kaggle, "test")
+    predictions = []
+    for name in ("a", "b"):
+        run = train(tiny_kaggle, out=tmp_path / name, model="model1", epochs=1, seed=7, verbose=0)
+        predictions.append(load_trained_model(run).predict(test.inputs(), verbose=0))
+    np.testing.assert_array_equal(predictions[0], predictions[1])
+
+
+@pytest.mark.slow(11)
+def test_refuses_to_overwrite_a_run_unless_asked(tiny_kaggle, tmp_path):
+    run = train(tiny_kaggle, out=tmp_path / "run", model="model1", epochs=1, recipe="plain", verbose=0)
+    before = (run / "metrics.json").read_text()
+    with pytest.raises(ValueError, match="already exists; pass --overwrite"):
+        train(tiny_kaggle, out=run, model="model1", epochs=1, verbose=0)
+    assert (run / "metrics.json").read_text() == before
+    train(tiny_kaggle, out=run, model="model1_lstm", epochs=1, recipe="plain", verbose=0, overwrite=True)
+    assert json.loads((run / "config.json").read_text())["model"] == "model1_lstm"
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(model="model9"), "`model_name` must be one of"),
+    (dict(epochs=0), "`epochs` must be a positive int"),
+    (dict(batch_size=1.5), "`batch_size` must be a positive int"),
+    (dict(learning_rate=-1.0), "`learning_rate` must be a positive float"),
+    (dict(val_fraction=0.0), "val_fraction"),
+])
+def test_bad_arguments(tiny_kaggle, tmp_path, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        train(tiny_kaggle, out=tmp_path / "run", verbose=0, **kwargs)
+    assert not (tmp_path / "run").exists()
+
+
+def test_load_trained_model_errors(tmp_path):
+    with pytest.raises(ValueError, match="model file not found"):
+        load_trained_model(tmp_path)
+    (tmp_path / "model.keras").write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match="cannot load the model"):
+        load_trained_model(tmp_path)
 
 
 @pytest.mark.slow(12)
