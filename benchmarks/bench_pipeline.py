@@ -1,25 +1,19 @@
-"""Samples per second of the training input pipeline alone and of full training steps, per
-recipe and batch size: does the augmenting pipeline keep up with the device?
+"""Where the augmentation should run: samples per second of training with the augmentation on
+the device (inside the training step), on the host (an input pipeline: `tf.data` on TensorFlow,
+`HostBatches` elsewhere) and with none, on the backend ``KERAS_BACKEND`` names.
 
-For each recipe (``plain``, ``default``) at batch 128 and 512, on ``kaggle_sample``'s training
-rows as `prepare_data` gives them to `train` (the default recipe's eSpeak NG rows included):
+For the default model and recipe on ``kaggle_sample``'s training rows as `prepare_data` gives
+them to `train` (the eSpeak NG rows included), each placement is timed as `fit_model` trains:
+one `fit` epoch after a warm-up epoch (tracing, compiling, tf.data's autotuning), the median of
+``--repeats``; and the host pipeline alone (its batches iterated without a model). ``none`` is
+the same recipe without augmentation: the fastest training can go. With ``--precisions
+float32 mixed_bfloat16`` each is also timed under Keras's mixed-precision policy.
 
-- pipeline, serial: one epoch of `training_dataset` iterated alone on one thread (tf.data's
-  ``private_threadpool_size = 1``): what the pipeline did before its map ran in parallel;
-- pipeline, parallel: the same, as `train` runs it (``num_parallel_calls=AUTOTUNE``);
-- steps: the default model's ``train_on_batch`` over the same batches, already materialized
-  (fused batch normalization, as `fit_model` trains): what the device asks of the pipeline;
-- fit: one epoch of ``fit`` on the parallel pipeline, as `train` runs it (pipeline and steps
-  overlapped by prefetching);
-- fit on cached batches: one epoch's augmented batches replayed from memory, so the pipeline
-  does no work: the fastest that training can go, with augmentation anywhere. When ``fit`` on
-  the pipeline is as fast, augmentation inside the training step could only add to the step.
+The placement whose ``fit`` is fastest, where the augmentation costs little over ``none``, is
+the backend's default on this device (`mmdigits_keras.training.placement.default_augment_on`).
 
-Each timing is the median of 3 epochs after a warm-up epoch. The plain recipe feeds numpy
-arrays to ``fit`` in `train`; here it goes through `training_dataset` too (no augmentation:
-shuffle and batch only), for comparison.
-
-    .venv/bin/python benchmarks/bench_pipeline.py [--data ../shared/data/kaggle_sample] [--batch-sizes 128 512]
+    KERAS_BACKEND=jax .venv/bin/python benchmarks/bench_pipeline.py [--data ../shared/data/kaggle_sample]
+        [--placements device host none] [--precisions float32] [--repeats 3]
 """
 
 import argparse
@@ -30,10 +24,13 @@ import sys
 import time
 from pathlib import Path
 
+PLACEMENTS = ("device", "host", "none")
+
 
 def median_seconds(run, repeats=3):
-    """Median seconds of `repeats` calls of `run`, after a warm-up call (tracing, tf.data's
-    autotuning) when `repeats` > 1; `repeats` = 1 is a smoke run: one call, tracing included."""
+    """Median seconds of `repeats` calls of `run`, after a warm-up call (tracing, compiling,
+    tf.data's autotuning) when `repeats` > 1; `repeats` = 1 is a smoke run: one call, its
+    compiling included."""
     if repeats > 1:
         run()
     times = []
@@ -44,83 +41,79 @@ def median_seconds(run, repeats=3):
     return statistics.median(times)
 
 
-def throughput(data, recipe, *, model="hybrid_cnn", steps=True, repeats=3):
-    """Samples per second of each stage (module docstring) for one `Recipe` on a loaded data
-    set, the median of `repeats` epochs after a warm-up: {stage: samples/s}. Used by this
-    script and by `gpu_check.py`."""
-    import tensorflow as tf
+def throughput(prepared, recipe, *, model="hybrid_cnn", placements=PLACEMENTS, repeats=3, precision="float32"):
+    """Training samples per second of each placement (module docstring) on `PreparedData`, and
+    of the host pipeline alone: {stage: samples/s}. Used by this script and `gpu_check.py`."""
+    import keras
 
-    from mmdigits_keras.training import classification_spec, compile_model, prepare_data
+    from mmdigits_keras.training import classification_spec, compile_model
     from mmdigits_keras.training.fitting import build_training_state
     from mmdigits_keras.training.fused import fused_batch_normalization
-    from mmdigits_keras.training.pipeline import training_dataset
+    from mmdigits_keras.training.placement import training_inputs
 
-    prepared = prepare_data(data, synthetic_share=recipe.synthetic_share)
     samples = len(prepared.train)
-    parallel = training_dataset(prepared.train, recipe, seed=0)
-    options = tf.data.Options()
-    options.threading.private_threadpool_size = 1
-    serial = parallel.with_options(options)
+    rates = {}
+    keras.mixed_precision.set_global_policy(precision)
+    try:
+        for placement in placements:
+            plan = recipe if placement != "none" else dataclasses.replace(recipe, augment=False)
+            net, _ = classification_spec(model, plan, None).build(prepared)
+            compile_model(net, plan, learning_rate=1e-3)
+            trainer, data = training_inputs(net, prepared.train, plan, seed=0,
+                                            augment_on=None if placement == "none" else placement)
+            build_training_state(trainer, prepared.train, plan)
 
-    def iterate(dataset):
-        for _ in dataset:
-            pass
+            def fit(trainer=trainer, data=data):
+                with fused_batch_normalization(trainer):
+                    trainer.fit(**data, epochs=1, verbose=0)
 
-    timings = {"pipeline, serial": median_seconds(lambda: iterate(serial), repeats),
-               "pipeline, parallel": median_seconds(lambda: iterate(parallel), repeats)}
-    if steps:
-        net, _ = classification_spec(model, recipe, None).build(prepared)
-        compile_model(net, recipe, learning_rate=1e-3)
-        build_training_state(net, prepared.train, recipe)
-        batches = list(parallel)
+            rates[f"fit, augmentation {'on the ' + placement if placement != 'none' else 'none'}"] = (
+                samples / median_seconds(fit, repeats))
+            if placement == "host":
+                def iterate(batches=data["x"]):  # a tf.data.Dataset, or a PyDataset (HostBatches)
+                    pyd = isinstance(batches, keras.utils.PyDataset)
+                    for _ in (batches[index] for index in range(len(batches))) if pyd else batches:
+                        pass
 
-        def train_steps():
-            with fused_batch_normalization(net):
-                for features, targets in batches:
-                    net.train_on_batch(features, targets)
-
-        def fit(dataset=parallel):
-            with fused_batch_normalization(net):
-                net.fit(dataset, epochs=1, shuffle=False, verbose=0)  # tf.data shuffles
-
-        cached = parallel.cache()  # one epoch's augmented batches, replayed: no pipeline work
-        iterate(cached)
-        timings["steps (materialized batches)"] = median_seconds(train_steps, repeats)
-        timings["fit (parallel pipeline)"] = median_seconds(fit, repeats)
-        timings["fit (cached batches: no augmentation work)"] = median_seconds(lambda: fit(cached), repeats)
-    return {stage: samples / seconds for stage, seconds in timings.items()}
+                rates["host pipeline alone"] = samples / median_seconds(iterate, repeats)
+            keras.backend.clear_session()
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    return rates
 
 
 def main():
     shared = Path(os.environ.get("MMDIGITS_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=shared / "kaggle_sample", help="a data folder (Kaggle layout)")
-    parser.add_argument("--recipes", nargs="+", default=["plain", "default"])
-    parser.add_argument("--batch-sizes", nargs="+", type=int, default=[128, 512])
+    parser.add_argument("--placements", nargs="+", default=list(PLACEMENTS), choices=PLACEMENTS)
+    parser.add_argument("--precisions", nargs="+", default=["float32"], choices=["float32", "mixed_bfloat16"])
     parser.add_argument("--model", default="hybrid_cnn")
-    parser.add_argument("--no-steps", action="store_true", help="time the pipeline only (no model)")
+    parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
 
-    import tensorflow as tf
+    import keras
 
     from mmdigits_keras.data import load_kaggle
-    from mmdigits_keras.training import get_recipe
+    from mmdigits_keras.training import get_recipe, prepare_data
+    from mmdigits_keras.utils.backends import describe
 
-    data = load_kaggle(args.data)
-    print(f"{args.data}: {len(data)} labelled rows; {os.cpu_count()} CPU cores; TensorFlow {tf.__version__}")
+    recipe = get_recipe("default")
+    prepared = prepare_data(load_kaggle(args.data), synthetic_share=recipe.synthetic_share)
+    where = describe()
+    print(f"{args.data}: {len(prepared.train)} training rows; {os.cpu_count()} CPU cores; Keras {keras.__version__}, "
+          f"{where['backend']} {where['version']} on {where['device']}")
     rows = []
-    for name in args.recipes:
-        for batch_size in args.batch_sizes:
-            recipe = dataclasses.replace(get_recipe(name), batch_size=batch_size)
-            rates = throughput(data, recipe, model=args.model, steps=not args.no_steps)
-            rows += [(name, batch_size, stage, rate) for stage, rate in rates.items()]
-            print(f"{name} batch {batch_size}: " + ", ".join(f"{stage} {rate:,.0f}/s" for stage, rate in rates.items()),
-                  flush=True)
-    print(f"\nsamples per second, {args.data.name}'s training rows, median of 3 epochs:\n")
-    print("| recipe | batch | stage | samples/s |")
-    print("|---|---|---|---|")
-    for name, batch_size, stage, rate in rows:
-        print(f"| {name} | {batch_size} | {stage} | {rate:,.0f} |")
+    for precision in args.precisions:
+        rates = throughput(prepared, recipe, model=args.model, placements=args.placements, repeats=args.repeats,
+                           precision=precision)
+        rows += [(precision, stage, rate) for stage, rate in rates.items()]
+    print(f"\nsamples per second, {args.model} + default recipe (batch {recipe.batch_size}), median of "
+          f"{args.repeats} epochs:\n")
+    print("| backend | device | precision | stage | samples/s |")
+    print("|---|---|---|---|---|")
+    for precision, stage, rate in rows:
+        print(f"| {where['backend']} | {where['device']} | {precision} | {stage} | {rate:,.0f} |")
     return 0
 
 

@@ -3,7 +3,7 @@ pass, backward pass and optimizer, for the default model and recipe.
 
 On one speaker-disjoint FSDD rotation (the robustness benchmark's ``rot-<speaker>`` data set):
 
-- pipeline: one epoch of `training_dataset` iterated alone (shuffle, batch, augmentation);
+- pipeline: one epoch of `training_dataset` (TensorFlow only: `tf.data`) iterated alone (shuffle, batch, augmentation);
 - the same batches, already materialized, through the compiled model: ``predict_on_batch``
   (forward) and ``train_on_batch`` (forward + backward + optimizer update), with Keras's own
   `BatchNormalization` and with TensorFlow's fused kernel (`fused_batch_normalization`, what
@@ -65,7 +65,7 @@ def main():
 
     from mmdigits_keras.training import classification_spec, compile_model, get_recipe, prepare_data
     from mmdigits_keras.training.fused import fused_batch_normalization
-    from mmdigits_keras.training.pipeline import training_dataset
+    from mmdigits_keras.training.tfdata import training_dataset
 
     data = build(f"rot-{args.speaker}", args.work, shared, audio=shared / "fsdd" / "recordings",
                  test_speakers=[args.speaker])

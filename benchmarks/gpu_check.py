@@ -1,133 +1,174 @@
-"""The GPU check: what a session lent a GPU machine runs once, in under 5 minutes, and pastes
-into docs/results.md. `gpu_check.sh` runs it; on a machine without a GPU it says so and runs
-the same checks on the CPU (a test does that, with one epoch on tiny data).
+"""The GPU check: what a session lent a GPU machine runs once (`gpu_check.sh`, under 5 minutes)
+and pastes into docs/results.md: one table, per Keras backend (``--backends``; each in its own
+process with ``KERAS_BACKEND`` set), of
 
-One table, one row per check:
+- device: the accelerator the backend computes on (or none: the checks ran on the CPU), the
+  backend's and Keras's versions;
+- train, sample / train, N rows: the default `train` (every default: model, recipe, early
+  stopping, fine-tuning on every row) on the sample (``--data``, 4,000 training rows) and on
+  ``--rows`` rows tiled from it (the course's 60,000: each copy re-pairs the images with other
+  speech rows of the same digit): wall seconds to the saved model, seconds per epoch of the
+  validated run, epochs, validation accuracy, peak device memory;
+- throughput: training samples per second with the augmentation on the device, from the host
+  pipeline, and with none (`bench_pipeline.throughput`), in float32 and in ``mixed_bfloat16``
+  (bfloat16 compute, float32 variables), on the sample.
 
-- device: the GPUs TensorFlow sees (or none), TensorFlow / Keras versions;
-- ``train`` with its defaults on ``--data`` (``kaggle_sample``), float32: validation accuracy,
-  epochs, seconds, samples/s of training;
-- the same under Keras's ``mixed_float16`` policy (float16 compute, float32 variables; the
-  speed-up needs a GPU with tensor cores);
-- the same with ``strategy="mirrored"`` (every visible GPU; one replica on one GPU or a CPU);
-- the input pipeline alone vs full training steps (`bench_pipeline.throughput`, default recipe,
-  batch 128): whether the pipeline keeps the device fed (pipeline samples/s >= fit's, and fit
-  within 10% of fit on cached batches, where the pipeline does no work);
-- export of the float32 run as a SavedModel, reloaded and checked against the Keras model.
-
-    bash benchmarks/gpu_check.sh [--data DIR] [--epochs N] [--work DIR]
+    bash benchmarks/gpu_check.sh [--data DIR] [--rows 60000] [--epochs N] [--repeats 3]
+        [--backends jax torch] [--precisions float32 mixed_bfloat16] [--work DIR]
 """
 
 import argparse
-import dataclasses
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from bench_pipeline import throughput
+import numpy as np
+import pandas as pd
 
 
-def check_train(data, out, *, epochs, **options):
-    """Trains with the defaults (and `options`); returns the table row's fields."""
+def tiled(source, out, rows):
+    """A Kaggle-layout folder of `rows` training rows tiled from `source`'s (its test rows as they
+    are): copy 0 is the source; copy k pairs each image with the speech of another row of the
+    same digit (a permutation within each digit, seed k)."""
+    out.mkdir(parents=True, exist_ok=True)
+    images = np.load(source / "x_train_wr.npy", allow_pickle=False).astype(np.float32)
+    audio = np.load(source / "x_train_sp.npy", allow_pickle=False).astype(np.float32)
+    labels = pd.read_csv(source / "y_train.csv")["label"].to_numpy()
+    speech = []
+    for copy in range(-(-rows // len(labels))):
+        paired = np.arange(len(labels))
+        for digit in np.unique(labels) if copy else []:
+            members = np.flatnonzero(labels == digit)
+            paired[members] = np.random.default_rng(copy).permutation(members)
+        speech.append(paired)
+    speech = np.concatenate(speech)[:rows]
+    rows_of = np.arange(rows) % len(labels)
+    np.save(out / "x_train_wr.npy", images[rows_of])
+    np.save(out / "x_train_sp.npy", audio[speech])
+    pd.DataFrame({"row_id": np.arange(rows), "label": labels[rows_of]}).to_csv(out / "y_train.csv", index=False)
+    for name in ("x_test_wr", "x_test_sp"):
+        np.save(out / f"{name}.npy", np.load(source / f"{name}.npy", allow_pickle=False))
+    return out
+
+
+def device_memory():
+    """(reset, peak MiB) of the backend's first accelerator; peak is None on a CPU."""
+    import keras
+
+    backend = keras.backend.backend()
+    if backend == "torch" and sys.modules["torch"].cuda.is_available():
+        torch = sys.modules["torch"]
+        return torch.cuda.reset_peak_memory_stats, lambda: torch.cuda.max_memory_allocated() / 2**20
+    if backend == "jax":
+        device = sys.modules["jax"].local_devices()[0]
+        stats = device.memory_stats() if device.platform != "cpu" else None
+        if stats and "peak_bytes_in_use" in stats:
+            return lambda: None, lambda: device.memory_stats()["peak_bytes_in_use"] / 2**20  # peak since start
+    if backend == "tensorflow" and sys.modules["tensorflow"].config.list_physical_devices("GPU"):
+        experimental = sys.modules["tensorflow"].config.experimental
+        return (lambda: experimental.reset_memory_stats("GPU:0"),
+                lambda: experimental.get_memory_info("GPU:0")["peak"] / 2**20)
+    return lambda: None, lambda: None
+
+
+def check_train(data, out, *, epochs):
+    """The default `train` on `data`; the row's fields."""
     from mmdigits_keras.training import train
 
+    reset, peak = device_memory()
+    reset()
     started = time.perf_counter()
-    run = train(data, out=out, epochs=epochs, overwrite=True, verbose=0, **options)
+    run = train(data, out=out, overwrite=True, verbose=0, **({"epochs": epochs} if epochs else {}))
     seconds = time.perf_counter() - started
     metrics = json.loads((run / "metrics.json").read_text())
-    data = json.loads((run / "config.json").read_text())["data"]
-    rows = data["train_rows"] + data["synthetic_rows"]  # the rows an epoch trains on
-    rate = f"{rows * metrics['epochs'] / metrics['seconds']:,.0f}"  # metrics' seconds: the fit's
-    return run, f"val accuracy {metrics['val_accuracy']:.4f}, {metrics['epochs']} epoch(s)", seconds, rate
+    memory = peak()
+    return {"result": f"val accuracy {metrics['val_accuracy']:.4f}, {metrics['epochs']} epoch(s) + "
+                      f"{metrics.get('finetune', {}).get('epochs', 0)} fine-tuning, "
+                      f"{metrics['seconds'] / metrics['epochs']:.2f} s an epoch",
+            "seconds": seconds, "memory": memory}
+
+
+def child(args):
+    """One backend's rows, in this process (``KERAS_BACKEND`` set by the parent)."""
+    import keras
+    from bench_pipeline import throughput
+
+    from mmdigits_keras.data import load_kaggle
+    from mmdigits_keras.training import get_recipe, prepare_data
+    from mmdigits_keras.utils.backends import accelerators, describe
+
+    where = describe()
+    backend = where["backend"]
+    rows = [{"check": "device", "result": (", ".join(accelerators()) or "no GPU: the checks ran on the CPU")
+             + f" ({backend} {where['version']}, Keras {keras.__version__})"}]
+
+    def row(name, check):
+        try:
+            rows.append({"check": name, **check()})
+        except Exception as error:  # noqa: BLE001 -- a failed check is a row of the table, the others still run
+            rows.append({"check": name, "result": f"FAILED: {type(error).__name__}: {error}".splitlines()[0][:160]})
+        print(f"[{backend}] {name}: {rows[-1]['result']}", flush=True)
+
+    work = args.work / backend
+    row("train, sample", lambda: check_train(args.data, work / "sample", epochs=args.epochs))
+    row(f"train, {args.rows:,} rows", lambda: check_train(tiled(args.data, work / "tiled", args.rows),
+                                                         work / "scale", epochs=args.epochs))
+    recipe = get_recipe("default")
+    prepared = prepare_data(load_kaggle(args.data), synthetic_share=recipe.synthetic_share)
+    for precision in args.precisions:
+        def rates(precision=precision):
+            found = throughput(prepared, recipe, repeats=args.repeats, precision=precision)
+            return {"result": ", ".join(f"{stage.removeprefix('fit, ')} {rate:,.0f}/s" for stage, rate in found.items())}
+
+        row(f"throughput, {precision} (samples/s)", rates)
+    (args.work / f"{backend}.json").write_text(json.dumps(rows))
 
 
 def main():
     shared = Path(os.environ.get("MMDIGITS_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=shared / "kaggle_sample", help="a data folder (Kaggle layout)")
+    parser.add_argument("--rows", type=int, default=60_000, help="rows of the tiled data set")
     parser.add_argument("--epochs", type=int, default=None, help="maximum epochs per run (default: train's)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed epochs per throughput (1: a smoke run)")
+    parser.add_argument("--backends", nargs="+", default=["jax", "torch"], choices=["jax", "torch", "tensorflow"])
+    parser.add_argument("--precisions", nargs="+", default=["float32", "mixed_bfloat16"],
+                        choices=["float32", "mixed_bfloat16"], help="Keras dtype policies of the throughput rows")
     parser.add_argument("--work", type=Path, default=None, help="folder for the runs (default: a temporary one)")
-    parser.add_argument("--repeats", type=int, default=3, help="timed epochs of the pipeline check (median; 1: one epoch, no warm-up, a smoke run)")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    if args.child:
+        return child(args)
 
-    import keras
-    import numpy as np
-    import tensorflow as tf
-
-    from mmdigits_keras.data import load_kaggle
-    from mmdigits_keras.export import export_model
-    from mmdigits_keras.training import get_recipe, load_trained_model
-    from mmdigits_keras.utils.names import EPOCHS
-
-    epochs = args.epochs or EPOCHS
-    work = args.work or Path(tempfile.mkdtemp(prefix="gpu_check_"))
-    gpus = tf.config.list_physical_devices("GPU")
-    names = [tf.config.experimental.get_device_details(g).get("device_name", g.name) for g in gpus]
-    table = [("device", ", ".join(names) if gpus else "no GPU: the checks ran on the CPU",
-              f"TensorFlow {tf.__version__}, Keras {keras.__version__}", "-")]
-
-    def row(name, check):
-        try:
-            started = time.perf_counter()
-            result = check()
-            table.append((name, *result) if len(result) == 3 else (name, result[0], time.perf_counter() - started, "-"))
-        except Exception as error:  # noqa: BLE001 -- a failed check is a row of the table, the others still run
-            table.append((name, f"FAILED: {type(error).__name__}: {error}".splitlines()[0][:160], "-", "-"))
-        print(f"{name}: {table[-1][1]}", flush=True)
-
-    runs = {}
-
-    def float32():
-        runs["float32"], *result = check_train(args.data, work / "float32", epochs=epochs)
-        return result
-
-    def mixed():
-        keras.mixed_precision.set_global_policy("mixed_float16")
-        try:
-            _, *result = check_train(args.data, work / "mixed_float16", epochs=epochs)
-        finally:
-            keras.mixed_precision.set_global_policy("float32")
-        return result
-
-    def mirrored():
-        _, *result = check_train(args.data, work / "mirrored", epochs=epochs, strategy="mirrored")
-        return result
-
-    def pipeline():
-        recipe = dataclasses.replace(get_recipe("default"), batch_size=128)
-        rates = throughput(load_kaggle(args.data), recipe, repeats=args.repeats)
-        fit, bound = rates["fit (parallel pipeline)"], rates["fit (cached batches: no augmentation work)"]
-        fed = rates["pipeline, parallel"] >= fit and fit >= 0.9 * bound
-        return (f"pipeline {rates['pipeline, parallel']:,.0f}/s (serial {rates['pipeline, serial']:,.0f}/s); "
-                f"fit {fit:,.0f}/s, on cached batches {bound:,.0f}/s: "
-                + ("the pipeline keeps up" if fed else "the device waits on the pipeline"),)
-
-    def export():
-        folder = export_model(runs["float32"], out=work / "saved_model", overwrite=True)
-        data = load_kaggle(args.data)
-        inputs = {"image": data.images[:64], "audio": data.audio[:64]}
-        served = tf.saved_model.load(str(folder)).signatures["serving_default"]
-        probabilities = served(**{k: tf.constant(v) for k, v in inputs.items()})["probabilities"].numpy()
-        expected = load_trained_model(runs["float32"]).predict(inputs, verbose=0)
-        gap = float(np.abs(probabilities - expected).max())
-        if gap > 1e-4:
-            raise ValueError(f"the SavedModel's probabilities differ from the Keras model's by up to {gap:.1e}")
-        return (f"SavedModel reloaded, probabilities within {gap:.1e} of the Keras model's",)
-
-    row("train, float32", float32)
-    row("train, mixed_float16", mixed)
-    row("train, --strategy mirrored", mirrored)
-    row("pipeline vs steps (default recipe, batch 128)", pipeline)
-    row("export (SavedModel)", export if "float32" in runs else lambda: ("skipped: no float32 run",))
-    print(f"\nGPU check on {args.data} ({epochs} epochs at most per run; runs in {work}):\n")
-    print("| check | result | seconds | training samples/s |")
-    print("|---|---|---|---|")
-    for name, result, seconds, rate in table:
-        print(f"| {name} | {result} | {seconds if isinstance(seconds, str) else f'{seconds:.1f}'} | {rate} |")
-    return 1 if any(str(r[1]).startswith("FAILED") for r in table) else 0
+    args.work = args.work or Path(tempfile.mkdtemp(prefix="gpu_check_"))
+    table = []
+    for backend in args.backends:
+        started = time.perf_counter()
+        done = subprocess.run([sys.executable, __file__, "--child", "--data", str(args.data), "--rows", str(args.rows),
+                               "--repeats", str(args.repeats), "--work", str(args.work),
+                               "--precisions", *args.precisions,
+                               *(["--epochs", str(args.epochs)] if args.epochs else [])],
+                              env={**os.environ, "KERAS_BACKEND": backend})
+        found = args.work / f"{backend}.json"
+        if done.returncode or not found.is_file():
+            table.append({"backend": backend, "check": "the backend's process",
+                          "result": f"FAILED: exit {done.returncode}"})
+            continue
+        table += [{"backend": backend, **row} for row in json.loads(found.read_text())]
+        print(f"[{backend}] {time.perf_counter() - started:.0f} s", flush=True)
+    print(f"\nGPU check on {args.data} and {args.rows:,} tiled rows (runs in {args.work}):\n")
+    print("| backend | check | result | wall s | peak device MiB |")
+    print("|---|---|---|---|---|")
+    for row in table:
+        seconds = f"{row['seconds']:.1f}" if "seconds" in row else "-"
+        memory = f"{row['memory']:,.0f}" if row.get("memory") is not None else "-"
+        print(f"| {row['backend']} | {row['check']} | {row['result']} | {seconds} | {memory} |")
+    return 1 if any(str(row["result"]).startswith("FAILED") for row in table) else 0
 
 
 if __name__ == "__main__":

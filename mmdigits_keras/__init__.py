@@ -9,18 +9,22 @@ The package is layered, imports running one way (docs/architecture.md):
 ``utils`` -> ``data`` -> ``models`` -> ``training`` -> ``tuning`` | ``evaluation`` |
 ``submission`` -> ``workflows`` -> ``cli``. `__all__` is the public API (builders, registry,
 loaders, train, search, submit, evaluate, export); the rest is imported from its subpackage.
-Public names are imported on first use, so ``mmdigits --help`` starts without TensorFlow.
+Public names are imported on first use, so ``mmdigits --help`` starts without Keras's backend.
+It runs on each of Keras's backends, TensorFlow, JAX or PyTorch: ``KERAS_BACKEND`` picks, as
+Keras itself does.
 """
 
 import importlib.util
 
 from mmdigits_keras.utils.lazy import lazy_exports
+from mmdigits_keras.utils.names import BACKENDS
 
-# TensorFlow is not a hard requirement of the distribution (setup.cfg: notebooks bring their
-# own); without one, say what to install instead of failing deep inside keras.
-if importlib.util.find_spec("tensorflow") is None:
-    raise ImportError("mmdigits_keras needs TensorFlow and none is installed: pip install 'mmdigits_keras[cpu]' "
-                      "(or '[gpu]'); Kaggle and Colab notebooks already have it")
+# No backend is a hard requirement of the distribution (setup.cfg: notebooks bring their own);
+# without any, say what to install instead of failing deep inside keras.
+if not any(importlib.util.find_spec(name) for name in BACKENDS):
+    raise ImportError("mmdigits_keras needs one of Keras's backends and none is installed: pip install "
+                      "'mmdigits_keras[cpu]' (TensorFlow), 'mmdigits_keras[jax]' or 'mmdigits_keras[torch]', and "
+                      "KERAS_BACKEND picks it; Kaggle and Colab notebooks have TensorFlow and JAX already")
 
 __version__ = "0.3.0"
 

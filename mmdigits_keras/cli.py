@@ -68,13 +68,17 @@ def _add_train(commands):
     p.add_argument("--seed", type=int, help=f"seed of split, initialization, shuffling (default {D.SEED})")
     p.add_argument("--patience", type=int, help=PATIENCE_HELP)
     p.add_argument("--strategy", choices=STRATEGIES,
-                   help="tf.distribute strategy: mirrored trains on every visible GPU (--batch-size is per GPU); "
-                        "default one device")
+                   help="mirrored trains on every visible GPU (--batch-size is per GPU; TensorFlow's tf.distribute, "
+                        "JAX's keras.distribution; not on PyTorch); default one device")
     _add_protocol(p)
     p.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
 
 
 def _add_protocol(p):
+    p.add_argument("--augment-on", choices=D.AUGMENT_ON,
+                   help="where the recipe's augmentation runs: device (inside the training step, on the model's GPU "
+                        "or CPU) or host (an input pipeline on the CPU's cores: tf.data on TensorFlow); default the "
+                        "faster one measured for the backend and device")
     p.add_argument("--protocol", choices=D.PROTOCOLS,
                    help="which model is saved: finetune (the validated model, trained on further on every row, the "
                         "held-out speaker too) or single (the validated model); default finetune. The reported "
@@ -273,17 +277,18 @@ def _add_retrieval(commands):
 
 
 def _add_export(commands):
-    p = commands.add_parser("export", help="a trained model as a SavedModel or a TFLite file (serving, phones)",
+    p = commands.add_parser("export", help="a trained model as a SavedModel, TFLite or ONNX file (serving, phones)",
                             description="Export a run's model, preprocessing included, with the same named inputs "
-                                        "(image, audio) and a `probabilities` output.")
+                                        "(image, audio) and its (N, 10) probabilities as output.")
     p.add_argument("--model", required=True, nargs="+",
                    help="run directory (or .keras file); several: one graph averaging their probabilities")
     p.add_argument("--weights", type=float, nargs="+", help="one weight per --model run (default: equal)")
-    p.add_argument("--format", choices=["saved_model", "tflite"],
-                   help="saved_model (default; TensorFlow Serving, tf.saved_model.load) or tflite (LiteRT)")
+    p.add_argument("--format", choices=D.EXPORT_FORMATS,
+                   help="saved_model (default; TensorFlow Serving, tf.saved_model.load) or tflite (LiteRT), both on "
+                        "the TensorFlow backend; onnx (ONNX Runtime; every backend, with the [onnx] extra)")
     p.add_argument("--quantize", choices=["dynamic"],
                    help="dynamic-range quantization: int8 weights, float activations (tflite only)")
-    p.add_argument("--out", required=True, help="SavedModel folder or .tflite file to write")
+    p.add_argument("--out", required=True, help="SavedModel folder, .tflite or .onnx file to write")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
 
 
@@ -316,7 +321,7 @@ def _run_train(args):
     run = mk.train(args.data, out=args.out, overwrite=args.overwrite,
                    model_kwargs={"utterance_normalization": True} if args.utterance_norm else None,
                    **_given(args, "model", "epochs", "batch_size", "learning_rate", "recipe", "val_fraction", "seed",
-                            "patience", "split", "folds", "strategy", "protocol", "finetune_epochs"))
+                            "patience", "split", "folds", "strategy", "augment_on", "protocol", "finetune_epochs"))
     _print_metrics(run)
 
 
@@ -454,7 +459,7 @@ def _run_retrieval(args):
         run = mk.train_retrieval(args.data, out=args.out, overwrite=args.overwrite,
                                  **_given(args, "loss", "margin", "temperature", "embedding_dim", "model", "init",
                                           "epochs", "batch_size", "learning_rate", "val_fraction", "seed", "patience",
-                                          "protocol", "finetune_epochs"))
+                                          "augment_on", "protocol", "finetune_epochs"))
         m = json.loads((run / "metrics.json").read_text())
         print(f"run: {run}")
         print(f"validation annotation accuracy {m['val_annotation_accuracy']:.4f}  retrieval accuracy "

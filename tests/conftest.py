@@ -11,12 +11,22 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # Set before any test imports TensorFlow; child processes inherit it.
 os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
 
+import importlib.util
+
 import numpy as np
 import pandas as pd
 import pytest
 from filelock import FileLock
 
 ROOT = Path(__file__).resolve().parents[1]
+
+# What only TensorFlow has is not collected where it is not installed: the backend matrix's
+# environment (`make backends`), where the tests marked `backends` run. There run, and only there,
+# the library's calls on JAX and PyTorch that the main suite's own tests make on TensorFlow, and
+# the GPU check's rehearsal (the GPU machine has no TensorFlow either).
+TENSORFLOW_ONLY = ["test_export.py", "training/test_fused.py", "training/test_tfdata.py"]
+WITHOUT_TENSORFLOW_ONLY = ["test_backends.py", "test_gpu_rehearsal.py"]
+collect_ignore = WITHOUT_TENSORFLOW_ONLY if importlib.util.find_spec("tensorflow") else TENSORFLOW_ONLY
 
 
 def shared_data_dir():

@@ -57,12 +57,13 @@ def test_wheel_in_a_fresh_environment(wheel, tmp_path):
     subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--quiet", "--no-deps",
                     "--no-index", str(wheel)], check=True, timeout=300)
 
-    # No TensorFlow in this environment: one clear line at import.
+    # No Keras backend in this environment: one clear line at import.
     done = subprocess.run([str(python), "-c", "import mmdigits_keras"], capture_output=True, text=True,
                           cwd=tmp_path, timeout=60)
     assert done.returncode == 1
-    assert done.stderr.strip().splitlines()[-1].startswith("ImportError: mmdigits_keras needs TensorFlow")
-    assert "pip install 'mmdigits_keras[cpu]'" in done.stderr
+    assert done.stderr.strip().splitlines()[-1].startswith(
+        "ImportError: mmdigits_keras needs one of Keras's backends and none is installed")
+    assert "pip install 'mmdigits_keras[cpu]' (TensorFlow), 'mmdigits_keras[jax]'" in done.stderr
 
     # A notebook that already has TensorFlow (and the rest): this environment sees the test
     # environment's packages behind its own, as a kernel sees the image's.

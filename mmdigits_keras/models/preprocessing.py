@@ -58,10 +58,13 @@ def utterance_normalize(audio):
     to zero mean and unit variance over the 39 frames of its utterance, (N, 39 * k) -> same.
 
     Removes a speaker's constant channel and level; adds no parameters (layers
-    ``audio_utterance_frames``, ``audio_utterance_norm``, ``audio_utterance_flat``).
+    ``audio_utterance_frames``, ``audio_utterance_norm``, ``audio_utterance_flat``). The
+    normalization is instance normalization over the frames (`GroupNormalization` with one
+    group per value): a `LayerNormalization` over the frame axis computes the same, but Keras's
+    PyTorch backend (3.15) normalizes a non-trailing axis wrongly there.
     """
     x = audio_frames(audio, name="audio_utterance_frames")
-    x = layers.LayerNormalization(axis=1, center=False, scale=False, name="audio_utterance_norm")(x)
+    x = layers.GroupNormalization(groups=-1, axis=-1, center=False, scale=False, name="audio_utterance_norm")(x)
     return layers.Flatten(name="audio_utterance_flat")(x)
 
 

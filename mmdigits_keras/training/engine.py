@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from mmdigits_keras.training.distribute import make_strategy, strategy_name
+from mmdigits_keras.training.distribute import make_strategy
 from mmdigits_keras.training.finetune import finetune_model
 from mmdigits_keras.training.fitting import (
     EARLY_STOPPING_MONITOR,
@@ -29,7 +29,8 @@ from mmdigits_keras.training.fitting import (
     resolve_patience,
     seed_everything,
 )
-from mmdigits_keras.training.logs import LOGS_DIR, tensorboard_callback
+from mmdigits_keras.training.logs import LOGS_DIR, tensorboard_callbacks
+from mmdigits_keras.training.placement import resolve_augment_on
 from mmdigits_keras.training.preparation import prepare_data
 from mmdigits_keras.training.rundir import prepare_output, run_metadata, write_run
 from mmdigits_keras.training.settings import TrainingSettings, resolve_protocol
@@ -117,7 +118,8 @@ def run(data, spec, *, out, recipe, settings=None, overwrite=False, extra_config
         prepared = prepare_data(data, val_fraction=settings.val_fraction, seed=settings.seed,
                                 synthetic_share=recipe.synthetic_share, split=settings.split, fold=fold)
         distribution = make_strategy(settings.strategy)
-        replicas = int(distribution.num_replicas_in_sync)
+        replicas = distribution.replicas
+        augment_on = resolve_augment_on(settings.augment_on) if recipe.augment else None
         with staged_directory(out) as staging, distribution.scope():
             seed_everything(settings.seed)
             net, saved = spec.build(prepared)
@@ -130,8 +132,8 @@ def run(data, spec, *, out, recipe, settings=None, overwrite=False, extra_config
             # The recipe's batch is per replica; fit splits each global batch across replicas.
             history = fit_model(net, prepared, dataclasses.replace(recipe, batch_size=recipe.batch_size * replicas),
                                 epochs=settings.epochs, seed=settings.seed, patience=patience,
-                                monitor=spec.monitor, verbose=settings.verbose,
-                                callbacks=[tensorboard_callback(staging / LOGS_DIR), *callbacks])
+                                monitor=spec.monitor, verbose=settings.verbose, augment_on=augment_on,
+                                callbacks=[*tensorboard_callbacks(staging / LOGS_DIR), *callbacks])
             seconds = time.perf_counter() - started
             scores = spec.validate(saved, prepared.validation)
             model_entries = spec.config(prepared)
@@ -142,7 +144,7 @@ def run(data, spec, *, out, recipe, settings=None, overwrite=False, extra_config
                              "learning_rate": float(settings.learning_rate),
                              "val_fraction": float(settings.val_fraction), "split": prepared.split,
                              "fold": None if fold is None else list(prepared.fold),
-                             "strategy": strategy_name(distribution), "replicas": replicas,
+                             "strategy": distribution.name, "replicas": replicas, "augment_on": augment_on,
                              "seed": int(settings.seed), "patience": patience,
                              "protocol": protocol, "recipe": dataclasses.asdict(recipe),
                              **({"finetune_epochs": int(settings.finetune_epochs)} if protocol == "finetune"
@@ -162,7 +164,7 @@ def run(data, spec, *, out, recipe, settings=None, overwrite=False, extra_config
                 every_row = prepare_data(data, seed=settings.seed, synthetic_share=recipe.synthetic_share,
                                          validation=False)
                 metrics.update(finetune_model(spec, net, every_row, recipe, history, settings=settings,
-                                              replicas=replicas, log_dir=staging / LOGS_DIR / "finetune",
-                                              callbacks=callbacks))
+                                              replicas=replicas, augment_on=augment_on,
+                                              log_dir=staging / LOGS_DIR / "finetune", callbacks=callbacks))
             return write_run(out, saved, config=config, metrics=metrics, history=history, overwrite=overwrite,
                              title=title, staging=staging)

@@ -14,7 +14,7 @@ import time
 import numpy as np
 
 from mmdigits_keras.training.fitting import compile_model, fit_model, seed_everything
-from mmdigits_keras.training.logs import tensorboard_callback
+from mmdigits_keras.training.logs import tensorboard_callbacks
 
 logger = logging.getLogger("mmdigits_keras")
 
@@ -48,7 +48,8 @@ def finetune_schedule(history, *, monitor, learning_rate, epochs):
     return [rates[min(best, len(rates) - 1)]] * min(int(epochs), best + 1)
 
 
-def finetune_model(spec, net, prepared, recipe, history, *, settings, replicas, log_dir, callbacks=()):
+def finetune_model(spec, net, prepared, recipe, history, *, settings, replicas, log_dir, callbacks=(),
+                   augment_on=None):
     """Trains the validated model `net` on further on `prepared` (every row:
     ``prepare_data(validation=False)``) with `finetune_schedule`.
 
@@ -64,6 +65,7 @@ def finetune_model(spec, net, prepared, recipe, history, *, settings, replicas, 
             ``recipe.batch_size * replicas``).
         log_dir: TensorBoard folder of the fine-tuning.
         callbacks: More Keras callbacks.
+        augment_on: Where the augmentation runs (the validated run's placement).
 
     Returns:
         ``{"finetune": {"epochs", "rows", "learning_rate", "seconds"}}`` for ``metrics.json``.
@@ -77,7 +79,7 @@ def finetune_model(spec, net, prepared, recipe, history, *, settings, replicas, 
     compile_model(net, recipe, learning_rate=schedule[0], loss=spec.loss, metrics=spec.metrics)
     started = time.perf_counter()
     fit_model(net, prepared, dataclasses.replace(recipe, batch_size=recipe.batch_size * replicas),
-              epochs=len(schedule), seed=settings.seed, schedule=schedule,
-              callbacks=[tensorboard_callback(log_dir), *callbacks], verbose=settings.verbose)
+              epochs=len(schedule), seed=settings.seed, schedule=schedule, augment_on=augment_on,
+              callbacks=[*tensorboard_callbacks(log_dir), *callbacks], verbose=settings.verbose)
     return {"finetune": {"epochs": len(schedule), "rows": len(prepared.train) - prepared.synthetic_rows,
                          "learning_rate": schedule[0], "seconds": round(time.perf_counter() - started, 2)}}

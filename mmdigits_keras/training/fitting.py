@@ -1,19 +1,20 @@
 """Fitting one model with a recipe: seeding, compiling (the recipe's optimizer and loss), the
-recipe's schedule (early stopping, learning-rate plateau) and `fit` on numpy arrays or the
-recipe's `tf.data` pipeline. The engine (`mmdigits_keras.training.engine`) and fine-tuning
-(`mmdigits_keras.training.finetune`) train through these."""
+recipe's schedule (early stopping, learning-rate plateau) and `fit` on the recipe's batches,
+augmented where the run places the augmentation (`mmdigits_keras.training.placement`). The
+engine (`mmdigits_keras.training.engine`) and fine-tuning (`mmdigits_keras.training.finetune`)
+train through these."""
 
 from __future__ import annotations
 
 import logging
 
 import keras
-import tensorflow as tf
 
-from mmdigits_keras.models.backbone import modalities_of
+from mmdigits_keras.training.batches import model_inputs, recipe_targets
 from mmdigits_keras.training.fused import fused_batch_normalization
-from mmdigits_keras.training.pipeline import evaluation_dataset, model_inputs, recipe_targets, training_dataset
+from mmdigits_keras.training.placement import training_inputs, validation_inputs
 from mmdigits_keras.training.recipes import make_loss, make_optimizer
+from mmdigits_keras.utils.backends import enable_determinism
 from mmdigits_keras.utils.names import MAX_PATIENCE, MIN_PATIENCE, PATIENCE_SAMPLES
 from mmdigits_keras.utils.progress import Eta, fit_verbosity
 
@@ -21,9 +22,10 @@ logger = logging.getLogger("mmdigits_keras")
 
 
 def seed_everything(seed):
-    """Seeds Python, NumPy and TensorFlow and makes TensorFlow's ops deterministic."""
+    """Seeds Python, NumPy and the backend (`keras.utils.set_random_seed`) and makes the
+    backend's ops deterministic where it has a switch (`enable_determinism`)."""
     keras.utils.set_random_seed(int(seed))
-    tf.config.experimental.enable_op_determinism()
+    enable_determinism()
 
 
 def compile_model(model, recipe, *, learning_rate, loss=None, metrics=("accuracy",)):
@@ -127,11 +129,12 @@ def build_training_state(model, part, recipe):
 
 
 def fit_model(model, prepared, recipe, *, epochs, seed=0, patience=None, callbacks=(), initial_epoch=0,
-              monitor=EARLY_STOPPING_MONITOR, verbose="auto", schedule=None):
+              monitor=EARLY_STOPPING_MONITOR, verbose="auto", schedule=None, augment_on=None):
     """Fits a compiled `model` on `prepared` with `recipe`: a recipe without augmentation feeds
-    numpy arrays (the course papers' way), every other recipe a `training_dataset` pipeline; validation on
-    the validation rows; `fit_callbacks` (watching `monitor`) plus `callbacks`. Batch
-    normalization trains with TensorFlow's fused kernel (`fused_batch_normalization`).
+    numpy arrays (the course papers' way), every other recipe shuffled batches augmented on the
+    host or on the device (`augment_on`: `mmdigits_keras.training.placement`); validation on the
+    validation rows; `fit_callbacks` (watching `monitor`) plus `callbacks`. On TensorFlow, batch
+    normalization trains with the fused kernel (`fused_batch_normalization`).
     ``verbose="auto"`` draws Keras's progress bar on a terminal or in a notebook and one line
     per epoch elsewhere (`fit_verbosity`); unless `verbose` is 0, each epoch also logs the time
     left (`EpochEta`).
@@ -153,19 +156,8 @@ def fit_model(model, prepared, recipe, *, epochs, seed=0, patience=None, callbac
         every = [*fit_callbacks(recipe, patience=patience, monitor=monitor), *callbacks]
     if verbose:
         every.append(EpochEta(epochs, initial_epoch=initial_epoch, early_stopping=schedule is None))
-    train_part, val_part = prepared.train, prepared.validation
-    validate = len(val_part) > 0
-    if not recipe.augment:  # as the course papers ran it: numpy arrays into fit
-        training = dict(x=model_inputs(train_part), y=train_part.labels, batch_size=recipe.batch_size, shuffle=True,
-                        validation_data=(model_inputs(val_part), val_part.labels) if validate else None)
-    else:
-        try:
-            multimodal = len(modalities_of(model)) > 1
-        except ValueError:  # no backbone (a flat 0.1.0 model): assume both inputs matter
-            multimodal = True
-        training = dict(x=training_dataset(train_part, recipe, seed=seed, multimodal=multimodal),
-                        validation_data=evaluation_dataset(val_part, recipe) if validate else None,
-                        shuffle=False)  # tf.data shuffles
-    build_training_state(model, train_part, recipe)
-    with fused_batch_normalization(model):
-        return model.fit(**training, epochs=int(epochs), initial_epoch=initial_epoch, callbacks=every, verbose=verbose)
+    trainer, training = training_inputs(model, prepared.train, recipe, seed=seed, augment_on=augment_on)
+    build_training_state(trainer, prepared.train, recipe)
+    with fused_batch_normalization(trainer):
+        return trainer.fit(**training, **validation_inputs(prepared.validation, recipe), epochs=int(epochs),
+                           initial_epoch=initial_epoch, callbacks=every, verbose=verbose)

@@ -18,15 +18,16 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import importlib
 import os
 
 import keras
-import tensorflow as tf
 
 # MMDIGITS_FUSED_BATCH_NORM=0 trains with Keras's own call: to compare the two, or where a
 # platform's fused kernel misbehaves.
 # The kernel is TensorFlow's: another Keras backend keeps Keras's own call.
 ENABLED = os.environ.get("MMDIGITS_FUSED_BATCH_NORM", "1") != "0" and keras.backend.backend() == "tensorflow"
+tf = importlib.import_module("tensorflow") if keras.backend.backend() == "tensorflow" else None
 
 
 def _eligible(layer):

@@ -17,10 +17,10 @@ from pathlib import Path
 import keras
 import numpy as np
 import pandas as pd
-import tensorflow as tf
 
 from mmdigits_keras import __version__
 from mmdigits_keras.models.ensemble import ensemble_model
+from mmdigits_keras.utils.backends import describe
 from mmdigits_keras.utils.files import (
     check_output_free,
     publish_directory,
@@ -48,7 +48,10 @@ def prepare_output(out, *, overwrite):
 
 
 def run_metadata(prepared):
-    """The ``format``, ``data`` and ``versions`` entries of a run's ``config.json``."""
+    """The ``format``, ``data`` and ``versions`` entries of a run's ``config.json``; ``versions``
+    names the Keras backend the run trained on, its version and device (``"backend": "jax",
+    "jax": "0.10.2", "device": "gpu:0"``)."""
+    backend = describe()
     return {
         "format": RUN_FORMAT,
         "data": {
@@ -56,7 +59,8 @@ def run_metadata(prepared):
             "rows": prepared.rows, "train_rows": len(prepared.train) - prepared.synthetic_rows,
             "synthetic_rows": prepared.synthetic_rows, "validation_rows": len(prepared.validation),
         },
-        "versions": {"mmdigits_keras": __version__, "keras": keras.__version__, "tensorflow": tf.__version__,
+        "versions": {"mmdigits_keras": __version__, "keras": keras.__version__, "backend": backend["backend"],
+                     backend["backend"]: backend["version"], "device": backend["device"],
                      "python": platform.python_version()},
     }
 

