@@ -59,20 +59,16 @@ backends: $(BACKENDS_VENV)/.installed
 	KERAS_BACKEND=jax $(BACKENDS_VENV)/bin/python -m pytest -m backends -p no:cacheprovider
 	KERAS_BACKEND=torch $(BACKENDS_VENV)/bin/python -m pytest -m backends -p no:cacheprovider
 
-# The compatibility run (compat/): a notebook-like environment -- Python 3.12 (pyenv) with the
-# TensorFlow, Keras and numpy of compat/notebook.txt -- then the wheel installed on top as a
-# notebook installs it, and a smoke suite. Rebuilt from nothing on every run. `pytest` (not
-# `python -m pytest`) so that the installed wheel is imported, not the source tree.
-COMPAT_PYTHON ?= $(firstword $(wildcard $(shell pyenv root 2>/dev/null)/versions/3.12*/bin/python3.12) python3.12)
-COMPAT_VENV   ?= .venv-compat
+# The compatibility run (compat/, in .ci/run): the notebook images of 2025 (Python 3.12, TensorFlow
+# 2.19, Keras 3.10) and 2026 (Python 3.13, TensorFlow 2.20, Keras 3.13, JAX 0.7): each a fresh
+# environment of its Python (pyenv) and its packages (compat/notebook-IMAGE.txt), the wheel
+# installed on top as a notebook installs it, a smoke suite and the example notebooks
+# (compat/run.sh).
+COMPAT_IMAGES ?= 2025 2026
 compat: $(BIN)/python
-	rm -rf $(COMPAT_VENV) build/compat
-	$(COMPAT_PYTHON) -m venv $(COMPAT_VENV)
-	$(COMPAT_VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(COMPAT_VENV)/bin/pip install --quiet -r compat/notebook.txt pytest nbclient nbformat ipykernel
+	rm -rf build/compat
 	$(BIN)/pip wheel --quiet --no-deps --wheel-dir build/compat .
-	MMDIGITS_WHEEL="$$(ls build/compat/mmdigits_keras-*.whl)" $(COMPAT_VENV)/bin/pytest -c compat/pytest.ini compat/test_install.py
-	$(COMPAT_VENV)/bin/pytest -c compat/pytest.ini compat/test_smoke.py compat/test_notebook.py
+	for image in $(COMPAT_IMAGES); do bash compat/run.sh $$image || exit 1; done
 
 clean:
-	rm -rf $(VENV) $(BACKENDS_VENV) $(COMPAT_VENV) runs build *.egg-info
+	rm -rf $(VENV) $(BACKENDS_VENV) .venv-compat-* runs build *.egg-info

@@ -1,12 +1,21 @@
-"""The compatibility suite runs in the notebook-like environment of `make compat`, not in the
-main suite: Python 3.12 with the TensorFlow, Keras and numpy of `notebook.txt`."""
+"""The compatibility suite runs in the notebook-like environments of `make compat`, not in the
+main suite: one per notebook image, its Python and the packages of `notebook-IMAGE.txt`
+(``MMDIGITS_NOTEBOOK`` names the image's file)."""
 
 import os
+import re
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def notebook_image():
+    """(Python version as (major, minor), {package: pinned version}) of the image under test."""
+    text = Path(os.environ["MMDIGITS_NOTEBOOK"]).read_text()
+    python = tuple(int(part) for part in re.search(r"^# Python (\d+)\.(\d+)$", text, re.M).groups())
+    return python, {line.split("==")[0]: line.split("==")[1] for line in text.split() if "==" in line}
 
 
 @pytest.fixture(scope="session")

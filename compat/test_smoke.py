@@ -1,6 +1,8 @@
 """The package's main jobs on the notebook's versions, from the installed wheel (issue 24):
-build Models 1-4 and the default model, train 2 epochs, submit, a 2-trial search, export."""
+build Models 1-4 and the default model, train 2 epochs, submit, a 2-trial search, export; and
+train + submit on every Keras backend the image has (TensorFlow; JAX in 2026's)."""
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -12,21 +14,22 @@ import numpy as np
 import pandas as pd
 import pytest
 import tensorflow as tf
+from conftest import notebook_image
 
 import mmdigits_keras as mk
 from mmdigits_keras.data import load_kaggle
 from mmdigits_keras.training import DEFAULT_MODEL, TrainingSettings, load_trained_model
 from mmdigits_keras.tuning import run_search
 
-NOTEBOOK = {line.split("==")[0]: line.split("==")[1]
-            for line in (Path(__file__).with_name("notebook.txt")).read_text().split()
-            if "==" in line}
+PYTHON, NOTEBOOK = notebook_image()
+BACKENDS = [name for name in ("tensorflow", "jax", "torch") if importlib.util.find_spec(name)]
 
 
 def test_this_is_the_notebooks_environment():
-    assert sys.version_info[:2] == (3, 12)
+    assert sys.version_info[:2] == PYTHON
     assert (tf.__version__, keras.__version__, np.__version__) == (
         NOTEBOOK["tensorflow-cpu"], NOTEBOOK["keras"], NOTEBOOK["numpy"])
+    assert BACKENDS == ["tensorflow", *(["jax"] if "jax" in NOTEBOOK else [])]
     assert "site-packages" in mk.__file__  # the installed wheel, not the source tree
 
 
@@ -80,3 +83,20 @@ def test_the_command_line_trains_quietly(kaggle_sample, tmp_path):
     assert done.returncode == 0, done.stderr
     assert "\nrun: " in done.stdout and "validation accuracy" in done.stdout, done.stdout
     assert "I0000" not in done.stdout + done.stderr and "absl" not in done.stderr, done.stderr
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_train_and_submit_on_each_backend_the_notebook_has(backend, kaggle_sample, tmp_path):
+    """As a notebook user picks a backend: KERAS_BACKEND set before Keras starts (a fresh process)."""
+    command = str(Path(sys.executable).parent / "mmdigits")
+    env = {**os.environ, "KERAS_BACKEND": backend}
+    done = subprocess.run([command, "train", "--data", str(kaggle_sample), "--out", str(tmp_path / "run"),
+                           "--epochs", "1", "--finetune-epochs", "1"], capture_output=True, text=True, timeout=900,
+                          env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["versions"]["backend"] == backend and config["versions"]["keras"] == NOTEBOOK["keras"]
+    done = subprocess.run([command, "submit", "--model", str(tmp_path / "run"), "--data", str(kaggle_sample), "--out",
+                           str(tmp_path / "submission.csv")], capture_output=True, text=True, timeout=600, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert len(pd.read_csv(tmp_path / "submission.csv")) == len(load_kaggle(kaggle_sample, "test"))

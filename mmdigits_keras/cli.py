@@ -408,7 +408,7 @@ def _run_tune(args):
 
 def _run_data(args):
     if args.action == "synthesize":
-        from mmdigits_keras.data import write_synthetic_recordings  # deferred: TensorFlow-free start-up
+        from mmdigits_keras.data import write_synthetic_recordings  # deferred: a backend-free start-up
 
         out = write_synthetic_recordings(args.out, overwrite=args.overwrite, **_given(args, "takes", "seed"))
         print(f"wrote {out} ({len(list(out.glob('*.wav')))} wav files)")
@@ -442,14 +442,14 @@ def _run_evaluate(args):
               f"({m['rows']} rows) -> {result['dir']}")
     if len(results) > 1:
         out = Path(args.out) if args.out else Path(args.model[0]).parent / "comparison"
-        from mmdigits_keras.evaluation import compare  # deferred: TensorFlow loads on use
+        from mmdigits_keras.evaluation import compare  # deferred: the backend loads on use
 
         written = compare(results, out)
         print(f"comparison: {written['table_md']}, {written['overlap_csv']}")
 
 
 def _run_report(args):
-    from mmdigits_keras.evaluation import write_report  # deferred: TensorFlow loads on use
+    from mmdigits_keras.evaluation import write_report  # deferred: the backend loads on use
 
     print(f"wrote {write_report(args.runs, args.data, args.out, **_given(args, 'split'))}")
 
@@ -481,7 +481,7 @@ def _run_retrieval(args):
         if args.split == "both" and len(splits) == 1:
             print("test rows not evaluated: the folder has no test labels (pass --test-labels)")
     else:
-        from mmdigits_keras.evaluation import query  # deferred: TensorFlow loads on use
+        from mmdigits_keras.evaluation import query  # deferred: the backend loads on use
 
         result = query(args.model, args.data, image_index=args.image_index, wav=args.wav,
                           audio_stats=args.audio_stats, labels=args.labels, **_given(args, "out", "k", "split"))
