@@ -46,13 +46,14 @@ test: lint docs
 # (CPU builds: jax's default jaxlib, and the +cpu build of torch this machine's pip finds on disk),
 # where the tests marked `backends` run once on each (KERAS_BACKEND): every registry model through
 # the model harness, the demo (train, fine-tune, submit, evaluate, report), cross-validation, a
-# two-trial search, retrieval, the augmentation, and models saved on one backend loaded on the other.
+# two-trial search, retrieval, the augmentation, ONNX export, and models saved on one backend loaded
+# on the other.
 BACKENDS_VENV ?= .venv-backends
-$(BACKENDS_VENV)/.installed: setup.cfg pyproject.toml
+$(BACKENDS_VENV)/.installed: setup.cfg pyproject.toml Makefile
 	rm -rf $(BACKENDS_VENV)
 	$(PYTHON) -m venv $(BACKENDS_VENV)
 	$(BACKENDS_VENV)/bin/python -m pip install --quiet --upgrade pip "setuptools>=68" wheel
-	$(BACKENDS_VENV)/bin/pip install --quiet -e ".[jax,demo,report,test]" "torch==2.13.0+cpu"
+	$(BACKENDS_VENV)/bin/pip install --quiet -e ".[jax,demo,onnx,report,test]" "torch==2.13.0+cpu"
 	touch $@
 backends: $(BACKENDS_VENV)/.installed
 	@! $(BACKENDS_VENV)/bin/python -c "import tensorflow" 2>/dev/null || (echo "$(BACKENDS_VENV) has TensorFlow" >&2; exit 1)

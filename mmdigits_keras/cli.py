@@ -76,9 +76,9 @@ def _add_train(commands):
 
 def _add_protocol(p):
     p.add_argument("--augment-on", choices=D.AUGMENT_ON,
-                   help="where the recipe's augmentation runs: device (inside the training step, on the model's GPU "
-                        "or CPU) or host (an input pipeline on the CPU's cores: tf.data on TensorFlow); default the "
-                        "faster one measured for the backend and device")
+                   help="where the recipe's augmentation runs: device (default: inside the training step, on the "
+                        "model's GPU or CPU; as fast or faster on every backend measured) or host (an input pipeline "
+                        "on the CPU's cores: tf.data on TensorFlow)")
     p.add_argument("--protocol", choices=D.PROTOCOLS,
                    help="which model is saved: finetune (the validated model, trained on further on every row, the "
                         "held-out speaker too) or single (the validated model); default finetune. The reported "

@@ -10,6 +10,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # oversubscribed them (measured in docs/experiments.md, "The test suite's time, fourth pass").
 # Set before any test imports TensorFlow; child processes inherit it.
 os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
+# The same for the other backends' test processes (the backend matrix): XLA's CPU thread pool
+# (JAX) and OpenMP's (PyTorch).
+os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import importlib.util
 
@@ -121,12 +125,12 @@ def kaggle_sample(shared_data):
 
 @pytest.fixture(scope="session")
 def default_kaggle_run(kaggle_sample, tmp_path_factory, worker_id):
-    """The default model and recipe trained 2 epochs on kaggle_sample (a real model, well above chance),
-    shared by the tests that only read it."""
+    """The default model and recipe trained 2 epochs on kaggle_sample, then fine-tuned 1 on every
+    row (a real model, well above chance), shared by the tests that only read it."""
     from mmdigits_keras.training import train
 
     def build(root):
-        train(kaggle_sample, out=root / "run", epochs=2, verbose=0)
+        train(kaggle_sample, out=root / "run", epochs=2, finetune_epochs=1, verbose=0)
 
     return built_once("default_kaggle_run", build, tmp_path_factory, worker_id) / "run"
 

@@ -17,8 +17,9 @@ from mmdigits_keras.utils.names import BACKENDS
 
 pytestmark = pytest.mark.backends
 BACKEND = keras.backend.backend()
-# One model of each family (2-D CNNs, LSTMs, 1-D convolutions, Models 1-4's late fusion).
-FAMILIES = ("hybrid_cnn", "model2", "model1_lstm", "fusion_1dcnn")
+# One model of each family: 2-D CNNs, LSTMs, 1-D convolutions (Models 1-4's late fusion is built
+# from fusion_1dcnn's layer types: model2 left out to keep the suite's time).
+FAMILIES = ("hybrid_cnn", "model1_lstm", "fusion_1dcnn")
 
 # Runs in a process on another backend: loads the models saved here, predicts, and saves its own.
 OTHER_BACKEND = textwrap.dedent("""

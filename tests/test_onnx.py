@@ -12,8 +12,9 @@ from mmdigits_keras.export import export_model, predict_onnx
 from mmdigits_keras.models import create_model
 
 pytestmark = pytest.mark.backends
-# One model of each family (2-D CNNs, LSTMs, 1-D convolutions, Models 1-4's late fusion).
-FAMILIES = ("hybrid_cnn", "model2", "model1_lstm", "fusion_1dcnn")
+# One model of each family: 2-D CNNs, LSTMs, 1-D convolutions (Models 1-4's late fusion is built
+# from fusion_1dcnn's layer types: model2 left out to keep the suite's time).
+FAMILIES = ("hybrid_cnn", "model1_lstm", "fusion_1dcnn")
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,8 @@
 - ``"device"``: the batches arrive as they are and `DeviceAugmentation`, a training-only
   wrapper around the model, augments them inside the training step, on the model's device.
 
-Both run the same `augment_batch`. None picks `default_augment_on` for the backend and device,
-the placement the training-speed benchmark chose (docs/results.md).
+Both run the same `augment_batch`. None picks `DEFAULT_AUGMENT_ON`, the placement the
+training-speed benchmark chose (docs/results.md).
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ import importlib
 from mmdigits_keras.models.backbone import modalities_of
 from mmdigits_keras.training.batches import HostBatches, audio_statistics, model_inputs, recipe_targets
 from mmdigits_keras.training.on_device import augmenting_trainer
-from mmdigits_keras.utils.backends import accelerators, backend
+from mmdigits_keras.utils.backends import backend
 from mmdigits_keras.utils.checks import check_choice
-from mmdigits_keras.utils.names import AUGMENT_ON
+from mmdigits_keras.utils.names import AUGMENT_ON, DEFAULT_AUGMENT_ON
 
 # tf.data is TensorFlow's: other backends feed `HostBatches`.
 tfdata = importlib.import_module("mmdigits_keras.training.tfdata") if backend() == "tensorflow" else None
@@ -27,19 +27,11 @@ tfdata = importlib.import_module("mmdigits_keras.training.tfdata") if backend() 
 EVALUATION_BATCH_SIZE = 512
 
 
-def default_augment_on():
-    """The placement a run takes when none is asked for: on a CPU, ``"host"`` on TensorFlow
-    (`tf.data` overlaps the augmentation with the step on other cores) and ``"device"`` on JAX
-    and PyTorch; with an accelerator, ``"device"``."""
-    if accelerators():
-        return "device"
-    return "host" if backend() == "tensorflow" else "device"
-
-
 def resolve_augment_on(augment_on):
-    """`augment_on` itself, or with None `default_augment_on` (ValueError for another value)."""
+    """`augment_on` itself, or with None `DEFAULT_AUGMENT_ON`, ``"device"`` on every backend and
+    device (`mmdigits_keras.utils.names`; ValueError for another value)."""
     check_choice("augment_on", augment_on, (None, *AUGMENT_ON))
-    return augment_on or default_augment_on()
+    return augment_on or DEFAULT_AUGMENT_ON
 
 
 def is_multimodal(model):

@@ -53,8 +53,8 @@ class TrainingSettings:
         augment_on: Where a recipe's augmentation runs (`mmdigits_keras.training.placement`):
             ``"host"`` (an input pipeline on the CPU's cores: `tf.data` on TensorFlow),
             ``"device"`` (inside the training step, where the model runs) or None: the
-            default for the backend and device (``"host"`` on TensorFlow on a CPU, else
-            ``"device"``). ``config.json`` records the placement used.
+            default, ``"device"`` (`mmdigits_keras.utils.names.DEFAULT_AUGMENT_ON`).
+            ``config.json`` records the placement used.
         protocol: Which model the run saves (`mmdigits_keras.training.finetune`):
             ``"finetune"`` (the default for one run): the validated model, trained on further
             on every row (the validation rows too) for `finetune_epochs` epochs at its best

@@ -22,8 +22,9 @@ machine) therefore kept the chief waiting for ever (measured: still waiting 600 
 - **Chief restart.** keras-tuner reloads the oracle from the search folder (finished trials
   kept, running ones queued to run again; `WorkerLeases.reload` takes the trial that had
   finished last out of that queue, which keras-tuner's saved state still lists as running);
-  workers' requests wait for the chief to answer again (gRPC ``wait_for_ready``), so running
-  workers carry on once it is back. A chief restarted after the last trial exports without
+  workers' requests wait for the chief to answer again (gRPC ``wait_for_ready``), and a request
+  the chief's death cut off mid-call is sent again (`Reconnecting`), so running workers carry
+  on once it is back. A chief restarted after the last trial exports without
   serving (`mmdigits_keras.tuning.tuner.SearchTuner.search`).
 """
 
@@ -197,6 +198,36 @@ class Heartbeat(_Periodic):
         except Exception:  # the chief is away (restarting): the next beat tries again
             pass
         return True
+
+
+class Reconnecting:
+    """On a worker: keras-tuner's oracle client, whose requests are sent again when the chief
+    died while answering one (gRPC ``UNAVAILABLE``; keras-tuner's own ``wait_for_ready`` covers
+    only a chief that is down when a request starts). Sending one again is safe: a trial the
+    restarted chief no longer counts as running drops a repeated result (`WorkerLeases`)."""
+
+    def __init__(self, client):
+        object.__setattr__(self, "_client", client)
+
+    def __getattr__(self, name):
+        attribute = getattr(self._client, name)
+        if not callable(attribute):
+            return attribute
+
+        def call(*args, **kwargs):
+            while True:
+                try:
+                    return attribute(*args, **kwargs)
+                except grpc.RpcError as error:
+                    if error.code() != grpc.StatusCode.UNAVAILABLE:
+                        raise
+                    logger.warning("the chief went away during a %s request; asking again once it is back", name)
+                    time.sleep(HEARTBEAT_SECONDS)
+
+        return call
+
+    def __setattr__(self, name, value):
+        setattr(self._client, name, value)
 
 
 def parse_oracle_address(address):

@@ -16,7 +16,7 @@ import keras
 import keras_tuner
 
 from mmdigits_keras.training.logs import LOGS_DIR
-from mmdigits_keras.tuning.cluster import IDLE_POLL_SECONDS, Heartbeat, LeaseKeeper
+from mmdigits_keras.tuning.cluster import IDLE_POLL_SECONDS, Heartbeat, LeaseKeeper, Reconnecting
 from mmdigits_keras.tuning.internals import ENDED, every_trial_finished
 from mmdigits_keras.tuning.results import TRIAL_FILE
 from mmdigits_keras.tuning.state import backup_search_state
@@ -49,6 +49,8 @@ class SearchTuner(keras_tuner.Tuner):
 
     def __init__(self, *, isolation=None, role="single", search_seed=0, trial_end_hook=None, folds=None, **kwargs):
         super().__init__(**kwargs)
+        if role == "worker":  # keras-tuner made `oracle` its gRPC client of the chief's
+            self.oracle = Reconnecting(self.oracle)
         self.isolation = isolation
         self.folds = folds  # None, or the fold hypermodels of an in-process cross-validated search
         self.role = role

@@ -16,9 +16,12 @@ DEFAULT_MODEL = "hybrid_cnn"
 DEFAULT_TOWERS = "hybrid_cnn"
 # `train --strategy`: multi-device strategies by name (training/distribute.py).
 STRATEGIES = ("default", "mirrored")
-# `train --augment-on`: where the augmentation runs (training/placement.py); None: the backend's
-# and device's default there.
+# `train --augment-on`: where the augmentation runs (training/placement.py). The default: on this
+# project's 2-core CPU the device trained the default recipe faster than the host on TensorFlow
+# and JAX and as fast on PyTorch (benchmarks/bench_pipeline.py, docs/results.md); Keras's guide
+# expects the same on a GPU, which benchmarks/gpu_check.sh measures.
 AUGMENT_ON = ("device", "host")
+DEFAULT_AUGMENT_ON = "device"
 # The registered recipes (training/recipes.py); the first is the default.
 RECIPE_NAMES = ("default", "plain")
 DEFAULT_RECIPE = RECIPE_NAMES[0]

@@ -2,6 +2,7 @@
 `augment_batch`, `HostBatches`, `DeviceAugmentation`), on whichever backend the suite runs."""
 
 import dataclasses
+import json
 
 import keras
 import numpy as np
@@ -9,7 +10,7 @@ import pytest
 
 from mmdigits_keras.data import load_kaggle, train_val_split
 from mmdigits_keras.models import create_model
-from mmdigits_keras.training import compile_model
+from mmdigits_keras.training import compile_model, load_trained_model, train
 from mmdigits_keras.training.augment import SeedGeneratorDraws, augment_batch
 from mmdigits_keras.training.batches import HostBatches, audio_statistics, model_inputs
 from mmdigits_keras.training.on_device import augmenting_trainer
@@ -104,3 +105,15 @@ def test_augmentation_on_the_device_trains_and_saves_the_plain_model(part, tmp_p
     fresh = create_model("model1")
     fresh.load_weights(tmp_path / "best.weights.h5")
     np.testing.assert_allclose(fresh.predict(inputs, verbose=0), model.predict(inputs, verbose=0), atol=1e-5)
+
+
+@pytest.mark.slow(10)
+def test_a_run_augmenting_on_the_host_records_it_and_saves_the_plain_model(tiny_kaggle, tmp_path):
+    run = train(tiny_kaggle, out=tmp_path / "run", model="model1", epochs=1, augment_on="host", protocol="single",
+                verbose=0)
+    assert json.loads((run / "config.json").read_text())["training"]["augment_on"] == "host"
+    model = load_trained_model(run)
+    assert model.name.startswith("model1") and not any("augmentation" in layer.name for layer in model.layers)
+    with pytest.raises(ValueError, match="`augment_on` must be one of"):
+        train(tiny_kaggle, out=tmp_path / "bad", augment_on="gpu")
+    assert not (tmp_path / "bad").exists()

@@ -31,7 +31,7 @@ SCRIPT = textwrap.dedent("""
     # The same global batch (32): one device, or two replicas of 16 each.
     for name, strategy, batch_size in (("one", None, 32), ("mirrored", "mirrored", 16)):
         run = train(data, out=f"{out}/{name}", model="hybrid_cnn", recipe="plain", batch_size=batch_size, epochs=6,
-                    model_kwargs={"width": 0.5},
+                    finetune_epochs=1, model_kwargs={"width": 0.5},
                     split="row", strategy=strategy, verbose=0)
         config = json.load(open(f"{run}/config.json"))
         result[name] = {"global_batch": config["training"]["batch_size"] * config["training"]["replicas"],
@@ -51,8 +51,9 @@ def test_mirrored_trains_on_two_cpu_devices_as_well_as_one_device_and_loads_with
     pixels, audio, labels = synthetic_arrays(500)
     data = write_kaggle(tmp_path / "data", pixels=pixels[:400], audio=audio[:400], labels=labels[:400],
                         test_pixels=pixels[400:], test_audio=audio[400:], test_labels=labels[400:])
-    # JAX splits the host into devices by an XLA flag read when JAX starts.
-    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    # JAX splits the host into devices by an XLA flag read when JAX starts; put first, since XLA
+    # ignores the flags that follow one it does not know.
+    env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count=2 {os.environ.get('XLA_FLAGS', '')}"}
     done = subprocess.run([sys.executable, "-c", SCRIPT, str(data), str(tmp_path)], capture_output=True, text=True,
                           timeout=300, env=env)
     assert done.returncode == 0, done.stderr[-3000:]

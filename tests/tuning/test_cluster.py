@@ -3,6 +3,7 @@ restarts are in test_search.py)."""
 
 import time
 
+import grpc
 import keras_tuner
 import pytest
 
@@ -61,3 +62,43 @@ def test_with_nothing_running_a_worker_is_told_to_stop(oracle):
         oracle.update_trial(trial.trial_id, {"score": 0.5})
         oracle.end_trial(trial)
     assert oracle.create_trial("c").status == "STOPPED"
+
+
+class _CutOff(grpc.RpcError):
+    """What a gRPC call raises when the server dies while answering it."""
+
+    def __init__(self, code):
+        self._code = code
+
+    def code(self):
+        return self._code
+
+
+class _Client:
+    """A stand-in for keras-tuner's oracle client whose first `calls_failing` requests fail."""
+
+    def __init__(self, calls_failing, code):
+        self.calls, self.calls_failing, self.code, self.tuner_id = 0, calls_failing, code, "w1"
+
+    def create_trial(self, tuner_id):
+        self.calls += 1
+        if self.calls <= self.calls_failing:
+            raise _CutOff(self.code)
+        return f"trial for {tuner_id}"
+
+
+def test_a_request_cut_off_by_a_dying_chief_is_sent_again(monkeypatch, caplog):
+    monkeypatch.setattr(cluster, "HEARTBEAT_SECONDS", 0.0)
+    client = _Client(2, grpc.StatusCode.UNAVAILABLE)
+    reconnecting = cluster.Reconnecting(client)
+    assert reconnecting.create_trial("w1") == "trial for w1" and client.calls == 3
+    assert "the chief went away during a create_trial request" in caplog.text
+    reconnecting.should_report = False  # keras-tuner sets attributes on its client
+    assert client.should_report is False and reconnecting.tuner_id == "w1"
+
+
+def test_other_grpc_errors_are_not_sent_again():
+    client = _Client(1, grpc.StatusCode.INVALID_ARGUMENT)
+    with pytest.raises(grpc.RpcError):
+        cluster.Reconnecting(client).create_trial("w1")
+    assert client.calls == 1
