@@ -1,4 +1,6 @@
 """The ``mmdigits`` command: a thin argparse layer over the library functions (the top layer).
+Its description for users is `DESCRIPTION`; library errors are shown in its own words
+(`in_cli_words`: flags, not Python argument names).
 
 Errors the user can fix (bad files, bad arguments, existing outputs, an optional extra not
 installed) print one line, ``mmdigits: error: ...``, and exit with code 2, like argparse's own
@@ -38,6 +40,26 @@ PATIENCE_HELP = (f"early-stopping patience in epochs (default: scaled to the tra
 # TensorFlow's C++ start-up notices (oneDNN, CPU features) are not for users; errors still show.
 # What this level no longer silences, `native_logs_filtered` drops (unless --verbose).
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+DESCRIPTION = ("Classify digits from two modalities at once, a handwritten MNIST image and the same digit "
+               "spoken (MFCCs), with Keras: train a model, search its depth and width, evaluate it, write a "
+               "Kaggle submission, export it. `mmdigits demo` runs it all on built-in demo data.")
+# Library argument names whose CLI flag is not --<name>.
+ARGUMENT_FLAGS = {"model_name": "--model", "overwrite=True": "--overwrite"}
+
+
+def in_cli_words(message, parser):
+    """`message` (a library error, which names Python arguments: ```epochs```, ``Received:
+    epochs=0``, ``overwrite=True``) with the flags of `parser` (a command's) in their place."""
+    names = dict(ARGUMENT_FLAGS)
+    for action in parser._actions:  # argparse keeps no public list of a parser's options
+        flags = [option for option in action.option_strings if option.startswith("--")]
+        if flags:
+            names.setdefault(action.dest, flags[0])
+    for name, flag in names.items():
+        message = message.replace(f"`{name}`", f"`{flag}`").replace(f"Received: {name}=", f"Received: {flag} ")
+    return message.replace("overwrite=True", "--overwrite")
 
 
 def _add_train(commands):
@@ -128,7 +150,8 @@ def add_tune_arguments(p):
                    help=f"maximum epochs per trial, with early stopping as `mmdigits train`; a trial is scored at the "
                         f"epoch train keeps; Hyperband's max_epochs (default {D.TRIAL_EPOCHS})")
     p.add_argument("--export-epochs", type=int,
-                   help=f"maximum epochs of best/, trained as `mmdigits train` trains (default {D.EPOCHS})")
+                   help="maximum epochs of best/, trained as `mmdigits train` trains once the trials end "
+                        "(default: --epochs, the trials' own)")
     p.add_argument("--objective", choices=list(OBJECTIVES),
                    help=f"what the search maximizes or minimizes (default {DEFAULT_OBJECTIVE})")
     p.add_argument("--seed", type=int,
@@ -300,7 +323,7 @@ def _add_models(commands):
 
 def build_parser():
     """The ``mmdigits`` argument parser with one subcommand per library entry point."""
-    parser = argparse.ArgumentParser(prog="mmdigits", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="mmdigits", description=DESCRIPTION)
     verbose = "show TensorFlow's own log lines (C++ start-up notices, oneDNN, absl), hidden by default"
     parser.add_argument("--verbose", action="store_true", help=verbose)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -309,6 +332,7 @@ def build_parser():
         add(commands)
     for command in commands.choices.values():  # `mmdigits train ... --verbose` too
         command.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS, help=verbose)
+        command.set_defaults(parser=command)  # its flags name the library's arguments in errors
     return parser
 
 
@@ -391,18 +415,21 @@ def _run_models(args):
 def _run_tune(args):
     space = {key: value for key, value in (("depth", args.depth), ("width", args.width), ("audio", args.audio),
                                            ("batch_size", args.batch_size)) if value}
-    # best/'s epochs and what every trial shares with it (seed, split).
+    # best/'s epochs (the trials' unless --export-epochs) and what every trial shares with it.
+    export_epochs = args.export_epochs if args.export_epochs is not None else args.epochs
     settings = mk.TrainingSettings(**_given(args, "seed", "split"),
-                                   **({"epochs": args.export_epochs} if args.export_epochs is not None else {}))
+                                   **({"epochs": export_epochs} if export_epochs is not None else {}))
     result = mk.run_search(args.data, out=args.out, space=space, overwrite=args.overwrite, settings=settings,
                            **_given(args, "model", "recipe", "tuner", "max_trials", "epochs", "objective",
                                     "distributed", "oracle", "tuner_id", "oracle_timeout", "ensemble", "folds"))
     if result["role"] == "worker":
         print("worker finished: the chief reports no more trials")
         return 0
-    board = result["leaderboard"]
+    board, scores = result["leaderboard"], result["best_metrics"]
     print(f"{len(board)} trials ({result['failed']} not completed){'; resumed' if result['resumed'] else ''}; "
           f"leaderboard: {args.out}/leaderboard.csv")
+    print(f"best/: validation accuracy {scores['val_accuracy']:.4f}, macro-F1 {scores['val_macro_f1']:.4f} "
+          f"({scores.get('validation', 'its validation rows')}); {result['best']}")
     return 1 if result["failed"] else 0
 
 
@@ -532,7 +559,7 @@ def main(argv=None):
         with native_logs_filtered(enabled=not args.verbose):
             code = COMMANDS[args.command](args)
     except (ValueError, MissingExtraError) as error:
-        print(f"mmdigits: error: {error}", file=sys.stderr)
+        print(f"mmdigits: error: {in_cli_words(str(error), args.parser)}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("mmdigits: interrupted; nothing was written to the final paths", file=sys.stderr)

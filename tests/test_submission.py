@@ -33,7 +33,7 @@ def test_write_is_atomic_refuses_overwrite_and_validates_files(tmp_path):
     path = tmp_path / "sub" / "a.csv"
     write_submission(make_submission([1, 2]), path)
     assert path.read_text().splitlines() == ["row_id,label", "0,1", "1,2"]
-    with pytest.raises(ValueError, match="already exists; pass --overwrite"):
+    with pytest.raises(ValueError, match="already exists; pass overwrite=True"):
         write_submission(make_submission([3, 3]), path)
     assert path.read_text().splitlines()[1] == "0,1"
     write_submission(make_submission([3, 3]), path, overwrite=True)

@@ -12,6 +12,8 @@ import fnmatch
 import functools
 import inspect
 
+from mmdigits_keras.utils.checks import check_choice
+
 _REGISTRY = {}
 
 
@@ -103,8 +105,7 @@ def model_info(model_name):
     Raises:
         ValueError: `model_name` is not registered (the message lists the known names).
     """
-    if model_name not in _REGISTRY:
-        raise ValueError(f"`model_name` must be one of {list_models()}. Received: model_name={model_name!r}")
+    check_choice("model_name", model_name, list_models())
     return _REGISTRY[model_name]
 
 

@@ -33,6 +33,7 @@ import dataclasses
 
 import keras
 
+from mmdigits_keras.utils.checks import check_choice
 from mmdigits_keras.utils.names import RECIPE_NAMES
 
 
@@ -102,8 +103,7 @@ def get_recipe(name):
     ValueError lists the known names."""
     if isinstance(name, Recipe):
         return name
-    if name not in RECIPES:
-        raise ValueError(f"`recipe` must be one of {sorted(RECIPES)}. Received: recipe={name!r}")
+    check_choice("recipe", name, sorted(RECIPES))
     return RECIPES[name]
 
 

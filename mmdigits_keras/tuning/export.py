@@ -9,6 +9,7 @@ import math
 
 from mmdigits_keras.training import load_trained_model, predict_labels, prepare_data, train
 from mmdigits_keras.training.metrics import classification_metrics
+from mmdigits_keras.training.settings import resolve_protocol
 from mmdigits_keras.tuning.space import DEFAULT_LEARNING_RATE, model_hyperparameters, trial_recipe
 from mmdigits_keras.utils.files import publish_directory, read_json, write_json
 
@@ -24,6 +25,32 @@ def _train_trial_config(data, out, trial, *, model, recipe, settings, folds=None
                  model_kwargs=model_hyperparameters(values), overwrite=True, folds=folds,
                  extra_config={"tuning": {"trial_id": trial["trial_id"], "score": trial["score"],
                                           "objective": trial["objective"]}})
+
+
+def announce_export(top, settings, *, trial_epochs, folds=None):
+    """Logs, before ``best/`` trains, what it trains and for how long: as long as a `train` run,
+    often longer than the whole search of short trials.
+
+    Args:
+        top: The trials ``best/`` is made of (one, or the top N of an ensemble).
+        settings: The `TrainingSettings` ``best/`` trains with (``epochs``, ``protocol``,
+            ``finetune_epochs``).
+        trial_epochs: The trials' maximum epochs (`run_search`'s ``epochs``).
+        folds: None, or the K of a cross-validated search.
+    """
+    if len(top) > 1:
+        which = f"the top {len(top)} trials' configurations ({', '.join(t['trial_id'] for t in top)}), each"
+    else:
+        which = f"trial {top[0]['trial_id']}'s configuration"
+    budget = "as the trials" if settings.epochs == trial_epochs else f"the trials trained at most {trial_epochs}"
+    if folds:
+        then = f", {folds} fold models"
+    elif len(top) == 1 and resolve_protocol(settings.protocol, folds=False) == "finetune":
+        then = f", then fine-tuned on every row for at most {settings.finetune_epochs} epochs"
+    else:
+        then = ""
+    logger.info("training best/ as `train` trains: %s, up to %d epochs with early stopping (%s)%s",
+                which, settings.epochs, budget, then)
 
 
 def export_best(data, out, best, *, model, recipe, settings, folds=None):

@@ -27,7 +27,7 @@ from mmdigits_keras.models import model_info
 from mmdigits_keras.training import DEFAULT_MODEL, get_recipe, prepare_data
 from mmdigits_keras.training.settings import resolve_protocol, resolve_settings
 from mmdigits_keras.tuning.cluster import parse_oracle_address, wait_for_oracle
-from mmdigits_keras.tuning.export import check_replayed, export_best, export_ensemble
+from mmdigits_keras.tuning.export import announce_export, check_replayed, export_best, export_ensemble
 from mmdigits_keras.tuning.internals import hyperband_first_round, hyperband_iteration_trials
 from mmdigits_keras.tuning.oracles import HYPERBAND_FACTOR, TUNERS, default_tuner, make_oracle
 from mmdigits_keras.tuning.results import OBJECTIVES, leaderboard, plot_scores
@@ -109,8 +109,8 @@ def run_search(
             trial 0 (the untuned configuration) is `train`'s run and ``best/`` the winner's.
         objective: ``val_accuracy`` (default), ``val_loss``, ``accuracy`` or ``loss``.
         space: Optional overrides of the model's space (see `RegistryHyperModel`).
-        settings: A `TrainingSettings` (None: `train`'s defaults): how ``best/`` trains
-            (``epochs``, default 30, with early stopping; ``protocol``: as `train`, the
+        settings: A `TrainingSettings` (None: `train`'s defaults with the trials' `epochs`):
+            how ``best/`` trains (``epochs``, with early stopping; ``protocol``: as `train`, the
             validated model fine-tuned on every row; ``strategy``), and what
             every trial shares with it: ``seed`` (also the oracle's), ``val_fraction``,
             ``split`` (the objective is scored on rows whose recordings, or speakers, no
@@ -135,7 +135,8 @@ def run_search(
 
     Returns:
         dict with ``leaderboard`` (DataFrame or None on a worker), ``best`` (run directory or
-        None), ``failed`` (number of failed trials), ``resumed`` (bool), ``role`` and
+        None), ``best_metrics`` (``best/``'s ``metrics.json``: its own validation scores, not
+        its trial's; None on a worker), ``failed`` (number of failed trials), ``resumed`` (bool), ``role`` and
         ``tuner`` (the keras-tuner `SearchTuner`: ``get_best_models()``,
         ``get_best_hyperparameters()``, ``results_summary()`` work on it; None on a worker).
 
@@ -146,14 +147,14 @@ def run_search(
     """
     model_info(model)
     get_recipe(recipe)
-    settings = resolve_settings(settings)
-    seed, val_fraction, split, verbose = settings.seed, settings.val_fraction, settings.split, settings.verbose
     if tuner is not None:
         check_choice("tuner", tuner, TUNERS)
     check_choice("objective", objective, OBJECTIVES)
     for name, value in (("max_trials", max_trials), ("epochs", epochs), ("ensemble", ensemble)):
         if not (isinstance(value, (int, np.integer)) and value >= 1):
             raise ValueError(f"`{name}` must be an integer >= 1. Received: {name}={value!r}")
+    settings = resolve_settings(settings, epochs=int(epochs))  # None: best/ trains the trials' epochs
+    seed, val_fraction, split, verbose = settings.seed, settings.val_fraction, settings.split, settings.verbose
     if tuner is None:
         tuner = default_tuner(max_trials, epochs)
     if distributed not in (None, "chief", "worker"):
@@ -228,8 +229,8 @@ def run_search(
         search.search(epochs=epochs, verbose=verbose)
 
         if is_worker:
-            return {"leaderboard": None, "best": None, "failed": 0, "resumed": resumed, "role": "worker",
-                    "tuner": None}
+            return {"leaderboard": None, "best": None, "best_metrics": None, "failed": 0, "resumed": resumed,
+                    "role": "worker", "tuner": None}
         board = leaderboard(search, objective)
         atomic_write(out / "leaderboard.csv", lambda tmp: board.to_csv(tmp, index=False))
         plot_scores(board, out / "scores.png", objective=objective)
@@ -248,6 +249,7 @@ def run_search(
         gc.collect()
         # best/ trains on the split the trials were scored on.
         export = dict(model=model, recipe=recipe, settings=dataclasses.replace(settings, split=split))
+        announce_export(top, settings, trial_epochs=epochs, folds=folds)
         if ensemble > 1:
             write_json(out / "best_ensemble.json", top)
             best_dir, exported = export_ensemble(data, out, top, **export)
@@ -261,8 +263,8 @@ def run_search(
         if len(failed):
             logger.warning("%d trial(s) did not complete; see the status column of %s", len(failed),
                            out / "leaderboard.csv")
-        return {"leaderboard": board, "best": best_dir, "failed": len(failed), "resumed": resumed,
-                "role": distributed or "single", "tuner": search}
+        return {"leaderboard": board, "best": best_dir, "best_metrics": read_json(best_dir / "metrics.json"),
+                "failed": len(failed), "resumed": resumed, "role": distributed or "single", "tuner": search}
 
 
 def _plain(value):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import difflib
+
 import numpy as np
 
 
@@ -11,10 +13,21 @@ def check_positive(name, value, kind=int):
         raise ValueError(f"`{name}` must be a positive {kind.__name__}. Received: {name}={value!r}")
 
 
+def did_you_mean(value, choices):
+    """`` Did you mean 'x'?`` naming the choices closest to `value` (difflib's ratio >= 0.6), or
+    ``""`` when none is close or `value` is not a string."""
+    if not isinstance(value, str):
+        return ""
+    close = difflib.get_close_matches(value, [str(c) for c in choices], n=2)
+    return f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+
+
 def check_choice(name, value, choices):
-    """Raises ValueError unless `value` is one of `choices`; the message lists them."""
+    """Raises ValueError unless `value` is one of `choices`; the message lists them and names the
+    nearest (a typo: ``'hybrid_cnnn'`` -> ``Did you mean 'hybrid_cnn'?``)."""
     if value not in choices:
-        raise ValueError(f"`{name}` must be one of {list(choices)}. Received: {name}={value!r}")
+        raise ValueError(f"`{name}` must be one of {list(choices)}. Received: {name}={value!r}."
+                         f"{did_you_mean(value, choices)}")
 
 
 def check_non_negative(name, value):

@@ -26,7 +26,7 @@ def check_output_free(out, *, overwrite):
         ValueError: `out` holds a file or a non-empty folder and `overwrite` is False.
     """
     if not overwrite and is_occupied(out):
-        raise ValueError(f"{out}: already exists; pass --overwrite (overwrite=True) to replace it")
+        raise ValueError(f"{out}: already exists; pass overwrite=True to replace it")
 
 
 def atomic_write(path, write):

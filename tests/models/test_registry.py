@@ -28,6 +28,11 @@ def test_model_config_is_a_copy_and_unknown_names_fail():
     assert MODEL_CONFIGS["model2"]["depth"] == 2
     with pytest.raises(ValueError, match=r"`model_name` must be one of \[.*'model2'.*\]. Received: model_name='model9'"):
         create_model("model9")
+    # A typo names the nearest registry names (difflib); a name near none names none.
+    with pytest.raises(ValueError, match=r"Received: model_name='hybrid_cnnn'\. Did you mean 'hybrid_cnn' or "):
+        create_model("hybrid_cnnn")
+    with pytest.raises(ValueError, match=r"Received: model_name='resnet50'\.$"):
+        create_model("resnet50")
 
 
 @pytest.mark.backends

@@ -128,7 +128,7 @@ def test_same_seed_gives_identical_predictions(tiny_kaggle, tmp_path):
 def test_refuses_to_overwrite_a_run_unless_asked(tiny_kaggle, tmp_path):
     run = train(tiny_kaggle, out=tmp_path / "run", model="model1", epochs=1, recipe="plain", verbose=0)
     before = (run / "metrics.json").read_text()
-    with pytest.raises(ValueError, match="already exists; pass --overwrite"):
+    with pytest.raises(ValueError, match="already exists; pass overwrite=True"):
         train(tiny_kaggle, out=run, model="model1", epochs=1, verbose=0)
     assert (run / "metrics.json").read_text() == before
     train(tiny_kaggle, out=run, model="model1_lstm", epochs=1, recipe="plain", verbose=0, overwrite=True)

@@ -15,6 +15,7 @@ import psutil
 import pytest
 from conftest import find_layer, layer_names, tensorboard_events
 
+import mmdigits_keras as mk
 from mmdigits_keras.cli import build_parser, main
 from mmdigits_keras.data import load_kaggle
 from mmdigits_keras.models import create_model
@@ -182,6 +183,9 @@ def test_search_writes_outputs_resumes_and_refuses_other_searches(tiny_kaggle, t
     assert first["score"] == pytest.approx(json.loads((untuned / "metrics.json").read_text())["val_accuracy"], abs=1e-6)
     best_validation = json.loads((out / "best" / "metrics.json").read_text())["val_accuracy"]
     assert best_validation == pytest.approx(best["score"], abs=1e-6) and best_validation >= first["score"]
+    assert result["best_metrics"]["val_accuracy"] == best_validation  # best/'s own score, returned
+    assert (f"training best/ as `train` trains: trial {best['trial_id']}'s configuration, up to 1 epochs with early "
+            "stopping (as the trials), then fine-tuned on every row for at most 10 epochs") in caplog.text
     assert "did not repeat exactly" not in caplog.text
     check_replayed(out / "best", {**best, "score": best_validation - 0.01})  # as if it had not repeated
     assert "did not repeat exactly" in caplog.text
@@ -207,6 +211,7 @@ def test_search_writes_outputs_resumes_and_refuses_other_searches(tiny_kaggle, t
         record = json.loads((out / "keras_tuner" / f"trial_{trial_id}" / TRIAL_FILE).read_text())
         assert record["finished_at"] == stamp
     top = [t.trial_id for t in again["tuner"].oracle.get_best_trials(2)]
+    assert f"training best/ as `train` trains: the top 2 trials' configurations ({', '.join(top)}), each" in caplog.text
     config = json.loads((out / "best" / "config.json").read_text())
     assert config["ensemble"]["members"] == [f"trial_{t}" for t in top]
     # The members are validated models, so the ensemble's validation score is held out.
@@ -284,8 +289,9 @@ def test_trials_share_a_worker_process_that_is_replaced_when_it_retires(tiny_kag
                 child.wait(timeout=60)
                 killed.append(child.pid)
 
-    run_search(tiny_kaggle, out=out, **MODEL2, recipe="plain", max_trials=3, epochs=1, settings=QUIET_ONE_EPOCH,
-               trial_end_hook=kill_the_first_worker)
+    # No settings: best/ trains as `train` trains, for the trials' epochs (1).
+    run_search(tiny_kaggle, out=out, **MODEL2, recipe="plain", max_trials=3, epochs=1, trial_end_hook=kill_the_first_worker)
+    assert json.loads((out / "best" / "config.json").read_text())["training"]["epochs"] == 1
     board = pd.read_csv(out / "leaderboard.csv")
     assert len(board) == 3 and set(board["status"]) == {"COMPLETED"}
     pids = [json.loads((out / "keras_tuner" / f"trial_{t}" / TRIAL_FILE).read_text())["worker_pid"]
@@ -355,6 +361,7 @@ def _assert_search_completed(out, trials, chief_output):
     board = pd.read_csv(out / "leaderboard.csv")
     assert sorted(board["trial_id"]) == list(range(trials)) and set(board["status"]) == {"COMPLETED"}, board
     assert chief_output.count("exported the best configuration") == 1, chief_output
+    assert "training best/ as `train` trains" in chief_output and "best/: validation accuracy" in chief_output
     assert sorted(p.name for p in (out / "best").iterdir()) == sorted(RUN_FILES)
     assert not [p for p in out.iterdir() if p.name.startswith(".")]
     assert not [p for p in out.parent.iterdir() if p.name.endswith(".lock")]  # claims released
@@ -430,13 +437,32 @@ def _one_line_error(capsys, code, fragment):
     assert code == 2 and err.startswith("mmdigits: error: ") and "\n" not in err and fragment in err, err
 
 
+def test_tune_trains_best_for_the_trials_epochs_unless_told_and_prints_its_own_score(monkeypatch, tmp_path, capsys):
+    asked = []
+
+    def search(data, *, out, settings, **options):  # what the CLI asks of the library, and its answer
+        asked.append((settings.epochs, options.get("epochs")))
+        return {"role": "single", "leaderboard": pd.DataFrame({"trial_id": ["0", "1"]}), "failed": 0, "resumed": False,
+                "best": Path(out) / "best", "best_metrics": {"val_accuracy": 0.9975, "val_macro_f1": 0.9974,
+                                                             "validation": "the validated run's model"}}
+
+    monkeypatch.setattr(mk, "run_search", search)
+    common = ["tune", "--data", str(tmp_path), "--out", str(tmp_path / "s")]
+    assert main([*common, "--epochs", "2"]) == 0
+    assert main([*common, "--epochs", "2", "--export-epochs", "5"]) == 0
+    assert main(common) == 0
+    assert asked == [(2, 2), (5, 2), (TrainingSettings().epochs, None)]
+    printed = capsys.readouterr().out
+    assert f"best/: validation accuracy 0.9975, macro-F1 0.9974 (the validated run's model); {tmp_path / 's' / 'best'}" in printed
+
+
 def test_bad_input_is_one_line_exit_2_and_overwrites_nothing(tiny_kaggle, tmp_path, capsys):
     out = tmp_path / "s"
     out.mkdir()
     (out / "leaderboard.csv").write_text("keep me")
     base = ["tune", "--data", str(tiny_kaggle), "--out", str(out), "--epochs", "1", *SMALL_ARGS]
-    _one_line_error(capsys, main([*base, "--tuner", "grid"]), "`tuner` must be one of")
-    _one_line_error(capsys, main([*base, "--max-trials", "0"]), "`max_trials` must be an integer >= 1")
+    _one_line_error(capsys, main([*base, "--tuner", "grid"]), "`--tuner` must be one of")
+    _one_line_error(capsys, main([*base, "--max-trials", "0"]), "`--max-trials` must be an integer >= 1. Received: --max-trials 0")
     _one_line_error(capsys, main(["tune", "--data", str(tmp_path / "nope"), "--out", str(out)]), "data folder not found")
     _one_line_error(capsys, main([*base, "--distributed", "worker"]), "--oracle HOST:PORT")
     started = time.time()
