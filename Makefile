@@ -63,7 +63,7 @@ backends: $(BACKENDS_VENV)/.installed
 # The compatibility run (compat/, in .ci/run): the notebook images of 2025 (Python 3.12, TensorFlow
 # 2.19, Keras 3.10) and 2026 (Python 3.13, TensorFlow 2.20, Keras 3.13, JAX 0.7): each a fresh
 # environment of its Python (pyenv) and its packages (compat/notebook-IMAGE.txt), the wheel
-# installed on top as a notebook installs it, a smoke suite and the example notebooks
+# installed on top as a notebook installs it, a smoke suite, the example notebooks and README's snippet
 # (compat/run.sh).
 COMPAT_IMAGES ?= 2025 2026
 compat: $(BIN)/python

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # One notebook image of the compatibility run (make compat): a fresh environment of the image's
 # Python with the packages of compat/notebook-IMAGE.txt, our wheel (build/compat) installed on
-# top as a notebook installs it, then the smoke suite and both example notebooks. Rebuilt from
-# nothing every time. `pytest` (not `python -m pytest`) so that the installed wheel is imported,
+# top as a notebook installs it, then the smoke suite, both example notebooks and README's
+# snippet. Rebuilt from nothing every time. `pytest` (not `python -m pytest`) so that the installed wheel is imported,
 # not the source tree.
 #
 #   bash compat/run.sh 2025|2026
@@ -22,4 +22,4 @@ rm -rf "$venv"
 export MMDIGITS_NOTEBOOK="$pins"
 MMDIGITS_WHEEL="$(ls "$root"/build/compat/mmdigits_keras-*.whl)" "$venv/bin/pytest" -c compat/pytest.ini \
   compat/test_install.py
-"$venv/bin/pytest" -c compat/pytest.ini compat/test_smoke.py compat/test_notebook.py
+"$venv/bin/pytest" -c compat/pytest.ini compat/test_smoke.py compat/test_notebook.py compat/test_readme.py

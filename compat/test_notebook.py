@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 from nbclient import NotebookClient
 
+from mmdigits_keras.data import build_demo_data
 from mmdigits_keras.submission import validate_submission
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -51,8 +52,11 @@ def test_the_kaggle_notebook_trains_searches_and_writes_a_valid_submission(kaggl
     assert list(pd.read_csv(path).columns) == ["row_id", "label"]
 
 
-def test_the_quickstart_notebook_runs_offline_and_learns(tmp_path):
+def test_the_quickstart_notebook_runs_offline_and_learns_on_the_demos_data(tmp_path):
+    # As after `make demo` in the repository: the notebook takes runs/demo/data.
+    build_demo_data(tmp_path / "runs" / "demo" / "data", seed=0)
     text = _run("quickstart.ipynb", tmp_path)
+    assert "\nruns/demo/data " in text, text[:500]
     assert "model2_conv1d 6,766,478 parameters" in text  # seed 000, Table 2
     accuracy = float(re.search(r"demo test accuracy: ([0-9.]+)", text).group(1))
     assert accuracy > 0.8, accuracy

@@ -18,6 +18,7 @@ import importlib.util
 
 from mmdigits_keras.utils.lazy import lazy_exports
 from mmdigits_keras.utils.names import BACKENDS
+from mmdigits_keras.utils.quiet import quiet_tensorflow
 
 # No backend is a hard requirement of the distribution (setup.cfg: notebooks bring their own);
 # without any, say what to install instead of failing deep inside keras.
@@ -27,6 +28,10 @@ if not any(importlib.util.find_spec(name) for name in BACKENDS):
                       "KERAS_BACKEND picks it; Kaggle and Colab notebooks have TensorFlow and JAX already")
 
 __version__ = "0.3.0"
+
+# TensorFlow's start-up and C++ notices stay out of a notebook's output, as out of the CLI's;
+# MMDIGITS_TF_LOGS=1 keeps them (docs/getting-started.md). Before anything imports TensorFlow.
+quiet_tensorflow()
 
 # The public API: what users call. Everything else is imported from its subpackage
 # (`mmdigits_keras.data`, `.models`, `.training`, `.tuning`, `.evaluation`, `.submission`,

@@ -10,6 +10,7 @@ usage errors.
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import logging
 import os
@@ -20,6 +21,7 @@ from pathlib import Path
 # `mmdigits --help` starts at once.
 import mmdigits_keras as mk
 from mmdigits_keras.data.constants import CHANNELS
+from mmdigits_keras.data.layouts import check_data_folder
 from mmdigits_keras.utils import names as D
 from mmdigits_keras.utils.extras import MissingExtraError
 from mmdigits_keras.utils.names import (
@@ -31,7 +33,7 @@ from mmdigits_keras.utils.names import (
     RECIPE_NAMES,
     STRATEGIES,
 )
-from mmdigits_keras.utils.quiet import native_logs_filtered
+from mmdigits_keras.utils.quiet import loud_tensorflow, native_logs_filtered
 
 EXIT_USAGE = 2
 PATIENCE_HELP = (f"early-stopping patience in epochs (default: scaled to the training rows, about "
@@ -60,6 +62,16 @@ def in_cli_words(message, parser):
     for name, flag in names.items():
         message = message.replace(f"`{name}`", f"`{flag}`").replace(f"Received: {name}=", f"Received: {flag} ")
     return message.replace("overwrite=True", "--overwrite")
+
+
+def failed_write(error):
+    """One line for an `OSError` that stopped a command (a full disk, a read-only or vanished
+    folder, no permission): the path and the cause. The library writes through temporary files
+    and renames, so nothing half-written is left at a final path and what was there stays."""
+    cause = error.strerror or str(error)
+    hint = "; free some space and run it again (outputs already there are untouched)" \
+        if error.errno in (errno.ENOSPC, errno.EDQUOT) else ""
+    return f"{error.filename}: {cause}{hint}" if error.filename else f"{cause}{hint}"
 
 
 def _add_train(commands):
@@ -370,7 +382,7 @@ def _print_metrics(run):
 def _print_finetune(metrics):
     if "finetune" in metrics:
         stage = metrics["finetune"]
-        print(f"fine-tuning: the saved model trained on {stage['epochs']} epochs on all {stage['rows']} rows "
+        print(f"fine-tuning: the saved model trained on {stage['epochs']} epochs on all {stage['rows']:,} rows "
               f"({stage['seconds']:.0f} s); the scores above are the validated run's")
 
 
@@ -555,11 +567,17 @@ def main(argv=None):
     _show_library_log()
     if args.verbose:  # read when TensorFlow is first imported, which is after this
         os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
+        loud_tensorflow()  # what `import mmdigits_keras` quieted
     try:
+        if getattr(args, "data", None):  # a mistyped path is said at once, before Keras's start-up
+            check_data_folder(args.data)
         with native_logs_filtered(enabled=not args.verbose):
             code = COMMANDS[args.command](args)
     except (ValueError, MissingExtraError) as error:
         print(f"mmdigits: error: {in_cli_words(str(error), args.parser)}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as error:  # a full disk, a read-only or vanished folder, no permission
+        print(f"mmdigits: error: {failed_write(error)}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("mmdigits: interrupted; nothing was written to the final paths", file=sys.stderr)

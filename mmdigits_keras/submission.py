@@ -100,11 +100,15 @@ def submit(model, data, out, *, overwrite=False, weights=None):
         weights: With several runs, one non-negative weight per run (None: the plain mean).
 
     Returns:
-        (path, frame): the written path and the submission frame.
+        A tuple ``(path, frame)``: the CSV's `pathlib.Path`, and the `pandas.DataFrame` written
+        to it: one row per test row, columns ``row_id`` (int, the data set's test ids in order)
+        and ``label`` (int, 0-9, the argmax of the predicted probabilities).
 
     Raises:
         ValueError: bad model or data files, an existing `out` without `overwrite`, or `out`
             claimed by another live process (`mmdigits_keras.utils.locks.claim`).
+        OSError: the CSV could not be written (a full disk, a read-only folder); an existing
+            `out` is left as it was.
     """
     out = Path(out)
     with claim(out, what="submission"):  # before the slow part, like the check below

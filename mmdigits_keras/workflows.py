@@ -10,6 +10,7 @@ from mmdigits_keras.data.demo import DEMO_NOTE, build_demo_data
 from mmdigits_keras.data.layouts import load_kaggle
 from mmdigits_keras.submission import submit
 from mmdigits_keras.training import DEFAULT_MODEL, classification_metrics, train
+from mmdigits_keras.utils.files import removed_on_failure
 from mmdigits_keras.utils.names import DEMO_EPOCHS, SEED
 
 logger = logging.getLogger("mmdigits_keras")
@@ -40,10 +41,11 @@ def run_demo(out, *, model=DEFAULT_MODEL, epochs=DEMO_EPOCHS, seed=SEED, verbose
     out = Path(out).resolve()
     log = log or logger.info
     log(DEMO_NOTE)
-    log("building the demo data set (eSpeak NG speech + MFCC) ...")
-    data = build_demo_data(out / "data", seed=seed)
-    log(f"data: {data}")
-    run = train(data, out=out / "run", model=model, epochs=epochs, seed=seed, overwrite=True, verbose=verbose)
-    path, frame = submit(run, data, out / "submission.csv", overwrite=True)
+    with removed_on_failure(out):  # a new demo folder appears with all its parts or not at all
+        log("building the demo data set (eSpeak NG speech + MFCC) ...")
+        data = build_demo_data(out / "data", seed=seed)
+        log(f"data: {data}")
+        run = train(data, out=out / "run", model=model, epochs=epochs, seed=seed, overwrite=True, verbose=verbose)
+        path, frame = submit(run, data, out / "submission.csv", overwrite=True)
     scores = classification_metrics(load_kaggle(data, "test").labels, frame["label"].to_numpy())
     return {"data": data, "run": run, "submission": path, "scores": scores}

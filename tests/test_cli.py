@@ -1,4 +1,6 @@
+import errno
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -110,7 +112,7 @@ class _Called(Exception):
     pass
 
 
-def test_options_not_given_are_left_to_the_library(monkeypatch, capsys):
+def test_options_not_given_are_left_to_the_library(monkeypatch, capsys, tmp_path):
     import inspect
 
     import mmdigits_keras as mk
@@ -127,9 +129,10 @@ def test_options_not_given_are_left_to_the_library(monkeypatch, capsys):
 
     for name in ("train", "run_search", "run_demo", "train_retrieval"):
         monkeypatch.setattr(mk, name, record(name))
-    for argv in (["train", "--data", "d", "--out", "o"], ["tune", "--data", "d", "--out", "o"], ["demo"],
-                 ["retrieval", "train", "--data", "d", "--out", "o"], ["train", "--data", "d", "--out", "o",
-                                                                      "--epochs", "3", "--seed", "0"]):
+    d = str(tmp_path)  # a folder: the CLI checks --data before it calls the library
+    for argv in (["train", "--data", d, "--out", "o"], ["tune", "--data", d, "--out", "o"], ["demo"],
+                 ["retrieval", "train", "--data", d, "--out", "o"], ["train", "--data", d, "--out", "o",
+                                                                     "--epochs", "3", "--seed", "0"]):
         with pytest.raises(_Called):
             main(argv)
         if argv[0] == "train" and "--epochs" not in argv:
@@ -238,3 +241,92 @@ def test_a_users_mistake_is_one_line_exit_2_and_writes_nothing(case, tiny_fusion
     assert sorted(p.name for p in run.rglob("*")) == before  # no eval/ folder, no partial file
     if out.parent == tmp_path:
         assert not list(tmp_path.glob(f".{out.name}*"))  # no lock or temporary file left beside it
+
+
+
+def _disk_full(monkeypatch, failing):
+    """Renames onto, and files opened for writing at, a path that `failing(path)` accepts fail as
+    on a full disk (ENOSPC): the writes that publish a run directory or a file, and the write of
+    a temporary file."""
+    rename, opening = os.replace, open
+
+    def replace(source, target, *args, **kwargs):
+        if failing(Path(target)):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(target))
+        return rename(source, target, *args, **kwargs)
+
+    def open_(file, mode="r", *args, **kwargs):
+        if isinstance(file, (str, Path)) and "w" in mode and failing(Path(file)):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(file))
+        return opening(file, mode, *args, **kwargs)
+
+    monkeypatch.setattr(os, "replace", replace)
+    monkeypatch.setattr("builtins.open", open_)
+
+
+def test_a_full_disk_is_one_line_exit_2_and_leaves_outputs_whole(tiny_kaggle, tiny_fusion_run, tmp_path, monkeypatch,
+                                                                 capsys):
+    data, (_, run) = tiny_kaggle, tiny_fusion_run
+    out = tmp_path / "full"
+    out.mkdir()
+    # train: its run directory is published by one rename at the end; nothing is left behind.
+    with monkeypatch.context() as patch:
+        _disk_full(patch, lambda path: path == out / "run")
+        code = main(["train", "--data", str(data), "--out", str(out / "run"), "--model", "model1", "--recipe", "plain",
+                     "--epochs", "1", "--protocol", "single"])
+    _one_line_error(capsys, code, f"{out / 'run'}: No space left on device; free some space and run it again")
+    assert list(out.iterdir()) == []
+    # submit over an existing CSV, failing at the final rename and at the temporary file's write:
+    # the CSV stays byte-identical and no temporary file is left.
+    csv = out / "s.csv"
+    csv.write_text("row_id,label\n0,7\n")
+    for failing in (lambda path: path == csv, lambda path: path.parent == out and path.name.startswith(".s.tmp")):
+        with monkeypatch.context() as patch:
+            _disk_full(patch, failing)
+            code = main(["submit", "--model", str(run), "--data", str(data), "--out", str(csv), "--overwrite"])
+        _one_line_error(capsys, code, "No space left on device")
+        assert csv.read_text() == "row_id,label\n0,7\n" and [p.name for p in out.iterdir()] == ["s.csv"]
+
+
+def test_a_mistyped_data_path_is_refused_before_keras_starts(tmp_path):
+    script = ("import sys; from mmdigits_keras.cli import main; code = main(sys.argv[1:]); "
+              "print(code, sorted(m for m in ('keras', 'tensorflow', 'jax', 'torch') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", script, "train", "--data", str(tmp_path / "nope"), "--out",
+                           str(tmp_path / "run")], capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "2 []", done.stdout + done.stderr
+    assert done.stderr.strip() == f"mmdigits: error: {tmp_path / 'nope'}: data folder not found"
+
+
+def _commands_that_write(data, run, mnist, recordings, out):
+    """(name, argv) of each writing command, its output under `out`."""
+    return [("tune", ["tune", "--data", str(data), "--out", str(out / "search"), "--model", "model1", "--epochs", "1",
+                      "--max-trials", "1", "--recipe", "plain"]),
+            ("export", ["export", "--model", str(run), "--format", "tflite", "--out", str(out / "m.tflite")]),
+            ("report", ["report", "--runs", str(run), "--data", str(data), "--out", str(out / "report")]),
+            ("data build", ["data", "build", "--audio", str(recordings), "--audio-format", "fsdd", "--images", str(mnist),
+                            "--test-speakers", "nicolas", "--out", str(out / "built")]),
+            ("demo", ["demo", "--out", str(out / "demo"), "--epochs", "1"])]
+
+
+@pytest.mark.slow(20)
+def test_every_writing_command_answers_a_full_disk_in_one_line(tiny_fusion_run, shared_data, tmp_path, monkeypatch,
+                                                               capsys):
+    data, run = tiny_fusion_run
+    recordings = tmp_path / "rec"  # two speakers' first takes of each digit
+    recordings.mkdir()
+    for digit in range(10):
+        for speaker in ("george", "nicolas"):
+            shutil.copy(shared_data / "fsdd" / "recordings" / f"{digit}_{speaker}_0.wav", recordings)
+    out = tmp_path / "full"
+    out.mkdir()
+    (out / "keep.txt").write_text("kept")
+    for name, argv in _commands_that_write(data, run, shared_data / "mnist_t10k_first5000.npz", recordings, out):
+        with monkeypatch.context() as patch:  # every write under `out` fails, as on a full disk
+            _disk_full(patch, lambda path: out in path.parents)
+            code = main(argv)
+        err = capsys.readouterr().err.strip()
+        assert code == 2 and err.startswith("mmdigits: error: ") and "\n" not in err, (name, err)
+        assert "No space left on device" in err and str(out) in err, (name, err)
+        # Nothing half-written is left, and what was there stays.
+        left = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if not p.name.endswith(".lock"))
+        assert left == ["keep.txt"] and (out / "keep.txt").read_text() == "kept", (name, left)

@@ -20,7 +20,7 @@ from mmdigits_keras.data.constants import FEATURE_KINDS, NUM_CLASSES, NUM_FRAMES
 from mmdigits_keras.data.features import HOP_SECONDS, SAMPLE_RATE, WINDOW_SECONDS, speech_features
 from mmdigits_keras.data.groups import write_groups
 from mmdigits_keras.data.sources import find_recordings, load_image_pools, read_wav
-from mmdigits_keras.utils.files import check_output_free, publish_directory, staging_directory, write_json
+from mmdigits_keras.utils.files import check_output_free, publish_directory, staged_directory, write_json
 from mmdigits_keras.utils.progress import progress_bar
 
 logger = logging.getLogger("mmdigits_keras")
@@ -199,39 +199,39 @@ def build_dataset(
     for part in parts.values():
         part["audio"] = ((part["audio"] - mean) / std).astype(np.float32)
 
-    staging = staging_directory(out)
-    _write_layout(staging, layout, parts)
-    # A speed-perturbed copy is the same recording: one group with its original.
-    originals = [str(r["path"].relative_to(audio)) for r in kept]
-    for split, part in parts.items():
-        write_groups(staging, split, recordings=[originals[i] for i in part["recordings"]],
-                     speakers=speakers[part["recordings"]])
-    relative = [str(r["path"].relative_to(audio)) + (f" (speed x{r['speed']})" if "speed" in r else "")
-                for r in kept]
-    write_json(staging / "manifest.json", {
-        "layout": layout,
-        "seed": seed,
-        "audio": {"source": str(audio.resolve()), "format": audio_format, "recordings": recordings_read,
-                  "skipped": skipped},
-        "images": {"source": image_description},
-        "features": {"kind": features, "frames": NUM_FRAMES, "values_per_frame": FEATURE_KINDS[features],
-                     "window_seconds": WINDOW_SECONDS, "hop_seconds": HOP_SECONDS, "sample_rate": SAMPLE_RATE,
-                     "standardized": "per column with the training rows' mean and std (below)",
-                     "mean": mean.tolist(), "std": std.tolist()},
-        "pairing": "each image gets a random utterance of the same digit from its part (Khacef rule)",
-        "channel": {"test": channel, "speed_perturbation": list(speed_perturbation)},
-        "split": {"test_speakers": test_speakers or None,
-                  "test_fraction": None if test_speakers else test_fraction},
-        **{split: {
-            "rows": int(len(part["labels"])),
-            "rows_per_digit": np.bincount(part["labels"], minlength=NUM_CLASSES).tolist(),
-            "speakers": sorted(set(speakers[audio_rows[split]].tolist())),
-            "recordings_per_digit": np.bincount(digits[audio_rows[split]], minlength=NUM_CLASSES).tolist(),
-            "source_files": [relative[i] for i in audio_rows[split]],
-            "row_recordings": [relative[i] for i in part["recordings"]],
-        } for split, part in parts.items()},
-    })
-    return publish_directory(staging, out, overwrite=overwrite)
+    with staged_directory(out) as staging:  # removed again if a write fails (a full disk)
+        _write_layout(staging, layout, parts)
+        # A speed-perturbed copy is the same recording: one group with its original.
+        originals = [str(r["path"].relative_to(audio)) for r in kept]
+        for split, part in parts.items():
+            write_groups(staging, split, recordings=[originals[i] for i in part["recordings"]],
+                         speakers=speakers[part["recordings"]])
+        relative = [str(r["path"].relative_to(audio)) + (f" (speed x{r['speed']})" if "speed" in r else "")
+                    for r in kept]
+        write_json(staging / "manifest.json", {
+            "layout": layout,
+            "seed": seed,
+            "audio": {"source": str(audio.resolve()), "format": audio_format, "recordings": recordings_read,
+                      "skipped": skipped},
+            "images": {"source": image_description},
+            "features": {"kind": features, "frames": NUM_FRAMES, "values_per_frame": FEATURE_KINDS[features],
+                         "window_seconds": WINDOW_SECONDS, "hop_seconds": HOP_SECONDS, "sample_rate": SAMPLE_RATE,
+                         "standardized": "per column with the training rows' mean and std (below)",
+                         "mean": mean.tolist(), "std": std.tolist()},
+            "pairing": "each image gets a random utterance of the same digit from its part (Khacef rule)",
+            "channel": {"test": channel, "speed_perturbation": list(speed_perturbation)},
+            "split": {"test_speakers": test_speakers or None,
+                      "test_fraction": None if test_speakers else test_fraction},
+            **{split: {
+                "rows": int(len(part["labels"])),
+                "rows_per_digit": np.bincount(part["labels"], minlength=NUM_CLASSES).tolist(),
+                "speakers": sorted(set(speakers[audio_rows[split]].tolist())),
+                "recordings_per_digit": np.bincount(digits[audio_rows[split]], minlength=NUM_CLASSES).tolist(),
+                "source_files": [relative[i] for i in audio_rows[split]],
+                "row_recordings": [relative[i] for i in part["recordings"]],
+            } for split, part in parts.items()},
+        })
+        return publish_directory(staging, out, overwrite=overwrite)
 
 
 def _write_layout(directory, layout, parts):

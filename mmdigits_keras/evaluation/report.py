@@ -11,7 +11,7 @@ from mmdigits_keras.evaluation.embeddings import embeddings
 from mmdigits_keras.evaluation.robustness import robustness
 from mmdigits_keras.models import model_info
 from mmdigits_keras.training.rundir import read_run_config, training_curves
-from mmdigits_keras.utils.files import atomic_write
+from mmdigits_keras.utils.files import atomic_write, removed_on_failure
 
 
 def _markdown_table(frame, floats="{:.4f}"):
@@ -49,8 +49,13 @@ def write_report(runs, data, out, *, split="validation", max_embedding_rows=1000
         raise ValueError("give at least one run directory")
     if len(set(names)) != len(names):
         raise ValueError(f"run folder names must differ to label them in the report: {names}")
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    with removed_on_failure(out):  # a new report folder appears whole or not at all
+        Path(out).mkdir(parents=True, exist_ok=True)
+        return _write_report(runs, data, Path(out), split=split, max_embedding_rows=max_embedding_rows)
+
+
+def _write_report(runs, data, out, *, split, max_embedding_rows):
+    names = [r.name for r in runs]
     models = {r.name: read_run_config(r)["model"] for r in runs}
     modalities = {name: model_info(model).modalities for name, model in models.items()}
     results = {r.name: evaluate(r, data, split=split) for r in runs}

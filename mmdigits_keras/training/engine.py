@@ -75,6 +75,23 @@ class TrainingSpec:
     monitor: str = EARLY_STOPPING_MONITOR
 
 
+
+def log_training_rows(prepared, recipe):
+    """Logs, once a run, the rows it trains and validates on (synthetic speech rows named as such)
+    and, when the recipe changes its training batches, why training accuracy sits below
+    validation's: Keras's progress bar scores the batches as trained."""
+    real = len(prepared.train) - prepared.synthetic_rows
+    synthetic = f" + {prepared.synthetic_rows:,} synthetic speech rows" if prepared.synthetic_rows else ""
+    held_out = f", validating on {len(prepared.validation):,} rows held out by {prepared.split}" \
+        if prepared.validation is not None and len(prepared.validation) else ""
+    logger.info("training on %s rows%s%s", f"{real:,}", synthetic, held_out)
+    changed = [name for name, on in (("augmentation", recipe.augment),
+                                     ("modality dropout", recipe.image_dropout or recipe.audio_dropout),
+                                     ("label smoothing", recipe.label_smoothing)) if on]
+    if changed:
+        logger.info("training accuracy is scored on the batches as trained (%s), so it sits below validation "
+                    "accuracy", ", ".join(changed))
+
 def run(data, spec, *, out, recipe, settings=None, overwrite=False, extra_config=None, callbacks=(), fold=None):
     """Trains `spec` on `data` with `recipe` and `settings` and writes the run directory `out`.
 
@@ -125,6 +142,7 @@ def run(data, spec, *, out, recipe, settings=None, overwrite=False, extra_config
             net, saved = spec.build(prepared)
             compile_model(net, recipe, learning_rate=settings.learning_rate, loss=spec.loss, metrics=spec.metrics)
             patience = resolve_patience(settings.patience, len(prepared.train))
+            log_training_rows(prepared, recipe)
             if settings.patience is None and patience != MAX_PATIENCE:
                 logger.info("early stopping: a patience of %d epochs, scaled to %s training rows (`patience` sets it)",
                             patience, f"{len(prepared.train):,}")

@@ -72,8 +72,10 @@ def finetune_model(spec, net, prepared, recipe, history, *, settings, replicas, 
     """
     schedule = finetune_schedule(history, monitor=spec.monitor, learning_rate=settings.learning_rate,
                                  epochs=settings.finetune_epochs)
-    logger.info("fine-tuning: %d epochs on all %d rows at the best epoch's learning rate %.3g", len(schedule),
-                len(prepared.train), schedule[0])
+    real = len(prepared.train) - prepared.synthetic_rows
+    synthetic = f" (+ {prepared.synthetic_rows:,} synthetic speech rows)" if prepared.synthetic_rows else ""
+    logger.info("fine-tuning: %d epochs on all %s rows%s at the best epoch's learning rate %.3g", len(schedule),
+                f"{real:,}", synthetic, schedule[0])
     seed_everything(settings.seed)
     # A fresh optimizer: the validated run's moments belong to its own rows.
     compile_model(net, recipe, learning_rate=schedule[0], loss=spec.loss, metrics=spec.metrics)

@@ -122,6 +122,21 @@ def staged_directory(final):
         raise
 
 
+@contextlib.contextmanager
+def removed_on_failure(folder):
+    """For a folder written file by file (each file atomically): when it did not exist before
+    and the block raises, it is removed again, so a failed command (a full disk) leaves no
+    partial folder; a folder that existed keeps what it had."""
+    folder = Path(folder)
+    existed = folder.exists()
+    try:
+        yield folder
+    except BaseException:
+        if not existed:
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
+
+
 def remove_interrupted(final):
     """Deletes staging folders of `final` left by processes that were killed mid-write.
 

@@ -1,4 +1,5 @@
-"""Keeps TensorFlow's C++ log lines off the command line's output.
+"""Keeps TensorFlow's C++ log lines off the command line's output, and off a notebook's or
+script's once the package is imported (`quiet_tensorflow`; ``MMDIGITS_TF_LOGS=1`` keeps them).
 
 TensorFlow's C++ runtime logs through absl straight to file descriptor 2, around Python:
 ``TF_CPP_MIN_LOG_LEVEL`` no longer silences what it prints before absl is initialized (the
@@ -12,7 +13,10 @@ tracebacks, the CLI's errors, progress bars) bypasses the filter.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import importlib.util
+import logging
 import os
 import re
 import sys
@@ -27,8 +31,10 @@ _BANNER = b"WARNING: All log messages before absl::InitializeLog() is called are
 # The second line of cpu_feature_guard's notice (its first is an I line).
 _CPU_FEATURES = re.compile(rb"^To enable the following instructions: .*rebuild TensorFlow with the appropriate")
 # Error lines seen on every healthy start (the ignored tf.data attribute; CUDA plug-ins probed on
-# a machine without a GPU); any other error line still shows.
-_BENIGN_ERRORS = (b"use_unbounded_threadpool", b"Unable to register cu", b"failed call to cuInit")
+# a machine without a GPU; oneDNN's fallback to Eigen for 64-bit integer ops on a CPU without
+# AVX-512, which the augmentation's index arithmetic meets); any other error line still shows.
+_BENIGN_ERRORS = (b"use_unbounded_threadpool", b"Unable to register cu", b"failed call to cuInit",
+                  b"oneDNN supports DT_INT64 only on platforms with AVX-512")
 
 
 def is_native_log(line):
@@ -100,3 +106,46 @@ def native_logs_filtered(enabled=True):
         thread.join(timeout=2.0)
         if not thread.is_alive():  # else a child still writes through the pipe to `original`
             os.close(original)
+
+
+# Set to 1 before importing the package to leave TensorFlow's logging as TensorFlow sets it.
+TF_LOGS_ENV = "MMDIGITS_TF_LOGS"
+_QUIET = contextlib.ExitStack()
+_quieted = False
+
+
+class _NoRetracingNotice(logging.Filter):
+    """Drops TensorFlow's "N out of the last M calls to <function> triggered tf.function
+    retracing" warnings: every `fit` after a `compile` (fine-tuning, each trial, each fold)
+    traces Keras's training function anew, as intended, and the notice says nothing to act on."""
+
+    def filter(self, record):
+        return "triggered tf.function retracing" not in record.getMessage()
+
+
+def quiet_tensorflow():
+    """Keeps TensorFlow's own notices out of the output of a process that imports the package
+    (a notebook, a script), as the CLI does: ``TF_CPP_MIN_LOG_LEVEL=2`` unless already set,
+    `native_logs_filtered` for the rest of the process (the absl banner, oneDNN's notices, the
+    benign error lines of `_BENIGN_ERRORS`; other errors and fatal lines pass), and
+    `_NoRetracingNotice` on the ``tensorflow`` logger. Called once by ``import mmdigits_keras``
+    where TensorFlow is installed, before anything imports it; a no-op when the environment has
+    ``MMDIGITS_TF_LOGS=1`` (TensorFlow's logging left as it is), on a second call, and where
+    TensorFlow is not installed. On exit, file descriptor 2 is restored and the filter flushed."""
+    global _quieted
+    if _quieted or os.environ.get(TF_LOGS_ENV) == "1" or importlib.util.find_spec("tensorflow") is None:
+        return
+    _quieted = True
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    notice_filter = _NoRetracingNotice()
+    logging.getLogger("tensorflow").addFilter(notice_filter)
+    _QUIET.callback(logging.getLogger("tensorflow").removeFilter, notice_filter)
+    _QUIET.enter_context(native_logs_filtered())
+    atexit.register(_QUIET.close)
+
+
+def loud_tensorflow():
+    """Undoes `quiet_tensorflow` (the CLI's ``--verbose``): file descriptor 2 and the
+    ``tensorflow`` logger as they were. ``TF_CPP_MIN_LOG_LEVEL`` is the caller's to set, before
+    TensorFlow is imported."""
+    _QUIET.close()

@@ -1,4 +1,5 @@
 import json
+import re
 
 import keras
 import numpy as np
@@ -181,7 +182,16 @@ def test_kill_9_while_fine_tuning_leaves_nothing_and_the_rerun_submits(tiny_kagg
     (leftover / "model.keras").write_bytes(b"PK\x03\x04 truncated")
     # The rerun in this process (the kill needed a process of its own; the rerun does not).
     assert main([*command[3:-2], "--epochs", "1"]) == 0
-    err = capsys.readouterr().err
+    printed, err = capsys.readouterr()
+    # Every count agrees: the real rows split into training and validation, the synthetic speech
+    # rows named apart; fine-tuning on all 200 real rows, in the log and in the closing lines.
+    trained, synthetic, validated = map(int, re.search(
+        r"training on (\d+) rows \+ (\d+) synthetic speech rows, validating on (\d+) rows held out by", printed).groups())
+    assert trained + validated == 200 and synthetic > 0, printed
+    assert re.search(r"fine-tuning: 1 epochs on all 200 rows \(\+ \d+ synthetic speech rows\)", printed), printed
+    assert "fine-tuning: the saved model trained on 1 epochs on all 200 rows" in printed
+    assert printed.count("training accuracy is scored on the batches as trained (augmentation, modality dropout, "
+                         "label smoothing)") == 1, printed
     assert "warning: found an interrupted run" in err and ".run.tmp-999999" in err
     assert not leftover.exists()
     assert sorted(p.name for p in out.iterdir()) == sorted(RUN_FILES)

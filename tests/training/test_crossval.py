@@ -126,7 +126,7 @@ def test_the_cli_prints_out_of_fold_scores_and_the_fold_spread(cv_run, capsys):
     _, run = cv_run
     metrics = json.loads((run / "metrics.json").read_text())
     with mock.patch.object(cli.mk, "train", return_value=run):
-        assert main(["train", "--data", "d", "--out", str(run), "--folds", "2"]) == 0
+        assert main(["train", "--data", str(run.parent), "--out", str(run), "--folds", "2"]) == 0
     out = capsys.readouterr().out
     assert f"out-of-fold accuracy {metrics['val_accuracy']:.4f}" in out and "2 folds by recording" in out
     assert f"{metrics['fold_val_accuracy_mean']:.4f} +/- {metrics['fold_val_accuracy_sd']:.4f}" in out

@@ -3,9 +3,12 @@ import os
 import pty
 import subprocess
 import sys
+import textwrap
+
+import pytest
 
 from mmdigits_keras import cli
-from mmdigits_keras.utils.quiet import is_native_log, native_logs_filtered
+from mmdigits_keras.utils.quiet import TF_LOGS_ENV, is_native_log, native_logs_filtered
 
 # Lines as TensorFlow 2.19-2.21 print them on this machine.
 ONEDNN = (b"I0000 00:00:1796146639.027802    5506 port.cc:153] oneDNN custom operations are on. You may see "
@@ -19,7 +22,9 @@ OLD_STYLE = b"2025-07-01 12:00:00.000000: I tensorflow/core/util/port.cc:113] on
 def test_tensorflow_notices_are_native_logs_but_real_errors_and_our_lines_are_not():
     features = (b"To enable the following instructions: AVX2 AVX512F FMA, in other operations, rebuild TensorFlow "
                 b"with the appropriate compiler flags.\n")
-    for line in (ONEDNN, BANNER, THREADPOOL, OLD_STYLE, features):
+    int64 = (b"E0000 00:00:1796649450.078134   17696 util.cc:131] oneDNN supports DT_INT64 only on platforms with "
+             b"AVX-512. Falling back to the default Eigen-based implementation if present.\n")
+    for line in (ONEDNN, BANNER, THREADPOOL, OLD_STYLE, features, int64):
         assert is_native_log(line), line
     kept = [b"E0000 00:00:1796143404.886621    6090 cuda_dnn.cc:12] could not create cudnn handle\n",
             b"F0000 00:00:1796143404.886621    6090 check.cc:1] Check failed\n",
@@ -72,3 +77,26 @@ def test_cli_output_starts_with_its_own_lines_unless_verbose(monkeypatch):
     for argv in (["models", "--verbose"], ["--verbose", "models"], ["models"]):
         assert cli.main(argv) == 0
     assert seen == [False, False, True]
+
+
+NOTEBOOK = textwrap.dedent("""
+    import sys
+    import mmdigits_keras as mk
+    data, out = sys.argv[1], sys.argv[2]
+    run = mk.train(data, out=f"{out}/run", model="model1", epochs=1, finetune_epochs=1)
+    mk.submit(run, data, f"{out}/s.csv")
+""")
+
+
+@pytest.mark.slow(12)
+def test_importing_and_training_in_python_prints_no_tensorflow_line_unless_asked(tiny_kaggle, tmp_path):
+    # As in a notebook or a script: no CLI, TensorFlow's own logging settings untouched.
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", TF_LOGS_ENV)}
+    done = subprocess.run([sys.executable, "-c", NOTEBOOK, str(tiny_kaggle), str(tmp_path)], capture_output=True,
+                          text=True, timeout=300, env=env)
+    assert done.returncode == 0 and done.stderr == "", done.stderr  # no absl, oneDNN or retracing line
+    assert "val_accuracy: " in done.stdout and (tmp_path / "s.csv").is_file()  # Keras's progress lines stay
+    # MMDIGITS_TF_LOGS=1 leaves TensorFlow's logging as TensorFlow sets it.
+    loud = subprocess.run([sys.executable, "-c", "import mmdigits_keras, tensorflow"], capture_output=True, text=True,
+                          timeout=120, env={**env, TF_LOGS_ENV: "1"})
+    assert loud.returncode == 0 and "oneDNN custom operations are on" in loud.stderr, loud.stderr
