@@ -61,6 +61,8 @@ def in_cli_words(message, parser):
             names.setdefault(action.dest, flags[0])
     for name, flag in names.items():
         message = message.replace(f"`{name}`", f"`{flag}`").replace(f"Received: {name}=", f"Received: {flag} ")
+    for name, value in (("distributed", "--distributed"), ("oracle", "--oracle")):  # the chief's own call
+        message = message.replace(f"{name}=", f"{value} ")
     return message.replace("overwrite=True", "--overwrite")
 
 

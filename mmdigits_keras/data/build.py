@@ -155,10 +155,10 @@ def build_dataset(
         test_speakers = sorted(set(test_speakers))
         unknown = [s for s in test_speakers if s not in set(speakers)]
         if unknown:
-            raise ValueError(f"--test-speakers {unknown} not among the speakers {sorted(set(speakers))}")
+            raise ValueError(f"`test_speakers` {unknown} not among the speakers {sorted(set(speakers))}")
         is_test = np.isin(speakers, test_speakers)
         if is_test.all():
-            raise ValueError("--test-speakers leaves no speaker for training")
+            raise ValueError("`test_speakers` leaves no speaker for training")
         audio_rows = {"train": np.flatnonzero(~is_test), "test": np.flatnonzero(is_test)}
     else:
         train_rows, test_rows = _stratified_split(digits, test_fraction, seed)

@@ -231,10 +231,10 @@ class Reconnecting:
 
 
 def parse_oracle_address(address):
-    """``"HOST:PORT"`` -> (host, port); raises ValueError naming `--oracle` otherwise."""
+    """``"HOST:PORT"`` -> (host, port); raises ValueError naming `oracle` otherwise."""
     host, _, port = str(address).rpartition(":")
     if not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"`--oracle` must be HOST:PORT, e.g. 127.0.0.1:8000. Received: {address!r}")
+        raise ValueError(f"`oracle` must be HOST:PORT, e.g. 127.0.0.1:8000. Received: oracle={address!r}")
     return host, int(port)
 
 
@@ -245,6 +245,6 @@ def wait_for_oracle(host, port, *, timeout):
         grpc.channel_ready_future(channel).result(timeout=timeout)
     except grpc.FutureTimeoutError:
         raise ValueError(f"the oracle at {host}:{port} did not answer within {timeout:g} s; "
-                         f"start the chief first (tune.py --distributed chief --oracle {host}:{port})") from None
+                         f"start the chief first (distributed='chief', oracle='{host}:{port}')") from None
     finally:
         channel.close()

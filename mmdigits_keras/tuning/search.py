@@ -180,7 +180,7 @@ def run_search(
         raise ValueError(f"{out}: is a file; --out must be a folder")
     if distributed:
         if oracle is None:
-            raise ValueError("`--oracle HOST:PORT` is required with --distributed")
+            raise ValueError("`oracle` (HOST:PORT) is required with `distributed`")
         host, port = parse_oracle_address(oracle)
 
     is_worker = distributed == "worker"

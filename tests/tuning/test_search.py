@@ -464,10 +464,10 @@ def test_bad_input_is_one_line_exit_2_and_overwrites_nothing(tiny_kaggle, tmp_pa
     _one_line_error(capsys, main([*base, "--tuner", "grid"]), "`--tuner` must be one of")
     _one_line_error(capsys, main([*base, "--max-trials", "0"]), "`--max-trials` must be an integer >= 1. Received: --max-trials 0")
     _one_line_error(capsys, main(["tune", "--data", str(tmp_path / "nope"), "--out", str(out)]), "data folder not found")
-    _one_line_error(capsys, main([*base, "--distributed", "worker"]), "--oracle HOST:PORT")
+    _one_line_error(capsys, main([*base, "--distributed", "worker"]), "`--oracle` (HOST:PORT) is required with `--distributed`")
     started = time.time()
     code = main([*base, "--distributed", "worker", "--oracle", f"127.0.0.1:{_free_port()}", "--oracle-timeout", "2"])
-    _one_line_error(capsys, code, "did not answer within 2 s")
+    _one_line_error(capsys, code, "did not answer within 2 s; start the chief first (--distributed 'chief', --oracle")
     assert time.time() - started < 30
     assert [p.name for p in out.iterdir()] == ["leaderboard.csv"]
     assert (out / "leaderboard.csv").read_text() == "keep me"
