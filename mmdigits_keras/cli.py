@@ -66,14 +66,16 @@ def in_cli_words(message, parser):
     return message.replace("overwrite=True", "--overwrite")
 
 
-def failed_write(error):
+def failed_write(error, out=None):
     """One line for an `OSError` that stopped a command (a full disk, a read-only or vanished
-    folder, no permission): the path and the cause. The library writes through temporary files
-    and renames, so nothing half-written is left at a final path and what was there stays."""
+    folder, no permission): the path (the file's, else the command's `out`) and the cause. The
+    library writes through temporary files and renames, so nothing half-written is left at a
+    final path and what was there stays."""
     cause = error.strerror or str(error)
     hint = "; free some space and run it again (outputs already there are untouched)" \
         if error.errno in (errno.ENOSPC, errno.EDQUOT) else ""
-    return f"{error.filename}: {cause}{hint}" if error.filename else f"{cause}{hint}"
+    path = error.filename or out  # some writers (zip, HDF5) do not say which file failed
+    return f"{path}: {cause}{hint}" if path else f"{cause}{hint}"
 
 
 def _add_train(commands):
@@ -579,7 +581,7 @@ def main(argv=None):
         print(f"mmdigits: error: {in_cli_words(str(error), args.parser)}", file=sys.stderr)
         return EXIT_USAGE
     except OSError as error:  # a full disk, a read-only or vanished folder, no permission
-        print(f"mmdigits: error: {failed_write(error)}", file=sys.stderr)
+        print(f"mmdigits: error: {failed_write(error, getattr(args, 'out', None))}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("mmdigits: interrupted; nothing was written to the final paths", file=sys.stderr)

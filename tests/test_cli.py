@@ -269,14 +269,7 @@ def test_a_full_disk_is_one_line_exit_2_and_leaves_outputs_whole(tiny_kaggle, ti
     data, (_, run) = tiny_kaggle, tiny_fusion_run
     out = tmp_path / "full"
     out.mkdir()
-    # train: its run directory is published by one rename at the end; nothing is left behind.
-    with monkeypatch.context() as patch:
-        _disk_full(patch, lambda path: path == out / "run")
-        code = main(["train", "--data", str(data), "--out", str(out / "run"), "--model", "model1", "--recipe", "plain",
-                     "--epochs", "1", "--protocol", "single"])
-    _one_line_error(capsys, code, f"{out / 'run'}: No space left on device; free some space and run it again")
-    assert list(out.iterdir()) == []
-    # submit over an existing CSV, failing at the final rename and at the temporary file's write:
+    # (train on a real full disk: the tmpfs test below.) submit over an existing CSV, failing at the final rename and at the temporary file's write:
     # the CSV stays byte-identical and no temporary file is left.
     csv = out / "s.csv"
     csv.write_text("row_id,label\n0,7\n")
@@ -284,7 +277,7 @@ def test_a_full_disk_is_one_line_exit_2_and_leaves_outputs_whole(tiny_kaggle, ti
         with monkeypatch.context() as patch:
             _disk_full(patch, failing)
             code = main(["submit", "--model", str(run), "--data", str(data), "--out", str(csv), "--overwrite"])
-        _one_line_error(capsys, code, "No space left on device")
+        _one_line_error(capsys, code, "No space left on device; free some space and run it again")
         assert csv.read_text() == "row_id,label\n0,7\n" and [p.name for p in out.iterdir()] == ["s.csv"]
 
 
@@ -330,3 +323,25 @@ def test_every_writing_command_answers_a_full_disk_in_one_line(tiny_fusion_run, 
         # Nothing half-written is left, and what was there stays.
         left = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if not p.name.endswith(".lock"))
         assert left == ["keep.txt"] and (out / "keep.txt").read_text() == "kept", (name, left)
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 1 MiB tmpfs mounted at tmp_path/disk, unmounted afterwards; skipped where this machine
+    does not let the tests mount one (not root, no mount namespace)."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(disk)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    yield disk
+    subprocess.run(["umount", str(disk)], check=True)
+
+
+def test_a_real_full_disk_is_one_line_and_leaves_the_disk_as_it_was(tiny_kaggle, small_disk, capsys):
+    (small_disk / "keep.txt").write_text("kept")
+    # model1 saves 7 MB: the 1 MiB disk fills while the run directory is written.
+    code = main(["train", "--data", str(tiny_kaggle), "--out", str(small_disk / "run"), "--model", "model1",
+                 "--recipe", "plain", "--epochs", "1", "--protocol", "single"])
+    _one_line_error(capsys, code, str(small_disk), "No space left on device; free some space")
+    assert [p.name for p in small_disk.iterdir()] == ["keep.txt"] and (small_disk / "keep.txt").read_text() == "kept"
