@@ -30,7 +30,8 @@ def check_output_free(out, *, overwrite):
 
 
 def atomic_write(path, write):
-    """Writes a file through a temporary sibling and a rename, so `path` is never half-written.
+    """Writes a file through a temporary sibling and a rename, so `path` is never half-written;
+    removes the temporary siblings that killed processes left.
 
     Args:
         path: Final path (str or Path); its folder is created when missing.
@@ -42,7 +43,13 @@ def atomic_write(path, write):
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
+    prefix = f".{path.stem}.tmp-"
+    tmp = path.with_name(f"{prefix}{os.getpid()}{path.suffix}")
+    # Temporary siblings of processes killed mid-write (kill -9 leaves them) go with the next write.
+    for stale in path.parent.glob(f"{prefix}*{path.suffix}"):
+        pid = stale.name[len(prefix):len(stale.name) - len(path.suffix)]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            stale.unlink(missing_ok=True)
     try:
         write(str(tmp))
         os.replace(tmp, path)
