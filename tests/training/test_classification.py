@@ -56,14 +56,15 @@ def test_the_default_patience_is_scaled_to_the_training_rows_and_recorded(tiny_k
                         lambda recipe, *, patience, monitor: built.append(patience) or real_callbacks(
                             recipe, patience=patience, monitor=monitor))
     with caplog.at_level("INFO", logger="mmdigits_keras"):
-        run = train(tiny_kaggle, out=tmp_path / "scaled", model="model1", epochs=1, verbose=0)
+        run = train(tiny_kaggle, out=tmp_path / "scaled", model="model1", epochs=1, protocol="single", verbose=0)
     config = json.loads((run / "config.json").read_text())
     rows = config["data"]["train_rows"] + config["data"]["synthetic_rows"]
     assert built == [config["training"]["patience"]] == [round(640 / rows)] == [3]
     assert f"a patience of 3 epochs, scaled to {rows:,} training rows" in caplog.text
     caplog.clear()
     with caplog.at_level("INFO", logger="mmdigits_keras"):
-        run = train(tiny_kaggle, out=tmp_path / "given", model="model1", epochs=1, patience=5, verbose=0)
+        run = train(tiny_kaggle, out=tmp_path / "given", model="model1", epochs=1, patience=5, protocol="single",
+                    verbose=0)
     assert built[-1] == json.loads((run / "config.json").read_text())["training"]["patience"] == 5
     assert "scaled to" not in caplog.text
 
@@ -127,12 +128,15 @@ def test_same_seed_gives_identical_predictions(tiny_kaggle, tmp_path):
 
 @pytest.mark.slow(11)
 def test_refuses_to_overwrite_a_run_unless_asked(tiny_kaggle, tmp_path):
-    run = train(tiny_kaggle, out=tmp_path / "run", model="model1", epochs=1, recipe="plain", verbose=0)
+    # The validated run only: overwriting is the subject, not fine-tuning (its own tests).
+    run = train(tiny_kaggle, out=tmp_path / "run", model="model1", epochs=1, recipe="plain", protocol="single",
+                verbose=0)
     before = (run / "metrics.json").read_text()
     with pytest.raises(ValueError, match="already exists; pass overwrite=True"):
         train(tiny_kaggle, out=run, model="model1", epochs=1, verbose=0)
     assert (run / "metrics.json").read_text() == before
-    train(tiny_kaggle, out=run, model="model1_lstm", epochs=1, recipe="plain", verbose=0, overwrite=True)
+    train(tiny_kaggle, out=run, model="model1_lstm", epochs=1, recipe="plain", protocol="single", verbose=0,
+          overwrite=True)
     assert json.loads((run / "config.json").read_text())["model"] == "model1_lstm"
 
 
@@ -223,6 +227,6 @@ def test_a_class_missing_from_training_is_warned_about(tmp_path, caplog):
     pixels, audio, labels = synthetic_arrays(120)
     keep = labels != 5
     data = write_kaggle(tmp_path / "d", pixels=pixels[keep], audio=audio[keep], labels=labels[keep])
-    train(data, out=tmp_path / "run", model="model1", epochs=1, recipe="plain", verbose=0)
+    train(data, out=tmp_path / "run", model="model1", epochs=1, recipe="plain", protocol="single", verbose=0)
     assert any(r.levelname == "WARNING" and "no training rows of class(es) [5]" in r.getMessage()
                for r in caplog.records)
