@@ -14,6 +14,7 @@ import errno
 import json
 import logging
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -48,22 +49,22 @@ DESCRIPTION = ("Classify digits from two modalities at once, a handwritten MNIST
                "spoken (MFCCs), with Keras: train a model, search its depth and width, evaluate it, write a "
                "Kaggle submission, export it. `mmdigits demo` runs it all on built-in demo data.")
 # Library argument names whose CLI flag is not --<name>.
-ARGUMENT_FLAGS = {"model_name": "--model", "overwrite=True": "--overwrite"}
+ARGUMENT_FLAGS = {"model_name": "--model"}
 
 
 def in_cli_words(message, parser):
-    """`message` (a library error, which names Python arguments: ```epochs```, ``Received:
-    epochs=0``, ``overwrite=True``) with the flags of `parser` (a command's) in their place."""
+    """`message` (a library error, which names Python arguments: ```epochs```, ``epochs=0``,
+    ``overwrite=True``) with the flags of `parser` (a command's) in their place: ```--epochs```,
+    ``--epochs 0``, ``--overwrite``."""
     names = dict(ARGUMENT_FLAGS)
     for action in parser._actions:  # argparse keeps no public list of a parser's options
         flags = [option for option in action.option_strings if option.startswith("--")]
         if flags:
             names.setdefault(action.dest, flags[0])
+    message = message.replace("overwrite=True", "--overwrite")
     for name, flag in names.items():
-        message = message.replace(f"`{name}`", f"`{flag}`").replace(f"Received: {name}=", f"Received: {flag} ")
-    for name, value in (("distributed", "--distributed"), ("oracle", "--oracle")):  # the chief's own call
-        message = message.replace(f"{name}=", f"{value} ")
-    return message.replace("overwrite=True", "--overwrite")
+        message = re.sub(rf"\b{re.escape(name)}=", f"{flag} ", message.replace(f"`{name}`", f"`{flag}`"))
+    return message
 
 
 def failed_write(error, out=None):

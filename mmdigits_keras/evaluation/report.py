@@ -51,11 +51,10 @@ def write_report(runs, data, out, *, split="validation", max_embedding_rows=1000
         raise ValueError(f"run folder names must differ to label them in the report: {names}")
     with removed_on_failure(out):  # a new report folder appears whole or not at all
         Path(out).mkdir(parents=True, exist_ok=True)
-        return _write_report(runs, data, Path(out), split=split, max_embedding_rows=max_embedding_rows)
+        return _write_report(runs, names, data, Path(out), split=split, max_embedding_rows=max_embedding_rows)
 
 
-def _write_report(runs, data, out, *, split, max_embedding_rows):
-    names = [r.name for r in runs]
+def _write_report(runs, names, data, out, *, split, max_embedding_rows):
     models = {r.name: read_run_config(r)["model"] for r in runs}
     modalities = {name: model_info(model).modalities for name, model in models.items()}
     results = {r.name: evaluate(r, data, split=split) for r in runs}

@@ -75,16 +75,14 @@ class TrainingSpec:
     monitor: str = EARLY_STOPPING_MONITOR
 
 
-
 def log_training_rows(prepared, recipe):
     """Logs, once a run, the rows it trains and validates on (synthetic speech rows named as such)
     and, when the recipe changes its training batches, why training accuracy sits below
     validation's: Keras's progress bar scores the batches as trained."""
-    real = len(prepared.train) - prepared.synthetic_rows
     synthetic = f" + {prepared.synthetic_rows:,} synthetic speech rows" if prepared.synthetic_rows else ""
     held_out = f", validating on {len(prepared.validation):,} rows held out by {prepared.split}" \
         if prepared.validation is not None and len(prepared.validation) else ""
-    logger.info("training on %s rows%s%s", f"{real:,}", synthetic, held_out)
+    logger.info("training on %s rows%s%s", f"{prepared.real_rows:,}", synthetic, held_out)
     changed = [name for name, on in (("augmentation", recipe.augment),
                                      ("modality dropout", recipe.image_dropout or recipe.audio_dropout),
                                      ("label smoothing", recipe.label_smoothing)) if on]

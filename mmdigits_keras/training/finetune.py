@@ -72,10 +72,9 @@ def finetune_model(spec, net, prepared, recipe, history, *, settings, replicas, 
     """
     schedule = finetune_schedule(history, monitor=spec.monitor, learning_rate=settings.learning_rate,
                                  epochs=settings.finetune_epochs)
-    real = len(prepared.train) - prepared.synthetic_rows
     synthetic = f" (+ {prepared.synthetic_rows:,} synthetic speech rows)" if prepared.synthetic_rows else ""
     logger.info("fine-tuning: %d epochs on all %s rows%s at the best epoch's learning rate %.3g", len(schedule),
-                f"{real:,}", synthetic, schedule[0])
+                f"{prepared.real_rows:,}", synthetic, schedule[0])
     seed_everything(settings.seed)
     # A fresh optimizer: the validated run's moments belong to its own rows.
     compile_model(net, recipe, learning_rate=schedule[0], loss=spec.loss, metrics=spec.metrics)
@@ -83,5 +82,5 @@ def finetune_model(spec, net, prepared, recipe, history, *, settings, replicas, 
     fit_model(net, prepared, dataclasses.replace(recipe, batch_size=recipe.batch_size * replicas),
               epochs=len(schedule), seed=settings.seed, schedule=schedule, augment_on=augment_on,
               callbacks=[*tensorboard_callbacks(log_dir), *callbacks], verbose=settings.verbose)
-    return {"finetune": {"epochs": len(schedule), "rows": len(prepared.train) - prepared.synthetic_rows,
+    return {"finetune": {"epochs": len(schedule), "rows": prepared.real_rows,
                          "learning_rate": schedule[0], "seconds": round(time.perf_counter() - started, 2)}}

@@ -53,6 +53,11 @@ class PreparedData:
     fold: tuple | None = None
 
     @property
+    def real_rows(self):
+        """Training rows from the data folder: `train` without the synthetic speech rows."""
+        return len(self.train) - self.synthetic_rows
+
+    @property
     def audio_features(self):
         """Speech values per row: 507 (MFCC) or 1560 (log-mel)."""
         return int(self.train.audio.shape[1])

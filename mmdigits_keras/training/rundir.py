@@ -56,7 +56,7 @@ def run_metadata(prepared):
         "format": RUN_FORMAT,
         "data": {
             "source": prepared.source, "path": prepared.path, "fingerprint": prepared.fingerprint,
-            "rows": prepared.rows, "train_rows": len(prepared.train) - prepared.synthetic_rows,
+            "rows": prepared.rows, "train_rows": prepared.real_rows,
             "synthetic_rows": prepared.synthetic_rows, "validation_rows": len(prepared.validation),
         },
         "versions": {"mmdigits_keras": __version__, "keras": keras.__version__, "backend": backend["backend"],

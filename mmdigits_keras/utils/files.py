@@ -45,11 +45,8 @@ def atomic_write(path, write):
     path.parent.mkdir(parents=True, exist_ok=True)
     prefix = f".{path.stem}.tmp-"
     tmp = path.with_name(f"{prefix}{os.getpid()}{path.suffix}")
-    # Temporary siblings of processes killed mid-write (kill -9 leaves them) go with the next write.
-    for stale in path.parent.glob(f"{prefix}*{path.suffix}"):
-        pid = stale.name[len(prefix):len(stale.name) - len(path.suffix)]
-        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
-            stale.unlink(missing_ok=True)
+    for stale in _left_by_ended_writers(path.parent, prefix, path.suffix):  # kill -9 leaves them
+        stale.unlink(missing_ok=True)
     try:
         write(str(tmp))
         os.replace(tmp, path)
@@ -152,13 +149,20 @@ def remove_interrupted(final):
     """
     final = Path(final)
     removed = []
-    for leftover in sorted(final.parent.glob(f".{final.name}.tmp-*")) if final.parent.is_dir() else []:
-        pid = leftover.name.rsplit("-", 1)[-1]
-        if pid.isdigit() and int(pid) != os.getpid() and _alive(int(pid)):
-            continue  # another live process is writing it
+    for leftover in _left_by_ended_writers(final.parent, f".{final.name}.tmp-"):
         shutil.rmtree(leftover, ignore_errors=True)
         removed.append(leftover.name)
     return removed
+
+
+def _left_by_ended_writers(folder, prefix, suffix=""):
+    """The entries of `folder` named `prefix` + PID + `suffix` (a temporary file or staging
+    folder) that no other live process is writing, sorted."""
+    entries = sorted(folder.glob(f"{prefix}*{suffix}")) if folder.is_dir() else []
+    for entry in entries:
+        pid = entry.name[len(prefix):len(entry.name) - len(suffix)]
+        if not (pid.isdigit() and int(pid) != os.getpid() and _alive(int(pid))):
+            yield entry
 
 
 def _alive(pid):
