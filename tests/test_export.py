@@ -54,7 +54,7 @@ def test_cli_export_and_its_refusals(tiny_fusion_run, tmp_path, capsys):
     assert main(["export", "--model", str(run), "--format", "tflite", "--out", str(out)]) == 0
     assert "wrote" in capsys.readouterr().out and out.stat().st_size > 0
     for argv, message in ((["--format", "saved_model", "--quantize", "dynamic", "--out", str(tmp_path / "s")],
-                           "needs format='tflite'"),
+                           "needs --format 'tflite'"),
                           (["--format", "tflite", "--out", str(out)], "already exists"),
                           (["--model", str(tmp_path / "missing"), "--out", str(tmp_path / "x")], "model file not found")):
         argv = argv if "--model" in argv else ["--model", str(run), *argv]
