@@ -9,29 +9,12 @@ import keras
 import pandas as pd
 import pytest
 
-from mmdigits_keras.evaluation import evaluate
-from mmdigits_keras.evaluation.report import write_report
-from mmdigits_keras.submission import submit, validate_submission
+from mmdigits_keras.submission import submit
 from mmdigits_keras.training import TrainingSettings, train, train_retrieval
 from mmdigits_keras.tuning import run_search
-from mmdigits_keras.utils.names import DEFAULT_AUGMENT_ON
-from mmdigits_keras.workflows import run_demo
 
 pytestmark = pytest.mark.backends
 BACKEND = keras.backend.backend()
-
-
-@pytest.mark.slow(40)
-def test_the_demo_trains_submits_evaluates_and_reports(tmp_path):
-    result = run_demo(tmp_path / "demo", epochs=1, verbose=0)
-    config = json.loads((result["run"] / "config.json").read_text())
-    assert config["versions"]["backend"] == BACKEND and config["versions"][BACKEND]
-    assert config["training"]["augment_on"] == DEFAULT_AUGMENT_ON and config["training"]["protocol"] == "finetune"
-    assert validate_submission(result["submission"]) is not None
-    assert result["scores"]["accuracy"] > 0.2  # above chance after one epoch
-    scores = evaluate(result["run"], result["data"], split="test")
-    assert len(scores["predicted"]) == result["scores"]["rows"]
-    assert write_report([result["run"]], result["data"], tmp_path / "report", max_embedding_rows=200).is_file()
 
 
 @pytest.mark.slow(20)

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import keras
 import numpy as np
 import pandas as pd
 import pytest
@@ -13,7 +14,9 @@ from conftest import synthetic_arrays
 
 from mmdigits_keras.cli import build_parser, main
 from mmdigits_keras.data import load_kaggle
+from mmdigits_keras.submission import validate_submission
 from mmdigits_keras.training import DEFAULT_MODEL, RECIPES, load_trained_model
+from mmdigits_keras.utils.names import DEFAULT_AUGMENT_ON
 
 
 def test_models_lists_registry_with_parameter_counts(capsys):
@@ -82,19 +85,30 @@ def test_train_and_submit(tiny_kaggle, tmp_path, capsys):
     assert main(["submit", "--model", str(run), "--data", str(tiny_kaggle), "--out", str(csv), "--overwrite"]) == 0
 
 
-@pytest.mark.slow(22)
+@pytest.mark.slow(26)
+@pytest.mark.backends
 def test_demo_runs_end_to_end_and_says_demo(tmp_path, capsys):
-    # Once: the demo's determinism is its parts' (tests/data/test_demo.py: same seed, same bytes;
+    # The one end-to-end run of the demo, on every backend (the backend matrix runs it too): data,
+    # train, fine-tune, submit; evaluate and report have theirs (tests/evaluation, also marked so).
+    # Its determinism is its parts' (tests/data/test_demo.py: same seed, same bytes;
     # tests/training/test_classification.py: same seed, same predictions).
     out = tmp_path / "demo"
     assert main(["demo", "--out", str(out), "--epochs", "1", "--seed", "3"]) == 0
     printed = capsys.readouterr().out
     assert printed.startswith("DEMO DATA")
     assert "validation accuracy" in printed and "demo test accuracy" in printed
-    submission = pd.read_csv(out / "submission.csv")
-    assert len(submission) == 1000
+    config = json.loads((out / "run" / "config.json").read_text())
+    backend = keras.backend.backend()
+    assert config["versions"]["backend"] == backend and config["versions"][backend]
+    assert config["training"]["augment_on"] == DEFAULT_AUGMENT_ON and config["training"]["protocol"] == "finetune"
+    submission = validate_submission(out / "submission.csv", rows=1000)
     assert "DEMO DATA" in json.loads((out / "run" / "metrics.json").read_text())["data"]
-    test = load_kaggle(out / "data", "test")
+    # The data: the Kaggle layout, labelled as demo data; the test part's voices are never heard in training.
+    train, test = load_kaggle(out / "data", "train"), load_kaggle(out / "data", "test")
+    assert len(train) == 4000 and len(test) == 1000 and test.labels is not None
+    assert "DEMO DATA" in train.source and "DEMO DATA" in (out / "data" / "README.txt").read_text()
+    assert set(train.speakers).isdisjoint(test.speakers) and len(set(train.speakers)) == 54
+    assert len(set(train.recordings)) == len({row.tobytes() for row in train.audio})
     predicted = load_trained_model(out / "run").predict(test.inputs(), verbose=0).argmax(axis=1)
     np.testing.assert_array_equal(submission["label"], predicted)
 

@@ -3,8 +3,7 @@ import pytest
 from conftest import built_once
 
 from mmdigits_keras.cli import main
-from mmdigits_keras.data import load_kaggle
-from mmdigits_keras.data.demo import ACCENTS, TEST_ACCENTS, build_demo_arrays, build_demo_data
+from mmdigits_keras.data.demo import ACCENTS, TEST_ACCENTS, build_demo_arrays
 from mmdigits_keras.data.sources import find_recordings, read_wav
 
 
@@ -49,17 +48,6 @@ def test_same_seed_same_bytes_and_other_seed_differs(demo_arrays):
     for key in ("x_train_sp", "x_test_sp", "x_train_wr", "y_train"):
         np.testing.assert_array_equal(again[key], demo_arrays[key])
     assert not np.array_equal(build_demo_arrays(seed=1)["x_train_sp"], demo_arrays["x_train_sp"])
-
-
-def test_written_in_kaggle_layout_and_labelled_as_demo(tmp_path):
-    out = build_demo_data(tmp_path / "demo", seed=0)
-    train, test = load_kaggle(out, "train"), load_kaggle(out, "test")
-    assert len(train) == 4000 and len(test) == 1000 and test.labels is not None
-    assert "DEMO DATA" in train.source
-    assert "DEMO DATA" in (out / "README.txt").read_text()
-    # Voices are the demo's speakers: the test part's accents are never heard in training.
-    assert set(train.speakers).isdisjoint(test.speakers) and len(set(train.speakers)) == 54
-    assert len(set(train.recordings)) == len({row.tobytes() for row in train.audio})
 
 
 def test_synthesize_writes_a_corpus_that_data_build_reads(tmp_path, capsys):

@@ -44,6 +44,7 @@ def tiny_runs(tmp_path_factory, worker_id):
     return root / "data", [root / name for name in RUNS]
 
 
+@pytest.mark.backends
 def test_evaluate_writes_metrics_that_match_the_predictions(tiny_runs):
     data, runs = tiny_runs
     result = evaluate(runs[0], data, split="test")
@@ -57,6 +58,7 @@ def test_evaluate_writes_metrics_that_match_the_predictions(tiny_runs):
     assert validation["metrics"]["rows"] == 50  # 20% of 250, the run's own split
 
 
+@pytest.mark.backends
 def test_report_is_complete_and_every_link_resolves(tiny_runs, tmp_path):
     data, runs = tiny_runs
     report = write_report(runs, data, tmp_path / "report", split="test", max_embedding_rows=50)

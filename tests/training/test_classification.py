@@ -78,66 +78,26 @@ def test_saved_model_standardizes_with_training_rows_only(tiny_fusion_run):
     assert not np.allclose(np.ravel(layer.mean), data.audio.mean(axis=0), rtol=1e-4, atol=1e-5)
 
 
-def test_the_default_fine_tunes_the_validated_model_on_every_row(tiny_kaggle, tmp_path, capsys):
-    single = train(tiny_kaggle, out=tmp_path / "single", model="model1", epochs=3, verbose=0, protocol="single")
-    run = tmp_path / "run"
-    assert main(["train", "--data", str(tiny_kaggle), "--out", str(run), "--model", "model1", "--epochs", "3"]) == 0
-    printed = capsys.readouterr().out
-    assert "fine-tuning: the saved model trained on" in printed
-    # The time left, at each epoch after the first (Keras's own bar times one epoch only).
-    assert "2 of 3 epochs done in " in printed and "left at most (early stopping may end it sooner)" in printed
-    config, metrics = (json.loads((run / name).read_text()) for name in ("config.json", "metrics.json"))
-    history = pd.read_csv(run / "history.csv")  # the validated run's
-    best = int(np.argmin(history["val_crossentropy"]))
-    assert config["training"]["protocol"] == "finetune" and config["training"]["finetune_epochs"] == 10
-    assert metrics["finetune"]["epochs"] == best + 1  # fewer than 10: capped at the best epoch
-    assert metrics["finetune"]["rows"] == 200 and metrics["validation_rows"] == config["data"]["validation_rows"]
-    assert metrics["validation"].startswith("the validated run's model, before fine-tuning")
-    # The validated run is the single run (same seed, same steps); the saved model has trained on.
-    validated = json.loads((single / "metrics.json").read_text())
-    assert metrics["val_accuracy"] == validated["val_accuracy"] and metrics["epochs"] == validated["epochs"]
-    pd.testing.assert_frame_equal(history, pd.read_csv(single / "history.csv"))
-    saved, before = load_trained_model(run), load_trained_model(single)
-    assert any(not np.array_equal(a, b) for a, b in zip(saved.get_weights(), before.get_weights()))
-    # ... keeping the validated run's speech statistics (its training rows'), at the best epoch's rate.
-    np.testing.assert_array_equal(find_layer(saved, "audio_normalization").mean,
-                                  find_layer(before, "audio_normalization").mean)
-    rate = ([1e-3, *history["learning_rate"]])[best]
-    scalars, _ = tensorboard_events(run / "logs" / "finetune" / "train")
-    assert scalars["epoch_learning_rate"] == pytest.approx([rate] * (best + 1))
-    assert metrics["finetune"]["learning_rate"] == pytest.approx(rate)
-    with pytest.warns(UserWarning, match="fine-tuned on every training row: its model has seen these validation"):
-        evaluation_rows(run, tiny_kaggle, "validation")
-
-
 def test_fine_tuning_and_cross_validation_exclude_each_other(tiny_kaggle, tmp_path):
     with pytest.raises(ValueError, match="`protocol='finetune'` and `folds` exclude each other"):
         train(tiny_kaggle, out=tmp_path / "run", folds=3, protocol="finetune", verbose=0)
     assert not (tmp_path / "run").exists()
 
 
-@pytest.mark.slow(10)
-def test_same_seed_gives_identical_predictions(tiny_kaggle, tmp_path):
+@pytest.mark.slow(12)
+def test_refuses_to_overwrite_a_run_unless_asked_and_the_same_seed_repeats_it(tiny_kaggle, tmp_path):
     test = load_kaggle(tiny_kaggle, "test")
-    predictions = []
-    for name in ("a", "b"):
-        run = train(tiny_kaggle, out=tmp_path / name, model="model1", epochs=1, seed=7, verbose=0)
-        predictions.append(load_trained_model(run).predict(test.inputs(), verbose=0))
-    np.testing.assert_array_equal(predictions[0], predictions[1])
-
-
-@pytest.mark.slow(11)
-def test_refuses_to_overwrite_a_run_unless_asked(tiny_kaggle, tmp_path):
-    # The validated run only: overwriting is the subject, not fine-tuning (its own tests).
-    run = train(tiny_kaggle, out=tmp_path / "run", model="model1", epochs=1, recipe="plain", protocol="single",
-                verbose=0)
+    run = train(tiny_kaggle, out=tmp_path / "run", model="model1", epochs=1, seed=7, verbose=0)
+    first = load_trained_model(run).predict(test.inputs(), verbose=0)
     before = (run / "metrics.json").read_text()
     with pytest.raises(ValueError, match="already exists; pass overwrite=True"):
         train(tiny_kaggle, out=run, model="model1", epochs=1, verbose=0)
     assert (run / "metrics.json").read_text() == before
-    train(tiny_kaggle, out=run, model="model1_lstm", epochs=1, recipe="plain", protocol="single", verbose=0,
-          overwrite=True)
-    assert json.loads((run / "config.json").read_text())["model"] == "model1_lstm"
+    (run / "left.txt").write_text("from the run before")
+    train(tiny_kaggle, out=run, model="model1", epochs=1, seed=7, verbose=0, overwrite=True)
+    assert not (run / "left.txt").exists()  # replaced, not written over
+    # The same seed, the same predictions (the default recipe: augmentation and fine-tuning included).
+    np.testing.assert_array_equal(load_trained_model(run).predict(test.inputs(), verbose=0), first)
 
 
 @pytest.mark.parametrize("kwargs, message", [
@@ -161,8 +121,20 @@ def test_load_trained_model_errors(tmp_path):
         load_trained_model(tmp_path)
 
 
-@pytest.mark.slow(12)
-def test_kill_9_while_fine_tuning_leaves_nothing_and_the_rerun_submits(tiny_kaggle, tmp_path, capsys):
+def _assert_counts_agree(printed, rows):
+    """Every count agrees: the real rows split into training and validation, the synthetic speech
+    rows named apart; fine-tuning on all real rows, in the log and in the closing lines."""
+    trained, synthetic, validated = map(int, re.search(
+        r"training on (\d+) rows \+ (\d+) synthetic speech rows, validating on (\d+) rows held out by", printed).groups())
+    assert trained + validated == rows and synthetic > 0, printed
+    assert re.search(rf"fine-tuning: \d+ epochs on all {rows} rows \(\+ \d+ synthetic speech rows\)", printed), printed
+    assert re.search(rf"fine-tuning: the saved model trained on \d+ epochs on all {rows} rows", printed), printed
+    assert printed.count("training accuracy is scored on the batches as trained (augmentation, modality dropout, "
+                         "label smoothing)") == 1, printed
+
+
+@pytest.mark.slow(16)
+def test_kill_9_while_fine_tuning_leaves_nothing_and_the_rerun_fine_tunes_on_every_row(tiny_kaggle, tmp_path, capsys):
     import signal
     import subprocess
     import sys
@@ -185,28 +157,43 @@ def test_kill_9_while_fine_tuning_leaves_nothing_and_the_rerun_submits(tiny_kagg
     leftover.mkdir()
     (leftover / "model.keras").write_bytes(b"PK\x03\x04 truncated")
     # The rerun in this process (the kill needed a process of its own; the rerun does not).
-    assert main([*command[3:-2], "--epochs", "1"]) == 0
+    assert main(command[3:]) == 0
     printed, err = capsys.readouterr()
-    # Every count agrees: the real rows split into training and validation, the synthetic speech
-    # rows named apart; fine-tuning on all 200 real rows, in the log and in the closing lines.
-    trained, synthetic, validated = map(int, re.search(
-        r"training on (\d+) rows \+ (\d+) synthetic speech rows, validating on (\d+) rows held out by", printed).groups())
-    assert trained + validated == 200 and synthetic > 0, printed
-    assert re.search(r"fine-tuning: 1 epochs on all 200 rows \(\+ \d+ synthetic speech rows\)", printed), printed
-    assert "fine-tuning: the saved model trained on 1 epochs on all 200 rows" in printed
-    assert printed.count("training accuracy is scored on the batches as trained (augmentation, modality dropout, "
-                         "label smoothing)") == 1, printed
     assert "warning: found an interrupted run" in err and ".run.tmp-999999" in err
     assert not leftover.exists()
     assert sorted(p.name for p in out.iterdir()) == sorted(RUN_FILES)
-    metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["finetune"]["rows"] == 200 and metrics["validation"].startswith("the validated run's model")
+    _assert_counts_agree(printed, rows=200)
+    # The time left, at each epoch after the first (Keras's own bar times one epoch only).
+    assert "2 of 3 epochs done in " in printed and "left at most (early stopping may end it sooner)" in printed
+    config, metrics = (json.loads((out / name).read_text()) for name in ("config.json", "metrics.json"))
+    history = pd.read_csv(out / "history.csv")  # the validated run's
+    best = int(np.argmin(history["val_crossentropy"]))
+    assert config["training"]["protocol"] == "finetune" and config["training"]["finetune_epochs"] == 10
+    assert metrics["finetune"]["epochs"] == best + 1  # fewer than 10: capped at the best epoch
+    assert metrics["finetune"]["rows"] == 200 and metrics["validation_rows"] == config["data"]["validation_rows"]
+    assert metrics["validation"].startswith("the validated run's model, before fine-tuning")
+    # The validated run is the single run (same seed, same steps); the saved model has trained on.
+    single = train(tiny_kaggle, out=tmp_path / "single", model="model1", epochs=3, verbose=0, protocol="single")
+    validated = json.loads((single / "metrics.json").read_text())
+    assert metrics["val_accuracy"] == validated["val_accuracy"] and metrics["epochs"] == validated["epochs"]
+    pd.testing.assert_frame_equal(history, pd.read_csv(single / "history.csv"))
+    saved, before = load_trained_model(out), load_trained_model(single)
+    assert any(not np.array_equal(a, b) for a, b in zip(saved.get_weights(), before.get_weights()))
+    # ... keeping the validated run's speech statistics (its training rows'), at the best epoch's rate.
+    np.testing.assert_array_equal(find_layer(saved, "audio_normalization").mean,
+                                  find_layer(before, "audio_normalization").mean)
+    rate = ([1e-3, *history["learning_rate"]])[best]
+    scalars, _ = tensorboard_events(out / "logs" / "finetune" / "train")
+    assert scalars["epoch_learning_rate"] == pytest.approx([rate] * (best + 1))
+    assert metrics["finetune"]["learning_rate"] == pytest.approx(rate)
+    with pytest.warns(UserWarning, match="fine-tuned on every training row: its model has seen these validation"):
+        evaluation_rows(out, tiny_kaggle, "validation")
     csv = tmp_path / "finetuned.csv"
     assert main(["submit", "--model", str(out), "--data", str(tiny_kaggle), "--out", str(csv)]) == 0
     submitted, test = pd.read_csv(csv), load_kaggle(tiny_kaggle, "test")
     # The submission is the saved model's, the fine-tuned one (it has trained on the validation rows too).
     np.testing.assert_array_equal(submitted["row_id"], test.ids)
-    np.testing.assert_array_equal(submitted["label"], predict_labels(load_trained_model(out), test))
+    np.testing.assert_array_equal(submitted["label"], predict_labels(saved, test))
 
 
 def test_keras_file_with_a_lambda_layer_is_refused_and_not_run(tmp_path):

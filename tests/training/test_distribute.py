@@ -31,8 +31,7 @@ SCRIPT = textwrap.dedent("""
     # The same global batch (32): one device, or two replicas of 16 each.
     for name, strategy, batch_size in (("one", None, 32), ("mirrored", "mirrored", 16)):
         run = train(data, out=f"{out}/{name}", model="hybrid_cnn", recipe="plain", batch_size=batch_size, epochs=6,
-                    finetune_epochs=1, model_kwargs={"width": 0.5},
-                    split="row", strategy=strategy, verbose=0)
+                    protocol="single", model_kwargs={"width": 0.5}, split="row", strategy=strategy, verbose=0)
         config = json.load(open(f"{run}/config.json"))
         result[name] = {"global_batch": config["training"]["batch_size"] * config["training"]["replicas"],
                         "accuracy": float(np.mean(predict_labels(load_trained_model(run), test) == test.labels)),
