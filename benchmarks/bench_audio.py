@@ -1,9 +1,9 @@
-"""Seed 004 on real recordings: audio-only CNN and LSTM on MFCC and log-mel, speaker-disjoint.
+"""Pragadaraju and Shah on real recordings: audio-only CNN and LSTM on MFCC and log-mel, speaker-disjoint.
 
-Trains seed 001's AudioNet_CNN (2-D convolutions over the 39-frame feature map) and
+Trains Tseng's AudioNet_CNN (2-D convolutions over the 39-frame feature map) and
 AudioNet_LSTM (recurrent) on three FSDD speakers and tests on the fourth, for all four
 rotations, with both feature kinds (`mfcc_507`: 39 x 13; log-mel: 39 x 40). Prints a Markdown
-table (per held-out speaker and mean). Seed 004 reports CNN 88% and RNN 69% on a random split
+table (per held-out speaker and mean). Pragadaraju and Shah report CNN 88% and RNN 69% on a random split
 that shares speakers between training and test (AudioMNIST, spectrogram images).
 
     .venv/bin/python benchmarks/bench_audio.py [--data ../shared/data] [--epochs 30]

@@ -10,7 +10,7 @@ the same recipe without augmentation: the fastest training can go. With ``--prec
 float32 mixed_bfloat16`` each is also timed under Keras's mixed-precision policy.
 
 The placement whose ``fit`` is fastest, where the augmentation costs little over ``none``, is
-the default (`mmdigits_keras.utils.names.DEFAULT_AUGMENT_ON`).
+the default (`mmdigits_keras.utils.defaults.DEFAULT_AUGMENT_ON`).
 
     KERAS_BACKEND=jax .venv/bin/python benchmarks/bench_pipeline.py [--data ../shared/data/kaggle_sample]
         [--placements device host none] [--precisions float32] [--repeats 3]

@@ -46,7 +46,7 @@ winner, and trial 0's own test score (trial 0 is `train`'s run: it should equal 
 CNN (`audio_cnn`). ``--part retrieval`` trains `retrieval train`'s default towers (InfoNCE)
 with the protocols ``single`` (as above, the validated stage of ``finetune``), ``finetune`` and
 ``single_run`` (`RETRIEVAL_PROTOCOLS`; fold ensembles average class probabilities, which towers do not give),
-scored with seed 002's annotation and retrieval
+scored with Xia et al.'s annotation and retrieval
 accuracy on the test speaker (as `evaluate_retrieval` scores it); it prints one table per
 score. Printed (Markdown): per protocol the test accuracy per rotation (mean over
 seeds), the mean over rotations as mean +/- sd over seeds, the difference from ``single``
@@ -90,13 +90,13 @@ def validated_test_score(test, *, retrieval=False):
     """A Keras callback that scores the model on `test` at the end of its first `fit` only
     (EarlyStopping, earlier in the list, has restored the best epoch by then): inside a
     fine-tuning run, the validated model that a single run would have saved. It also
-    notes the time then. Retrieval: seed 002's annotation and retrieval accuracy of the towers
+    notes the time then. Retrieval: Xia et al.'s annotation and retrieval accuracy of the towers
     (the fitted model's output is both embeddings side by side), as `evaluate_retrieval` plays
     it."""
     import keras
 
     from mmdigits_keras.training import predict_labels
-    from mmdigits_keras.training.metrics import protocol_accuracy
+    from mmdigits_keras.training.retrieval_protocol import protocol_accuracy
 
     class ValidatedTestScore(keras.callbacks.Callback):
         scores, ended = None, None

@@ -1,11 +1,11 @@
-"""Seed 002 on kaggle_sample: cross-modal retrieval, both losses, from scratch and from a fusion run.
+"""Xia et al. on kaggle_sample: cross-modal retrieval, both losses, from scratch and from a fusion run.
 
 Trains the two towers on ``kaggle_sample``'s training rows (speakers george, jackson, lucas)
-with seed 002's max-margin loss and with InfoNCE, from scratch and initialized from a fusion run
+with Xia et al.'s max-margin loss and with InfoNCE, from scratch and initialized from a fusion run
 of the same model trained with the default recipe (plus per-utterance normalization), then plays
-seed 002's protocol (100 trials per class, one candidate per class) on the run's validation rows
+Xia et al.'s protocol (100 trials per class, one candidate per class) on the run's validation rows
 (speakers heard in training) and on the test rows (nicolas, never heard; labels = MNIST test
-images 4000-4999). Prints a Markdown table beside seed 002's 0.885 / 0.876.
+images 4000-4999). Prints a Markdown table beside Xia et al.'s 0.885 / 0.876.
 
     .venv/bin/python benchmarks/bench_retrieval.py [--data ../shared/data] [--epochs 50] [--model hybrid_cnn]
         [--out runs/bench_retrieval]
@@ -74,7 +74,7 @@ def main():
     print("|" + "---|" * len(columns))
     for row in rows:
         print("| " + " | ".join(f"{row[c]:.3f}" if isinstance(row[c], float) else str(row[c]) for c in columns) + " |")
-    print("| max_margin | seed 002 (TIDIGITS, many more speakers) | | | | | 0.885 | 0.876 | | |")
+    print("| max_margin | Xia et al. (TIDIGITS, many more speakers) | | | | | 0.885 | 0.876 | | |")
 
 
 if __name__ == "__main__":

@@ -11,9 +11,9 @@ default trained as a K-fold speaker-fold ensemble (`train(folds=K)`; three train
 each member hears two voices, the ensemble all three): its validation is out-of-fold, so
 validation does not rank it; its test score is printed paired with the default's. ``--part fusion``: the default fusion model (`hybrid_cnn`),
 the same options, and the image-only CNN (`image_cnn`) beside it (the fused model must never
-fall below it). ``--part retrieval``: `train_retrieval` with seed 002's max-margin loss vs
+fall below it). ``--part retrieval``: `train_retrieval` with Xia et al.'s max-margin loss vs
 symmetric InfoNCE, vs towers initialized from the default fusion
-run (with either loss); seed 002's protocol
+run (with either loss); Xia et al.'s protocol
 on the held-out speaker (annotation / retrieval accuracy). The loss is always named, so the
 records stay comparable whichever loss is `train_retrieval`'s default.
 
@@ -89,7 +89,7 @@ def retrieval(args, data):
     from mmdigits_keras.evaluation import evaluate_retrieval
     from mmdigits_keras.training import train, train_retrieval
 
-    setups = {"max_margin (seed 002)": {"loss": "max_margin"}, "info_nce": {"loss": "info_nce"},
+    setups = {"max_margin (Xia et al.)": {"loss": "max_margin"}, "info_nce": {"loss": "info_nce"},
               "init from fusion run": {"loss": "max_margin", "init": True},
               "info_nce, init from fusion run": {"loss": "info_nce", "init": True}}
     setups = {name: options for name, options in setups.items() if args.only in name}

@@ -4,7 +4,7 @@ For each speaker-disjoint FSDD rotation (the robustness benchmark's data sets: t
 recordings with 4,000 MNIST images for training, the fourth speaker with the other 1,000 for
 test), two contenders each run in a fresh process:
 
-- ``peer``: seed 000's Model 2 as a student writes it — `build_model(depth=2)`, Adam, sparse
+- ``peer``: Nippani Ravi's Model 2 as a student writes it — `build_model(depth=2)`, Adam, sparse
   cross-entropy, batch 32, 10 epochs, ``validation_split=0.2``, numpy arrays;
 - ``default``: `train(data, out=...)` with every default (`hybrid_cnn`, the default recipe, up
   to 30 epochs, early stopping).

@@ -1,4 +1,4 @@
-"""Training speed: the plain-Keras peer (seed 000's Model 2 as a student writes it: `build_model`,
+"""Training speed: the plain-Keras peer (Nippani Ravi's Model 2 as a student writes it: `build_model`,
 Adam, numpy arrays into `model.fit`, batch 32) against the default (`train`'s default model and
 recipe through the training engine), or any model:recipe pairs.
 

@@ -7,7 +7,7 @@
 
 The package is layered, imports running one way (docs/architecture.md):
 ``utils`` -> ``data`` -> ``models`` -> ``training`` -> ``tuning`` | ``evaluation`` |
-``submission`` -> ``workflows`` -> ``cli``. `__all__` is the public API (builders, registry,
+``submission`` | ``export`` -> ``workflows`` -> ``cli``. `__all__` is the public API (builders, registry,
 loaders, train, search, submit, evaluate, export); the rest is imported from its subpackage.
 Public names are imported on first use, so ``mmdigits --help`` starts without Keras's backend.
 It runs on each of Keras's backends, TensorFlow, JAX or PyTorch: ``KERAS_BACKEND`` picks, as
@@ -16,8 +16,8 @@ Keras itself does.
 
 import importlib.util
 
+from mmdigits_keras.utils.defaults import BACKENDS
 from mmdigits_keras.utils.lazy import lazy_exports
-from mmdigits_keras.utils.names import BACKENDS
 from mmdigits_keras.utils.quiet import quiet_tensorflow
 
 # No backend is a hard requirement of the distribution (setup.cfg: notebooks bring their own);
@@ -47,7 +47,7 @@ _EXPORTS = {
     "model_info": "models",
     "register_model": "models",
     # data: loaders and data sets
-    "MultimodalDataset": "data.layouts",
+    "MultimodalDataset": "data.dataset",
     "load_dataset": "data.layouts",
     "load_kaggle": "data.layouts",
     "load_khacef": "data.layouts",

@@ -23,9 +23,8 @@ from pathlib import Path
 import mmdigits_keras as mk
 from mmdigits_keras.data.constants import CHANNELS
 from mmdigits_keras.data.layouts import check_data_folder
-from mmdigits_keras.utils import names as D
-from mmdigits_keras.utils.extras import MissingExtraError
-from mmdigits_keras.utils.names import (
+from mmdigits_keras.utils import defaults
+from mmdigits_keras.utils.defaults import (
     DEFAULT_MODEL,
     DEFAULT_OBJECTIVE,
     DEFAULT_RECIPE,
@@ -34,12 +33,13 @@ from mmdigits_keras.utils.names import (
     RECIPE_NAMES,
     STRATEGIES,
 )
+from mmdigits_keras.utils.extras import MissingExtraError
 from mmdigits_keras.utils.quiet import loud_tensorflow, native_logs_filtered
 
 EXIT_USAGE = 2
 PATIENCE_HELP = (f"early-stopping patience in epochs (default: scaled to the training rows, about "
-                 f"{D.PATIENCE_SAMPLES:,} samples: {D.MAX_PATIENCE} on small data, down to {D.MIN_PATIENCE} "
-                 "on course-size data)")
+                 f"{defaults.PATIENCE_SAMPLES:,} samples: {defaults.MAX_PATIENCE} on small data, down to "
+                 f"{defaults.MIN_PATIENCE} on course-size data)")
 # TensorFlow's C++ start-up notices (oneDNN, CPU features) are not for users; errors still show.
 # What this level no longer silences, `native_logs_filtered` drops (unless --verbose).
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -87,7 +87,7 @@ def _add_train(commands):
     p.add_argument("--model", help=f"registry name (see `mmdigits models`); default {DEFAULT_MODEL}, the robustness "
                                    "benchmark's winner")
     p.add_argument("--out", required=True, help="run directory to write")
-    p.add_argument("--epochs", type=int, help=f"maximum epochs (default {D.EPOCHS}; early stopping)")
+    p.add_argument("--epochs", type=int, help=f"maximum epochs (default {defaults.EPOCHS}; early stopping)")
     p.add_argument("--recipe", choices=RECIPE_NAMES,
                    help=f"{DEFAULT_RECIPE} (default): the robustness benchmark's winner (docs/results.md); "
                         "plain: Adam, no augmentation (the course papers' way)")
@@ -95,8 +95,9 @@ def _add_train(commands):
     p.add_argument("--utterance-norm", action="store_true",
                    help="per-utterance mean/variance normalization of the speech features (on with the default "
                         "recipe; this turns it on with --recipe plain)")
-    p.add_argument("--learning-rate", type=float, help=f"learning rate (default {D.LEARNING_RATE:g})")
-    p.add_argument("--val-fraction", type=float, help=f"stratified validation fraction (default {D.VAL_FRACTION:g})")
+    p.add_argument("--learning-rate", type=float, help=f"learning rate (default {defaults.LEARNING_RATE:g})")
+    p.add_argument("--val-fraction", type=float, help=f"stratified validation fraction (default "
+                                                                          f"{defaults.VAL_FRACTION:g})")
     p.add_argument("--split", choices=["speaker", "recording", "row"],
                    help="what validation holds out: whole speakers (needs the data set's speaker ids), whole "
                         "recordings, or random rows (leaks repeated recordings); default the strictest the data "
@@ -104,7 +105,7 @@ def _add_train(commands):
     p.add_argument("--folds", type=int,
                    help="K-fold cross-validation: K fold models, out-of-fold predictions and a CV summary; the run "
                         "submits as the mean of its folds")
-    p.add_argument("--seed", type=int, help=f"seed of split, initialization, shuffling (default {D.SEED})")
+    p.add_argument("--seed", type=int, help=f"seed of split, initialization, shuffling (default {defaults.SEED})")
     p.add_argument("--patience", type=int, help=PATIENCE_HELP)
     p.add_argument("--strategy", choices=STRATEGIES,
                    help="mirrored trains on every visible GPU (--batch-size is per GPU; TensorFlow's tf.distribute, "
@@ -114,17 +115,17 @@ def _add_train(commands):
 
 
 def _add_protocol(p):
-    p.add_argument("--augment-on", choices=D.AUGMENT_ON,
+    p.add_argument("--augment-on", choices=defaults.AUGMENT_ON,
                    help="where the recipe's augmentation runs: device (default: inside the training step, on the "
                         "model's GPU or CPU; as fast or faster on every backend measured) or host (an input pipeline "
                         "on the CPU's cores: tf.data on TensorFlow)")
-    p.add_argument("--protocol", choices=D.PROTOCOLS,
+    p.add_argument("--protocol", choices=defaults.PROTOCOLS,
                    help="which model is saved: finetune (the validated model, trained on further on every row, the "
                         "held-out speaker too) or single (the validated model); default finetune. The reported "
                         "validation scores are always the validated run's")
     p.add_argument("--finetune-epochs", type=int,
                    help=f"epochs of fine-tuning on every row, at most the validated run's best epoch "
-                        f"(default {D.FINETUNE_EPOCHS})")
+                        f"(default {defaults.FINETUNE_EPOCHS})")
 
 
 def _add_submit(commands):
@@ -145,8 +146,8 @@ def _add_demo(commands):
                                         "speech), train a model briefly and write a submission.")
     p.add_argument("--out", default="runs/demo", help="folder for data/, run/ and submission.csv")
     p.add_argument("--model", help=f"registry name (default {DEFAULT_MODEL})")
-    p.add_argument("--epochs", type=int, help=f"epochs (default {D.DEMO_EPOCHS})")
-    p.add_argument("--seed", type=int, help=f"seed of data and training (default {D.SEED})")
+    p.add_argument("--epochs", type=int, help=f"epochs (default {defaults.DEMO_EPOCHS})")
+    p.add_argument("--seed", type=int, help=f"seed of data and training (default {defaults.SEED})")
 
 
 def add_tune_arguments(p):
@@ -162,17 +163,17 @@ def add_tune_arguments(p):
     p.add_argument("--tuner", help="random | hyperband | bayesian (default: random search, starting from the "
                                    "untuned configuration; Hyperband when --max-trials covers one full Hyperband "
                                    "iteration, 90 trials at 30 epochs)")
-    p.add_argument("--max-trials", type=int, help=f"maximum number of trials (default {D.MAX_TRIALS})")
+    p.add_argument("--max-trials", type=int, help=f"maximum number of trials (default {defaults.MAX_TRIALS})")
     p.add_argument("--epochs", type=int,
                    help=f"maximum epochs per trial, with early stopping as `mmdigits train`; a trial is scored at the "
-                        f"epoch train keeps; Hyperband's max_epochs (default {D.TRIAL_EPOCHS})")
+                        f"epoch train keeps; Hyperband's max_epochs (default {defaults.TRIAL_EPOCHS})")
     p.add_argument("--export-epochs", type=int,
                    help="maximum epochs of best/, trained as `mmdigits train` trains once the trials end "
                         "(default: --epochs, the trials' own)")
     p.add_argument("--objective", choices=list(OBJECTIVES),
                    help=f"what the search maximizes or minimizes (default {DEFAULT_OBJECTIVE})")
     p.add_argument("--seed", type=int,
-                   help=f"seed of the oracle, the split and every trial (default {D.SEED}, as `mmdigits train`)")
+                   help=f"seed of the oracle, the split and every trial (default {defaults.SEED}, as `mmdigits train`)")
     p.add_argument("--split", choices=["speaker", "recording", "row"],
                    help="what the objective's validation holds out (default: the strictest the data supports, "
                         "as `mmdigits train`)")
@@ -190,7 +191,8 @@ def add_tune_arguments(p):
     p.add_argument("--oracle", help="HOST:PORT of the chief's oracle (with --distributed)")
     p.add_argument("--tuner-id", help="worker id (default worker-<pid>)")
     p.add_argument("--oracle-timeout", type=float,
-                   help=f"seconds a worker waits for the oracle before giving up (default {D.ORACLE_TIMEOUT_S:g})")
+                   help="seconds a worker waits for the oracle before giving up "
+                        f"(default {defaults.ORACLE_TIMEOUT_S:g})")
 
 
 def _add_tune(commands):
@@ -225,14 +227,14 @@ def _add_data(commands):
                         "20/10 dB SNR, room); the training part stays as without it")
     b.add_argument("--speed-perturbation", type=float, nargs="+", metavar="FACTOR",
                    help="add each training recording again at these speeds, e.g. 0.9 1.1 (Ko et al. 2015)")
-    b.add_argument("--seed", type=int, help=f"seed of the split and the pairing (default {D.SEED})")
+    b.add_argument("--seed", type=int, help=f"seed of the split and the pairing (default {defaults.SEED})")
     b.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     s = actions.add_parser("synthesize", help="eSpeak NG voices -> wav recordings in FSDD naming (offline)",
                            description="Write the demo synthesizer's 72 voices saying each digit as wav files "
                                        "named <digit>_<speaker>_<take>.wav, for `data build`.")
     s.add_argument("--out", required=True, help="folder to write")
     s.add_argument("--takes", type=int, help="utterances per voice and digit (default 1)")
-    s.add_argument("--seed", type=int, help=f"seed of the voices' variation (default {D.SEED})")
+    s.add_argument("--seed", type=int, help=f"seed of the voices' variation (default {defaults.SEED})")
     s.add_argument("--overwrite", action="store_true", help="replace an existing --out")
 
 
@@ -261,7 +263,7 @@ def _add_report(commands):
 
 
 def _add_retrieval(commands):
-    p = commands.add_parser("retrieval", help="cross-modal retrieval (seed 002): joint image-speech embedding",
+    p = commands.add_parser("retrieval", help="cross-modal retrieval (Xia et al.): joint image-speech embedding",
                             description="Train two towers into a shared embedding space, judge them with seed "
                                         "002's annotation/retrieval protocol, and query them.")
     actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -270,25 +272,26 @@ def _add_retrieval(commands):
                                        "negatives and write a run directory.")
     t.add_argument("--data", required=True, help="data folder (Kaggle or Khacef layout)")
     t.add_argument("--out", required=True, help="run directory to write")
-    t.add_argument("--loss", choices=D.RETRIEVAL_LOSSES,
-                   help="info_nce: symmetric contrastive loss, chosen on validation; max_margin: seed 002's hinge "
-                        f"(default {D.RETRIEVAL_LOSS})")
-    t.add_argument("--margin", type=float, help=f"hinge margin in cosine units (default {D.MARGIN:g})")
-    t.add_argument("--temperature", type=float, help=f"InfoNCE temperature (default {D.TEMPERATURE:g})")
-    t.add_argument("--embedding-dim", type=int, help=f"size of the shared space (default {D.EMBEDDING_DIM})")
+    t.add_argument("--loss", choices=defaults.RETRIEVAL_LOSSES,
+                   help="info_nce: symmetric contrastive loss, chosen on validation; max_margin: Xia et al.'s hinge "
+                        f"(default {defaults.RETRIEVAL_LOSS})")
+    t.add_argument("--margin", type=float, help=f"hinge margin in cosine units (default {defaults.MARGIN:g})")
+    t.add_argument("--temperature", type=float, help=f"InfoNCE temperature (default {defaults.TEMPERATURE:g})")
+    t.add_argument("--embedding-dim", type=int, help=f"size of the shared space (default {defaults.EMBEDDING_DIM})")
     t.add_argument("--model",
                    help=f"fusion model giving the branches (default {DEFAULT_TOWERS}; any model `mmdigits models` "
                         "lists with image+audio)")
     t.add_argument("--init", help="fusion run directory to start the towers from (instead of --model)")
-    t.add_argument("--epochs", type=int, help=f"maximum epochs (default {D.RETRIEVAL_EPOCHS}; early stopping)")
-    t.add_argument("--batch-size", type=int, help=f"pairs per step (default {D.RETRIEVAL_BATCH_SIZE})")
-    t.add_argument("--learning-rate", type=float, help=f"AdamW learning rate (default {D.LEARNING_RATE:g})")
-    t.add_argument("--val-fraction", type=float, help=f"stratified validation fraction (default {D.VAL_FRACTION:g})")
-    t.add_argument("--seed", type=int, help=f"seed of split, initialization, shuffling (default {D.SEED})")
+    t.add_argument("--epochs", type=int, help=f"maximum epochs (default {defaults.RETRIEVAL_EPOCHS}; early stopping)")
+    t.add_argument("--batch-size", type=int, help=f"pairs per step (default {defaults.RETRIEVAL_BATCH_SIZE})")
+    t.add_argument("--learning-rate", type=float, help=f"AdamW learning rate (default {defaults.LEARNING_RATE:g})")
+    t.add_argument("--val-fraction", type=float, help=f"stratified validation fraction (default "
+                                                                          f"{defaults.VAL_FRACTION:g})")
+    t.add_argument("--seed", type=int, help=f"seed of split, initialization, shuffling (default {defaults.SEED})")
     t.add_argument("--patience", type=int, help=PATIENCE_HELP)
     _add_protocol(t)
     t.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
-    e = actions.add_parser("evaluate", help="seed 002's annotation/retrieval accuracy, recall@k, confusion PNGs",
+    e = actions.add_parser("evaluate", help="Xia et al.'s annotation/retrieval accuracy, recall@k, confusion PNGs",
                            description="Writes RUN/eval/retrieval_<split>/ with metrics.json, both confusion "
                                        "matrices (PNG) and trials.csv.")
     e.add_argument("--model", required=True, help="retrieval run directory")
@@ -299,7 +302,7 @@ def _add_retrieval(commands):
     e.add_argument("--test-labels", help="row_id,label CSV for test rows the folder has no labels for")
     e.add_argument("--trials", type=int, dest="trials_per_class",
                    help="trials per class in each direction (default 100)")
-    e.add_argument("--seed", type=int, help=f"seed of the protocol's draws (default {D.SEED})")
+    e.add_argument("--seed", type=int, help=f"seed of the protocol's draws (default {defaults.SEED})")
     q = actions.add_parser("query", help="top-k matches of an image or a recording -> PNG",
                            description="Rank the split's utterances for an image, or its images for a wav "
                                        "recording, and draw the query with its k best matches.")
@@ -323,7 +326,7 @@ def _add_export(commands):
     p.add_argument("--model", required=True, nargs="+",
                    help="run directory (or .keras file); several: one graph averaging their probabilities")
     p.add_argument("--weights", type=float, nargs="+", help="one weight per --model run (default: equal)")
-    p.add_argument("--format", choices=D.EXPORT_FORMATS,
+    p.add_argument("--format", choices=defaults.EXPORT_FORMATS,
                    help="saved_model (default; TensorFlow Serving, tf.saved_model.load) or tflite (LiteRT), both on "
                         "the TensorFlow backend; onnx (ONNX Runtime; every backend, with the [onnx] extra)")
     p.add_argument("--quantize", choices=["dynamic"],

@@ -21,9 +21,9 @@ import numpy as np
 from mmdigits_keras.training import load_ensemble
 from mmdigits_keras.utils.backends import backend
 from mmdigits_keras.utils.checks import check_choice
+from mmdigits_keras.utils.defaults import EXPORT_FORMATS
 from mmdigits_keras.utils.extras import optional_module, require
 from mmdigits_keras.utils.files import atomic_write, check_output_free, publish_directory, staged_directory
-from mmdigits_keras.utils.names import EXPORT_FORMATS
 
 litert = optional_module("ai_edge_litert.interpreter")
 onnxruntime = optional_module("onnxruntime")

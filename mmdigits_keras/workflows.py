@@ -10,8 +10,8 @@ from mmdigits_keras.data.demo import DEMO_NOTE, build_demo_data
 from mmdigits_keras.data.layouts import load_kaggle
 from mmdigits_keras.submission import submit
 from mmdigits_keras.training import DEFAULT_MODEL, classification_metrics, train
+from mmdigits_keras.utils.defaults import DEMO_EPOCHS, SEED
 from mmdigits_keras.utils.files import removed_on_failure
-from mmdigits_keras.utils.names import DEMO_EPOCHS, SEED
 
 logger = logging.getLogger("mmdigits_keras")
 

@@ -16,7 +16,7 @@ from mmdigits_keras.cli import build_parser, main
 from mmdigits_keras.data import load_kaggle
 from mmdigits_keras.submission import validate_submission
 from mmdigits_keras.training import DEFAULT_MODEL, RECIPES, load_trained_model
-from mmdigits_keras.utils.names import DEFAULT_AUGMENT_ON
+from mmdigits_keras.utils.defaults import DEFAULT_AUGMENT_ON
 
 
 def test_models_lists_registry_with_parameter_counts(capsys):
@@ -26,7 +26,7 @@ def test_models_lists_registry_with_parameter_counts(capsys):
     assert [line.split()[0] for line in lines[1:]] == ["model1_lstm", "model2_lstm", "model3_lstm", "model4_lstm"]
     assert main(["models", "model2"]) == 0
     row = capsys.readouterr().out.splitlines()[1]
-    assert "6,766,478" in row and "image+audio" in row and "seed 000, Table 2" in row
+    assert "6,766,478" in row and "image+audio" in row and "Nippani Ravi, Table 2" in row
     assert main(["models", "--modality", "image"]) == 0
     names = [line.split()[0] for line in capsys.readouterr().out.splitlines()[1:]]
     assert "image_cnn" in names and "audio_cnn" not in names and "model2" in names
@@ -130,7 +130,7 @@ def test_options_not_given_are_left_to_the_library(monkeypatch, capsys, tmp_path
     import inspect
 
     import mmdigits_keras as mk
-    from mmdigits_keras.utils import names
+    from mmdigits_keras.utils import defaults
 
     seen = {}
 
@@ -156,17 +156,17 @@ def test_options_not_given_are_left_to_the_library(monkeypatch, capsys, tmp_path
     assert seen["run_search"]["settings"] == mk.TrainingSettings()  # nothing given: the defaults
     assert set(seen["run_demo"]) == set()
     assert set(seen["train_retrieval"]) == {"out", "overwrite"}
-    # The library's defaults, which --help quotes, come from utils/names.py.
+    # The library's defaults, which --help quotes, come from utils/defaults.py.
     train_defaults = {k: p.default for k, p in inspect.signature(mk.training.train).parameters.items()}
     assert (train_defaults["model"], train_defaults["recipe"], mk.TrainingSettings().epochs) == (
-        DEFAULT_MODEL, names.DEFAULT_RECIPE, names.EPOCHS)
+        DEFAULT_MODEL, defaults.DEFAULT_RECIPE, defaults.EPOCHS)
     search_defaults = {k: p.default for k, p in inspect.signature(mk.tuning.run_search).parameters.items()}
     assert (search_defaults["model"], search_defaults["settings"], search_defaults["max_trials"]) == (
-        DEFAULT_MODEL, None, names.MAX_TRIALS)
-    assert names.DEFAULT_RECIPE in RECIPES
+        DEFAULT_MODEL, None, defaults.MAX_TRIALS)
+    assert defaults.DEFAULT_RECIPE in RECIPES
     with pytest.raises(SystemExit):
         build_parser().parse_args(["train", "--help"])
-    assert f"(default {names.EPOCHS}; early stopping)" in " ".join(capsys.readouterr().out.split())
+    assert f"(default {defaults.EPOCHS}; early stopping)" in " ".join(capsys.readouterr().out.split())
 
 
 def _spoil(folder, name, value):

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from mmdigits_keras.models import create_model, get_backbone
-from mmdigits_keras.utils.names import BACKENDS
+from mmdigits_keras.utils.defaults import BACKENDS
 
 pytestmark = pytest.mark.backends
 BACKEND = keras.backend.backend()

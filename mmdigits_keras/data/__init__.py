@@ -1,5 +1,6 @@
-"""The data layer: layouts and validation, grouped validation splits, speech features, wav and image sources, data-set
-building, the embedded demo data and eSpeak NG synthesis.
+"""The data layer: the dataset container, safe file readers, the layouts, grouped validation
+splits, speech features, wav and image sources, data-set building, the embedded demo data and
+eSpeak NG synthesis.
 
 Public names load on first use (PEP 562), so ``mmdigits_keras.data.constants`` -- what the
 models need -- does not pull in pandas or the audio stack.
@@ -8,12 +9,12 @@ models need -- does not pull in pandas or the audio stack.
 from mmdigits_keras.utils.lazy import lazy_exports
 
 _EXPORTS = {
-    "MultimodalDataset": "layouts",
+    "MultimodalDataset": "dataset",
     "load_kaggle": "layouts",
     "load_khacef": "layouts",
     "load_dataset": "layouts",
     "detect_layout": "layouts",
-    "read_label_csv": "layouts",
+    "read_label_csv": "readers",
     "train_val_split": "splits",
     "fold_rows": "splits",
     "resolve_split": "splits",

@@ -113,6 +113,64 @@ def build_dataset(
             `overwrite`. Corrupt, empty or unparseable recordings are skipped, printed and
             listed in the manifest.
     """
+    speed_perturbation = _checked_arguments(layout, features, channel, speed_perturbation, test_fraction)
+    out = Path(out)
+    check_output_free(out, overwrite=overwrite)
+    audio = Path(audio)
+    recordings, skipped = find_recordings(audio, audio_format)
+    pools, image_description = load_image_pools(images)
+    feats, kept = _read_features(recordings, audio, features, skipped, verbose=verbose)
+    recordings_read = len(kept)
+    digits = np.array([r["digit"] for r in kept])
+    speakers = np.array([r["speaker"] for r in kept])
+    audio_rows, test_speakers = _split_recordings(digits, speakers, test_speakers, test_fraction, seed)
+    if channel is not None:
+        _apply_test_channel(feats, kept, audio_rows["test"], channel, features, seed)
+    if speed_perturbation:
+        feats, digits, speakers, kept = _add_speed_copies(feats, digits, speakers, kept, audio_rows, speed_perturbation,
+                                                          features)
+    parts, mean, std = _pair_parts(_image_parts(pools, images, test_fraction, seed), audio_rows, feats, digits, seed)
+    manifest = {
+        "layout": layout,
+        "seed": seed,
+        "audio": {"source": str(audio.resolve()), "format": audio_format, "recordings": recordings_read,
+                  "skipped": skipped},
+        "images": {"source": image_description},
+        "features": {"kind": features, "frames": NUM_FRAMES, "values_per_frame": FEATURE_KINDS[features],
+                     "window_seconds": WINDOW_SECONDS, "hop_seconds": HOP_SECONDS, "sample_rate": SAMPLE_RATE,
+                     "standardized": "per column with the training rows' mean and std (below)",
+                     "mean": mean.tolist(), "std": std.tolist()},
+        "pairing": "each image gets a random utterance of the same digit from its part (Khacef rule)",
+        "channel": {"test": channel, "speed_perturbation": list(speed_perturbation)},
+        "split": {"test_speakers": test_speakers or None, "test_fraction": None if test_speakers else test_fraction},
+    }
+    with staged_directory(out) as staging:  # removed again if a write fails (a full disk)
+        _write_layout(staging, layout, parts)
+        # A speed-perturbed copy is the same recording: one group with its original.
+        originals = [str(r["path"].relative_to(audio)) for r in kept]
+        for split, part in parts.items():
+            write_groups(staging, split, recordings=[originals[i] for i in part["recordings"]],
+                         speakers=speakers[part["recordings"]])
+        relative = [name + (f" (speed x{r['speed']})" if "speed" in r else "") for name, r in zip(originals, kept)]
+        parts_record = _part_records(parts, audio_rows, digits, speakers, relative)
+        write_json(staging / "manifest.json", {**manifest, **parts_record})
+        return publish_directory(staging, out, overwrite=overwrite)
+
+
+def _part_records(parts, audio_rows, digits, speakers, relative):
+    """The manifest's record of each part: rows, speakers, counts per digit, source files."""
+    return {split: {
+        "rows": int(len(part["labels"])),
+        "rows_per_digit": np.bincount(part["labels"], minlength=NUM_CLASSES).tolist(),
+        "speakers": sorted(set(speakers[audio_rows[split]].tolist())),
+        "recordings_per_digit": np.bincount(digits[audio_rows[split]], minlength=NUM_CLASSES).tolist(),
+        "source_files": [relative[i] for i in audio_rows[split]],
+        "row_recordings": [relative[i] for i in part["recordings"]],
+    } for split, part in parts.items()}
+
+
+def _checked_arguments(layout, features, channel, speed_perturbation, test_fraction):
+    """Refuses bad arguments before any work; returns the speed factors as a tuple of floats."""
     if layout not in LAYOUTS:
         raise ValueError(f"`layout` must be one of {list(LAYOUTS)}. Received: layout={layout!r}")
     if features not in FEATURE_KINDS:
@@ -124,12 +182,12 @@ def build_dataset(
                          f"Received: speed_perturbation={speed_perturbation!r}")
     if not 0 < test_fraction < 1:
         raise ValueError(f"`test_fraction` must be in (0, 1). Received: test_fraction={test_fraction!r}")
-    out = Path(out)
-    check_output_free(out, overwrite=overwrite)
-    audio = Path(audio)
-    recordings, skipped = find_recordings(audio, audio_format)
-    pools, image_description = load_image_pools(images)
+    return speed_perturbation
 
+
+def _read_features(recordings, audio, features, skipped, *, verbose):
+    """float64 (R, F) features of the readable `recordings` and those records; an unreadable
+    one is appended to `skipped` (and logged when `verbose`)."""
     progress = progress_bar(len(recordings), unit="recording", enabled=bool(verbose))
     rows, kept = [], []
     for record in recordings:
@@ -146,48 +204,63 @@ def build_dataset(
             logger.warning("skipped %s: %s", item["file"], item["reason"])
     if not kept:
         raise ValueError(f"{audio}: none of the recordings could be read")
-    feats = np.stack(rows).astype(np.float64)
-    recordings_read = len(kept)
-    digits = np.array([r["digit"] for r in kept])
-    speakers = np.array([r["speaker"] for r in kept])
+    return np.stack(rows).astype(np.float64), kept
 
-    if test_speakers:
-        test_speakers = sorted(set(test_speakers))
-        unknown = [s for s in test_speakers if s not in set(speakers)]
-        if unknown:
-            raise ValueError(f"`test_speakers` {unknown} not among the speakers {sorted(set(speakers))}")
-        is_test = np.isin(speakers, test_speakers)
-        if is_test.all():
-            raise ValueError("`test_speakers` leaves no speaker for training")
-        audio_rows = {"train": np.flatnonzero(~is_test), "test": np.flatnonzero(is_test)}
-    else:
+
+def _split_recordings(digits, speakers, test_speakers, test_fraction, seed):
+    """``{"train": rows, "test": rows}`` of the recordings (by speaker, or at random stratified
+    by digit) and the sorted test speakers (None without)."""
+    if not test_speakers:
         train_rows, test_rows = _stratified_split(digits, test_fraction, seed)
-        audio_rows = {"train": train_rows, "test": test_rows}
-    if channel is not None:
-        for row in audio_rows["test"]:
-            wave, rate = read_wav(kept[row]["path"])
-            feats[row] = speech_features(apply_channel(wave, rate, channel, seed=seed, key=kept[row]["path"].name),
-                                         rate, features).reshape(-1)
-    if speed_perturbation:
-        originals = audio_rows["train"]
-        extra = []
-        for row in originals:
-            wave, rate = read_wav(kept[row]["path"])
-            extra += [speech_features(speed_perturb(apply_channel(wave, rate, None), f), rate, features).reshape(-1)
-                      for f in speed_perturbation]
-        copies = np.repeat(originals, len(speed_perturbation))
-        audio_rows["train"] = np.concatenate([originals, len(feats) + np.arange(len(copies))])
-        feats = np.concatenate([feats, np.stack(extra)])
-        digits, speakers = np.concatenate([digits, digits[copies]]), np.concatenate([speakers, speakers[copies]])
-        kept = kept + [{**kept[row], "speed": f} for row in originals for f in speed_perturbation]
+        return {"train": train_rows, "test": test_rows}, test_speakers
+    test_speakers = sorted(set(test_speakers))
+    unknown = [s for s in test_speakers if s not in set(speakers)]
+    if unknown:
+        raise ValueError(f"`test_speakers` {unknown} not among the speakers {sorted(set(speakers))}")
+    is_test = np.isin(speakers, test_speakers)
+    if is_test.all():
+        raise ValueError("`test_speakers` leaves no speaker for training")
+    return {"train": np.flatnonzero(~is_test), "test": np.flatnonzero(is_test)}, test_speakers
 
+
+def _apply_test_channel(feats, kept, test_rows, channel, features, seed):
+    """Replaces the test recordings' features (in place) by those of the recordings through `channel`."""
+    for row in test_rows:
+        wave, rate = read_wav(kept[row]["path"])
+        feats[row] = speech_features(apply_channel(wave, rate, channel, seed=seed, key=kept[row]["path"].name),
+                                     rate, features).reshape(-1)
+
+
+def _add_speed_copies(feats, digits, speakers, kept, audio_rows, factors, features):
+    """Each training recording again at each speed factor, as more utterances of its part
+    (`audio_rows["train"]` grows in place); returns the extended features, digits, speakers, records."""
+    originals = audio_rows["train"]
+    extra = []
+    for row in originals:
+        wave, rate = read_wav(kept[row]["path"])
+        extra += [speech_features(speed_perturb(apply_channel(wave, rate, None), f), rate, features).reshape(-1)
+                  for f in factors]
+    copies = np.repeat(originals, len(factors))
+    audio_rows["train"] = np.concatenate([originals, len(feats) + np.arange(len(copies))])
+    return (np.concatenate([feats, np.stack(extra)]), np.concatenate([digits, digits[copies]]),
+            np.concatenate([speakers, speakers[copies]]),
+            kept + [{**kept[row], "speed": f} for row in originals for f in factors])
+
+
+def _image_parts(pools, images, test_fraction, seed):
+    """``{"train": (pixels, labels), "test": ...}``: a single pool split stratified by digit."""
     if "all" in pools:
         pixels, labels = pools["all"]
         train_rows, test_rows = _stratified_split(labels, test_fraction, seed)
         pools = {"train": (pixels[train_rows], labels[train_rows]), "test": (pixels[test_rows], labels[test_rows])}
     if set(pools) != {"train", "test"}:
         raise ValueError(f"{images}: needs both training and test images (found {sorted(pools)})")
+    return pools
 
+
+def _pair_parts(pools, audio_rows, feats, digits, seed):
+    """Each part's images paired with its utterances (`pair_by_digit`), the speech standardized
+    with the training rows' mean and std; returns the parts, the mean and the std."""
     rng = np.random.default_rng(seed)
     parts = {}
     for split in ("train", "test"):
@@ -198,40 +271,7 @@ def build_dataset(
     std = parts["train"]["audio"].std(axis=0) + 1e-8
     for part in parts.values():
         part["audio"] = ((part["audio"] - mean) / std).astype(np.float32)
-
-    with staged_directory(out) as staging:  # removed again if a write fails (a full disk)
-        _write_layout(staging, layout, parts)
-        # A speed-perturbed copy is the same recording: one group with its original.
-        originals = [str(r["path"].relative_to(audio)) for r in kept]
-        for split, part in parts.items():
-            write_groups(staging, split, recordings=[originals[i] for i in part["recordings"]],
-                         speakers=speakers[part["recordings"]])
-        relative = [str(r["path"].relative_to(audio)) + (f" (speed x{r['speed']})" if "speed" in r else "")
-                    for r in kept]
-        write_json(staging / "manifest.json", {
-            "layout": layout,
-            "seed": seed,
-            "audio": {"source": str(audio.resolve()), "format": audio_format, "recordings": recordings_read,
-                      "skipped": skipped},
-            "images": {"source": image_description},
-            "features": {"kind": features, "frames": NUM_FRAMES, "values_per_frame": FEATURE_KINDS[features],
-                         "window_seconds": WINDOW_SECONDS, "hop_seconds": HOP_SECONDS, "sample_rate": SAMPLE_RATE,
-                         "standardized": "per column with the training rows' mean and std (below)",
-                         "mean": mean.tolist(), "std": std.tolist()},
-            "pairing": "each image gets a random utterance of the same digit from its part (Khacef rule)",
-            "channel": {"test": channel, "speed_perturbation": list(speed_perturbation)},
-            "split": {"test_speakers": test_speakers or None,
-                      "test_fraction": None if test_speakers else test_fraction},
-            **{split: {
-                "rows": int(len(part["labels"])),
-                "rows_per_digit": np.bincount(part["labels"], minlength=NUM_CLASSES).tolist(),
-                "speakers": sorted(set(speakers[audio_rows[split]].tolist())),
-                "recordings_per_digit": np.bincount(digits[audio_rows[split]], minlength=NUM_CLASSES).tolist(),
-                "source_files": [relative[i] for i in audio_rows[split]],
-                "row_recordings": [relative[i] for i in part["recordings"]],
-            } for split, part in parts.items()},
-        })
-        return publish_directory(staging, out, overwrite=overwrite)
+    return parts, mean, std
 
 
 def _write_layout(directory, layout, parts):

@@ -2,8 +2,8 @@
 
 The Written and Spoken Digits database (Khacef, Rodriguez, Miramond 2019, zenodo 3515935)
 describes each utterance by 12 MFCC cepstra plus log energy over 50 ms windows with a 25 ms
-shift, on a clip of 1 s: 39 frames x 13 = 507 values. The Kaggle course data (seed 000) and
-seed 001 use the same 507-value layout, flattened frame by frame.
+shift, on a clip of 1 s: 39 frames x 13 = 507 values. The Kaggle course data (Nippani Ravi) and
+Tseng's report use the same 507-value layout, flattened frame by frame.
 """
 
 from __future__ import annotations
@@ -128,7 +128,7 @@ def logmel_frames(wave, sample_rate):
         ValueError: as `mfcc_507`.
 
     Reference:
-        Seed 004 classifies spectrogram images; this is the usual log-mel form of that input.
+        Pragadaraju and Shah classify spectrogram images; this is the usual log-mel form of that input.
     """
     clip, nfft = _framing(wave, sample_rate)
     features = python_speech_features.logfbank(

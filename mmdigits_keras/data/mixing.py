@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from mmdigits_keras.data.constants import NUM_CLASSES, NUM_FEATURES
+from mmdigits_keras.data.dataset import MultimodalDataset
 from mmdigits_keras.data.demo import synthesize_utterances
-from mmdigits_keras.data.layouts import MultimodalDataset
 from mmdigits_keras.utils.files import atomic_write
 
 # Bump when the synthesizer's settings change, so old cache files are not reused.

@@ -1,5 +1,5 @@
 """The evaluation layer: metrics files and plots per run, comparisons, embeddings, robustness,
-the Markdown report, and seed 002's retrieval protocol with queries."""
+the Markdown report, and Xia et al.'s retrieval protocol with queries."""
 
 from mmdigits_keras.evaluation.classification import (
     classification_summary,

@@ -1,6 +1,6 @@
 """Evaluation and analysis of trained runs: the papers' pictures for your own models.
 
-Seed 001 judges models by accuracy and macro-F1 and by which samples each model gets wrong
+Tseng judges models by accuracy and macro-F1 and by which samples each model gets wrong
 (its Venn diagram of error indices and a gallery of ambiguous digits). Metrics are
 scikit-learn's; plots are matplotlib's (Venn diagrams: matplotlib-venn, the ``[report]`` extra).
 """

@@ -14,11 +14,8 @@ from mmdigits_keras.training.rundir import read_run_config, training_curves
 from mmdigits_keras.utils.files import atomic_write, removed_on_failure
 
 
-def _markdown_table(frame, floats="{:.4f}"):
-    header = "| " + " | ".join(frame.columns) + " |\n|" + "---|" * len(frame.columns) + "\n"
-    body = "".join("| " + " | ".join(floats.format(v) if isinstance(v, float) else str(v) for v in row) + " |\n"
-                   for row in frame.itertuples(index=False))
-    return header + body
+def _markdown_table(frame, floatfmt=".4f"):
+    return frame.to_markdown(index=False, floatfmt=floatfmt) + "\n"
 
 
 def write_report(runs, data, out, *, split="validation", max_embedding_rows=1000):
@@ -76,7 +73,7 @@ def _write_report(runs, names, data, out, *, split, max_embedding_rows):
         atomic_write(folder / "confusion.png", lambda tmp, src=confusion: Path(tmp).write_bytes(src.read_bytes()))
         per_class = pd.read_csv(results[name]["dir"] / "per_class.csv")
         lines += [f"### {name} (`{models[name]}`)\n", f"![confusion matrix]({name}/confusion.png) "
-                  f"![training curves]({name}/curves.png)\n", _markdown_table(per_class, "{:.3f}")]
+                  f"![training curves]({name}/curves.png)\n", _markdown_table(per_class, ".3f")]
     if same_rows and len(runs) >= 2:
         written = compare(results, out, image_only=image_only, fused=fused)
         overlap = pd.read_csv(written["overlap_csv"])

@@ -1,9 +1,9 @@
-"""Judging and using a retrieval run: seed 002's annotation / retrieval protocol with its
+"""Judging and using a retrieval run: Xia et al.'s annotation / retrieval protocol with its
 confusion matrices and trials, recall@k in both directions, and queries by image or wav.
 
 The protocol's arithmetic (`protocol_accuracy`, `recall_at_k`, ...) lives in
-`mmdigits_keras.training.metrics`, because the engine scores every retrieval run with it; this
-module turns it into files and figures. Seed 002 had 11 spoken classes ("oh" and "zero");
+`mmdigits_keras.training.retrieval_protocol`, because the engine scores every retrieval run with it; this
+module turns it into files and figures. Xia et al. had 11 spoken classes ("oh" and "zero");
 here 10.
 """
 
@@ -16,12 +16,14 @@ import pandas as pd
 from sklearn.metrics import ConfusionMatrixDisplay, confusion_matrix
 
 from mmdigits_keras.data.constants import NUM_CLASSES
+from mmdigits_keras.data.dataset import MultimodalDataset
 from mmdigits_keras.data.features import mfcc_507
-from mmdigits_keras.data.layouts import MultimodalDataset, load_dataset, read_label_csv
+from mmdigits_keras.data.layouts import load_dataset
+from mmdigits_keras.data.readers import read_label_csv
 from mmdigits_keras.data.sources import read_wav
 from mmdigits_keras.evaluation.classification import evaluation_rows
 from mmdigits_keras.training import load_trained_model
-from mmdigits_keras.training.metrics import embed, protocol_accuracy, recall_at_k, similarities
+from mmdigits_keras.training.retrieval_protocol import embed, protocol_accuracy, recall_at_k, similarities
 from mmdigits_keras.training.rundir import read_run_config
 from mmdigits_keras.utils.files import atomic_write, read_json, write_json
 from mmdigits_keras.utils.plotting import save_figure, subplots
@@ -67,7 +69,7 @@ def retrieval_rows(run, data, split, *, test_labels=None):
 def evaluate_retrieval(run, data, *, split="validation", test_labels=None, trials_per_class=100, seed=0):
     """Evaluates a retrieval run and writes ``RUN/eval/retrieval_<split>/``.
 
-    Files: ``metrics.json`` (annotation / retrieval accuracy of seed 002's protocol, recall@1/5/10
+    Files: ``metrics.json`` (annotation / retrieval accuracy of Xia et al.'s protocol, recall@1/5/10
     in both directions, rows), ``annotation_confusion.png``, ``retrieval_confusion.png`` and
     ``trials.csv`` (direction, true class, answered class per trial).
 
@@ -77,7 +79,7 @@ def evaluate_retrieval(run, data, *, split="validation", test_labels=None, trial
         split: ``"validation"`` (the run's own validation rows: speakers heard in training) or
             ``"test"`` (the folder's test rows, labelled; kaggle_sample's are an unseen speaker).
         test_labels: Optional ``row_id,label`` CSV for test rows without labels in the folder.
-        trials_per_class: Trials per class in each direction (seed 002: 100).
+        trials_per_class: Trials per class in each direction (Xia et al.: 100).
         seed: Seed of the protocol's draws.
 
     Returns:

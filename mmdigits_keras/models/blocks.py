@@ -1,6 +1,6 @@
 """Tensor-in, tensor-out building blocks; every layer is named from the caller's prefix.
 
-Seed 000's tables place BatchNormalization right after each convolution and hidden Dense
+Nippani Ravi's tables place BatchNormalization right after each convolution and hidden Dense
 layer (the ReLU sits inside the layer, as in the course notebooks' ``activation="relu"``).
 """
 
@@ -11,7 +11,7 @@ from keras import layers
 # Keras's default 0.99 needs thousands of steps before the moving statistics match the
 # weights; on course-size data (a few hundred steps) inference then scored at chance level
 # (measured: 0.17 validation accuracy after 3 epochs of Model 2 on the demo data). 0.9 is
-# PyTorch's default (seed 001 trains in PyTorch).
+# PyTorch's default (Tseng trains in PyTorch).
 BN_MOMENTUM = 0.9
 
 
@@ -54,7 +54,7 @@ def dropout(x, rate, *, name):
 def lstm_encoder(x, units, *, num_layers=2, name):
     """Stacked LSTMs over (batch, time, features); returns the last state (batch, units).
 
-    Reference: seed 001, Table 3 (AudioNet_LSTM: 2 LSTM layers of 64 units).
+    Reference: Tseng, Table 3 (AudioNet_LSTM: 2 LSTM layers of 64 units).
     """
     for i in range(1, num_layers + 1):
         last = i == num_layers
@@ -76,7 +76,7 @@ def scaled(units, width):
 
 
 def conv_block(x, filters, *, name, kernel_size=3):
-    """Seed 001's ConvBlock: convolution ("same", no bias activation), BatchNormalization, ReLU.
+    """Tseng's ConvBlock: convolution ("same", no bias activation), BatchNormalization, ReLU.
 
     Conv1D or Conv2D by the rank of `x`; layers ``{name}``, ``{name}_bn``, ``{name}_relu``.
     """

@@ -1,4 +1,4 @@
-"""The 1-D CNN fusion model (seed 003's FusionModel): the HybridNet image CNN and a 1-D CNN
+"""The 1-D CNN fusion model (the Multimodal-Deep-Learning report's FusionModel): the HybridNet image CNN and a 1-D CNN
 over the speech frames, fused by one Dense layer."""
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from mmdigits_keras.models.registry import register_model
 
 
 def audio_conv1d_encoder(audio, *, prefix="audio", width=1.0):
-    """Seed 003's AudioEncoder, a 1-D CNN over time: ConvBlocks of 64 and 128 filters (kernel 3)
-    with pooling, global average pooling, Dense(128) + ReLU -> (N, 128). (Seed 003 names the
-    parts, not their sizes; these follow seed 001's widths.)"""
+    """The Multimodal-Deep-Learning report's AudioEncoder, a 1-D CNN over time: ConvBlocks of 64
+    and 128 filters (kernel 3) with pooling, global average pooling, Dense(128) + ReLU -> (N, 128).
+    (The report names the parts, not their sizes; these follow Tseng's widths.)"""
     x = audio_frames(audio, name=f"{prefix}_frames")
     x = blocks.conv_block(x, blocks.scaled(64, width), name=f"{prefix}_conv1")
     x = layers.MaxPooling1D(2, name=f"{prefix}_pool1")(x)
@@ -25,18 +25,18 @@ def audio_conv1d_encoder(audio, *, prefix="audio", width=1.0):
     return layers.Dense(blocks.scaled(128, width), activation="relu", name=f"{prefix}_dense1")(x)
 
 
-@register_model("fusion_1dcnn", modalities=("image", "audio"), source="seed 003",
+@register_model("fusion_1dcnn", modalities=("image", "audio"), source="the Multimodal-Deep-Learning report",
                 description="FusionModel: image CNN + 1-D CNN speech encoder + one fusion layer")
 def build_fusion_1dcnn(*, include_top=True, width=1.0, dropout=0.3, num_classes=10, classifier_activation="softmax",
                        audio_features=NUM_FEATURES, audio_mean=None, audio_variance=None,
                        utterance_normalization=False, name=None):
-    """FusionModel: seed 001's image CNN with dropout + a 1-D CNN audio encoder + a fusion layer
-    (seed 003).
+    """FusionModel: Tseng's image CNN with dropout + a 1-D CNN audio encoder + a fusion layer
+    (the Multimodal-Deep-Learning report).
 
     Args:
         include_top: True: the classifier; False: the backbone (features dict, 128 + 128).
         width: Multiplier (> 0) on every filter count and hidden width.
-        dropout: Rate of the fusion layer's dropout, in [0, 1) (seed 003: 0.3).
+        dropout: Rate of the fusion layer's dropout, in [0, 1) (the Multimodal-Deep-Learning report: 0.3).
         num_classes, classifier_activation, audio_features, audio_mean, audio_variance,
         utterance_normalization, name: as in `build_hybrid_cnn`.
 

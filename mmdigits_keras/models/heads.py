@@ -1,7 +1,7 @@
 """Heads: tensor-in/tensor-out functions from a backbone's features dict to an output.
 
 Classifier heads end in the ``predictions`` Dense layer (keras.applications' name); the
-retrieval head projects each modality into one shared, L2-normalized space (seed 002).
+retrieval head projects each modality into one shared, L2-normalized space (Xia et al.).
 """
 
 from __future__ import annotations
@@ -23,13 +23,13 @@ def predictions(x, *, num_classes, classifier_activation):
 
 
 def linear_head(features, *, num_classes, classifier_activation):
-    """Unimodal models (seed 001, Tables 1-3): the one feature -> ``predictions``."""
+    """Unimodal models (Tseng, Tables 1-3): the one feature -> ``predictions``."""
     (x,) = features.values()
     return predictions(x, num_classes=num_classes, classifier_activation=classifier_activation)
 
 
 def late_fusion_head(features, *, fusion_units, width, num_classes, classifier_activation):
-    """Seed 000, Tables 1-4: each branch ends in a ``num_classes``-unit Dense with ReLU
+    """Nippani Ravi, Tables 1-4: each branch ends in a ``num_classes``-unit Dense with ReLU
     (``image_output``, ``audio_output``), concatenated speech first (``fusion_concat``, 20
     values), then the Dense + BatchNormalization fusion stack and ``predictions``."""
     outputs = {m: layers.Dense(num_classes, activation="relu", name=f"{m}_output")(features[m]) for m in MODALITIES}
@@ -40,7 +40,7 @@ def late_fusion_head(features, *, fusion_units, width, num_classes, classifier_a
 
 
 def hybrid_head(features, *, width=1.0, num_classes, classifier_activation):
-    """Seed 001, Table 6: concat (256) -> Dense(128) + BN + ReLU -> dropout 0.25 -> classes."""
+    """Tseng, Table 6: concat (256) -> Dense(128) + BN + ReLU -> dropout 0.25 -> classes."""
     x = layers.Concatenate(name="fusion_concat")([features["image"], features["audio"]])
     x = layers.Dense(blocks.scaled(128, width), name="fusion_dense1")(x)
     x = layers.BatchNormalization(momentum=blocks.BN_MOMENTUM, name="fusion_dense1_bn")(x)
@@ -50,7 +50,7 @@ def hybrid_head(features, *, width=1.0, num_classes, classifier_activation):
 
 
 def fusion_layer_head(features, *, width=1.0, dropout=0.3, num_classes, classifier_activation):
-    """Seed 003's FusionModel head: concat -> Dense(128) + ReLU -> dropout -> classes."""
+    """The Multimodal-Deep-Learning report's FusionModel head: concat -> Dense(128) + ReLU -> dropout -> classes."""
     x = layers.Concatenate(name="fusion_concat")([features["image"], features["audio"]])
     x = layers.Dense(blocks.scaled(128, width), activation="relu", name="fusion_dense1")(x)
     x = blocks.dropout(x, dropout, name="fusion_dropout1")
@@ -58,7 +58,7 @@ def fusion_layer_head(features, *, width=1.0, dropout=0.3, num_classes, classifi
 
 
 def retrieval_towers(backbone, *, embedding_dim=128, name="retrieval"):
-    """Seed 002's two towers on a two-modality backbone: per modality a linear projection
+    """Xia et al.'s two towers on a two-modality backbone: per modality a linear projection
     (``{m}_projection``), BatchNormalization (``{m}_projection_bn``) and L2 normalization
     (``{m}_embedding``).
 
@@ -77,7 +77,7 @@ def retrieval_towers(backbone, *, embedding_dim=128, name="retrieval"):
         ValueError: the backbone lacks one of the modalities, or a bad `embedding_dim`.
 
     Reference:
-        Seed 002, section 3.4 (alignment model); Harwath & Glass, ASRU 2015.
+        Xia et al., section 3.4 (alignment model); Harwath & Glass, ASRU 2015.
     """
     if set(backbone.output) != set(MODALITIES):
         raise ValueError(f"retrieval towers need an image and an audio branch; backbone {backbone.name!r} has "

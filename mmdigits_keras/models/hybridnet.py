@@ -1,4 +1,4 @@
-"""The HybridNet family (seed 001's ImageNet / AudioNet / HybridNet): CNN and LSTM encoders
+"""The HybridNet family (Tseng's ImageNet / AudioNet / HybridNet): CNN and LSTM encoders
 per modality, a linear head for the unimodal models and Table 6's classifier for the hybrids,
 declared as data (`HYBRIDNET_MODELS`).
 
@@ -19,7 +19,7 @@ from mmdigits_keras.models.registry import register_model
 
 
 def cnn_encoder(x, *, prefix, width=1.0, dropout=0.5):
-    """Seed 001's CNN encoder (Tables 1, 2, 4): ConvBlocks of 32 and 64 filters with 2x2 max
+    """Tseng's CNN encoder (Tables 1, 2, 4): ConvBlocks of 32 and 64 filters with 2x2 max
     pooling, dropout 0.25, Dense(128) + ReLU, dropout `dropout` (0.5 in the tables) -> (N, 128),
     all sizes times `width`."""
     x = blocks.conv_block(x, blocks.scaled(32, width), name=f"{prefix}_conv1")
@@ -33,7 +33,7 @@ def cnn_encoder(x, *, prefix, width=1.0, dropout=0.5):
 
 
 def audio_cnn_encoder(audio, *, prefix="audio", width=1.0, dropout=0.5):
-    """Seed 001, Table 2 / 4: the CNN encoder on the (39 frames x k) features as a one-channel
+    """Tseng, Table 2 / 4: the CNN encoder on the (39 frames x k) features as a one-channel
     image -> (N, 128)."""
     x = audio_frames(audio, name=f"{prefix}_frames")
     x = layers.Reshape((*x.shape[1:], 1), name=f"{prefix}_image")(x)
@@ -41,7 +41,7 @@ def audio_cnn_encoder(audio, *, prefix="audio", width=1.0, dropout=0.5):
 
 
 def audio_lstm_encoder(audio, *, units=64, dense=64, dropout=0.0, prefix="audio"):
-    """Seed 001, Table 3 / 5: two LSTM layers over the 39 frames, then Dense + ReLU (64 in
+    """Tseng, Table 3 / 5: two LSTM layers over the 39 frames, then Dense + ReLU (64 in
     AudioNet_LSTM, 128 with dropout 0.25 in HybridNet_CNN_LSTM) -> (N, dense)."""
     x = audio_frames(audio, name=f"{prefix}_frames")
     x = blocks.lstm_encoder(x, units, name=f"{prefix}_lstm")
@@ -49,21 +49,21 @@ def audio_lstm_encoder(audio, *, units=64, dense=64, dropout=0.0, prefix="audio"
     return blocks.dropout(x, dropout, name=f"{prefix}_dropout1")
 
 
-# Seed 001's five models as data: the encoder per modality (None: the model does not look at
+# Tseng's five models as data: the encoder per modality (None: the model does not look at
 # it; "cnn": `cnn_encoder` / `audio_cnn_encoder`; "lstm": `audio_lstm_encoder` with its Dense
 # width and dropout), with the table each reproduces. One head per kind: linear for the unimodal
 # models, Table 6's classifier for the hybrids.
 HYBRIDNET_MODELS = {
-    "image_cnn": dict(image="cnn", audio=None, source="seed 001, Table 1",
-                      description="ImageNet_CNN: image only (99.13% in seed 001's Table 7)"),
-    "audio_cnn": dict(image=None, audio="cnn", source="seed 001, Table 2",
+    "image_cnn": dict(image="cnn", audio=None, source="Tseng, Table 1",
+                      description="ImageNet_CNN: image only (99.13% in Tseng's Table 7)"),
+    "audio_cnn": dict(image=None, audio="cnn", source="Tseng, Table 2",
                       description="AudioNet_CNN: 2-D convolutions over the MFCC as a 39x13 image (97.75%)"),
-    "audio_lstm": dict(image=None, audio="lstm", audio_dense=64, audio_dropout=0.0, source="seed 001, Table 3",
+    "audio_lstm": dict(image=None, audio="lstm", audio_dense=64, audio_dropout=0.0, source="Tseng, Table 3",
                        description="AudioNet_LSTM: 2-layer LSTM(64) over the 39 frames (97.18%)"),
-    "hybrid_cnn": dict(image="cnn", audio="cnn", source="seed 001, Tables 4 and 6",
+    "hybrid_cnn": dict(image="cnn", audio="cnn", source="Tseng, Tables 4 and 6",
                        description="HybridNet_CNN: image CNN + audio CNN encoders, Table 6 classifier (99.74%)"),
     "hybrid_cnn_lstm": dict(image="cnn", audio="lstm", audio_dense=128, audio_dropout=0.25,
-                            source="seed 001, Tables 5 and 6",
+                            source="Tseng, Tables 5 and 6",
                             description="HybridNet_CNN_LSTM: image CNN + audio LSTM encoders (99.36%)"),
 }
 
@@ -117,7 +117,7 @@ COMMON_ARGS = """
             standardization (with `audio_variance`); unused by image-only models.
         audio_variance: Optional (audio_features,) training-audio variance.
         utterance_normalization: Per-utterance mean/variance normalization of the speech
-            features (see `build_model`); off by default, as in seed 001.
+            features (see `build_model`); off by default, as in Tseng.
         name: Model name.
 
     Returns:

@@ -1,4 +1,4 @@
-"""The late-fusion family: seed 000's Models 1-4 and their LSTM-audio variants, declared as
+"""The late-fusion family: Nippani Ravi's Models 1-4 and their LSTM-audio variants, declared as
 layer tables (`LATE_FUSION_TABLES`) that one builder reads.
 
 Every builder takes the dict input ``{"image": (N, 28, 28, 1) float32, "audio": (N, 507)
@@ -20,7 +20,7 @@ from mmdigits_keras.utils.checks import check_choice
 
 AUDIO_ENCODERS = ("conv1d", "lstm")
 
-# Seed 000, Tables 1-4, layer for layer. ("conv", f): conv + BN; ("pool",); ("drop",);
+# Nippani Ravi, Tables 1-4, layer for layer. ("conv", f): conv + BN; ("pool",); ("drop",);
 # ("dense", u): Dense + BN; each branch then flattens (before its first dense) and ends in a
 # num_classes-unit Dense; the fusion stack is Dense + BN layers, then the softmax.
 LATE_FUSION_TABLES = {
@@ -88,9 +88,9 @@ def build_model(
     utterance_normalization=False,
     name=None,
 ):
-    """Builds Model `depth` of seed 000: an image CNN and an audio encoder fused late.
+    """Builds Model `depth` of Nippani Ravi: an image CNN and an audio encoder fused late.
 
-    With the defaults, ``build_model(depth=k).count_params()`` equals seed 000's table totals:
+    With the defaults, ``build_model(depth=k).count_params()`` equals Nippani Ravi's table totals:
     1,869,454 / 6,766,478 / 1,344,654 / 2,504,270 for k = 1..4.
 
     The model is a backbone (both branches up to their last hidden layer, nested as the layer
@@ -99,18 +99,18 @@ def build_model(
     the tables (``image_conv1``, ``audio_pool2``, ...).
 
     Args:
-        depth: Which of seed 000's Models (1..4). Model 2, the paper's final model, is the
+        depth: Which of Nippani Ravi's Models (1..4). Model 2, the paper's final model, is the
             default; Model 3 has a shallower image branch than Model 2, as in the paper.
         include_top: True: the classifier. False: the backbone only, with outputs
             ``{"image": (N, d_image), "audio": (N, d_audio)}`` (Model 2: 512 and 64).
         audio: ``"conv1d"`` (the table's Conv1D branch over (507, 1), kernel 2) or
-            ``"lstm"`` (seed 001's 2-layer LSTM encoder over (39 frames, 13 coefficients),
+            ``"lstm"`` (Tseng's 2-layer LSTM encoder over (39 frames, 13 coefficients),
             then Dense(64) + BN and the 10-unit output).
         width: Multiplier on every conv filter count and hidden Dense width (> 0); 1.0
             reproduces the tables. The 10-unit branch outputs are not scaled.
         dropout: Rate of every Dropout layer, in [0, 1) (the tables list the layers, not
             the rates).
-        lstm_units: Units of each LSTM layer when ``audio="lstm"`` (seed 001: 64).
+        lstm_units: Units of each LSTM layer when ``audio="lstm"`` (Tseng: 64).
         num_classes: Number of classes (output units of each branch and of the model).
         classifier_activation: Activation of the final layer (``"softmax"`` or None for
             logits).
@@ -137,7 +137,7 @@ def build_model(
             other than 507 / 1560.
 
     Reference:
-        Seed 000, Tables 1-4 (Models 1-4); seed 001, Table 3 (the LSTM audio encoder).
+        Nippani Ravi, Tables 1-4 (Models 1-4); Tseng, Table 3 (the LSTM audio encoder).
     """
     check_choice("depth", depth, tuple(LATE_FUSION_TABLES))
     check_choice("audio", audio, AUDIO_ENCODERS)
@@ -173,11 +173,11 @@ def build_model(
 
 
 for _depth, _total in zip(LATE_FUSION_TABLES, (1_869_454, 6_766_478, 1_344_654, 2_504_270)):
-    register_model(f"model{_depth}", modalities=("image", "audio"), source=f"seed 000, Table {_depth}",
+    register_model(f"model{_depth}", modalities=("image", "audio"), source=f"Nippani Ravi, Table {_depth}",
                    paper_params=_total,
-                   description=f"seed 000's Model {_depth}: Conv2D image + Conv1D MFCC, late fusion",
+                   description=f"Nippani Ravi's Model {_depth}: Conv2D image + Conv1D MFCC, late fusion",
                    depth=_depth, audio="conv1d")(build_model)
     register_model(f"model{_depth}_lstm", modalities=("image", "audio"),
-                   source=f"seed 000, Table {_depth}; seed 001, Table 3",
-                   description=f"Model {_depth} with seed 001's 2-layer LSTM(64) audio encoder",
+                   source=f"Nippani Ravi, Table {_depth}; Tseng, Table 3",
+                   description=f"Model {_depth} with Tseng's 2-layer LSTM(64) audio encoder",
                    depth=_depth, audio="lstm")(build_model)

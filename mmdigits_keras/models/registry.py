@@ -16,6 +16,18 @@ from mmdigits_keras.utils.checks import check_choice
 
 _REGISTRY = {}
 
+# The course reports the models come from, by the short name `ModelInfo.source` cites them with
+# (docs/models.md, "Sources", has the same table).
+PAPERS = {
+    "Nippani Ravi": 'P. S. Nippani Ravi, "Classification of Image and Audio Digits Dataset", Texas A&M University',
+    "Tseng": 'M.-R. Tseng, "Homework 5" (ImageNet, AudioNet and HybridNet on the Written and Spoken Digits '
+             'database), Texas A&M University',
+    "Xia et al.": 'A. Xia, K. Kashyap, S. Persad, "Learning Digits via Audio-Visual Representations"',
+    "the Multimodal-Deep-Learning report": '"Multimodal-Deep-Learning", a course report (its authors are not named)',
+    "Pragadaraju and Shah": 'S. D. S. Pragadaraju, S. Shah, "Audio Classification Using Neural Networks", '
+                            'University of Colorado Boulder',
+}
+
 
 @dataclasses.dataclass(frozen=True)
 class ModelInfo:
@@ -27,7 +39,8 @@ class ModelInfo:
         config: The builder arguments this name fixes, e.g. ``{"depth": 2, "audio": "conv1d"}``.
         modalities: The inputs the model looks at: ``("image", "audio")``, ``("image",)`` or
             ``("audio",)`` (every model accepts both inputs).
-        source: Paper and table, e.g. ``"seed 000, Table 2"``.
+        source: Paper (by its short name in `PAPERS`) and table, e.g. ``"Nippani Ravi, Table 2"``;
+            `papers` gives the full citations.
         description: One line for listings.
         paper_params: The parameter total printed in the source, when it prints one.
     """
@@ -45,6 +58,11 @@ class ModelInfo:
         """The family, from the module of the builder: ``"late_fusion"`` (Models 1-4),
         ``"hybridnet"`` or ``"fusion_1dcnn"``; the paper is `source`."""
         return self.builder.__module__.rsplit(".", 1)[-1]
+
+    @property
+    def papers(self):
+        """The full citations (authors, title) of the papers `source` names, from `PAPERS`."""
+        return tuple(citation for short, citation in PAPERS.items() if short in self.source)
 
     @property
     def arguments(self):

@@ -1,5 +1,5 @@
 """The training layer: recipes, the one engine, run directories, and the two ways of training
-built on them (`train` for classifiers, `train_retrieval` for seed 002's towers)."""
+built on them (`train` for classifiers, `train_retrieval` for Xia et al.'s towers)."""
 
 from mmdigits_keras.training.classification import DEFAULT_MODEL, build_classifier, classification_spec, train
 from mmdigits_keras.training.engine import TrainingSpec

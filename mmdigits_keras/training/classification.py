@@ -14,7 +14,7 @@ from mmdigits_keras.training.recipes import get_recipe
 from mmdigits_keras.training.rundir import load_trained_model
 from mmdigits_keras.training.settings import resolve_protocol, resolve_settings
 from mmdigits_keras.utils.checks import check_positive
-from mmdigits_keras.utils.names import DEFAULT_MODEL, DEFAULT_RECIPE
+from mmdigits_keras.utils.defaults import DEFAULT_MODEL, DEFAULT_RECIPE
 
 
 def model_arguments(model, prepared, recipe, model_kwargs=None):
@@ -57,13 +57,13 @@ def classification_spec(model, recipe, model_kwargs=None):
 
 
 def train(data, *, out, model=DEFAULT_MODEL, recipe=DEFAULT_RECIPE, batch_size=None, model_kwargs=None, folds=None,
-          settings=None, overwrite=False, extra_config=None, callbacks=(), **options):
+          overwrite=False, extra_config=None, callbacks=(), **options):
     """Trains a registry classifier and writes a run directory.
 
     The recipe sets optimizer, loss, batch size and augmentation; `settings` how the run
     trains: on the validation split, EarlyStopping on the validation cross-entropy
     (``val_crossentropy``, without label smoothing; best weights restored) and
-    ReduceLROnPlateau (factor 0.5 after ``patience // 2`` epochs), as in seed 001's training
+    ReduceLROnPlateau (factor 0.5 after ``patience // 2`` epochs), as in Tseng's training
     set-up. The speech standardization is fitted on the training rows only and built into the
     saved model. Everything runs through `mmdigits_keras.training.engine.run`.
 
@@ -74,7 +74,7 @@ def train(data, *, out, model=DEFAULT_MODEL, recipe=DEFAULT_RECIPE, batch_size=N
             labelled `MultimodalDataset`.
         out: The run directory to write (must not exist unless `overwrite`).
         model: A registry name (`list_models()`); default `DEFAULT_MODEL` (``"hybrid_cnn"``, the
-            winner of the robustness benchmark), e.g. ``"model2"`` for seed 000's Model 2.
+            winner of the robustness benchmark), e.g. ``"model2"`` for Nippani Ravi's Model 2.
         recipe: ``"default"`` (tf.data pipeline with speech augmentation, image jitter,
             modality dropout, label smoothing, AdamW), ``"plain"`` (Adam on numpy arrays, no
             augmentation: the course papers' way) or a `Recipe`
@@ -87,15 +87,15 @@ def train(data, *, out, model=DEFAULT_MODEL, recipe=DEFAULT_RECIPE, batch_size=N
             K fold models, out-of-fold predictions and a summary in `out`, which then predicts
             (and submits) as the mean of its fold models' probabilities; a killed run resumes
             fold by fold. Its protocol is ``"single"``; asking ``"finetune"`` is refused.
-        settings: A `TrainingSettings` (epochs, learning_rate, val_fraction, split, seed,
-            patience, strategy, protocol, finetune_epochs, verbose); None: the defaults (the
-            validated model fine-tuned on every row: ``protocol="finetune"``).
         overwrite: Replace an existing `out`.
         extra_config: Extra top-level entries for ``config.json`` (e.g. the tuning trial).
         callbacks: More Keras callbacks for `fit` (after early stopping, the learning-rate
             schedule and TensorBoard).
-        **options: Fields of `TrainingSettings` given one by one (``epochs=20, seed=1``);
-            they replace those of `settings`.
+        **options: How the run trains: the fields of `TrainingSettings` as keywords
+            (``epochs``, ``learning_rate``, ``val_fraction``, ``split``, ``seed``,
+            ``patience``, ``strategy``, ``protocol``, ``finetune_epochs``, ``augment_on``,
+            ``verbose``; e.g. ``epochs=20, seed=1``); those not given keep their defaults (the
+            validated model fine-tuned on every row: ``protocol="finetune"``).
 
     Returns:
         The run directory as a `Path`; its ``metrics.json`` has ``val_accuracy``,
@@ -108,7 +108,7 @@ def train(data, *, out, model=DEFAULT_MODEL, recipe=DEFAULT_RECIPE, batch_size=N
             `overwrite`.
     """
     model_info(model)  # fail on an unknown name before loading anything
-    settings = resolve_settings(settings, options)
+    settings = resolve_settings(options=options)
     plan = get_recipe(recipe)
     if batch_size is not None:
         check_positive("batch_size", batch_size)

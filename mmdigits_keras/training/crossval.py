@@ -26,7 +26,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mmdigits_keras.data.layouts import MultimodalDataset, load_dataset
+from mmdigits_keras.data.dataset import MultimodalDataset
+from mmdigits_keras.data.layouts import load_dataset
 from mmdigits_keras.data.splits import fold_rows
 from mmdigits_keras.training.metrics import classification_metrics
 from mmdigits_keras.training.rundir import RUN_FORMAT, read_run_config

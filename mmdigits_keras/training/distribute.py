@@ -22,7 +22,7 @@ from typing import Callable
 import keras
 
 from mmdigits_keras.utils.backends import backend
-from mmdigits_keras.utils.names import STRATEGIES
+from mmdigits_keras.utils.defaults import STRATEGIES
 
 tf = importlib.import_module("tensorflow") if backend() == "tensorflow" else None
 

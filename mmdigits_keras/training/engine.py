@@ -22,22 +22,17 @@ from typing import Callable
 
 from mmdigits_keras.training.distribute import make_strategy
 from mmdigits_keras.training.finetune import finetune_model
-from mmdigits_keras.training.fitting import (
-    EARLY_STOPPING_MONITOR,
-    compile_model,
-    fit_model,
-    resolve_patience,
-    seed_everything,
-)
+from mmdigits_keras.training.fitting import compile_model, fit_model, seed_everything
 from mmdigits_keras.training.logs import LOGS_DIR, tensorboard_callbacks
 from mmdigits_keras.training.placement import resolve_augment_on
 from mmdigits_keras.training.preparation import prepare_data
 from mmdigits_keras.training.rundir import prepare_output, run_metadata, write_run
+from mmdigits_keras.training.schedule import EARLY_STOPPING_MONITOR, resolve_patience
 from mmdigits_keras.training.settings import TrainingSettings, resolve_protocol
 from mmdigits_keras.utils.checks import check_positive
+from mmdigits_keras.utils.defaults import MAX_PATIENCE
 from mmdigits_keras.utils.files import staged_directory
 from mmdigits_keras.utils.locks import claim
-from mmdigits_keras.utils.names import MAX_PATIENCE
 
 logger = logging.getLogger("mmdigits_keras")
 

@@ -19,7 +19,7 @@ from mmdigits_keras.training.batches import HostBatches, audio_statistics, model
 from mmdigits_keras.training.on_device import augmenting_trainer
 from mmdigits_keras.utils.backends import backend
 from mmdigits_keras.utils.checks import check_choice
-from mmdigits_keras.utils.names import AUGMENT_ON, DEFAULT_AUGMENT_ON
+from mmdigits_keras.utils.defaults import AUGMENT_ON, DEFAULT_AUGMENT_ON
 
 # tf.data is TensorFlow's: other backends feed `HostBatches`.
 tfdata = importlib.import_module("mmdigits_keras.training.tfdata") if backend() == "tensorflow" else None
@@ -29,7 +29,7 @@ EVALUATION_BATCH_SIZE = 512
 
 def resolve_augment_on(augment_on):
     """`augment_on` itself, or with None `DEFAULT_AUGMENT_ON`, ``"device"`` on every backend and
-    device (`mmdigits_keras.utils.names`; ValueError for another value)."""
+    device (`mmdigits_keras.utils.defaults`; ValueError for another value)."""
     check_choice("augment_on", augment_on, (None, *AUGMENT_ON))
     return augment_on or DEFAULT_AUGMENT_ON
 

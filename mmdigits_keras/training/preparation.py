@@ -12,8 +12,9 @@ from pathlib import Path
 import numpy as np
 
 from mmdigits_keras.data.constants import NUM_CLASSES
+from mmdigits_keras.data.dataset import MultimodalDataset
 from mmdigits_keras.data.features import fit_audio_statistics
-from mmdigits_keras.data.layouts import MultimodalDataset, load_dataset
+from mmdigits_keras.data.layouts import load_dataset
 from mmdigits_keras.data.mixing import mix_synthetic_speech
 from mmdigits_keras.data.splits import folds_for, resolve_split, train_val_split
 

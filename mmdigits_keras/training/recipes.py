@@ -13,12 +13,13 @@ training only, so the saved model stays a pure inference model:
   coefficients), a time shift of up to 3 frames (25 ms each), Gaussian noise (0.2 standard
   deviations), all on the standardized 39-frame feature map; vocal-tract-length perturbation
   (+/-10%) and simulated reverberation of 30% of the utterances;
-- images: small jitter with Keras preprocessing layers (shift 10%, rotation 5%, zoom 10%);
+- images: small jitter (shift 10%, rotation 5%, zoom 10%, drawn as Keras's RandomTranslation, RandomRotation and
+  RandomZoom draw them), one affine map resampled once (`keras.ops.image.affine_transform`);
 - modality dropout: per sample, the image is blanked with probability 0.15 or else the speech
   with probability 0.5, so the fusion head cannot lean on one branch; speech swapped between
   samples in 40% of those that keep both (the label staying the image's);
 - eSpeak NG voices as a quarter of the training rows (`mix_synthetic_speech`);
-- label smoothing 0.1, AdamW with weight decay 1e-5 (seed 001), batch 128;
+- label smoothing 0.1, AdamW with weight decay 1e-5 (Tseng), batch 128;
 - per-utterance mean/variance normalization of the speech features
   (`build_model(utterance_normalization=True)`, part of the saved model), which removes a
   speaker's constant channel and level.
@@ -34,7 +35,7 @@ import dataclasses
 import keras
 
 from mmdigits_keras.utils.checks import check_choice
-from mmdigits_keras.utils.names import RECIPE_NAMES
+from mmdigits_keras.utils.defaults import RECIPE_NAMES
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,7 +95,7 @@ RECIPES = {
 
 
 if tuple(sorted(RECIPES)) != tuple(sorted(RECIPE_NAMES)):  # the CLI's choices come from RECIPE_NAMES
-    raise ImportError(f"RECIPES {sorted(RECIPES)} and utils.names.RECIPE_NAMES {sorted(RECIPE_NAMES)} differ")
+    raise ImportError(f"RECIPES {sorted(RECIPES)} and utils.defaults.RECIPE_NAMES {sorted(RECIPE_NAMES)} differ")
 
 
 def get_recipe(name):

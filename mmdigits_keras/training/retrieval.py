@@ -1,26 +1,17 @@
-"""Cross-modal retrieval (seed 002): a joint image-speech embedding space.
+"""Cross-modal retrieval (Xia et al.): a joint image-speech embedding space.
 
 Two towers map a handwritten digit and a spoken digit into one d-dimensional space where
 matching pairs score high; the score of image k and utterance l is the cosine similarity
 ``S_kl = x_k . y_l`` of their L2-normalized embeddings, in [-1, 1].
 
-The towers are a fusion model's backbone (default ``hybrid_cnn``: seed 001's image CNN and
-speech CNN, 128 values each; or seed 000's Models 1-4, whose Model 2 gives 512 image and 64
+The towers are a fusion model's backbone (default ``hybrid_cnn``: Tseng's image CNN and
+speech CNN, 128 values each; or Nippani Ravi's Models 1-4, whose Model 2 gives 512 image and 64
 speech values) with `retrieval_towers` on top: a linear projection to d dimensions,
 BatchNormalization and L2 normalization per modality. The backbone is built fresh or taken from
 a trained fusion run (``init``), whose branches then start already knowing digits.
 
-Losses over the in-batch similarity matrix (``S`` = image embeddings x audio embeddings^T):
-
-- ``"max_margin"`` (seed 002, section 3.4): ``sum_k sum_l max(0, margin - S_kk + S_kl)``, here in
-  both directions (image anchors against utterances, utterance anchors against images, as in
-  Harwath & Glass 2015, seed 002's reference [1]) and averaged over the negatives. Seed 002's
-  batches hold one utterance per class, so every ``l != k`` is another digit; in a random batch
-  several rows share a digit, so only rows of *another digit* count as negatives.
-- ``"info_nce"`` (the default): symmetric InfoNCE (CLIP-style cross-entropy over
-  ``S / temperature`` rows and columns); rows of the same digit are all positives (the target
-  spreads over them), for the same reason. Chosen on validation (held-out training speakers,
-  docs/results.md).
+The towers train with a ranking loss over the in-batch similarity matrix
+(`mmdigits_keras.training.ranking`: ``info_nce``, the default, or Xia et al.'s ``max_margin``).
 
 The saved model is a plain functional model of built-in layers (loads in safe mode); the loss
 is only needed for training.
@@ -32,27 +23,26 @@ import dataclasses
 from pathlib import Path
 
 import keras
-from keras import layers, ops
+from keras import layers
 
 from mmdigits_keras.models import create_backbone, get_backbone, model_info, retrieval_towers
 from mmdigits_keras.training import engine
-from mmdigits_keras.training.metrics import protocol_accuracy, similarities
+from mmdigits_keras.training.ranking import ranking_loss
 from mmdigits_keras.training.recipes import get_recipe
+from mmdigits_keras.training.retrieval_protocol import protocol_accuracy, similarities
 from mmdigits_keras.training.rundir import load_trained_model
 from mmdigits_keras.training.settings import resolve_settings
-from mmdigits_keras.utils.checks import check_choice, check_positive
-from mmdigits_keras.utils.names import (
+from mmdigits_keras.utils.checks import check_positive
+from mmdigits_keras.utils.defaults import (
     DEFAULT_TOWERS,
     EMBEDDING_DIM,
     MARGIN,
     RETRIEVAL_BATCH_SIZE,
     RETRIEVAL_EPOCHS,
     RETRIEVAL_LOSS,
-    RETRIEVAL_LOSSES,
     TEMPERATURE,
 )
 
-LOSSES = RETRIEVAL_LOSSES
 EMBEDDING_OUTPUTS = ("image_embedding", "audio_embedding")
 
 
@@ -69,14 +59,14 @@ def retrieval_recipe(*, batch_size=RETRIEVAL_BATCH_SIZE):
 
 def build_retrieval_model(model=DEFAULT_TOWERS, *, embedding_dim=EMBEDDING_DIM, init=None, audio_features=507,
                           audio_mean=None, audio_variance=None, utterance_normalization=True, name="retrieval"):
-    """Builds the two-tower image-speech embedding model of seed 002.
+    """Builds the two-tower image-speech embedding model of Xia et al.
 
     Args:
         model: The registry fusion model whose backbone carries the towers (ignored with
-            `init`): ``"hybrid_cnn"`` (default: seed 001's image and speech CNN encoders, the
+            `init`): ``"hybrid_cnn"`` (default: Tseng's image and speech CNN encoders, the
             speech CNN generalizing best to unseen speakers in our measurements, docs/retrieval.md) or
             any other of ``list_models(modality="both")``.
-        embedding_dim: d, the size of the shared, L2-normalized space (seed 002: h = 512).
+        embedding_dim: d, the size of the shared, L2-normalized space (Xia et al.: h = 512).
         init: Optional run directory (or ``.keras`` file) of a trained fusion run; the towers
             start from its backbone's weights (and its speech standardization).
         audio_features: 507 (MFCC) or 1560 (log-mel) values per utterance.
@@ -96,7 +86,7 @@ def build_retrieval_model(model=DEFAULT_TOWERS, *, embedding_dim=EMBEDDING_DIM, 
             run with a backbone, or a bad `embedding_dim`.
 
     Reference:
-        Seed 002, section 3.4 (alignment model); Harwath & Glass, ASRU 2015.
+        Xia et al., section 3.4 (alignment model); Harwath & Glass, ASRU 2015.
     """
     if init is not None:
         backbone = get_backbone(load_trained_model(init))
@@ -104,83 +94,6 @@ def build_retrieval_model(model=DEFAULT_TOWERS, *, embedding_dim=EMBEDDING_DIM, 
         backbone = create_backbone(model, audio_features=audio_features, audio_mean=audio_mean,
                                    audio_variance=audio_variance, utterance_normalization=utterance_normalization)
     return retrieval_towers(backbone, embedding_dim=embedding_dim, name=name)
-
-
-def _split_pair(y_true, y_pred):
-    labels = ops.reshape(ops.cast(y_true, "int32"), (-1,))
-    dim = ops.shape(y_pred)[-1] // 2
-    return labels, y_pred[:, :dim], y_pred[:, dim:]
-
-
-def max_margin_loss(labels, image_embedding, audio_embedding, *, margin=0.2):
-    """Seed 002's max-margin ranking loss over in-batch negatives, both directions.
-
-    Args:
-        labels: int (B,) digit of each pair.
-        image_embedding: float32 (B, d), unit-norm rows.
-        audio_embedding: float32 (B, d), unit-norm rows; row k is image k's utterance.
-        margin: The hinge margin (> 0) in cosine-similarity units.
-
-    Returns:
-        float32 (B,): per pair, the mean hinge ``max(0, margin - S_kk + S_kl)`` over the
-        other-digit utterances l plus the same with utterance k as the anchor.
-    """
-    scores = ops.matmul(image_embedding, ops.transpose(audio_embedding))
-    positive = ops.diagonal(scores)
-    negative = ops.cast(ops.not_equal(labels[:, None], labels[None, :]), scores.dtype)
-    count = ops.maximum(ops.sum(negative, axis=1), 1.0)  # symmetric mask: rows and columns alike
-    image_anchor = ops.sum(negative * ops.relu(margin - positive[:, None] + scores), axis=1)
-    audio_anchor = ops.sum(negative * ops.relu(margin - positive[None, :] + scores), axis=0)
-    return (image_anchor + audio_anchor) / count
-
-
-def info_nce_loss(labels, image_embedding, audio_embedding, *, temperature=0.1):
-    """Symmetric InfoNCE over the in-batch similarity matrix; same-digit rows are positives.
-
-    Args:
-        labels: int (B,) digit of each pair.
-        image_embedding: float32 (B, d), unit-norm rows.
-        audio_embedding: float32 (B, d), unit-norm rows.
-        temperature: Softmax temperature (> 0) applied to cosine similarities.
-
-    Returns:
-        float32 (B,): per pair, the mean of the image->speech and speech->image cross-entropies
-        against the uniform distribution over same-digit rows.
-    """
-    logits = ops.matmul(image_embedding, ops.transpose(audio_embedding)) / temperature
-    positive = ops.cast(ops.equal(labels[:, None], labels[None, :]), logits.dtype)
-    target = positive / ops.sum(positive, axis=1, keepdims=True)  # symmetric: columns alike
-    image_anchor = -ops.sum(target * ops.log_softmax(logits, axis=1), axis=1)
-    audio_anchor = -ops.sum(target * ops.log_softmax(logits, axis=0), axis=0)
-    return (image_anchor + audio_anchor) / 2.0
-
-
-class PairRankingLoss(keras.losses.Loss):
-    """A Keras loss on ``y_pred`` = concat(image, audio embeddings) and ``y_true`` = labels:
-    `info_nce_loss` (``kind="info_nce"``, the default) or `max_margin_loss` (seed 002's)."""
-
-    def __init__(self, kind=RETRIEVAL_LOSS, *, margin=MARGIN, temperature=TEMPERATURE, name="ranking_loss"):
-        super().__init__(name=name)
-        self.kind, self.margin, self.temperature = kind, margin, temperature
-
-    def call(self, y_true, y_pred):
-        labels, image, audio = _split_pair(y_true, y_pred)
-        if self.kind == "max_margin":
-            return max_margin_loss(labels, image, audio, margin=self.margin)
-        return info_nce_loss(labels, image, audio, temperature=self.temperature)
-
-
-def ranking_loss(kind=RETRIEVAL_LOSS, *, margin=MARGIN, temperature=TEMPERATURE):
-    """A `keras.losses.Loss` for `training_model`'s output: ``"info_nce"`` (the default,
-    `info_nce_loss`) or ``"max_margin"`` (seed 002's, `max_margin_loss`).
-
-    Raises:
-        ValueError: an unknown `kind` or a non-positive `margin` / `temperature`.
-    """
-    check_choice("loss", kind, LOSSES)
-    check_positive("margin", margin, float)
-    check_positive("temperature", temperature, float)
-    return PairRankingLoss(kind, margin=float(margin), temperature=float(temperature))
 
 
 def training_model(towers):
@@ -191,7 +104,7 @@ def training_model(towers):
 
 
 def validate_towers(towers, validation, *, seed=0):
-    """``val_annotation_accuracy`` / ``val_retrieval_accuracy`` of seed 002's protocol."""
+    """``val_annotation_accuracy`` / ``val_retrieval_accuracy`` of Xia et al.'s protocol."""
     scores = protocol_accuracy(similarities(towers, validation), validation.labels, seed=seed)
     return {"val_annotation_accuracy": scores["annotation_accuracy"],
             "val_retrieval_accuracy": scores["retrieval_accuracy"]}
@@ -216,20 +129,20 @@ def retrieval_spec(*, model=DEFAULT_TOWERS, init=None, embedding_dim=128, loss=N
 
 def train_retrieval(data, *, out, loss=RETRIEVAL_LOSS, margin=MARGIN, temperature=TEMPERATURE,
                     embedding_dim=EMBEDDING_DIM, model=DEFAULT_TOWERS, init=None, batch_size=RETRIEVAL_BATCH_SIZE,
-                    settings=None, overwrite=False, callbacks=(), **options):
+                    overwrite=False, callbacks=(), **options):
     """Trains the two towers on paired rows and writes a retrieval run directory.
 
     Training goes through the engine with `retrieval_recipe` (the default recipe's speech
     augmentation and image jitter, AdamW, EarlyStopping on the validation loss with best
     weights restored, ReduceLROnPlateau). The run directory holds ``model.keras`` (the towers,
     audio standardization inside), ``config.json`` (``"task": "retrieval"``), ``history.csv``,
-    ``metrics.json`` (seed 002's annotation / retrieval accuracy on the validation rows, 100
+    ``metrics.json`` (Xia et al.'s annotation / retrieval accuracy on the validation rows, 100
     trials per class) and ``curves.png``; it appears atomically.
 
     Args:
         data: A data folder (its ``train`` split) or a labelled `MultimodalDataset`.
         out: Run directory to write (must not exist unless `overwrite`).
-        loss: ``"info_nce"`` (default, chosen on validation) or ``"max_margin"`` (seed 002's loss).
+        loss: ``"info_nce"`` (default, chosen on validation) or ``"max_margin"`` (Xia et al.'s loss).
         margin: Hinge margin for ``max_margin`` (cosine units, > 0).
         temperature: Softmax temperature for ``info_nce`` (> 0).
         embedding_dim: d, the size of the shared space.
@@ -237,14 +150,14 @@ def train_retrieval(data, *, out, loss=RETRIEVAL_LOSS, margin=MARGIN, temperatur
             `build_retrieval_model`.
         init: Optional fusion run directory to start the towers from.
         batch_size: Pairs per step (int > 1; in-batch negatives come from the same batch).
-        settings: A `TrainingSettings`; None: the defaults with ``epochs=RETRIEVAL_EPOCHS``
-            (50). Its ``protocol``: ``"finetune"`` (the default) trains the validated towers on
-            further on every row and saves them, ``"single"`` saves the validated towers;
-            ``metrics.json`` keeps the validated run's scores.
         overwrite: Replace an existing `out`.
         callbacks: More Keras callbacks for `fit` (after early stopping, the learning-rate
             schedule and TensorBoard).
-        **options: Fields of `TrainingSettings` given one by one (``epochs=10, seed=1``).
+        **options: How the run trains: the fields of `TrainingSettings` as keywords (``epochs=10,
+            seed=1``); those not given keep their defaults, with ``epochs=RETRIEVAL_EPOCHS`` (50).
+            ``protocol``: ``"finetune"`` (the default) trains the validated towers on further on
+            every row and saves them, ``"single"`` saves the validated towers; ``metrics.json``
+            keeps the validated run's scores.
 
     Returns:
         The run directory as a `Path`.
@@ -260,7 +173,7 @@ def train_retrieval(data, *, out, loss=RETRIEVAL_LOSS, margin=MARGIN, temperatur
     check_positive("batch_size", batch_size)
     if batch_size < 2:
         raise ValueError(f"`batch_size` must be at least 2 (negatives come from the batch). Received: {batch_size}")
-    settings = resolve_settings(settings, options, epochs=RETRIEVAL_EPOCHS)
+    settings = resolve_settings(options=options, epochs=RETRIEVAL_EPOCHS)
     spec = retrieval_spec(model=model, init=init, embedding_dim=embedding_dim, loss=objective, seed=settings.seed)
     return engine.run(data, spec, out=out, recipe=retrieval_recipe(batch_size=batch_size), settings=settings,
                       overwrite=overwrite, callbacks=callbacks,

@@ -1,6 +1,7 @@
-"""How a run trains, as one value: `TrainingSettings`, shared by `train`, `train_retrieval`, the
-engine and a search's ``best/`` (`run_search(settings=...)`), instead of the same keyword
-arguments repeated in each."""
+"""How a run trains, as one value: `TrainingSettings`, what the engine runs with. Each function
+takes it one way: `train` and `train_retrieval` its fields as keywords (``epochs=20``, as Keras's
+``fit`` does), `run_search` one object for its ``best/`` (``settings=``, beside the trials' own
+``epochs``)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import numpy as np
 from mmdigits_keras.data.splits import SPLITS
 from mmdigits_keras.training.distribute import check_strategy
 from mmdigits_keras.utils.checks import check_choice, check_positive
-from mmdigits_keras.utils.names import (
+from mmdigits_keras.utils.defaults import (
     AUGMENT_ON,
     EPOCHS,
     FINETUNE_EPOCHS,
@@ -43,7 +44,7 @@ class TrainingSettings:
         patience: EarlyStopping patience in epochs (int > 0); ReduceLROnPlateau halves the
             learning rate after ``patience // 2``. None: scaled to the training rows, about
             42,000 samples in whole epochs: 10 on small data (up to 4,400 rows an epoch), down
-            to 2 from 16,800 (`mmdigits_keras.training.fitting.scaled_patience`);
+            to 2 from 16,800 (`mmdigits_keras.training.schedule.scaled_patience`);
             ``config.json`` records the patience used.
         strategy: None (one device, or on TensorFlow the `tf.distribute` strategy whose scope
             is open), ``"default"``, ``"mirrored"`` (every visible GPU; TensorFlow and JAX) or
@@ -53,7 +54,7 @@ class TrainingSettings:
         augment_on: Where a recipe's augmentation runs (`mmdigits_keras.training.placement`):
             ``"host"`` (an input pipeline on the CPU's cores: `tf.data` on TensorFlow),
             ``"device"`` (inside the training step, where the model runs) or None: the
-            default, ``"device"`` (`mmdigits_keras.utils.names.DEFAULT_AUGMENT_ON`).
+            default, ``"device"`` (`mmdigits_keras.utils.defaults.DEFAULT_AUGMENT_ON`).
             ``config.json`` records the placement used.
         protocol: Which model the run saves (`mmdigits_keras.training.finetune`):
             ``"finetune"`` (the default for one run): the validated model, trained on further
@@ -120,6 +121,12 @@ def resolve_protocol(protocol, *, folds):
 
 
 FIELDS = tuple(field.name for field in dataclasses.fields(TrainingSettings))
+
+
+def as_options(settings):
+    """The fields of `settings` as a dict of keywords (``train(**as_options(settings))``);
+    shallow, so a strategy object stays itself."""
+    return {field.name: getattr(settings, field.name) for field in dataclasses.fields(settings)}
 
 
 def resolve_settings(settings=None, options=None, **defaults):

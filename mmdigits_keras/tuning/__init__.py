@@ -1,8 +1,8 @@
 """The tuning layer: keras-tuner searches over any registry model, every trial trained by the
 engine with the same recipe as `train` (`RegistryHyperModel`, `SearchTuner`, `run_search`)."""
 
+from mmdigits_keras.tuning.best import export_best, export_ensemble
 from mmdigits_keras.tuning.cluster import parse_oracle_address, wait_for_oracle
-from mmdigits_keras.tuning.export import export_best, export_ensemble
 from mmdigits_keras.tuning.oracles import TUNERS, default_tuner, make_oracle
 from mmdigits_keras.tuning.results import leaderboard, plot_scores
 from mmdigits_keras.tuning.search import load_search, run_search

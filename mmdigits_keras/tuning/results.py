@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from mmdigits_keras.utils.defaults import OBJECTIVES
 from mmdigits_keras.utils.files import read_json
-from mmdigits_keras.utils.names import OBJECTIVES
 from mmdigits_keras.utils.plotting import save_figure, subplots
 
 TRIAL_FILE = "mmdigits_trial.json"
@@ -43,12 +43,12 @@ def plot_scores(board, path, *, objective):
     fig, ax = subplots(figsize=(7, 4))
     if len(done):
         colours = done["depth"].astype(float) if "depth" in done else None
-        # Coloured by depth where the space has one (seed 000's Models); a colour map without
+        # Coloured by depth where the space has one (Nippani Ravi's Models); a colour map without
         # values makes matplotlib warn on every search of the default model.
         colouring = {} if colours is None else {"c": colours, "cmap": "viridis"}
         points = ax.scatter(done["trial_id"].astype(int), done["score"], s=40, **colouring)
         if colours is not None:
-            fig.colorbar(points, ax=ax, label="depth (seed 000 Model)")
+            fig.colorbar(points, ax=ax, label="depth (Nippani Ravi's Model)")
         best = done["score"].idxmax() if OBJECTIVES.get(objective) == "max" else done["score"].idxmin()
         ax.scatter([int(done.loc[best, "trial_id"])], [done.loc[best, "score"]], marker="*", s=250,
                    facecolors="none", edgecolors="red", label=f"best: trial {done.loc[best, 'trial_id']}")

@@ -26,8 +26,8 @@ import numpy as np
 from mmdigits_keras.models import model_info
 from mmdigits_keras.training import DEFAULT_MODEL, get_recipe, prepare_data
 from mmdigits_keras.training.settings import resolve_protocol, resolve_settings
+from mmdigits_keras.tuning.best import announce_export, check_replayed, export_best, export_ensemble
 from mmdigits_keras.tuning.cluster import parse_oracle_address, wait_for_oracle
-from mmdigits_keras.tuning.export import announce_export, check_replayed, export_best, export_ensemble
 from mmdigits_keras.tuning.internals import hyperband_first_round, hyperband_iteration_trials
 from mmdigits_keras.tuning.oracles import HYPERBAND_FACTOR, TUNERS, default_tuner, make_oracle
 from mmdigits_keras.tuning.results import OBJECTIVES, leaderboard, plot_scores
@@ -43,9 +43,7 @@ from mmdigits_keras.tuning.state import (
 from mmdigits_keras.tuning.trial import hypermodel_for
 from mmdigits_keras.tuning.tuner import SearchTuner
 from mmdigits_keras.utils.checks import check_choice
-from mmdigits_keras.utils.files import atomic_write, read_json, write_json
-from mmdigits_keras.utils.locks import claim
-from mmdigits_keras.utils.names import (
+from mmdigits_keras.utils.defaults import (
     DEFAULT_OBJECTIVE,
     DEFAULT_RECIPE,
     MAX_TRIALS,
@@ -53,6 +51,8 @@ from mmdigits_keras.utils.names import (
     PATIENCE,
     TRIAL_EPOCHS,
 )
+from mmdigits_keras.utils.files import atomic_write, read_json, write_json
+from mmdigits_keras.utils.locks import claim
 
 logger = logging.getLogger("mmdigits_keras")
 
@@ -145,6 +145,50 @@ def run_search(
             < 1, bad data, a `out` holding another search or claimed by another live process
             (a second chief), a bad or silent oracle address, or no trial completed.
     """
+    settings, tuner = _checked_arguments(model=model, recipe=recipe, tuner=tuner, objective=objective,
+                                         max_trials=max_trials, epochs=epochs, ensemble=ensemble, folds=folds,
+                                         distributed=distributed, settings=settings)
+    space = check_space(space, model=model, recipe=recipe)
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out}: is a file; --out must be a folder")
+    address = _oracle_address(distributed, oracle)
+    is_worker = distributed == "worker"
+    with contextlib.ExitStack() as claims:
+        if not is_worker:  # one chief (or single search) per folder, claimed before any work
+            claims.enter_context(claim(out, what="search folder"))
+        prepared = prepare_data(data, val_fraction=settings.val_fraction, seed=settings.seed,
+                                synthetic_share=get_recipe(recipe).synthetic_share, split=settings.split)
+        # The split the default chose, for every trial, worker and best/.
+        settings = dataclasses.replace(settings, split=prepared.split)
+        record = search_record(data=data, model=model, recipe=recipe, kind=tuner, objective=objective, epochs=epochs,
+                               seed=settings.seed, space=space, val_fraction=settings.val_fraction,
+                               split=settings.split, fingerprint=prepared.fingerprint, folds=folds,
+                               patience=settings.patience)
+        resumed = False if is_worker else _open_folder(out, record, overwrite=overwrite)
+        if distributed:
+            _join_cluster(distributed, address, tuner_id=tuner_id, timeout=oracle_timeout)
+        search = _search_tuner(data, out, prepared, model=model, recipe=recipe, tuner=tuner, objective=objective,
+                               max_trials=max_trials, epochs=epochs, space=space, settings=settings, folds=folds,
+                               role=distributed or "single", isolate_trials=isolate_trials,
+                               trial_end_hook=trial_end_hook)
+        del prepared
+        if not is_worker:
+            # A resumed search may be extended or cut; Hyperband's oracle takes no max_trials argument.
+            search.oracle.max_trials = max_trials
+        search.search(epochs=epochs, verbose=settings.verbose)
+        if is_worker:
+            return {"leaderboard": None, "best": None, "best_metrics": None, "failed": 0, "resumed": resumed,
+                    "role": "worker", "tuner": None}
+        gc.collect()
+        result = _export_results(search, data, out, model=model, recipe=recipe, tuner=tuner, objective=objective,
+                                 epochs=epochs, settings=settings, ensemble=ensemble, folds=folds)
+        return {**result, "resumed": resumed, "role": distributed or "single", "tuner": search}
+
+
+def _checked_arguments(*, model, recipe, tuner, objective, max_trials, epochs, ensemble, folds, distributed,
+                       settings):
+    """Refuses bad arguments before any work; returns the settings and the tuner kind."""
     model_info(model)
     get_recipe(recipe)
     if tuner is not None:
@@ -154,7 +198,6 @@ def run_search(
         if not (isinstance(value, (int, np.integer)) and value >= 1):
             raise ValueError(f"`{name}` must be an integer >= 1. Received: {name}={value!r}")
     settings = resolve_settings(settings, epochs=int(epochs))  # None: best/ trains the trials' epochs
-    seed, val_fraction, split, verbose = settings.seed, settings.val_fraction, settings.split, settings.verbose
     if tuner is None:
         tuner = default_tuner(max_trials, epochs)
     if distributed not in (None, "chief", "worker"):
@@ -174,97 +217,94 @@ def run_search(
         logger.warning("Hyperband with max_trials=%d and epochs=%d ends inside its first bracket: one full iteration "
                        "is %d trials, and its first %d train %d epoch(s) each; use --max-trials %d or the random tuner",
                        max_trials, epochs, iteration, *hyperband_first_round(epochs, HYPERBAND_FACTOR), iteration)
-    space = check_space(space, model=model, recipe=recipe)
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"{out}: is a file; --out must be a folder")
-    if distributed:
-        if oracle is None:
-            raise ValueError("`oracle` (HOST:PORT) is required with `distributed`")
-        host, port = parse_oracle_address(oracle)
+    return settings, tuner
 
-    is_worker = distributed == "worker"
-    with contextlib.ExitStack() as claims:
-        if not is_worker:  # one chief (or single search) per folder, claimed before any work
-            claims.enter_context(claim(out, what="search folder"))
-        prepared = prepare_data(data, val_fraction=val_fraction, seed=seed,
-                                synthetic_share=get_recipe(recipe).synthetic_share, split=split)
-        split = prepared.split  # the one the default chose, for every trial, worker and best/
-        record = search_record(data=data, model=model, recipe=recipe, kind=tuner, objective=objective, epochs=epochs,
-                                seed=seed, space=space, val_fraction=val_fraction, split=split,
-                                fingerprint=prepared.fingerprint, folds=folds, patience=settings.patience)
-        resumed = False
-        if not is_worker:
-            resumed = check_resume(out, record, overwrite=overwrite)
-            if overwrite:
-                clear_search(out)
-            repair_search_state(out / PROJECT_NAME)
-            out.mkdir(parents=True, exist_ok=True)
-            write_json(out / SEARCH_FILE, record)
-        if distributed:
-            if is_worker:
-                wait_for_oracle(host, port, timeout=oracle_timeout)
-            os.environ["KERASTUNER_TUNER_ID"] = ("chief" if distributed == "chief"
-                                                 else tuner_id or f"worker-{os.getpid()}")
-            os.environ["KERASTUNER_ORACLE_IP"] = host
-            os.environ["KERASTUNER_ORACLE_PORT"] = str(port)
 
-        hypermodel = RegistryHyperModel(model, prepared=prepared, recipe=recipe, space=space, seed=seed,
-                                        patience=settings.patience)
-        objective_spec = keras_tuner.Objective(objective, direction=OBJECTIVES[objective])
-        # What a trial process needs to rebuild the data and the hypermodel (`hypermodel_for`).
-        trial_settings = {"data": str(Path(data).resolve()), "seed": seed, "val_fraction": val_fraction,
-                          "model": model, "recipe": recipe, "space": space, "patience": settings.patience,
-                          "split": split, "folds": folds}
-        isolation = trial_settings if isolate_trials else None
-        fold_models = hypermodel_for(trial_settings) if folds and not isolate_trials else None
-        search = SearchTuner(
-            oracle=make_oracle(tuner, objective=objective_spec, max_trials=max_trials, epochs=epochs, seed=seed),
-            hypermodel=hypermodel, directory=str(out), project_name=PROJECT_NAME, overwrite=False,
-            isolation=isolation, role=distributed or "single", search_seed=seed, trial_end_hook=trial_end_hook,
-            folds=fold_models)
-        if not is_worker:
-            # A resumed search may be extended or cut; Hyperband's oracle takes no max_trials argument.
-            search.oracle.max_trials = max_trials
-        search.search(epochs=epochs, verbose=verbose)
+def _oracle_address(distributed, oracle):
+    """(host, port) of the chief's oracle for a distributed search; None otherwise."""
+    if not distributed:
+        return None
+    if oracle is None:
+        raise ValueError("`oracle` (HOST:PORT) is required with `distributed`")
+    return parse_oracle_address(oracle)
 
-        if is_worker:
-            return {"leaderboard": None, "best": None, "best_metrics": None, "failed": 0, "resumed": resumed,
-                    "role": "worker", "tuner": None}
-        board = leaderboard(search, objective)
-        atomic_write(out / "leaderboard.csv", lambda tmp: board.to_csv(tmp, index=False))
-        plot_scores(board, out / "scores.png", objective=objective)
-        failed = board[board["status"] != "COMPLETED"]
-        completed = board[board["status"] == "COMPLETED"]
-        if completed.empty:
-            first = search.oracle.trials[failed["trial_id"].iloc[0]].message if len(failed) else ""
-            last_line = (first or "").strip().splitlines()[-1:] or ["no trial ran"]
-            raise ValueError(f"no trial completed ({len(failed)} failed); first failure: {last_line[0]}")
-        top = [{"trial_id": trial.trial_id, "score": float(trial.score), "objective": objective, "model": model,
-                "recipe": recipe, "values": {k: _plain(v) for k, v in trial.hyperparameters.values.items()}}
-               for trial in search.oracle.get_best_trials(ensemble)]
-        best = top[0]
-        write_json(out / "best_hyperparameters.json", best)
-        del prepared
-        gc.collect()
-        # best/ trains on the split the trials were scored on.
-        export = dict(model=model, recipe=recipe, settings=dataclasses.replace(settings, split=split))
-        announce_export(top, settings, trial_epochs=epochs, folds=folds)
-        if ensemble > 1:
-            write_json(out / "best_ensemble.json", top)
-            best_dir, exported = export_ensemble(data, out, top, **export)
-            what = f"the top {len(top)} configurations (trials {', '.join(t['trial_id'] for t in top)}) as an ensemble"
-        else:
-            best_dir, exported = export_best(data, out, best, folds=folds, **export)
-            what = f"the best configuration (trial {best['trial_id']}, {objective} {best['score']:.4f})"
-            if tuner != "hyperband" and settings.epochs == epochs:  # else best/ trains otherwise than its trial
-                check_replayed(best_dir, best)
-        logger.info("%s %s as %s", "exported" if exported else "kept", what, best_dir)
-        if len(failed):
-            logger.warning("%d trial(s) did not complete; see the status column of %s", len(failed),
-                           out / "leaderboard.csv")
-        return {"leaderboard": board, "best": best_dir, "best_metrics": read_json(best_dir / "metrics.json"),
-                "failed": len(failed), "resumed": resumed, "role": distributed or "single", "tuner": search}
+
+def _open_folder(out, record, *, overwrite):
+    """The chief's or single search's folder, ready: checked against `record`, cleared when
+    `overwrite`, keras-tuner's state repaired, ``search.json`` written. Returns whether it resumes."""
+    resumed = check_resume(out, record, overwrite=overwrite)
+    if overwrite:
+        clear_search(out)
+    repair_search_state(out / PROJECT_NAME)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / SEARCH_FILE, record)
+    return resumed
+
+
+def _join_cluster(distributed, address, *, tuner_id, timeout):
+    """keras-tuner's chief/worker mode reads its role and the oracle's address from the
+    environment (``KERASTUNER_*``); a worker first waits for the chief's oracle to answer."""
+    host, port = address
+    if distributed == "worker":
+        wait_for_oracle(host, port, timeout=timeout)
+    os.environ["KERASTUNER_TUNER_ID"] = "chief" if distributed == "chief" else tuner_id or f"worker-{os.getpid()}"
+    os.environ["KERASTUNER_ORACLE_IP"] = host
+    os.environ["KERASTUNER_ORACLE_PORT"] = str(port)
+
+
+def _search_tuner(data, out, prepared, *, model, recipe, tuner, objective, max_trials, epochs, space, settings, folds,
+                  role, isolate_trials, trial_end_hook):
+    """The `SearchTuner` of the search: its hypermodel, oracle and where its trials run."""
+    seed = settings.seed
+    hypermodel = RegistryHyperModel(model, prepared=prepared, recipe=recipe, space=space, seed=seed,
+                                    patience=settings.patience)
+    objective_spec = keras_tuner.Objective(objective, direction=OBJECTIVES[objective])
+    # What a trial process needs to rebuild the data and the hypermodel (`hypermodel_for`).
+    trial_settings = {"data": str(Path(data).resolve()), "seed": seed, "val_fraction": settings.val_fraction,
+                      "model": model, "recipe": recipe, "space": space, "patience": settings.patience,
+                      "split": settings.split, "folds": folds}
+    return SearchTuner(
+        oracle=make_oracle(tuner, objective=objective_spec, max_trials=max_trials, epochs=epochs, seed=seed),
+        hypermodel=hypermodel, directory=str(out), project_name=PROJECT_NAME, overwrite=False,
+        isolation=trial_settings if isolate_trials else None, role=role, search_seed=seed,
+        trial_end_hook=trial_end_hook,
+        folds=hypermodel_for(trial_settings) if folds and not isolate_trials else None)
+
+
+def _export_results(search, data, out, *, model, recipe, tuner, objective, epochs, settings, ensemble, folds):
+    """The finished search's leaderboard, plot and best hyperparameters, and ``best/`` trained
+    (`export_best` / `export_ensemble`); returns the result's leaderboard, best and failed."""
+    board = leaderboard(search, objective)
+    atomic_write(out / "leaderboard.csv", lambda tmp: board.to_csv(tmp, index=False))
+    plot_scores(board, out / "scores.png", objective=objective)
+    failed = board[board["status"] != "COMPLETED"]
+    if (board["status"] == "COMPLETED").sum() == 0:
+        first = search.oracle.trials[failed["trial_id"].iloc[0]].message if len(failed) else ""
+        last_line = (first or "").strip().splitlines()[-1:] or ["no trial ran"]
+        raise ValueError(f"no trial completed ({len(failed)} failed); first failure: {last_line[0]}")
+    top = [{"trial_id": trial.trial_id, "score": float(trial.score), "objective": objective, "model": model,
+            "recipe": recipe, "values": {k: _plain(v) for k, v in trial.hyperparameters.values.items()}}
+           for trial in search.oracle.get_best_trials(ensemble)]
+    best = top[0]
+    write_json(out / "best_hyperparameters.json", best)
+    # best/ trains on the split the trials were scored on.
+    export = dict(model=model, recipe=recipe, settings=settings)
+    announce_export(top, settings, trial_epochs=epochs, folds=folds)
+    if ensemble > 1:
+        write_json(out / "best_ensemble.json", top)
+        best_dir, exported = export_ensemble(data, out, top, **export)
+        what = f"the top {len(top)} configurations (trials {', '.join(t['trial_id'] for t in top)}) as an ensemble"
+    else:
+        best_dir, exported = export_best(data, out, best, folds=folds, **export)
+        what = f"the best configuration (trial {best['trial_id']}, {objective} {best['score']:.4f})"
+        if tuner != "hyperband" and settings.epochs == epochs:  # else best/ trains otherwise than its trial
+            check_replayed(best_dir, best)
+    logger.info("%s %s as %s", "exported" if exported else "kept", what, best_dir)
+    if len(failed):
+        logger.warning("%d trial(s) did not complete; see the status column of %s", len(failed),
+                       out / "leaderboard.csv")
+    return {"leaderboard": board, "best": best_dir, "best_metrics": read_json(best_dir / "metrics.json"),
+            "failed": len(failed)}
 
 
 def _plain(value):

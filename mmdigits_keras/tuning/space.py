@@ -4,7 +4,7 @@ Hyperparameters that shape the model carry the builder's argument names, so
 ``create_model(model, **model_hyperparameters(best_hp.values))`` rebuilds the winner;
 ``learning_rate`` and ``batch_size`` are training settings (`training_hyperparameters`).
 
-- seed 000's family (``model1``..``model4``, ``*_lstm``): ``depth`` (Model 1..4), ``width``,
+- Nippani Ravi's family (``model1``..``model4``, ``*_lstm``): ``depth`` (Model 1..4), ``width``,
   ``audio`` (``conv1d`` / ``lstm``) with ``lstm_units`` inside a ``conditional_scope`` on
   ``audio == "lstm"``, ``dropout``;
 - every other family: ``width`` and ``dropout``;
@@ -24,7 +24,7 @@ import keras_tuner
 
 from mmdigits_keras.models import model_info
 from mmdigits_keras.training import classification_spec, compile_model, fit_model, get_recipe
-from mmdigits_keras.utils.names import DEFAULT_MODEL, DEFAULT_RECIPE, PATIENCE, SEED
+from mmdigits_keras.utils.defaults import DEFAULT_MODEL, DEFAULT_RECIPE, PATIENCE, SEED
 
 LATE_FUSION_SPACE = {
     "depth": [1, 2, 3, 4],
@@ -130,7 +130,7 @@ class RegistryHyperModel(keras_tuner.HyperModel):
         ValueError: an unknown model or recipe, or a bad `space` (see `check_space`).
 
     Reference:
-        Seed 000, Tables 1-4; seed 001, Table 3 and section 2.4 (its grid search).
+        Nippani Ravi, Tables 1-4; Tseng, Table 3 and section 2.4 (its grid search).
     """
 
     def __init__(self, model=DEFAULT_MODEL, *, prepared, recipe=DEFAULT_RECIPE, space=None, seed=SEED,

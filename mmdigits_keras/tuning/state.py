@@ -10,8 +10,8 @@ import shutil
 from pathlib import Path
 
 from mmdigits_keras.training.logs import LOGS_DIR
+from mmdigits_keras.utils.defaults import PATIENCE
 from mmdigits_keras.utils.files import atomic_write, read_json
-from mmdigits_keras.utils.names import PATIENCE
 
 logger = logging.getLogger("mmdigits_keras")
 

@@ -17,22 +17,22 @@ values, epochs, the checkpoint paths and the seed; the worker writes ``history``
 from __future__ import annotations
 
 import os
-import resource
 import shutil
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import keras
 import keras_tuner
 import numpy as np
 
 from mmdigits_keras.training import get_recipe, prepare_data
-from mmdigits_keras.training.fitting import EARLY_STOPPING_MONITOR, seed_everything
+from mmdigits_keras.training.fitting import seed_everything
 from mmdigits_keras.training.logs import tensorboard_callbacks, write_hparams
+from mmdigits_keras.training.schedule import EARLY_STOPPING_MONITOR
 from mmdigits_keras.tuning.space import RegistryHyperModel
 from mmdigits_keras.utils.files import read_json, write_json
+from mmdigits_keras.utils.memory import peak_rss_mib
 
 # A worker is replaced once its peak RSS passes WORKER_MAX_RSS_MIB (TensorFlow keeps ~130 MiB
 # per Model 2 fit; smaller models keep less) or after TRIALS_PER_WORKER trials, so its memory
@@ -158,20 +158,6 @@ def run_request(request_path, cache):
     history = train_trial(request, cache[key])
     write_json(request["result"], {"history": {k: [float(v) for v in vs] for k, vs in history.history.items()},
                                    "fit_seconds": time.perf_counter() - started, "worker_pid": os.getpid()})
-
-
-def peak_rss_mib():
-    """This process's own peak resident memory in MiB. Linux: ``VmHWM`` of /proc/self/status;
-    `ru_maxrss` is no good there, it carries over the parent's peak through fork and exec (a
-    worker started by a large search process would retire at once)."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024  # kB
-    except OSError:  # not Linux
-        pass
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # bytes on macOS
-    return peak / 2**20 if sys.platform == "darwin" else peak / 1024
 
 
 def _retiring(done):

@@ -1,4 +1,4 @@
-"""The Keras backend a process runs on (one of `mmdigits_keras.utils.names.BACKENDS`, chosen by
+"""The Keras backend a process runs on (one of `mmdigits_keras.utils.defaults.BACKENDS`, chosen by
 ``KERAS_BACKEND`` or ``~/.keras/keras.json``, as Keras chooses it), its version, and the
 accelerators it sees.
 

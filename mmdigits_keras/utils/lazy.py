@@ -8,7 +8,7 @@ import importlib
 import importlib.util
 import os
 
-from mmdigits_keras.utils.names import BACKENDS
+from mmdigits_keras.utils.defaults import BACKENDS
 
 
 def lazy_exports(package, exports):

@@ -81,8 +81,8 @@ def test_report_is_complete_and_every_link_resolves(tiny_runs, tmp_path):
     assert (runs[0] / "curves.png").stat().st_size > 2000
 
 
-def test_test_split_without_labels_is_refused(tiny_kaggle, tmp_path):
-    run = train(tiny_kaggle, out=tmp_path / "run", model="model1", epochs=1, recipe="plain", verbose=0)
+def test_test_split_without_labels_is_refused(tiny_fusion_run, tiny_kaggle):
+    _, run = tiny_fusion_run  # any run: tiny_kaggle's test part has no y_test.csv
     with pytest.raises(ValueError, match="no labels"):
         evaluate(run, tiny_kaggle, split="test")
 

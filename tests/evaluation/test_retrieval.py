@@ -7,7 +7,7 @@ import scipy.io.wavfile
 
 from mmdigits_keras.cli import main
 from mmdigits_keras.evaluation.retrieval import wav_features
-from mmdigits_keras.training.metrics import protocol_trials, recall_at_k, run_protocol
+from mmdigits_keras.training.retrieval_protocol import protocol_trials, recall_at_k, run_protocol
 
 
 def _labels(rows, seed=0):

@@ -1,6 +1,3 @@
-import json
-import subprocess
-import sys
 
 import keras
 import numpy as np
@@ -53,11 +50,3 @@ def test_a_flat_model_without_backbone_is_refused_with_how_to_retrain():
     flat = keras.Model(inputs, keras.layers.Dense(10, activation="softmax", name="predictions")(x))
     with pytest.raises(ValueError, match="retrain it with `mmdigits train`"):
         get_backbone(flat)
-
-
-def test_building_a_model_loads_no_data_loading_code():
-    # Keras itself imports pandas; what the models layer needs of `data` is its constants only.
-    code = ("import sys, json; import mmdigits_keras.models as m; m.build_model(depth=1); "
-            "print(json.dumps(sorted(n for n in sys.modules if n.startswith('mmdigits_keras.data'))))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert json.loads(out.strip().splitlines()[-1]) == ["mmdigits_keras.data", "mmdigits_keras.data.constants"]

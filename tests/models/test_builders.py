@@ -5,7 +5,7 @@ from conftest import find_layer, layer_names
 
 from mmdigits_keras.models import build_model, create_model
 
-# Seed 000, Tables 1-4: the "Param #" column summed by hand from the paper.
+# Nippani Ravi, Tables 1-4: the "Param #" column summed by hand from the paper.
 TABLE_TOTALS = {1: 1_869_454, 2: 6_766_478, 3: 1_344_654, 4: 2_504_270}
 # The audio branch's rows of each table (Conv1D, BN, Dense, BN, ... up to its 10-unit Dense).
 TABLE_AUDIO_BRANCH = {
@@ -20,7 +20,7 @@ def lstm_params(inputs, units):
     return 4 * (units * (inputs + units) + units)
 
 
-# Seed 001's encoder: LSTM(64) over 13 coefficients, LSTM(64), Dense(64) + BN, Dense(10).
+# Tseng's encoder: LSTM(64) over 13 coefficients, LSTM(64), Dense(64) + BN, Dense(10).
 LSTM_BRANCH = lstm_params(13, 64) + lstm_params(64, 64) + (64 * 64 + 64) + 4 * 64 + (64 * 10 + 10)
 
 
@@ -88,7 +88,7 @@ def test_bad_arguments_raise_value_error(kwargs, message):
         build_model(**kwargs)
 
 
-# Seed 001, Tables 1-2 (PyTorch layer sizes): conv 3x3 weights + bias, BatchNorm (4 per channel),
+# Tseng, Tables 1-2 (PyTorch layer sizes): conv 3x3 weights + bias, BatchNorm (4 per channel),
 # Dense weights + bias. The audio CNN flattens 9 x 3 x 64 = 1,728 values (the paper prints 1278).
 IMAGE_CNN = (9 * 32 + 32) + 4 * 32 + (9 * 32 * 64 + 64) + 4 * 64 + (3136 * 128 + 128) + (128 * 10 + 10)
 AUDIO_CNN = (9 * 32 + 32) + 4 * 32 + (9 * 32 * 64 + 64) + 4 * 64 + (1728 * 128 + 128) + (128 * 10 + 10)

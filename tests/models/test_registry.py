@@ -2,13 +2,21 @@ import pytest
 from conftest import find_layer
 from harness import run_model_test
 
-from mmdigits_keras.models import MODEL_CONFIGS, create_model, list_models, model_config, model_info, register_model
+from mmdigits_keras.models import (
+    MODEL_CONFIGS,
+    PAPERS,
+    create_model,
+    list_models,
+    model_config,
+    model_info,
+    register_model,
+)
 
-SEED001 = ["image_cnn", "audio_cnn", "audio_lstm", "hybrid_cnn", "hybrid_cnn_lstm"]
+HYBRIDNET_FAMILY = ["image_cnn", "audio_cnn", "audio_lstm", "hybrid_cnn", "hybrid_cnn_lstm"]
 
 
 def test_registry_names():
-    expected = [f"model{d}" for d in range(1, 5)] + [f"model{d}_lstm" for d in range(1, 5)] + SEED001 + ["fusion_1dcnn"]
+    expected = [f"model{d}" for d in range(1, 5)] + [f"model{d}_lstm" for d in range(1, 5)] + HYBRIDNET_FAMILY + ["fusion_1dcnn"]
     assert list_models() == sorted(expected)
     assert list_models("model*_lstm") == ["model1_lstm", "model2_lstm", "model3_lstm", "model4_lstm"]
     assert list_models("hybrid*") == ["hybrid_cnn", "hybrid_cnn_lstm"]
@@ -37,7 +45,11 @@ def test_model_config_is_a_copy_and_unknown_names_fail():
 
 def test_registry_metadata_describes_each_model():
     info = model_info("model2")
-    assert info.family == "late_fusion" and info.source == "seed 000, Table 2" and info.paper_params == 6_766_478
+    assert info.family == "late_fusion" and info.source == "Nippani Ravi, Table 2" and info.paper_params == 6_766_478
+    assert info.papers == (PAPERS["Nippani Ravi"],) and "Classification of Image and Audio Digits" in info.papers[0]
+    # Every model cites at least one course report by title and authors.
+    assert all(model_info(name).papers for name in list_models())
+    assert len(model_info("model2_lstm").papers) == 2
     assert info.modalities == ("image", "audio") and info.config == {"depth": 2, "audio": "conv1d"}
     assert {"depth", "width", "dropout", "include_top", "num_classes"} <= set(info.arguments)
     assert info.defaults["dropout"] == 0.25 and info.defaults["depth"] == 2
@@ -66,6 +78,6 @@ def test_a_name_registers_once():
 @pytest.mark.backends
 @pytest.mark.parametrize("name", list_models())
 def test_every_registry_model_keeps_the_model_contract(name, tmp_path):
-    # Models 1-4 (seed 000) train in tests/training and tests/test_submission.py; a training step
+    # Models 1-4 (Nippani Ravi) train in tests/training and tests/test_submission.py; a training step
     # of each here would add a minute to the suite.
     run_model_test(name, tmp_path, train_step=model_info(name).family != "late_fusion")

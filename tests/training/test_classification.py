@@ -10,8 +10,8 @@ from conftest import find_layer, synthetic_arrays, tensorboard_events, write_kag
 from mmdigits_keras.cli import main
 from mmdigits_keras.data import load_kaggle, train_val_split
 from mmdigits_keras.evaluation.classification import evaluation_rows
-from mmdigits_keras.training import RECIPES, RUN_FILES, fitting, load_trained_model, predict_labels, train
-from mmdigits_keras.training.fitting import fit_callbacks as real_callbacks
+from mmdigits_keras.training import RECIPES, RUN_FILES, fitting, load_trained_model, predict_labels, schedule, train
+from mmdigits_keras.training.schedule import fit_callbacks as real_callbacks
 
 
 def test_train_writes_a_complete_run_directory(tiny_kaggle, tmp_path):
@@ -50,7 +50,7 @@ def test_train_writes_a_complete_run_directory(tiny_kaggle, tmp_path):
 def test_the_default_patience_is_scaled_to_the_training_rows_and_recorded(tiny_kaggle, tmp_path, monkeypatch, caplog):
     # As if the tiny set (about 210 rows an epoch with its synthetic rows) were course-size: a
     # patience spans 640 samples, so 3 epochs; the early-stopping callback is built with it.
-    monkeypatch.setattr(fitting, "PATIENCE_SAMPLES", 640)
+    monkeypatch.setattr(schedule, "PATIENCE_SAMPLES", 640)
     built = []
     monkeypatch.setattr(fitting, "fit_callbacks",
                         lambda recipe, *, patience, monitor: built.append(patience) or real_callbacks(

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from mmdigits_keras.training import RECIPES
 from mmdigits_keras.training.finetune import finetune_schedule
-from mmdigits_keras.training.fitting import fit_callbacks, resolve_patience, scaled_patience
+from mmdigits_keras.training.schedule import fit_callbacks, resolve_patience, scaled_patience
 
 
 def test_every_recipe_stops_early_and_halves_the_rate_on_a_plateau():

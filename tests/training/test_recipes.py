@@ -8,7 +8,7 @@ from conftest import layer_names
 from mmdigits_keras.data import load_kaggle
 from mmdigits_keras.training import load_trained_model, train
 from mmdigits_keras.training.recipes import RECIPES, Recipe, get_recipe
-from mmdigits_keras.utils.names import RECIPE_NAMES
+from mmdigits_keras.utils.defaults import RECIPE_NAMES
 
 
 @pytest.mark.parametrize("recipe", sorted(RECIPES))

@@ -6,15 +6,15 @@ import pytest
 
 from mmdigits_keras.training import TrainingSettings, train
 from mmdigits_keras.training.settings import FIELDS, resolve_settings
-from mmdigits_keras.utils import names
+from mmdigits_keras.utils import defaults
 
 
 def test_defaults_are_the_packages_defaults():
     settings = TrainingSettings()
     assert (settings.epochs, settings.learning_rate, settings.val_fraction, settings.patience, settings.seed) == (
-        names.EPOCHS, names.LEARNING_RATE, names.VAL_FRACTION, names.PATIENCE, names.SEED)
+        defaults.EPOCHS, defaults.LEARNING_RATE, defaults.VAL_FRACTION, defaults.PATIENCE, defaults.SEED)
     assert settings.split is None and settings.verbose == "auto"
-    assert settings.protocol is None and settings.finetune_epochs == names.FINETUNE_EPOCHS
+    assert settings.protocol is None and settings.finetune_epochs == defaults.FINETUNE_EPOCHS
 
 
 @pytest.mark.parametrize("field, value", [("epochs", 0), ("epochs", 2.5), ("learning_rate", -1e-3),

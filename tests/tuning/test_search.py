@@ -39,15 +39,15 @@ from mmdigits_keras.tuning import (
     run_search,
     training_hyperparameters,
 )
-from mmdigits_keras.tuning.export import check_replayed
+from mmdigits_keras.tuning.best import check_replayed
 from mmdigits_keras.tuning.results import TRIAL_FILE
-from mmdigits_keras.utils import names
+from mmdigits_keras.utils import defaults
 
 ROOT = Path(__file__).resolve().parents[2]
 TUNE = [sys.executable, str(ROOT / "tuning" / "tune.py")]
 # One batch size: trials at batch 32 took twice as long, and the tests need no batch-size search.
 SMALL = {"depth": [1], "width": [0.5], "audio": ["conv1d"], "batch_size": [128]}
-MODEL2 = {"model": "model2", "space": SMALL}  # a small space of seed 000's family
+MODEL2 = {"model": "model2", "space": SMALL}  # a small space of Nippani Ravi's family
 # best/ trains for 1 epoch in tests (default: 30, as `mmdigits train`).
 QUIET = TrainingSettings(verbose=0)
 QUIET_ONE_EPOCH = TrainingSettings(epochs=1, verbose=0)  # best/ trains 1 epoch (default 30)
@@ -92,7 +92,7 @@ def test_a_search_starts_from_the_untuned_configuration(tiny_kaggle, tmp_path, k
     tuner = SearchTuner(oracle=make_oracle(kind, objective=objective, max_trials=3, epochs=1, seed=0),
                         hypermodel=_hypermodel(tiny_kaggle), directory=str(tmp_path), project_name="p")
     first = tuner.oracle.create_trial("t").hyperparameters.values
-    # `mmdigits train --model model2`: seed 000's Model 2 as registered, lr 1e-3, and the default
+    # `mmdigits train --model model2`: Nippani Ravi's Model 2 as registered, lr 1e-3, and the default
     # recipe's own batch size, modality dropout, augmentation strengths and label smoothing.
     recipe = get_recipe("default")
     assert first == {"depth": 2, "width": 1.0, "audio": "conv1d", "dropout": 0.25, "learning_rate": 1e-3,
@@ -106,8 +106,8 @@ def test_hyperband_is_the_default_only_with_the_trials_of_one_full_iteration():
     assert [default_tuner(n, 10) for n in (1, 12, 29, 30, 40)] == ["random"] * 3 + ["hyperband"] * 2
     assert default_tuner(1000, 2) == "random"  # one bracket: nothing to halve
     # tune's defaults: a few trials at train's own schedule, random search (untuned first).
-    assert (names.TRIAL_EPOCHS, names.MAX_TRIALS) == (names.EPOCHS, 4)
-    assert default_tuner(names.MAX_TRIALS, names.TRIAL_EPOCHS) == "random" and default_tuner(90, 30) == "hyperband"
+    assert (defaults.TRIAL_EPOCHS, defaults.MAX_TRIALS) == (defaults.EPOCHS, 4)
+    assert default_tuner(defaults.MAX_TRIALS, defaults.TRIAL_EPOCHS) == "random" and default_tuner(90, 30) == "hyperband"
     assert build_parser().parse_args(["tune", "--data", "d", "--out", "o"]).tuner is None  # run_search decides
 
 
@@ -116,7 +116,7 @@ def test_other_families_search_width_and_dropout(tiny_kaggle):
     tuned = _hypermodel(tiny_kaggle, "hybrid_cnn").build(hp)
     assert set(hp.values) == {"width", "dropout", "learning_rate", "batch_size", "audio_dropout", "image_dropout",
                               "noise", "time_mask", "label_smoothing"}
-    assert 0.5 in {p.name: p for p in hp.space}["dropout"].values  # seed 001's own rate is a choice
+    assert 0.5 in {p.name: p for p in hp.space}["dropout"].values  # Tseng's own rate is a choice
     assert "noise" not in default_space("hybrid_cnn", "plain")  # a recipe without augmentation has no knobs
     assert "image_conv1" in layer_names(tuned)
     with pytest.raises(ValueError, match="unknown search-space keys"):
@@ -177,7 +177,7 @@ def test_search_writes_outputs_resumes_and_refuses_other_searches(tiny_kaggle, t
     # Every trial runs with the search's seed, so trial 0 (the untuned configuration) is `train`'s
     # own run, and best/ (trained by `train`) is the winning trial's model again: each scores on
     # validation what its trial scored, and best/ is never below trial 0.
-    untuned = train(tiny_kaggle, out=tmp_path / "train", model="model2", batch_size=128, settings=QUIET_ONE_EPOCH,
+    untuned = train(tiny_kaggle, out=tmp_path / "train", model="model2", batch_size=128, epochs=1, verbose=0,
                     model_kwargs={"depth": 1, "width": 0.5, "audio": "conv1d"})
     first = board.set_index("trial_id").loc[0]
     assert first["score"] == pytest.approx(json.loads((untuned / "metrics.json").read_text())["val_accuracy"], abs=1e-6)

@@ -1,4 +1,6 @@
 import contextlib
+import json
+import logging
 import os
 import pty
 import subprocess
@@ -8,6 +10,7 @@ import textwrap
 import pytest
 
 from mmdigits_keras import cli
+from mmdigits_keras.utils import quiet
 from mmdigits_keras.utils.quiet import TF_LOGS_ENV, is_native_log, native_logs_filtered
 
 # Lines as TensorFlow 2.19-2.21 print them on this machine.
@@ -80,23 +83,46 @@ def test_cli_output_starts_with_its_own_lines_unless_verbose(monkeypatch):
 
 
 NOTEBOOK = textwrap.dedent("""
-    import sys
+    import json, sys
     import mmdigits_keras as mk
     data, out = sys.argv[1], sys.argv[2]
+    mk.build_model(depth=1)  # what the models layer needs of `data` is its constants only
+    print(json.dumps(sorted(n for n in sys.modules if n.startswith("mmdigits_keras.data"))))
     run = mk.train(data, out=f"{out}/run", model="model1", epochs=1, finetune_epochs=1)
     mk.submit(run, data, f"{out}/s.csv")
 """)
 
 
 @pytest.mark.slow(12)
-def test_importing_and_training_in_python_prints_no_tensorflow_line_unless_asked(tiny_kaggle, tmp_path):
+def test_importing_and_training_in_python_prints_no_tensorflow_line_and_models_load_no_data_code(tiny_kaggle,
+                                                                                                 tmp_path):
     # As in a notebook or a script: no CLI, TensorFlow's own logging settings untouched.
     env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", TF_LOGS_ENV)}
     done = subprocess.run([sys.executable, "-c", NOTEBOOK, str(tiny_kaggle), str(tmp_path)], capture_output=True,
                           text=True, timeout=300, env=env)
     assert done.returncode == 0 and done.stderr == "", done.stderr  # no absl, oneDNN or retracing line
     assert "val_accuracy: " in done.stdout and (tmp_path / "s.csv").is_file()  # Keras's progress lines stay
-    # MMDIGITS_TF_LOGS=1 leaves TensorFlow's logging as TensorFlow sets it.
-    loud = subprocess.run([sys.executable, "-c", "import mmdigits_keras, tensorflow"], capture_output=True, text=True,
-                          timeout=120, env={**env, TF_LOGS_ENV: "1"})
-    assert loud.returncode == 0 and "oneDNN custom operations are on" in loud.stderr, loud.stderr
+    # Building a model imported no data-loading code (Keras itself imports pandas).
+    assert json.loads(done.stdout.splitlines()[0]) == ["mmdigits_keras.data", "mmdigits_keras.data.constants"]
+
+
+def test_mmdigits_tf_logs_leaves_tensorflow_as_it_is(monkeypatch):
+    # MMDIGITS_TF_LOGS=1: `quiet_tensorflow` (what `import mmdigits_keras` calls) changes nothing:
+    # no log level, no filter on file descriptor 2 or on the tensorflow logger.
+    monkeypatch.setattr(quiet, "_quieted", False)  # as in a fresh process; what this one's import did stays
+    monkeypatch.setattr(quiet, "_QUIET", contextlib.ExitStack())
+    monkeypatch.setenv(TF_LOGS_ENV, "1")
+    monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
+    filters = list(logging.getLogger("tensorflow").filters)
+    stderr = os.fstat(2)
+    quiet.quiet_tensorflow()
+    assert not quiet._quieted and "TF_CPP_MIN_LOG_LEVEL" not in os.environ
+    assert logging.getLogger("tensorflow").filters == filters and os.fstat(2) == stderr
+    monkeypatch.delenv(TF_LOGS_ENV)  # without it, the same call quiets
+    quiet.quiet_tensorflow()
+    try:
+        assert quiet._quieted and os.environ["TF_CPP_MIN_LOG_LEVEL"] == "2"
+        assert len(logging.getLogger("tensorflow").filters) == len(filters) + 1 and os.fstat(2) != stderr
+    finally:
+        quiet.loud_tensorflow()
+    assert logging.getLogger("tensorflow").filters == filters and os.fstat(2) == stderr

@@ -9,7 +9,7 @@ import math
 
 from mmdigits_keras.training import load_trained_model, predict_labels, prepare_data, train
 from mmdigits_keras.training.metrics import classification_metrics
-from mmdigits_keras.training.settings import resolve_protocol
+from mmdigits_keras.training.settings import as_options, resolve_protocol
 from mmdigits_keras.tuning.space import DEFAULT_LEARNING_RATE, model_hyperparameters, trial_recipe
 from mmdigits_keras.utils.files import publish_directory, read_json, write_json
 
@@ -21,7 +21,7 @@ def _train_trial_config(data, out, trial, *, model, recipe, settings, folds=None
     (with `folds`, as ``train --folds`` would: a cross-validation run of K fold models)."""
     values = trial["values"]
     settings = dataclasses.replace(settings, learning_rate=values.get("learning_rate", DEFAULT_LEARNING_RATE))
-    return train(data, out=out, model=model, recipe=trial_recipe(recipe, values), settings=settings,
+    return train(data, out=out, model=model, recipe=trial_recipe(recipe, values), **as_options(settings),
                  model_kwargs=model_hyperparameters(values), overwrite=True, folds=folds,
                  extra_config={"tuning": {"trial_id": trial["trial_id"], "score": trial["score"],
                                           "objective": trial["objective"]}})

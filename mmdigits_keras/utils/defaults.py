@@ -12,7 +12,7 @@ EXPORT_FORMATS = ("onnx", "saved_model", "tflite")
 
 # `train`'s, `tune`'s and the demo's model: the robustness benchmark's winner (docs/results.md).
 DEFAULT_MODEL = "hybrid_cnn"
-# `retrieval train`'s towers: seed 001's image and speech CNN encoders.
+# `retrieval train`'s towers: Tseng's image and speech CNN encoders.
 DEFAULT_TOWERS = "hybrid_cnn"
 # `train --strategy`: multi-device strategies by name (training/distribute.py).
 STRATEGIES = ("default", "mirrored")
@@ -33,7 +33,7 @@ DEFAULT_OBJECTIVE = "val_accuracy"
 EPOCHS = 30  # maximum; early stopping
 LEARNING_RATE = 1e-3
 VAL_FRACTION = 0.2
-# Early stopping's patience: None scales it to the training rows (`training.fitting.scaled_patience`):
+# Early stopping's patience: None scales it to the training rows (`training.schedule.scaled_patience`):
 # about PATIENCE_SAMPLES samples in whole epochs, from MIN_PATIENCE to MAX_PATIENCE epochs.
 PATIENCE = None
 PATIENCE_SAMPLES = 42_000
@@ -55,7 +55,7 @@ TRIAL_EPOCHS = EPOCHS
 ORACLE_TIMEOUT_S = 60.0
 # `demo`.
 DEMO_EPOCHS = 5
-# `retrieval train`. Symmetric InfoNCE over seed 002's max-margin loss: validation (a held-out
+# `retrieval train`. Symmetric InfoNCE over Xia et al.'s max-margin loss: validation (a held-out
 # training speaker) preferred it on every seed (docs/results.md).
 RETRIEVAL_LOSSES = ("max_margin", "info_nce")
 RETRIEVAL_LOSS = "info_nce"
