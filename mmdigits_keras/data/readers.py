@@ -16,17 +16,15 @@ logger = logging.getLogger("mmdigits_keras")
 
 # Row shapes a feature file may hold besides flat rows; they are flattened row by row.
 IMAGE_ROW_SHAPES = (IMAGE_SHAPE[:2], IMAGE_SHAPE)  # (28, 28) and (28, 28, 1)
-
 AUDIO_ROW_SHAPES = tuple((NUM_FRAMES, width // NUM_FRAMES) for width in AUDIO_WIDTHS)  # (39, 13), (39, 40)
 
 
-
 def check_exists(path: Path):
+    """Refuses a `path` that is missing or not a regular file, naming it (`ValueError`)."""
     if not path.exists():
         raise ValueError(f"{path}: file not found")
     if not path.is_file():
         raise ValueError(f"{path}: expected a file, found a directory or special file")
-
 
 
 def read_npy(path):
@@ -46,7 +44,6 @@ def read_npy(path):
         raise ValueError(f"{path}: not a readable .npy file ({error})") from None
     except (OSError, EOFError) as error:
         raise ValueError(f"{path}: not a readable .npy file ({error})") from None
-
 
 
 def load_npy(path, *, columns, name, row_shapes=()):
@@ -89,7 +86,6 @@ def load_npy(path, *, columns, name, row_shapes=()):
     return array
 
 
-
 def pixel_scale(pixels, path, *, stored):
     """The scale of `pixels`: `stored` (255 or 1, what the layout stores), or the other one
     when the values say so, in one warning line naming the file: every value in [0, 1] in a
@@ -105,7 +101,6 @@ def pixel_scale(pixels, path, *, stored):
     return stored
 
 
-
 def images_from_pixels(pixels, path, *, scale):
     """(N, 784) pixels in [0, scale] -> float32 (N, 28, 28, 1) in [0, 1]."""
     low, high = pixels.min(), pixels.max()
@@ -114,7 +109,6 @@ def images_from_pixels(pixels, path, *, scale):
     images = pixels.astype(np.float32)
     images /= np.float32(scale)
     return images.reshape((-1, *IMAGE_SHAPE))
-
 
 
 def check_labels(values, path):
@@ -137,7 +131,6 @@ def check_labels(values, path):
     if outside.any():
         raise ValueError(f"{path}: labels must be in 0..9, found {sorted(set(labels[outside].tolist()))[:5]}")
     return labels
-
 
 
 def read_label_csv(path, *, rows):
@@ -170,7 +163,6 @@ def read_label_csv(path, *, rows):
         order = np.argsort(row_ids, kind="stable")
         labels = labels[order]
     return labels, ids
-
 
 
 def check_rows(counts):

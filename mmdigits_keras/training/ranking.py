@@ -25,13 +25,10 @@ from mmdigits_keras.utils.defaults import MARGIN, RETRIEVAL_LOSS, RETRIEVAL_LOSS
 LOSSES = RETRIEVAL_LOSSES
 
 
-
-
 def _split_pair(y_true, y_pred):
     labels = ops.reshape(ops.cast(y_true, "int32"), (-1,))
     dim = ops.shape(y_pred)[-1] // 2
     return labels, y_pred[:, :dim], y_pred[:, dim:]
-
 
 
 def max_margin_loss(labels, image_embedding, audio_embedding, *, margin=0.2):
@@ -56,7 +53,6 @@ def max_margin_loss(labels, image_embedding, audio_embedding, *, margin=0.2):
     return (image_anchor + audio_anchor) / count
 
 
-
 def info_nce_loss(labels, image_embedding, audio_embedding, *, temperature=0.1):
     """Symmetric InfoNCE over the in-batch similarity matrix; same-digit rows are positives.
 
@@ -78,7 +74,6 @@ def info_nce_loss(labels, image_embedding, audio_embedding, *, temperature=0.1):
     return (image_anchor + audio_anchor) / 2.0
 
 
-
 class PairRankingLoss(keras.losses.Loss):
     """A Keras loss on ``y_pred`` = concat(image, audio embeddings) and ``y_true`` = labels:
     `info_nce_loss` (``kind="info_nce"``, the default) or `max_margin_loss` (Xia et al.'s)."""
@@ -92,7 +87,6 @@ class PairRankingLoss(keras.losses.Loss):
         if self.kind == "max_margin":
             return max_margin_loss(labels, image, audio, margin=self.margin)
         return info_nce_loss(labels, image, audio, temperature=self.temperature)
-
 
 
 def ranking_loss(kind=RETRIEVAL_LOSS, *, margin=MARGIN, temperature=TEMPERATURE):

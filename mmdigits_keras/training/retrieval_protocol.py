@@ -17,7 +17,6 @@ from mmdigits_keras.data.constants import NUM_CLASSES
 RECALL_KS = (1, 5, 10)
 
 
-
 def embed(towers, dataset, *, batch_size=512):
     """Embeds every row of a `MultimodalDataset` with retrieval towers.
 
@@ -28,7 +27,6 @@ def embed(towers, dataset, *, batch_size=512):
     return np.asarray(out["image_embedding"], np.float32), np.asarray(out["audio_embedding"], np.float32)
 
 
-
 def similarities(towers, dataset):
     """Cosine similarity of every image to every utterance of a `MultimodalDataset`.
 
@@ -37,7 +35,6 @@ def similarities(towers, dataset):
     """
     images, audio = embed(towers, dataset)
     return images @ audio.T
-
 
 
 def protocol_trials(query_labels, candidate_labels, *, trials_per_class=100, num_classes=NUM_CLASSES, seed=0):
@@ -75,7 +72,6 @@ def protocol_trials(query_labels, candidate_labels, *, trials_per_class=100, num
     return np.concatenate(queries).astype(np.int64), np.concatenate(candidates).astype(np.int64)
 
 
-
 def run_protocol(scores, query_labels, candidate_labels, *, trials_per_class=100, seed=0):
     """Plays Xia et al.'s protocol on a similarity matrix.
 
@@ -95,7 +91,6 @@ def run_protocol(scores, query_labels, candidate_labels, *, trials_per_class=100
         np.arange(len(queries)), chosen]].astype(np.int64)
 
 
-
 def recall_at_k(scores, query_labels, candidate_labels, *, ks=RECALL_KS):
     """Class recall@k over a whole pool: the share of queries with a same-class row among their
     k best-scoring candidates.
@@ -111,7 +106,6 @@ def recall_at_k(scores, query_labels, candidate_labels, *, ks=RECALL_KS):
     order = np.argsort(-scores, axis=1, kind="stable")
     same = np.asarray(candidate_labels)[order] == np.asarray(query_labels)[:, None]
     return {f"recall@{k}": float(np.mean(same[:, :k].any(axis=1))) for k in ks}
-
 
 
 def protocol_accuracy(scores, labels, *, trials_per_class=100, seed=0):

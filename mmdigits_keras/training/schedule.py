@@ -18,7 +18,6 @@ logger = logging.getLogger("mmdigits_keras")
 EARLY_STOPPING_MONITOR = "val_crossentropy"
 
 
-
 def scaled_patience(rows):
     """Early stopping's default patience for `rows` training rows an epoch (synthetic rows
     included): about `PATIENCE_SAMPLES` (42,000) samples, in whole epochs, from 2 to 10. So 10
@@ -36,11 +35,9 @@ def scaled_patience(rows):
     return int(min(MAX_PATIENCE, max(MIN_PATIENCE, round(PATIENCE_SAMPLES / max(int(rows), 1)))))
 
 
-
 def resolve_patience(patience, rows):
     """`patience` itself, or with None the `scaled_patience` of `rows` training rows."""
     return scaled_patience(rows) if patience is None else int(patience)
-
 
 
 def fit_callbacks(recipe, *, patience=MAX_PATIENCE, monitor=EARLY_STOPPING_MONITOR):
@@ -51,7 +48,6 @@ def fit_callbacks(recipe, *, patience=MAX_PATIENCE, monitor=EARLY_STOPPING_MONIT
         keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=0.5, patience=max(1, patience // 2),
                                           min_lr=1e-6),
     ]
-
 
 
 class EpochEta(keras.callbacks.Callback):

@@ -1,5 +1,4 @@
-"""A process's own peak memory, read without a backend (trial workers retire on it; the
-benchmarks report it)."""
+"""A process's own peak memory, read without a backend (trial workers retire on it)."""
 
 from __future__ import annotations
 
