@@ -257,7 +257,6 @@ def test_a_users_mistake_is_one_line_exit_2_and_writes_nothing(case, tiny_fusion
         assert not list(tmp_path.glob(f".{out.name}*"))  # no lock or temporary file left beside it
 
 
-
 def _disk_full(monkeypatch, failing):
     """Renames onto, and files opened for writing at, a path that `failing(path)` accepts fail as
     on a full disk (ENOSPC): the writes that publish a run directory or a file, and the write of
@@ -283,8 +282,9 @@ def test_a_full_disk_is_one_line_exit_2_and_leaves_outputs_whole(tiny_kaggle, ti
     data, (_, run) = tiny_kaggle, tiny_fusion_run
     out = tmp_path / "full"
     out.mkdir()
-    # (train on a real full disk: the tmpfs test below.) submit over an existing CSV, failing at the final rename and at the temporary file's write:
-    # the CSV stays byte-identical and no temporary file is left.
+    # submit over an existing CSV, failing at the final rename and at the temporary file's write:
+    # the CSV stays byte-identical and no temporary file is left (train on a real full disk: the
+    # tmpfs test below).
     csv = out / "s.csv"
     csv.write_text("row_id,label\n0,7\n")
     for failing in (lambda path: path == csv, lambda path: path.parent == out and path.name.startswith(".s.tmp")):

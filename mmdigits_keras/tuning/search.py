@@ -151,7 +151,7 @@ def run_search(
     space = check_space(space, model=model, recipe=recipe)
     out = Path(out)
     if out.exists() and not out.is_dir():
-        raise ValueError(f"{out}: is a file; --out must be a folder")
+        raise ValueError(f"{out}: is a file; `out` must be a folder")
     address = _oracle_address(distributed, oracle)
     is_worker = distributed == "worker"
     with contextlib.ExitStack() as claims:
@@ -172,7 +172,6 @@ def run_search(
                                max_trials=max_trials, epochs=epochs, space=space, settings=settings, folds=folds,
                                role=distributed or "single", isolate_trials=isolate_trials,
                                trial_end_hook=trial_end_hook)
-        del prepared
         if not is_worker:
             # A resumed search may be extended or cut; Hyperband's oracle takes no max_trials argument.
             search.oracle.max_trials = max_trials
