@@ -91,7 +91,7 @@ def test_train_and_submit_on_each_backend_the_notebook_has(backend, kaggle_sampl
     command = str(Path(sys.executable).parent / "mmdigits")
     env = {**os.environ, "KERAS_BACKEND": backend}
     done = subprocess.run([command, "train", "--data", str(kaggle_sample), "--out", str(tmp_path / "run"),
-                           "--epochs", "1", "--finetune-epochs", "1"], capture_output=True, text=True, timeout=900,
+                           "--epochs", "1"], capture_output=True, text=True, timeout=900,
                           env=env)
     assert done.returncode == 0, done.stderr[-3000:]
     config = json.loads((tmp_path / "run" / "config.json").read_text())

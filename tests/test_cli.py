@@ -1,6 +1,10 @@
+import argparse
+import dataclasses
 import errno
+import inspect
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -12,10 +16,12 @@ import pandas as pd
 import pytest
 from conftest import synthetic_arrays
 
+import mmdigits_keras as mk
 from mmdigits_keras.cli import build_parser, main
 from mmdigits_keras.data import load_kaggle
 from mmdigits_keras.submission import validate_submission
 from mmdigits_keras.training import DEFAULT_MODEL, RECIPES, load_trained_model
+from mmdigits_keras.utils import defaults
 from mmdigits_keras.utils.defaults import DEFAULT_AUGMENT_ON
 
 
@@ -55,9 +61,30 @@ def test_bad_data_is_one_line_exit_2(tiny_kaggle, tmp_path, capsys):
     assert not (tmp_path / "run").exists()
 
 
-def test_help_is_written_for_users():
+def _commands(parser, name="mmdigits"):
+    """(name, parser) of `parser` and every command under it (argparse keeps no public list)."""
+    yield name, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for command, sub in action.choices.items():
+                yield from _commands(sub, f"{name} {command}")
+
+
+def test_help_is_written_for_users_and_the_cli_keeps_to_what_most_users_need():
     text = build_parser().format_help()
     assert text.split("\n\n")[1].startswith("Classify digits from two modalities") and "argparse" not in text
+    commands = dict(_commands(build_parser()))
+    options = [a for p in commands.values() for a in p._actions
+               if not isinstance(a, (argparse._HelpAction, argparse._SubParsersAction))]
+    assert len(options) <= 70, len(options)
+    # Each command that sends users to Python for more names keywords its function takes (its
+    # parameters; `train` and `train_retrieval` also take the `TrainingSettings` fields).
+    settings = {field.name for field in dataclasses.fields(mk.TrainingSettings)}
+    for name, parser in commands.items():
+        said = re.search(r"e\.g\. (.+?)\) are keywords of mmdigits_keras\.(\w+)", parser.epilog or "")
+        if said:
+            keywords = set(inspect.signature(getattr(mk, said[2])).parameters) | settings
+            assert set(said[1].split(", ")) <= keywords, (name, said[1], keywords)
 
 
 def test_argparse_errors_exit_2():
@@ -93,7 +120,7 @@ def test_demo_runs_end_to_end_and_says_demo(tmp_path, capsys):
     # Its determinism is its parts' (tests/data/test_demo.py: same seed, same bytes;
     # tests/training/test_classification.py: same seed, same predictions).
     out = tmp_path / "demo"
-    assert main(["demo", "--out", str(out), "--epochs", "1", "--seed", "3"]) == 0
+    assert main(["demo", "--out", str(out), "--epochs", "1"]) == 0
     printed = capsys.readouterr().out
     assert printed.startswith("DEMO DATA")
     assert "validation accuracy" in printed and "demo test accuracy" in printed
@@ -127,10 +154,6 @@ class _Called(Exception):
 
 
 def test_options_not_given_are_left_to_the_library(monkeypatch, capsys, tmp_path):
-    import inspect
-
-    import mmdigits_keras as mk
-    from mmdigits_keras.utils import defaults
 
     seen = {}
 
@@ -150,7 +173,7 @@ def test_options_not_given_are_left_to_the_library(monkeypatch, capsys, tmp_path
         with pytest.raises(_Called):
             main(argv)
         if argv[0] == "train" and "--epochs" not in argv:
-            assert set(seen["train"]) == {"out", "overwrite", "model_kwargs"}
+            assert set(seen["train"]) == {"out", "overwrite"}
     assert seen["train"]["epochs"] == 3 and seen["train"]["seed"] == 0  # given: passed, even when falsy
     assert set(seen["run_search"]) == {"out", "space", "overwrite", "settings"}
     assert seen["run_search"]["settings"] == mk.TrainingSettings()  # nothing given: the defaults
@@ -214,15 +237,11 @@ BROKEN = {
 
 
 def _lambda_model(path):
-    import keras
-
     inputs = keras.Input((784,), name="image")
     keras.Model(inputs, keras.layers.Lambda(lambda x: x * 2)(inputs)).save(path)
 
 
 def _custom_layer_model(path):
-    import keras
-
     class Doubling(keras.layers.Layer):  # not registered: safe mode cannot rebuild it, and runs none of it
         def call(self, x):
             return x * 2
@@ -356,6 +375,6 @@ def test_a_real_full_disk_is_one_line_and_leaves_the_disk_as_it_was(tiny_kaggle,
     (small_disk / "keep.txt").write_text("kept")
     # model1 saves 7 MB: the 1 MiB disk fills while the run directory is written.
     code = main(["train", "--data", str(tiny_kaggle), "--out", str(small_disk / "run"), "--model", "model1",
-                 "--recipe", "plain", "--epochs", "1", "--protocol", "single"])
+                 "--recipe", "plain", "--epochs", "1"])
     _one_line_error(capsys, code, str(small_disk), "No space left on device; free some space")
     assert [p.name for p in small_disk.iterdir()] == ["keep.txt"] and (small_disk / "keep.txt").read_text() == "kept"

@@ -76,7 +76,7 @@ def test_an_ensemble_exports_as_one_graph_that_averages_its_members(tmp_path):
     inputs = {"image": rng.uniform(size=(8, 28, 28, 1)).astype(np.float32),
               "audio": rng.normal(size=(8, 507)).astype(np.float32)}
     want = 0.25 * members[0].predict(inputs, verbose=0) + 0.75 * members[1].predict(inputs, verbose=0)
-    assert main(["export", "--model", *map(str, files), "--weights", "1", "3", "--out", str(tmp_path / "saved")]) == 0
+    export_model(files, out=tmp_path / "saved", weights=[1, 3])  # weights: Python only; the CLI averages equally
     serve = tf.saved_model.load(str(tmp_path / "saved")).signatures["serving_default"]
     probabilities = serve(**{k: tf.constant(v) for k, v in inputs.items()})["probabilities"].numpy()
     np.testing.assert_allclose(probabilities, want, atol=1e-5)

@@ -14,5 +14,5 @@ NUM_MEL_BANDS = 40
 FEATURE_KINDS = {"mfcc": NUM_COEFFICIENTS, "logmel": NUM_MEL_BANDS}
 AUDIO_WIDTHS = tuple(NUM_FRAMES * n for n in FEATURE_KINDS.values())  # (507, 1560)
 
-# Simulated recording conditions of `data build --channel` (`mmdigits_keras.data.channels`).
+# Simulated recording conditions of `build_dataset(channel=...)` (`mmdigits_keras.data.channels`).
 CHANNELS = ("telephone", "gain+12", "gain-12", "noise20", "noise10", "room")

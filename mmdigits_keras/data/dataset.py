@@ -17,7 +17,7 @@ class MultimodalDataset:
         images: float32 array (N, 28, 28, 1), pixel values in [0, 1].
         audio: float32 array (N, 507), the MFCC features as the source gives them (39 frames x
             13 coefficients, flattened frame by frame); models standardize them internally.
-            Data built with ``--features logmel`` has (N, 1560): 39 frames x 40 log-mel bands.
+            Data built with ``features="logmel"`` has (N, 1560): 39 frames x 40 log-mel bands.
         labels: int64 array (N,) with values 0..9, or None when the split has no labels
             (the Kaggle test part).
         ids: int64 array (N,): the row ids (Kaggle ``row_id``; row numbers otherwise).

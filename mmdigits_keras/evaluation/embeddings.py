@@ -1,5 +1,5 @@
 """How well a model's features cluster by digit: PCA -> t-SNE pictures and k-means scores
-(seeds 000, 001 and 003 show the same). The features come from the model's backbone
+(Nippani Ravi, Tseng and the Multimodal-Deep-Learning report show the same). The features come from the model's backbone
 (`mmdigits_keras.models.feature_extractor`), plus what its classification layer receives."""
 
 from __future__ import annotations

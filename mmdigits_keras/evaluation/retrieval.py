@@ -137,7 +137,7 @@ def feature_statistics(source):
     path = path / "manifest.json" if path.is_dir() else path
     if not path.is_file():
         raise ValueError(f"{path}: not found; a wav query needs the statistics the data's speech features "
-                         f"were standardized with (manifest.json of `mmdigits data build`, or --audio-stats)")
+                         f"were standardized with (manifest.json of `mmdigits data build`, or `audio_stats`)")
     features = read_json(path).get("features", {})
     if features.get("kind") != "mfcc" or "mean" not in features or "std" not in features:
         raise ValueError(f"{path}: no MFCC standardization statistics (features.mean / features.std)")

@@ -115,7 +115,7 @@ def build_model(
         classifier_activation: Activation of the final layer (``"softmax"`` or None for
             logits).
         audio_features: Values per audio row: 507 (39 x 13 MFCC, the default) or 1560
-            (39 x 40 log-mel, from ``mmdigits data build --features logmel``).
+            (39 x 40 log-mel, from ``build_dataset(..., features="logmel")``).
         audio_mean: Optional (audio_features,) per-column mean of the training audio; with
             `audio_variance`, adds an ``audio_normalization`` layer in front of the audio
             branch (not counted in the table totals).

@@ -18,7 +18,7 @@ logger = logging.getLogger("mmdigits_keras")
 
 def _train_trial_config(data, out, trial, *, model, recipe, settings, folds=None):
     """Trains one trial's configuration with `train` into `out`, as `mmdigits train` would
-    (with `folds`, as ``train --folds`` would: a cross-validation run of K fold models)."""
+    (with `folds`, as ``train(folds=K)`` would: a cross-validation run of K fold models)."""
     values = trial["values"]
     settings = dataclasses.replace(settings, learning_rate=values.get("learning_rate", DEFAULT_LEARNING_RATE))
     return train(data, out=out, model=model, recipe=trial_recipe(recipe, values), **as_options(settings),

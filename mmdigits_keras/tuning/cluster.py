@@ -245,6 +245,6 @@ def wait_for_oracle(host, port, *, timeout):
         grpc.channel_ready_future(channel).result(timeout=timeout)
     except grpc.FutureTimeoutError:
         raise ValueError(f"the oracle at {host}:{port} did not answer within {timeout:g} s; "
-                         f"start the chief first (distributed='chief', oracle='{host}:{port}')") from None
+                         f"start the chief first, its oracle at {host}:{port}") from None
     finally:
         channel.close()

@@ -117,7 +117,7 @@ def run_search(
             trial trained on), ``patience`` and ``verbose``.
         ensemble: N >= 1: ``best/`` is the ensemble of the top N trials (`export_ensemble`);
             1 (default): the best trial alone.
-        folds: None, or K >= 2: every trial trains K fold models (`train --folds`'s folds) and
+        folds: None, or K >= 2: every trial trains K fold models (`train(folds=K)`'s folds) and
             its objective is their mean, epoch by epoch; ``best/`` is the winner trained as
             ``train(..., folds=K)`` (a cross-validation run). Costs K times the trials'
             training; not with Hyperband (its trials continue from one checkpoint).
@@ -210,7 +210,7 @@ def _checked_arguments(*, model, recipe, tuner, objective, max_trials, epochs, e
         if tuner == "hyperband":
             raise ValueError("`folds` needs the random or bayesian tuner: Hyperband continues trials from one "
                              "checkpoint, a cross-validated trial has one per fold")
-        resolve_protocol(settings.protocol, folds=True)  # best/ is trained as `train --folds K`
+        resolve_protocol(settings.protocol, folds=True)  # best/ is trained as `train(folds=K)`
     iteration = hyperband_iteration_trials(epochs, HYPERBAND_FACTOR)
     if tuner == "hyperband" and max_trials < iteration:
         logger.warning("Hyperband with max_trials=%d and epochs=%d ends inside its first bracket: one full iteration "

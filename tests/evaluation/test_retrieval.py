@@ -6,7 +6,7 @@ import pytest
 import scipy.io.wavfile
 
 from mmdigits_keras.cli import main
-from mmdigits_keras.evaluation.retrieval import wav_features
+from mmdigits_keras.evaluation.retrieval import query, wav_features
 from mmdigits_keras.training.retrieval_protocol import protocol_trials, recall_at_k, run_protocol
 
 
@@ -65,31 +65,33 @@ def test_wav_features_standardize_with_given_statistics(tmp_path):
 def test_retrieval_commands_train_evaluate_and_query(tiny_kaggle, tmp_path, capsys):
     run = tmp_path / "run"
     assert main(["retrieval", "train", "--data", str(tiny_kaggle), "--out", str(run),
-                 "--embedding-dim", "8", "--epochs", "1", "--batch-size", "32"]) == 0
+                 "--epochs", "1"]) == 0
     assert "validation annotation accuracy" in capsys.readouterr().out
     labels = tmp_path / "test_labels.csv"
     pd.DataFrame({"row_id": np.arange(50), "label": np.arange(50) % 10}).to_csv(labels, index=False)
     assert main(["retrieval", "evaluate", "--model", str(run), "--data", str(tiny_kaggle), "--test-labels",
-                 str(labels), "--trials", "7"]) == 0
+                 str(labels)]) == 0
     out = capsys.readouterr().out
     rows = json.loads((run / "metrics.json").read_text())["validation_rows"]  # the run's own validation rows
-    assert out.startswith(f"validation ({rows} rows, 7 trials per class)") and "\ntest (50 rows" in out
+    assert out.startswith(f"validation ({rows} rows, 100 trials per class)") and "\ntest (50 rows" in out
     for split in ("validation", "test"):
         folder = run / "eval" / f"retrieval_{split}"
         assert {"metrics.json", "annotation_confusion.png", "retrieval_confusion.png", "trials.csv"} <= {
             p.name for p in folder.iterdir()}
         trials = pd.read_csv(folder / "trials.csv")
-        assert len(trials) == 2 * 10 * 7 and (trials.groupby(["direction", "true"]).size() == 7).all()
+        assert len(trials) == 2 * 10 * 100 and (trials.groupby(["direction", "true"]).size() == 100).all()
         metrics = json.loads((folder / "metrics.json").read_text())
         accuracy = trials[trials["direction"] == "annotation"].eval("true == predicted").mean()
         assert metrics["annotation_accuracy"] == pytest.approx(accuracy)
 
     assert main(["retrieval", "query", "--model", str(run), "--data", str(tiny_kaggle), "--image-index", "3",
-                 "-k", "4", "--labels", str(labels)]) == 0
+                 "-k", "4"]) == 0
     printed = capsys.readouterr().out
     rows = json.loads(printed.split("rows ")[1].split("]")[0] + "]")
-    assert len(rows) == 4 and f"digits {[r % 10 for r in rows]}" in printed  # captions from --labels
+    assert len(rows) == 4 and "digits" not in printed  # no labels, no captions
     assert (run / "queries" / "test_image_3.png").stat().st_size > 1000
+    captioned = query(run, tiny_kaggle, image_index=3, k=4, labels=labels)  # labels: Python only
+    assert captioned["rows"].tolist() == rows and captioned["labels"].tolist() == [r % 10 for r in rows]
 
     wav = tmp_path / "one.wav"
     scipy.io.wavfile.write(wav, 8000, (np.random.default_rng(0).normal(size=6000) * 3000).astype(np.int16))
@@ -97,9 +99,8 @@ def test_retrieval_commands_train_evaluate_and_query(tiny_kaggle, tmp_path, caps
     assert code == 2 and "manifest.json: not found" in capsys.readouterr().err
     manifest = tmp_path / "manifest.json"
     manifest.write_text(json.dumps({"features": {"kind": "mfcc", "mean": [0.0] * 507, "std": [1.0] * 507}}))
-    assert main(["retrieval", "query", "--model", str(run), "--data", str(tiny_kaggle), "--wav", str(wav),
-                 "--audio-stats", str(manifest), "--out", str(tmp_path / "q.png")]) == 0
-    assert (tmp_path / "q.png").stat().st_size > 1000
+    result = query(run, tiny_kaggle, wav=wav, audio_stats=manifest, out=tmp_path / "q.png")
+    assert result["path"] == tmp_path / "q.png" and (tmp_path / "q.png").stat().st_size > 1000
 
 
 def test_query_and_evaluate_refuse_a_classification_run(tiny_fusion_run, capsys):

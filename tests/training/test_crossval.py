@@ -73,15 +73,15 @@ def test_submit_of_several_runs_is_the_weighted_mean_of_their_probabilities(cv_r
     test_rows = load_kaggle(data, "test")
     first, second = fold_probabilities(run, test_rows)
     assert (first.argmax(1) != second.argmax(1)).any()  # the two runs disagree somewhere
-    code = main(["submit", "--model", str(run / "fold_1"), str(run / "fold_2"), "--weights", "3", "1",
-                 "--data", str(data), "--out", str(tmp_path / "two.csv")])
+    path, _ = submit([run / "fold_1", run / "fold_2"], data, tmp_path / "two.csv", weights=[3, 1])
+    np.testing.assert_array_equal(pd.read_csv(path)["label"], (0.75 * first + 0.25 * second).argmax(1))
+    code = main(["submit", "--model", str(run / "fold_1"), str(run / "fold_2"), "--data", str(data),
+                 "--out", str(tmp_path / "plain.csv")])
     assert code == 0, capsys.readouterr().err
-    np.testing.assert_array_equal(pd.read_csv(tmp_path / "two.csv")["label"], (0.75 * first + 0.25 * second).argmax(1))
-    path, _ = submit([run / "fold_1", run / "fold_2"], data, tmp_path / "plain.csv")
-    np.testing.assert_array_equal(pd.read_csv(path)["label"], (first + second).argmax(1))
-    assert main(["submit", "--model", str(run / "fold_1"), str(run / "fold_2"), "--weights", "1",
-                 "--data", str(data), "--out", str(tmp_path / "bad.csv")]) == 2
-    assert "one weight per member (2)" in capsys.readouterr().err and not (tmp_path / "bad.csv").exists()
+    np.testing.assert_array_equal(pd.read_csv(tmp_path / "plain.csv")["label"], (first + second).argmax(1))
+    with pytest.raises(ValueError, match=r"one weight per member \(2\)"):
+        submit([run / "fold_1", run / "fold_2"], data, tmp_path / "bad.csv", weights=[1])
+    assert not (tmp_path / "bad.csv").exists()
 
 
 def test_a_killed_cv_run_resumes_fold_by_fold_and_refuses_other_settings(cv_run, tmp_path, caplog):
@@ -114,11 +114,14 @@ def test_evaluate_scores_a_cv_run_out_of_fold_and_runs_as_an_ensemble(cv_run, ca
     oof = pd.read_csv(run / "oof_predictions.csv")
     assert result["metrics"]["accuracy"] == pytest.approx(float((oof["predicted"] == oof["label"]).mean()))
     assert result["metrics"]["rows"] == 200  # every training row, each scored out of fold
-    assert main(["evaluate", "--ensemble", "--model", str(run / "fold_1"), str(run / "fold_2"), "--weights", "1", "0",
-                 "--data", str(data)]) == 0
-    ensemble_line = capsys.readouterr().out
+    members = [run / "fold_1", run / "fold_2"]
     single = evaluate(run / "fold_1", data, split="validation")["metrics"]["accuracy"]
-    assert f"validation accuracy {single:.4f}" in ensemble_line  # weight 0 on the second: the first alone
+    weighted = evaluate(members, data, split="validation", weights=[1, 0])["metrics"]["accuracy"]
+    assert weighted == single  # weight 0 on the second: the first alone
+    assert main(["evaluate", "--ensemble", "--model", *map(str, members), "--data", str(data)]) == 0
+    ensemble_line = capsys.readouterr().out
+    mean = evaluate(members, data, split="validation")["metrics"]["accuracy"]
+    assert ensemble_line.startswith("ensemble of 2: ") and f"validation accuracy {mean:.4f}" in ensemble_line
 
 
 def test_the_cli_prints_out_of_fold_scores_and_the_fold_spread(cv_run, capsys):
@@ -126,7 +129,7 @@ def test_the_cli_prints_out_of_fold_scores_and_the_fold_spread(cv_run, capsys):
     _, run = cv_run
     metrics = json.loads((run / "metrics.json").read_text())
     with mock.patch.object(cli.mk, "train", return_value=run):
-        assert main(["train", "--data", str(run.parent), "--out", str(run), "--folds", "2"]) == 0
+        assert main(["train", "--data", str(run.parent), "--out", str(run)]) == 0
     out = capsys.readouterr().out
     assert f"out-of-fold accuracy {metrics['val_accuracy']:.4f}" in out and "2 folds by recording" in out
     assert f"{metrics['fold_val_accuracy_mean']:.4f} +/- {metrics['fold_val_accuracy_sd']:.4f}" in out

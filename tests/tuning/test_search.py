@@ -51,8 +51,7 @@ MODEL2 = {"model": "model2", "space": SMALL}  # a small space of Nippani Ravi's 
 # best/ trains for 1 epoch in tests (default: 30, as `mmdigits train`).
 QUIET = TrainingSettings(verbose=0)
 QUIET_ONE_EPOCH = TrainingSettings(epochs=1, verbose=0)  # best/ trains 1 epoch (default 30)
-SMALL_ARGS = ["--model", "model2", "--depth", "1", "--width", "0.5", "--audio", "conv1d", "--batch-size", "128",
-              "--export-epochs", "1"]
+SMALL_ARGS = ["--model", "model2", "--depth", "1", "--width", "0.5"]  # the CLI restricts depth and width only
 # The process-level tests check fault tolerance, not the recipe: the plain recipe (numpy arrays,
 # no synthetic voices to prepare) makes each search and trial process start sooner.
 PROCESS_ARGS = [*SMALL_ARGS, "--recipe", "plain"]
@@ -329,13 +328,15 @@ def _trial_workers(process):
     return workers
 
 
-def _cluster(data, out, *, trials, env=None):
-    """(chief command, worker command without id, environment) of a loopback search."""
-    common = ["--data", str(data), "--out", str(out), "--max-trials", str(trials), "--epochs", "1",
-              "--oracle", f"127.0.0.1:{_free_port()}", *PROCESS_ARGS]
+def _cluster(data, out, *, trials):
+    """(command, environment of a process given its keras-tuner id) of a loopback search: every
+    process runs the same command, its role from keras-tuner's own environment variables."""
+    command = [*TUNE, "--data", str(data), "--out", str(out), "--max-trials", str(trials), "--epochs", "1",
+               *PROCESS_ARGS]
     # A short lease (default 30 s) so a lost worker is noticed within the test's time.
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "MMDIGITS_WORKER_LEASE_S": "6", **(env or {})}
-    return [*TUNE, *common, "--distributed", "chief"], [*TUNE, *common, "--distributed", "worker"], env
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "MMDIGITS_WORKER_LEASE_S": "6",
+           "KERASTUNER_ORACLE_IP": "127.0.0.1", "KERASTUNER_ORACLE_PORT": str(_free_port())}
+    return command, lambda tuner_id: {**env, "KERASTUNER_TUNER_ID": tuner_id}
 
 
 @pytest.fixture
@@ -386,9 +387,9 @@ def test_lost_worker_killed_chief_and_kill_9_during_export_lose_no_trial(tiny_ka
     # One cluster, three failures in turn (one scenario: each process start costs a TensorFlow
     # start-up, about 5 s here).
     out = tmp_path / "dist"
-    chief_command, worker_command, env = _cluster(tiny_kaggle, out, trials=4)
-    chief = _start(chief_command, env, started)
-    lost = _start([*worker_command, "--tuner-id", "w1"], env, started)
+    command, env = _cluster(tiny_kaggle, out, trials=4)
+    chief = _start(command, env("chief"), started)
+    lost = _start(command, env("w1"), started)
     # 1. w1 alone until it has handed its first trial to its trial process, then killed: a
     # preempted machine says no goodbye to the chief. (Waiting for any child process instead
     # was racy: preparing the data may start one, e.g. the speech synthesizer when its cache is
@@ -402,7 +403,7 @@ def test_lost_worker_killed_chief_and_kill_9_during_export_lose_no_trial(tiny_ka
     lost.wait()
     _, alive = psutil.wait_procs(trial_processes, timeout=10)
     assert not alive, "a trial process outlived its killed worker"
-    survivor = _start([*worker_command, "--tuner-id", "w2"], env, started)
+    survivor = _start(command, env("w2"), started)
     # 2. Once w2 has run trial 0 again and one more, the chief is killed and started again with
     # the same command; w2 carries on with it.
     _wait_for(lambda: "trial_0" in _finished_trials(out) and len(_finished_trials(out)) >= 2, 240,
@@ -411,7 +412,7 @@ def test_lost_worker_killed_chief_and_kill_9_during_export_lose_no_trial(tiny_ka
     first_output = chief.communicate()[0]
     assert "worker w1 lost (no heartbeat for 6 s) during trial 0; it runs again" in first_output, first_output
     finished = _finished_trials(out)
-    restarted = _start(chief_command, env, started)
+    restarted = _start(command, env("chief"), started)
     # 3. The restarted chief is killed while it exports best/ (the leaderboard is written just
     # before): best/ is whole or absent, and a third start exports it.
     _wait_for(lambda: (out / "leaderboard.csv").exists() or restarted.poll() is not None, 240, "the export",
@@ -426,7 +427,7 @@ def test_lost_worker_killed_chief_and_kill_9_during_export_lose_no_trial(tiny_ka
         assert _finished_trials(out)[name] == stamp
     finished = _finished_trials(out)
     assert len(finished) == 4, finished
-    third = _start(chief_command, env, started)
+    third = _start(command, env("chief"), started)
     outputs = [p.communicate(timeout=300)[0] for p in (survivor, third)]
     assert [survivor.returncode, third.returncode] == [0, 0], outputs
     assert "Reloading Tuner" in outputs[1], outputs[1]
@@ -451,11 +452,13 @@ def _one_line_error(capsys, code, fragment):
     assert code == 2 and err.startswith("mmdigits: error: ") and "\n" not in err and fragment in err, err
 
 
-def test_tune_trains_best_for_the_trials_epochs_unless_told_and_prints_its_own_score(monkeypatch, tmp_path, capsys):
+def test_tune_trains_best_for_the_trials_epochs_joins_a_cluster_by_keras_tuners_environment_and_prints_its_score(
+        monkeypatch, tmp_path, capsys):
     asked = []
 
     def search(data, *, out, settings, **options):  # what the CLI asks of the library, and its answer
-        asked.append((settings.epochs, options.get("epochs")))
+        asked.append((settings.epochs, options.get("epochs"), options.get("distributed"), options.get("oracle"),
+                      options.get("tuner_id")))
         return {"role": "single", "leaderboard": pd.DataFrame({"trial_id": ["0", "1"]}), "failed": 0, "resumed": False,
                 "best": Path(out) / "best", "best_metrics": {"val_accuracy": 0.9975, "val_macro_f1": 0.9974,
                                                              "validation": "the validated run's model"}}
@@ -463,9 +466,15 @@ def test_tune_trains_best_for_the_trials_epochs_unless_told_and_prints_its_own_s
     monkeypatch.setattr(mk, "run_search", search)
     common = ["tune", "--data", str(tmp_path), "--out", str(tmp_path / "s")]
     assert main([*common, "--epochs", "2"]) == 0
-    assert main([*common, "--epochs", "2", "--export-epochs", "5"]) == 0
     assert main(common) == 0
-    assert asked == [(2, 2), (5, 2), (TrainingSettings().epochs, None)]
+    monkeypatch.setenv("KERASTUNER_ORACLE_IP", "10.0.0.1")
+    monkeypatch.setenv("KERASTUNER_ORACLE_PORT", "8000")
+    for tuner_id in ("chief", "w7"):
+        monkeypatch.setenv("KERASTUNER_TUNER_ID", tuner_id)
+        assert main(common) == 0
+    default = TrainingSettings().epochs
+    assert asked == [(2, 2, None, None, None), (default, None, None, None, None),
+                     (default, None, "chief", "10.0.0.1:8000", None), (default, None, "worker", "10.0.0.1:8000", "w7")]
     printed = capsys.readouterr().out
     assert f"best/: validation accuracy 0.9975, macro-F1 0.9974 (the validated run's model); {tmp_path / 's' / 'best'}" in printed
 
@@ -478,10 +487,15 @@ def test_bad_input_is_one_line_exit_2_and_overwrites_nothing(tiny_kaggle, tmp_pa
     _one_line_error(capsys, main([*base, "--tuner", "grid"]), "`--tuner` must be one of")
     _one_line_error(capsys, main([*base, "--max-trials", "0"]), "`--max-trials` must be an integer >= 1. Received: --max-trials 0")
     _one_line_error(capsys, main(["tune", "--data", str(tmp_path / "nope"), "--out", str(out)]), "data folder not found")
-    _one_line_error(capsys, main([*base, "--distributed", "worker"]), "`--oracle` (HOST:PORT) is required with `--distributed`")
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("KERASTUNER_TUNER_ID", "w1")
+        _one_line_error(capsys, main(base), "KERASTUNER_TUNER_ID=w1 asks for a distributed search: set "
+                                            "KERASTUNER_ORACLE_IP and KERASTUNER_ORACLE_PORT")
+    with pytest.raises(ValueError, match="`oracle` \\(HOST:PORT\\) is required with `distributed`"):
+        run_search(tiny_kaggle, out=out, distributed="worker")
     started = time.time()
-    code = main([*base, "--distributed", "worker", "--oracle", f"127.0.0.1:{_free_port()}", "--oracle-timeout", "2"])
-    _one_line_error(capsys, code, "did not answer within 2 s; start the chief first (--distributed 'chief', --oracle")
+    with pytest.raises(ValueError, match="did not answer within 2 s; start the chief first"):
+        run_search(tiny_kaggle, out=out, distributed="worker", oracle=f"127.0.0.1:{_free_port()}", oracle_timeout=2)
     assert time.time() - started < 30
     assert [p.name for p in out.iterdir()] == ["leaderboard.csv"]
     assert (out / "leaderboard.csv").read_text() == "keep me"
