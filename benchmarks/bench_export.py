@@ -10,11 +10,11 @@ SavedModel's ``serving_default`` signature, and the LiteRT interpreter. Prints a
 """
 
 import argparse
-import os
 import statistics
 import time
 from pathlib import Path
 
+import harness
 import numpy as np
 
 ROWS, WARM_UP = 200, 20
@@ -38,9 +38,8 @@ def size_mib(path):
 
 
 def main():
-    shared = Path(os.environ.get("MMDIGITS_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=shared / "kaggle_sample")
+    parser.add_argument("--data", type=Path, default=harness.SHARED / "kaggle_sample")
     parser.add_argument("--run", type=Path, help="run directory to export (default: train the default model)")
     parser.add_argument("--out", type=Path, default=Path("runs/bench_export"))
     args = parser.parse_args()

@@ -3,7 +3,7 @@ the device (inside the training step), on the host (an input pipeline: `tf.data`
 `HostBatches` elsewhere) and with none, on the backend ``KERAS_BACKEND`` names.
 
 For the default model and recipe on ``kaggle_sample``'s training rows as `prepare_data` gives
-them to `train` (the eSpeak NG rows included), each placement is timed as `fit_model` trains:
+them to `train` (the eSpeak NG rows included), each placement is timed as `fit_model` trains (`harness.throughput`):
 one `fit` epoch after a warm-up epoch (tracing, compiling, tf.data's autotuning), the median of
 ``--repeats``; and the host pipeline alone (its batches iterated without a model). ``none`` is
 the same recipe without augmentation: the fastest training can go. With ``--precisions
@@ -17,78 +17,17 @@ the default (`mmdigits_keras.utils.defaults.DEFAULT_AUGMENT_ON`).
 """
 
 import argparse
-import dataclasses
 import os
-import statistics
 import sys
-import time
 from pathlib import Path
 
-PLACEMENTS = ("device", "host", "none")
-
-
-def median_seconds(run, repeats=3):
-    """Median seconds of `repeats` calls of `run`, after a warm-up call (tracing, compiling,
-    tf.data's autotuning) when `repeats` > 1; `repeats` = 1 is a smoke run: one call, its
-    compiling included."""
-    if repeats > 1:
-        run()
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
-
-
-def throughput(prepared, recipe, *, model="hybrid_cnn", placements=PLACEMENTS, repeats=3, precision="float32"):
-    """Training samples per second of each placement (module docstring) on `PreparedData`, and
-    of the host pipeline alone: {stage: samples/s}. Used by this script and `gpu_check.py`."""
-    import keras
-
-    from mmdigits_keras.training import classification_spec, compile_model
-    from mmdigits_keras.training.fitting import build_training_state
-    from mmdigits_keras.training.fused import fused_batch_normalization
-    from mmdigits_keras.training.placement import training_inputs
-
-    samples = len(prepared.train)
-    rates = {}
-    keras.mixed_precision.set_global_policy(precision)
-    try:
-        for placement in placements:
-            plan = recipe if placement != "none" else dataclasses.replace(recipe, augment=False)
-            net, _ = classification_spec(model, plan, None).build(prepared)
-            compile_model(net, plan, learning_rate=1e-3)
-            trainer, data = training_inputs(net, prepared.train, plan, seed=0,
-                                            augment_on=None if placement == "none" else placement)
-            build_training_state(trainer, prepared.train, plan)
-
-            def fit(trainer=trainer, data=data):
-                trainer.fit(**data, epochs=1, verbose=0)
-
-            # One context around every epoch, as `fit_model` wraps its one `fit`: leaving it drops
-            # the traced step, and a context per epoch would time a retrace every epoch.
-            with fused_batch_normalization(trainer):
-                rates[f"fit, augmentation {'on the ' + placement if placement != 'none' else 'none'}"] = (
-                    samples / median_seconds(fit, repeats))
-            if placement == "host":
-                def iterate(batches=data["x"]):  # a tf.data.Dataset, or a PyDataset (HostBatches)
-                    pyd = isinstance(batches, keras.utils.PyDataset)
-                    for _ in (batches[index] for index in range(len(batches))) if pyd else batches:
-                        pass
-
-                rates["host pipeline alone"] = samples / median_seconds(iterate, repeats)
-            keras.backend.clear_session()
-    finally:
-        keras.mixed_precision.set_global_policy("float32")
-    return rates
+import harness
 
 
 def main():
-    shared = Path(os.environ.get("MMDIGITS_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=shared / "kaggle_sample", help="a data folder (Kaggle layout)")
-    parser.add_argument("--placements", nargs="+", default=list(PLACEMENTS), choices=PLACEMENTS)
+    parser.add_argument("--data", type=Path, default=harness.SHARED / "kaggle_sample", help="a Kaggle-layout folder")
+    parser.add_argument("--placements", nargs="+", default=list(harness.PLACEMENTS), choices=harness.PLACEMENTS)
     parser.add_argument("--precisions", nargs="+", default=["float32"], choices=["float32", "mixed_bfloat16"])
     parser.add_argument("--model", default="hybrid_cnn")
     parser.add_argument("--repeats", type=int, default=3)
@@ -105,17 +44,13 @@ def main():
     where = describe()
     print(f"{args.data}: {len(prepared.train)} training rows; {os.cpu_count()} CPU cores; Keras {keras.__version__}, "
           f"{where['backend']} {where['version']} on {where['device']}")
-    rows = []
-    for precision in args.precisions:
-        rates = throughput(prepared, recipe, model=args.model, placements=args.placements, repeats=args.repeats,
-                           precision=precision)
-        rows += [(precision, stage, rate) for stage, rate in rates.items()]
     print(f"\nsamples per second, {args.model} + default recipe (batch {recipe.batch_size}), median of "
-          f"{args.repeats} epochs:\n")
-    print("| backend | device | precision | stage | samples/s |")
-    print("|---|---|---|---|---|")
-    for precision, stage, rate in rows:
-        print(f"| {where['backend']} | {where['device']} | {precision} | {stage} | {rate:,.0f} |")
+          f"{args.repeats} epochs:\n\n| backend | device | precision | stage | samples/s |\n|---|---|---|---|---|")
+    for precision in args.precisions:
+        rates = harness.throughput(prepared, recipe, model=args.model, placements=args.placements,
+                                   repeats=args.repeats, precision=precision)
+        for stage, rate in rates.items():
+            print(f"| {where['backend']} | {where['device']} | {precision} | {stage} | {rate:,.0f} |", flush=True)
     return 0
 
 

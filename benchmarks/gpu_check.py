@@ -10,8 +10,8 @@ process with ``KERAS_BACKEND`` set), of
   speech rows of the same digit): wall seconds to the saved model, seconds per epoch of the
   validated run, epochs, validation accuracy, peak device memory;
 - throughput: training samples per second with the augmentation on the device, from the host
-  pipeline, and with none (`bench_pipeline.throughput`), in float32 and in ``mixed_bfloat16``
-  (bfloat16 compute, float32 variables), on the sample.
+  pipeline, and with none, in float32 and in ``mixed_bfloat16``
+  (bfloat16 compute, float32 variables), on the sample (`harness.throughput`).
 
     bash benchmarks/gpu_check.sh [--data DIR] [--rows 60000] [--epochs N] [--repeats 3]
         [--backends jax torch] [--precisions float32 mixed_bfloat16] [--work DIR]
@@ -26,33 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
-
-
-def tiled(source, out, rows):
-    """A Kaggle-layout folder of `rows` training rows tiled from `source`'s (its test rows as they
-    are): copy 0 is the source; copy k pairs each image with the speech of another row of the
-    same digit (a permutation within each digit, seed k)."""
-    out.mkdir(parents=True, exist_ok=True)
-    images = np.load(source / "x_train_wr.npy", allow_pickle=False).astype(np.float32)
-    audio = np.load(source / "x_train_sp.npy", allow_pickle=False).astype(np.float32)
-    labels = pd.read_csv(source / "y_train.csv")["label"].to_numpy()
-    speech = []
-    for copy in range(-(-rows // len(labels))):
-        paired = np.arange(len(labels))
-        for digit in np.unique(labels) if copy else []:
-            members = np.flatnonzero(labels == digit)
-            paired[members] = np.random.default_rng(copy).permutation(members)
-        speech.append(paired)
-    speech = np.concatenate(speech)[:rows]
-    rows_of = np.arange(rows) % len(labels)
-    np.save(out / "x_train_wr.npy", images[rows_of])
-    np.save(out / "x_train_sp.npy", audio[speech])
-    pd.DataFrame({"row_id": np.arange(rows), "label": labels[rows_of]}).to_csv(out / "y_train.csv", index=False)
-    for name in ("x_test_wr", "x_test_sp"):
-        np.save(out / f"{name}.npy", np.load(source / f"{name}.npy", allow_pickle=False))
-    return out
+import harness
 
 
 def device_memory():
@@ -95,7 +69,6 @@ def check_train(data, out, *, epochs):
 def child(args):
     """One backend's rows, in this process (``KERAS_BACKEND`` set by the parent)."""
     import keras
-    from bench_pipeline import throughput
 
     from mmdigits_keras.data import load_kaggle
     from mmdigits_keras.training import get_recipe, prepare_data
@@ -115,13 +88,13 @@ def child(args):
 
     work = args.work / backend
     row("train, sample", lambda: check_train(args.data, work / "sample", epochs=args.epochs))
-    row(f"train, {args.rows:,} rows", lambda: check_train(tiled(args.data, work / "tiled", args.rows),
+    row(f"train, {args.rows:,} rows", lambda: check_train(harness.tiled(args.data, work / "tiled", args.rows),
                                                          work / "scale", epochs=args.epochs))
     recipe = get_recipe("default")
     prepared = prepare_data(load_kaggle(args.data), synthetic_share=recipe.synthetic_share)
     for precision in args.precisions:
         def rates(precision=precision):
-            found = throughput(prepared, recipe, repeats=args.repeats, precision=precision)
+            found = harness.throughput(prepared, recipe, repeats=args.repeats, precision=precision)
             return {"result": ", ".join(f"{stage.removeprefix('fit, ')} {rate:,.0f}/s" for stage, rate in found.items())}
 
         row(f"throughput, {precision} (samples/s)", rates)
@@ -129,9 +102,8 @@ def child(args):
 
 
 def main():
-    shared = Path(os.environ.get("MMDIGITS_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=shared / "kaggle_sample", help="a data folder (Kaggle layout)")
+    parser.add_argument("--data", type=Path, default=harness.SHARED / "kaggle_sample", help="a Kaggle-layout folder")
     parser.add_argument("--rows", type=int, default=60_000, help="rows of the tiled data set")
     parser.add_argument("--epochs", type=int, default=None, help="maximum epochs per run (default: train's)")
     parser.add_argument("--repeats", type=int, default=3, help="timed epochs per throughput (1: a smoke run)")
@@ -141,7 +113,6 @@ def main():
     parser.add_argument("--work", type=Path, default=None, help="folder for the runs (default: a temporary one)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
     if args.child:
         return child(args)
 

@@ -29,7 +29,7 @@ def test_unknown_recipe():
 
 
 def test_a_variant_goes_wherever_a_name_does_and_the_registry_is_untouched(tiny_kaggle, tmp_path):
-    # How a benchmark declares a lever combination (benchmarks/bench_robust.py): a Recipe, not a
+    # How a benchmark declares a lever combination (benchmarks/bench_rotations.py): a Recipe, not a
     # new RECIPES entry.
     variant = dataclasses.replace(get_recipe("plain"), name="plain_b64", batch_size=64)
     assert get_recipe(variant) is variant and isinstance(variant, Recipe)
