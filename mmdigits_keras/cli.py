@@ -137,7 +137,8 @@ def add_tune_arguments(p):
     p.add_argument("--max-trials", type=int, help=f"maximum number of trials (default {defaults.MAX_TRIALS})")
     p.add_argument("--epochs", type=int,
                    help=f"maximum epochs per trial, with early stopping as `mmdigits train`; a trial is scored at the "
-                        f"epoch train keeps; Hyperband's max_epochs (default {defaults.TRIAL_EPOCHS})")
+                        f"epoch train keeps; Hyperband's max_epochs; best/ trains for as many (default "
+                        f"{defaults.TRIAL_EPOCHS})")
     p.add_argument("--seed", type=int,
                    help=f"seed of the oracle, the split and every trial (default {defaults.SEED}, as `mmdigits train`)")
     p.add_argument("--ensemble", type=int, metavar="N",
