@@ -37,15 +37,20 @@ import psutil
 TUNE = [sys.executable, str(Path(__file__).resolve().parents[1] / "tuning" / "tune.py")]
 
 
-def memory(args, *, isolate):
-    from mmdigits_keras.training import TrainingSettings
-    from mmdigits_keras.tuning import run_search
-
+def first_rows(args):
+    """The first ``--rows`` training rows of ``--data``, written once for both memory runs."""
     data = args.work / "data" / f"first{args.rows}"
     data.mkdir(parents=True, exist_ok=True)
     for name in ("x_train_wr", "x_train_sp"):
         np.save(data / f"{name}.npy", np.load(args.data / f"{name}.npy", allow_pickle=False)[:args.rows])
     pd.read_csv(args.data / "y_train.csv").iloc[:args.rows].to_csv(data / "y_train.csv", index=False)
+    return data
+
+
+def memory(args, data, *, isolate):
+    from mmdigits_keras.training import TrainingSettings
+    from mmdigits_keras.tuning import run_search
+
     process, samples, ended = psutil.Process(), {}, []
 
     def after_trial(trial):
@@ -161,8 +166,9 @@ def main():
     args.trials = args.trials or (20 if args.mode == "memory" else 40)
     if args.mode == "soak":
         return 0 if soak(args) == 0 else 1
+    data = first_rows(args)
     for isolate in (True, False):
-        memory(args, isolate=isolate)
+        memory(args, data, isolate=isolate)
     return 0
 
 

@@ -140,7 +140,7 @@ def retrieval_scores(run, data):
     return {"test": scores["annotation_accuracy"], "test_retrieval": scores["retrieval_accuracy"]}
 
 
-def TestScores(test, *, every_epoch=False, retrieval=False):  # noqa: N802 -- a Keras callback's class, made late
+def TestScores(test, *, every_epoch=False, retrieval=False):  # a Keras callback's class, made late
     """A Keras callback scoring the model on `test` (a dataset with labels): after every epoch
     (`every_epoch`; the scoring time is kept off its clock: ``records`` of epoch, seconds since
     the process started, accuracy), or once, when the first `fit` ends (EarlyStopping, earlier

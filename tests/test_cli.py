@@ -154,7 +154,6 @@ class _Called(Exception):
 
 
 def test_options_not_given_are_left_to_the_library(monkeypatch, capsys, tmp_path):
-
     seen = {}
 
     def record(name):

@@ -172,8 +172,7 @@ def mfcc_507(wave, sample_rate):
 
     Reference:
         Khacef, Rodriguez, Miramond, "Written and spoken digits database for multimodal
-        learning", 2019 (zenodo 3515935); Nippani Ravi and Tseng use its
-        507-value features.
+        learning", 2019 (zenodo 3515935); Nippani Ravi and Tseng use its 507-value features.
     """
     clip, nfft = _framing(wave, sample_rate)
     features = python_speech_features.mfcc(

@@ -1,6 +1,7 @@
 """How well a model's features cluster by digit: PCA -> t-SNE pictures and k-means scores
-(Nippani Ravi, Tseng and the Multimodal-Deep-Learning report show the same). The features come from the model's backbone
-(`mmdigits_keras.models.feature_extractor`), plus what its classification layer receives."""
+(Nippani Ravi, Tseng and the Multimodal-Deep-Learning report show the same). The features come
+from the model's backbone (`mmdigits_keras.models.feature_extractor`), plus what its
+classification layer receives."""
 
 from __future__ import annotations
 
