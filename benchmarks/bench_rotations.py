@@ -15,7 +15,10 @@ the same rotation and seed; ``search:1`` runs `mmdigits tune`'s search (`run_sea
 keys: ``max_trials``, ``epochs``, ``model``) and scores ``best/``. ``--set`` gives every variant
 the same keys (e.g. ``epochs:8 split:row val_fraction:0.2``). A fine-tuned variant (`train`'s
 default protocol) also reports its validated stage, ``NAME/validated``: the model a single run
-saves, scored when its first fit ends (the same run, seed and steps).
+saves, scored when its first fit ends (the same run, seed and steps); a semi-supervised one
+(``semi_supervised:1``) also ``NAME/finetuned``: the default's model, scored when fine-tuning
+ends, before the test rows train. ``semi_supervised:OTHER`` takes its pseudo-labels from
+variant OTHER's run of the same rotation and seed (a teacher; list OTHER first).
 
 Printed (Markdown): per row the test accuracy per rotation (mean over seeds), the mean as
 mean +/- sd over seeds, the difference from ``--baseline`` (default: the first row) paired by
@@ -28,6 +31,8 @@ speaker (Spearman per rotation, mean |validation - test|). Runs and records stay
 
     .venv/bin/python benchmarks/bench_rotations.py --work W --variants default single=protocol:single
     .venv/bin/python benchmarks/bench_rotations.py --work W --variants speech=model:audio_cnn
+    .venv/bin/python benchmarks/bench_rotations.py --work W --variants semi=semi_supervised:1 \
+        speech_semi=model:audio_cnn,semi_supervised:1 speech_teacher=model:audio_cnn,semi_supervised:semi
     .venv/bin/python benchmarks/bench_rotations.py --work W --task retrieval --variants info_nce init=init:fusion
     .venv/bin/python benchmarks/bench_rotations.py --work W --variants p10=patience:10 default --rows 60000 \
         --baseline p10
@@ -69,6 +74,8 @@ def classification(run, data, seed, options):
         base = get_recipe(options.get("recipe", "default"))
         options["recipe"] = dataclasses.replace(base, name="+".join([base.name, *map(str, levers)]), **levers)
 
+    if isinstance(options.get("semi_supervised"), int):  # semi_supervised:1 on the command line
+        options["semi_supervised"] = bool(options["semi_supervised"])
     fine_tuned = options.get("protocol", "finetune") == "finetune" and not options.get("folds")
     scores = harness.TestScores(harness.test_rows(data)) if fine_tuned else None
     started = time.perf_counter()
@@ -81,6 +88,9 @@ def classification(run, data, seed, options):
         result["kept_epoch"] = int(pd.read_csv(run / "history.csv")["val_crossentropy"].idxmin()) + 1
     if scores:
         result["validated"] = {**scores.scores, "val": result["val"], "seconds": scores.ended - started}
+    if scores and options.get("semi_supervised"):  # the default's model: fine-tuned, before the test rows
+        stage = scores.stages[1]
+        result["finetuned"] = {"test": stage["test"], "val": result["val"], "seconds": stage["ended"] - started}
     return result
 
 
@@ -127,7 +137,7 @@ def child(run, data, seed, task, options, channels):
     print(json.dumps({**result, "peak_rss_mib": harness.peak_rss_mib()}))
 
 
-def measure(args, speaker, seed, name, options):
+def measure(args, speaker, seed, name, options, variants=()):
     """The record of variant `name` on one rotation and seed, trained in a child unless it exists."""
     data = harness.rotation(args.work, args.shared, speaker)
     if args.rows:
@@ -135,6 +145,9 @@ def measure(args, speaker, seed, name, options):
     channels = {c: str(harness.rotation(args.work, args.shared, speaker, channel=c)) for c in args.channels}
     suffix = f"-rows{args.rows}" if args.rows else ""
     run = args.work / "runs" / args.task / f"{speaker}-seed{seed}-{name}{suffix}"
+    if options.get("semi_supervised") in variants:  # a teacher: that variant's run of this rotation and seed
+        options = {**options, "semi_supervised": str(run.with_name(f"{speaker}-seed{seed}-"
+                                                                     f"{options['semi_supervised']}{suffix}"))}
     if options.get("init") == "fusion":
         options = {**options, "init": str(args.work / "runs" / f"{speaker}-seed{seed}-fusion{suffix}")}
     made = harness.record(run.with_name(run.name + ".json"), lambda: {"options": options, **harness.in_child(
@@ -164,10 +177,11 @@ def main():
     for seed in args.seeds:
         for speaker in args.speakers:
             for name, options in variants.items():
-                made = measure(args, speaker, seed, name, options)
+                made = measure(args, speaker, seed, name, options, variants)
                 table[name, seed, speaker] = made
-                if "validated" in made:
-                    table[f"{name}/validated", seed, speaker] = made["validated"]
+                for stage in ("validated", "finetuned"):
+                    if stage in made:
+                        table[f"{name}/{stage}", seed, speaker] = made[stage]
                 print(f"seed {seed} {speaker} {name}: test {made['test']:.4f}, validation {made['val']:.4f} "
                       f"({made['seconds']:.0f} s)", flush=True)
     report(args, table, list(dict.fromkeys(row for row, _, _ in table)))

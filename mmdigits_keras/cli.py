@@ -95,6 +95,11 @@ def _add_train(commands):
     p.add_argument("--batch-size", type=int, help="samples per step (default: the recipe's, 128 / 32)")
     p.add_argument("--learning-rate", type=float, help=f"learning rate (default {defaults.LEARNING_RATE:g})")
     p.add_argument("--seed", type=int, help=f"seed of split, initialization, shuffling (default {defaults.SEED})")
+    p.add_argument("--semi-supervised", nargs="?", const=True, metavar="TEACHER_RUN",
+                   help="also learn from the data folder's unlabeled test rows (confident pseudo-labels; their "
+                        "labels are never read): labelled by the validated model, or by TEACHER_RUN, a run of the "
+                        "same folder (e.g. a fused model teaching speech alone). Off by default: some competitions "
+                        "forbid learning from test inputs")
 
 
 def _add_submit(commands):
@@ -320,7 +325,8 @@ def _given(args, *names):
 
 def _run_train(args):
     run = mk.train(args.data, out=args.out, overwrite=args.overwrite,
-                   **_given(args, "model", "epochs", "batch_size", "learning_rate", "recipe", "seed"))
+                   **_given(args, "model", "epochs", "batch_size", "learning_rate", "recipe", "seed",
+                            "semi_supervised"))
     _print_metrics(run)
 
 
@@ -347,6 +353,12 @@ def _print_finetune(metrics):
         stage = metrics["finetune"]
         print(f"fine-tuning: the saved model trained on {stage['epochs']} epochs on all {stage['rows']:,} rows "
               f"({stage['seconds']:.0f} s); the scores above are the validated run's")
+    if "semi_supervised" in metrics:
+        stage = metrics["semi_supervised"]
+        labeller = "the validated model" if stage["labeller"] == "validated model" else f"teacher {stage['labeller']}"
+        print(f"semi-supervised: then {stage['epochs']} epochs more with {stage['pseudo_labelled_rows']:,} of the "
+              f"{stage['test_rows']:,} test rows, pseudo-labelled by {labeller} (their labels unread; "
+              f"{stage['seconds']:.0f} s)")
 
 
 def _replicas(config):

@@ -3,6 +3,7 @@ training layer: it loads run directories)."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -11,9 +12,11 @@ import pandas as pd
 from mmdigits_keras.data.constants import NUM_CLASSES
 from mmdigits_keras.data.layouts import load_dataset
 from mmdigits_keras.training import load_ensemble, predict_labels
+from mmdigits_keras.training.rundir import test_inputs_used
 from mmdigits_keras.utils.files import atomic_write, check_output_free
 from mmdigits_keras.utils.locks import claim
 
+logger = logging.getLogger("mmdigits_keras")
 SUBMISSION_COLUMNS = ["row_id", "label"]
 
 
@@ -115,5 +118,9 @@ def submit(model, data, out, *, overwrite=False, weights=None):
         check_output_free(out, overwrite=overwrite)
         test = load_dataset(data, "test")
         net = load_ensemble(model, weights=weights)
+        for run in [model] if isinstance(model, (str, Path)) else model:
+            if test_inputs_used(run):  # config.json says so too; the user chose it knowingly
+                logger.info("%s learned from its data folder's unlabeled test rows (semi_supervised; never their "
+                            "labels): check the competition's rules allow it", run)
         frame = make_submission(predict_labels(net, test))
         return write_submission(frame, out, rows=len(test), overwrite=overwrite), frame

@@ -61,3 +61,23 @@ class MultimodalDataset:
             if array is not None:
                 digest.update(np.ascontiguousarray(array).tobytes())
         return digest.hexdigest()
+
+
+def concatenate(first, second):
+    """`first`'s rows followed by `second`'s, both labelled: one `MultimodalDataset` (source
+    `first`'s; recordings and speakers kept only when both data sets have them).
+
+    Raises:
+        ValueError: either has no labels, or their speech widths differ.
+    """
+    if first.labels is None or second.labels is None:
+        raise ValueError("concatenate needs two labelled data sets")
+    if first.audio.shape[1:] != second.audio.shape[1:]:
+        raise ValueError(f"speech widths differ: {first.audio.shape[1]} and {second.audio.shape[1]}")
+    both = lambda name: None if getattr(first, name) is None or getattr(second, name) is None \
+        else np.concatenate([getattr(first, name), getattr(second, name)])
+    return MultimodalDataset(images=np.concatenate([first.images, second.images]),
+                             audio=np.concatenate([first.audio, second.audio]),
+                             labels=np.concatenate([first.labels, second.labels]),
+                             ids=np.concatenate([first.ids, second.ids]), source=first.source,
+                             recordings=both("recordings"), speakers=both("speakers"))

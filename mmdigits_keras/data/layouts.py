@@ -72,7 +72,7 @@ def check_data_folder(directory):
     return directory
 
 
-def load_kaggle(directory, split="train"):
+def load_kaggle(directory, split="train", *, labels=True):
     """Loads one split of the Kaggle course layout (Nippani Ravi's data).
 
     Files: ``x_{split}_wr.npy`` (N, 784) pixels 0..255 (values all in [0, 1] are read as
@@ -85,9 +85,12 @@ def load_kaggle(directory, split="train"):
     Args:
         directory: The data folder.
         split: ``"train"`` or ``"test"``.
+        labels: False: the inputs alone; the label file is not opened (semi-supervised
+            training's unlabeled test rows, `mmdigits_keras.training.pseudo_labels`).
 
     Returns:
-        A `MultimodalDataset`; its labels are None for a test split without ``y_test.csv``.
+        A `MultimodalDataset`; its labels are None for a test split without ``y_test.csv``
+        (or without `labels`).
 
     Raises:
         ValueError: a missing or unreadable file, wrong column counts, row counts that disagree
@@ -102,15 +105,15 @@ def load_kaggle(directory, split="train"):
                      row_shapes=AUDIO_ROW_SHAPES)
     check_rows({directory / image_name: len(pixels), directory / audio_name: len(audio)})
     label_path = directory / label_name
-    labels, ids = None, np.arange(len(pixels), dtype=np.int64)
-    if split == "train" or label_path.exists():
-        labels, ids = read_label_csv(label_path, rows=len(pixels))
+    targets, ids = None, np.arange(len(pixels), dtype=np.int64)
+    if labels and (split == "train" or label_path.exists()):
+        targets, ids = read_label_csv(label_path, rows=len(pixels))
     recordings, speakers = read_groups(directory, split, rows=len(pixels))
     return MultimodalDataset(
         images=images_from_pixels(pixels, directory / image_name,
                                    scale=pixel_scale(pixels, directory / image_name, stored=255.0)),
         audio=audio.astype(np.float32),
-        labels=labels,
+        labels=targets,
         ids=ids,
         source=_describe(directory, "kaggle", split),
         recordings=recordings,
@@ -118,7 +121,7 @@ def load_kaggle(directory, split="train"):
     )
 
 
-def load_khacef(directory, split="train"):
+def load_khacef(directory, split="train", *, labels=True):
     """Loads one split of the Written and Spoken Digits database layout (Khacef et al. 2019).
 
     Files: ``data_wr_{split}.npy`` (N, 784) pixels in [0, 1] (0..255 is accepted and scaled,
@@ -129,9 +132,10 @@ def load_khacef(directory, split="train"):
     Args:
         directory: The data folder.
         split: ``"train"`` or ``"test"``.
+        labels: False: the inputs alone, labels None; ``labels_{split}.npy`` is not opened.
 
     Returns:
-        A `MultimodalDataset` with labels; ids are row numbers.
+        A `MultimodalDataset` with labels (unless `labels` is False); ids are row numbers.
 
     Raises:
         ValueError: as `load_kaggle`, for the Khacef file names (a ``groups_{split}.csv`` is
@@ -146,19 +150,23 @@ def load_khacef(directory, split="train"):
     pixels = load_npy(directory / image_name, columns=NUM_PIXELS, name="pixels", row_shapes=IMAGE_ROW_SHAPES)
     audio = load_npy(directory / audio_name, columns=AUDIO_WIDTHS, name="speech features",
                      row_shapes=AUDIO_ROW_SHAPES)
-    label_path = directory / label_name
-    raw_labels = read_npy(label_path)
-    if raw_labels.ndim == 2 and raw_labels.shape[1] == 1:
-        raw_labels = raw_labels[:, 0]
-    labels = check_labels(raw_labels, label_path)
-    check_rows({directory / image_name: len(pixels), directory / audio_name: len(audio), label_path: len(labels)})
+    rows = {directory / image_name: len(pixels), directory / audio_name: len(audio)}
+    targets = None
+    if labels:
+        label_path = directory / label_name
+        raw_labels = read_npy(label_path)
+        if raw_labels.ndim == 2 and raw_labels.shape[1] == 1:
+            raw_labels = raw_labels[:, 0]
+        targets = check_labels(raw_labels, label_path)
+        rows[label_path] = len(targets)
+    check_rows(rows)
     scale = pixel_scale(pixels, directory / image_name, stored=1.0)
-    recordings, speakers = read_groups(directory, split, rows=len(labels))
+    recordings, speakers = read_groups(directory, split, rows=len(pixels))
     return MultimodalDataset(
         images=images_from_pixels(pixels, directory / image_name, scale=scale),
         audio=audio.astype(np.float32),
-        labels=labels,
-        ids=np.arange(len(labels), dtype=np.int64),
+        labels=targets,
+        ids=np.arange(len(pixels), dtype=np.int64),
         source=_describe(directory, "khacef", split),
         recordings=recordings,
         speakers=speakers,
@@ -182,7 +190,8 @@ def detect_layout(directory):
     )
 
 
-def load_dataset(directory, split="train"):
-    """Loads `split` from `directory` in whichever layout it holds (see `detect_layout`)."""
+def load_dataset(directory, split="train", *, labels=True):
+    """Loads `split` from `directory` in whichever layout it holds (see `detect_layout`);
+    `labels` False: its inputs alone, the label file not opened."""
     loader = {"kaggle": load_kaggle, "khacef": load_khacef}[detect_layout(directory)]
-    return loader(directory, split)
+    return loader(directory, split, labels=labels)

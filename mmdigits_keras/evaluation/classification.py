@@ -19,7 +19,7 @@ from mmdigits_keras.data.layouts import load_dataset
 from mmdigits_keras.data.splits import train_val_split
 from mmdigits_keras.training import classification_metrics, load_ensemble, predict_labels
 from mmdigits_keras.training.crossval import OOF_FILE
-from mmdigits_keras.training.rundir import read_run_config
+from mmdigits_keras.training.rundir import read_run_config, test_inputs_used
 from mmdigits_keras.utils.checks import check_choice
 from mmdigits_keras.utils.extras import MissingExtraError, optional_module
 from mmdigits_keras.utils.files import atomic_write, write_json
@@ -99,8 +99,10 @@ def classification_summary(labels, predicted):
 def evaluate(run, data, *, split="validation", weights=None, out=None):
     """Evaluates one run (or an ensemble of runs) and writes ``RUN/eval/<split>/``.
 
-    Files: ``metrics.json`` (accuracy, macro-F1, rows), ``per_class.csv``, ``confusion.csv``,
-    ``confusion.png``, ``predictions.csv`` (row id, label, prediction, correct).
+    Files: ``metrics.json`` (accuracy, macro-F1, rows; ``test_inputs_used``: the runs that
+    learned from their folder's unlabeled test rows, ``semi_supervised``), ``per_class.csv``,
+    ``confusion.csv``, ``confusion.png``, ``predictions.csv`` (row id, label, prediction, correct).
+    Scoring such a run on the test split warns: it trained on those rows' inputs (never their labels).
 
     Args:
         run: A run directory (a cross-validation run is scored on the validation split by its
@@ -122,6 +124,10 @@ def evaluate(run, data, *, split="validation", weights=None, out=None):
     if not runs:
         raise ValueError("`run` names no run")
     dataset = evaluation_rows(runs[0], data, split)
+    transductive = [str(r) for r in runs if test_inputs_used(r)]
+    if transductive and split == "test":
+        warnings.warn(f"{', '.join(transductive)} learned from these test rows' inputs (semi_supervised; never their "
+                      "labels): its test scores are of rows it trained on", stacklevel=2)
     if len(runs) == 1 and split == "validation" and read_run_config(runs[0]).get("cross_validation"):
         predicted = _out_of_fold(runs[0], dataset)
     else:
@@ -131,7 +137,8 @@ def evaluate(run, data, *, split="validation", weights=None, out=None):
         out = Path(runs[0]) if len(runs) == 1 else Path(runs[0]).parent / "ensemble"
     name = Path(runs[0]).name if len(runs) == 1 else f"ensemble of {len(runs)}"
     out = Path(out) / "eval" / split
-    write_json(out / "metrics.json", {**metrics, "split": split, "data": dataset.source})
+    write_json(out / "metrics.json", {**metrics, "split": split, "data": dataset.source,
+                                      "test_inputs_used": transductive})
     atomic_write(out / "per_class.csv", lambda tmp: per_class.to_csv(tmp))
     atomic_write(out / "confusion.csv", lambda tmp: pd.DataFrame(confusion).rename_axis("true").to_csv(tmp))
     atomic_write(out / "predictions.csv", lambda tmp: pd.DataFrame(

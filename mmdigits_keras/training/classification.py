@@ -94,8 +94,9 @@ def train(data, *, out, model=DEFAULT_MODEL, recipe=DEFAULT_RECIPE, batch_size=N
         **options: How the run trains: the fields of `TrainingSettings` as keywords
             (``epochs``, ``learning_rate``, ``val_fraction``, ``split``, ``seed``,
             ``patience``, ``strategy``, ``protocol``, ``finetune_epochs``, ``augment_on``,
-            ``verbose``; e.g. ``epochs=20, seed=1``); those not given keep their defaults (the
-            validated model fine-tuned on every row: ``protocol="finetune"``).
+            ``verbose``, ``semi_supervised``; e.g. ``epochs=20, seed=1``); those not given keep
+            their defaults (the validated model fine-tuned on every row:
+            ``protocol="finetune"``; no learning from the test rows: ``semi_supervised=False``).
 
     Returns:
         The run directory as a `Path`; its ``metrics.json`` has ``val_accuracy``,
@@ -104,8 +105,9 @@ def train(data, *, out, model=DEFAULT_MODEL, recipe=DEFAULT_RECIPE, batch_size=N
 
     Raises:
         ValueError: bad data (see `load_kaggle`), an unknown model or recipe, an argument the
-            model does not take, an unknown option, a bad value, or an existing `out` without
-            `overwrite`.
+            model does not take, an unknown option, a bad value, an existing `out` without
+            `overwrite`, or ``semi_supervised`` without test inputs in `data`, with `folds`, or
+            with a teacher run of other data.
     """
     model_info(model)  # fail on an unknown name before loading anything
     settings = resolve_settings(options=options)
@@ -113,7 +115,8 @@ def train(data, *, out, model=DEFAULT_MODEL, recipe=DEFAULT_RECIPE, batch_size=N
     if batch_size is not None:
         check_positive("batch_size", batch_size)
         plan = dataclasses.replace(plan, batch_size=int(batch_size))
-    resolve_protocol(settings.protocol, folds=folds is not None)  # refuses a fold run that fine-tunes
+    # Refuses a fold run that fine-tunes or learns from the test rows.
+    resolve_protocol(settings.protocol, folds=folds is not None, semi_supervised=settings.semi_supervised)
     spec = classification_spec(model, plan, model_kwargs)
     if folds is None:
         return engine.run(data, spec, out=out, recipe=plan, settings=settings, overwrite=overwrite,

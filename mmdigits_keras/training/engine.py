@@ -26,6 +26,7 @@ from mmdigits_keras.training.fitting import compile_model, fit_model, seed_every
 from mmdigits_keras.training.logs import LOGS_DIR, tensorboard_callbacks
 from mmdigits_keras.training.placement import resolve_augment_on
 from mmdigits_keras.training.preparation import prepare_data
+from mmdigits_keras.training.pseudo_labels import label_test_rows, train_on_pseudo_labels, unlabeled_test_rows
 from mmdigits_keras.training.rundir import prepare_output, run_metadata, write_run
 from mmdigits_keras.training.schedule import EARLY_STOPPING_MONITOR, resolve_patience
 from mmdigits_keras.training.settings import TrainingSettings, resolve_protocol
@@ -85,6 +86,18 @@ def log_training_rows(prepared, recipe):
         logger.info("training accuracy is scored on the batches as trained (%s), so it sits below validation "
                     "accuracy", ", ".join(changed))
 
+
+def training_entries(settings, recipe, prepared, *, protocol, patience, augment_on, distribution):
+    """``config.json``'s ``training``: how the run trained (the settings it resolved)."""
+    return {"epochs": int(settings.epochs), "batch_size": int(recipe.batch_size),
+            "learning_rate": float(settings.learning_rate), "val_fraction": float(settings.val_fraction),
+            "split": prepared.split, "fold": None if prepared.fold is None else list(prepared.fold),
+            "strategy": distribution.name, "replicas": distribution.replicas, "augment_on": augment_on,
+            "seed": int(settings.seed), "patience": patience, "protocol": protocol,
+            "recipe": dataclasses.asdict(recipe),
+            **({"finetune_epochs": int(settings.finetune_epochs)} if protocol == "finetune" else {})}
+
+
 def run(data, spec, *, out, recipe, settings=None, overwrite=False, extra_config=None, callbacks=(), fold=None):
     """Trains `spec` on `data` with `recipe` and `settings` and writes the run directory `out`.
 
@@ -121,12 +134,13 @@ def run(data, spec, *, out, recipe, settings=None, overwrite=False, extra_config
     """
     settings = settings or TrainingSettings()
     check_positive("batch_size", recipe.batch_size)
-    protocol = resolve_protocol(settings.protocol, folds=fold is not None)
+    protocol = resolve_protocol(settings.protocol, folds=fold is not None, semi_supervised=settings.semi_supervised)
     # Claimed before anything is read or trained: a second writer of `out` is refused at once.
     with claim(out, what="run directory"):
         prepare_output(out, overwrite=overwrite)
         prepared = prepare_data(data, val_fraction=settings.val_fraction, seed=settings.seed,
                                 synthetic_share=recipe.synthetic_share, split=settings.split, fold=fold)
+        unlabeled = unlabeled_test_rows(data, settings.semi_supervised, prepared.fingerprint)  # before training
         distribution = make_strategy(settings.strategy)
         replicas = distribution.replicas
         augment_on = resolve_augment_on(settings.augment_on) if recipe.augment else None
@@ -147,19 +161,15 @@ def run(data, spec, *, out, recipe, settings=None, overwrite=False, extra_config
                                 callbacks=[*tensorboard_callbacks(staging / LOGS_DIR), *callbacks])
             seconds = time.perf_counter() - started
             scores = spec.validate(saved, prepared.validation)
+            # Labelled by the validated model (or a teacher), calibrated on the validation rows.
+            pseudo = label_test_rows(unlabeled, settings.semi_supervised, saved, prepared.validation)
             model_entries = spec.config(prepared)
             config = {
                 "task": spec.name,
                 **model_entries,
-                "training": {"epochs": int(settings.epochs), "batch_size": int(recipe.batch_size),
-                             "learning_rate": float(settings.learning_rate),
-                             "val_fraction": float(settings.val_fraction), "split": prepared.split,
-                             "fold": None if fold is None else list(prepared.fold),
-                             "strategy": distribution.name, "replicas": replicas, "augment_on": augment_on,
-                             "seed": int(settings.seed), "patience": patience,
-                             "protocol": protocol, "recipe": dataclasses.asdict(recipe),
-                             **({"finetune_epochs": int(settings.finetune_epochs)} if protocol == "finetune"
-                                else {})},
+                "training": {**training_entries(settings, recipe, prepared, protocol=protocol, patience=patience,
+                                                augment_on=augment_on, distribution=distribution),
+                             "semi_supervised": None if pseudo is None else pseudo.record()},
                 **run_metadata(prepared),
                 **(extra_config or {}),
             }
@@ -174,8 +184,11 @@ def run(data, spec, *, out, recipe, settings=None, overwrite=False, extra_config
                 gc.collect()
                 every_row = prepare_data(data, seed=settings.seed, synthetic_share=recipe.synthetic_share,
                                          validation=False)
-                metrics.update(finetune_model(spec, net, every_row, recipe, history, settings=settings,
-                                              replicas=replicas, augment_on=augment_on,
-                                              log_dir=staging / LOGS_DIR / "finetune", callbacks=callbacks))
+                fitting = {"settings": settings, "replicas": replicas, "augment_on": augment_on, "callbacks": callbacks}
+                metrics.update(finetune_model(spec, net, every_row, recipe, history,
+                                              log_dir=staging / LOGS_DIR / "finetune", **fitting))
+                if pseudo is not None:
+                    metrics.update(train_on_pseudo_labels(spec, net, every_row, pseudo, recipe, history,
+                                                          log_dir=staging / LOGS_DIR / "semi_supervised", **fitting))
             return write_run(out, saved, config=config, metrics=metrics, history=history, overwrite=overwrite,
                              title=title, staging=staging)

@@ -157,14 +157,15 @@ def train_retrieval(data, *, out, loss=RETRIEVAL_LOSS, margin=MARGIN, temperatur
             seed=1``); those not given keep their defaults, with ``epochs=RETRIEVAL_EPOCHS`` (50).
             ``protocol``: ``"finetune"`` (the default) trains the validated towers on further on
             every row and saves them, ``"single"`` saves the validated towers; ``metrics.json``
-            keeps the validated run's scores.
+            keeps the validated run's scores. ``semi_supervised`` is refused: pairing an image
+            with its speech is retrieval's label, so the test pairs never train.
 
     Returns:
         The run directory as a `Path`.
 
     Raises:
         ValueError: bad data, a bad argument value, a unimodal `model`, an `init` that is not
-            a fusion run, or an existing `out` without `overwrite`.
+            a fusion run, ``semi_supervised`` asked, or an existing `out` without `overwrite`.
     """
     objective = ranking_loss(loss, margin=margin, temperature=temperature)
     if init is None and len(model_info(model).modalities) != 2:  # before any data is read
@@ -174,6 +175,9 @@ def train_retrieval(data, *, out, loss=RETRIEVAL_LOSS, margin=MARGIN, temperatur
     if batch_size < 2:
         raise ValueError(f"`batch_size` must be at least 2 (negatives come from the batch). Received: {batch_size}")
     settings = resolve_settings(options=options, epochs=RETRIEVAL_EPOCHS)
+    if settings.semi_supervised is not False:
+        raise ValueError("retrieval never trains on the test rows: a test pair's pairing is its label "
+                         f"(semi_supervised={settings.semi_supervised!r} is for classifiers)")
     spec = retrieval_spec(model=model, init=init, embedding_dim=embedding_dim, loss=objective, seed=settings.seed)
     return engine.run(data, spec, out=out, recipe=retrieval_recipe(batch_size=batch_size), settings=settings,
                       overwrite=overwrite, callbacks=callbacks,

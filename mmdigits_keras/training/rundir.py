@@ -107,6 +107,13 @@ def read_run_config(run):
     return read_json(Path(run) / "config.json")
 
 
+def test_inputs_used(run):
+    """Whether run directory `run` learned from its data folder's unlabeled test rows
+    (``config.json``'s ``training.semi_supervised``); False for a ``.keras`` file or an older run."""
+    config = Path(run) / "config.json"
+    return config.is_file() and bool((read_json(config).get("training") or {}).get("semi_supervised"))
+
+
 def load_trained_model(path):
     """Loads ``model.keras`` from a run directory (or a `.keras` file) in Keras's safe mode.
 

@@ -6,6 +6,7 @@ takes it one way: `train` and `train_retrieval` its fields as keywords (``epochs
 from __future__ import annotations
 
 import dataclasses
+import os
 
 import numpy as np
 
@@ -67,6 +68,14 @@ class TrainingSettings:
             run's best epoch.
         verbose: Keras `fit` verbosity: ``"auto"`` (a progress bar on a terminal or in a
             notebook, one line per epoch elsewhere), 0, 1 or 2.
+        semi_supervised: Whether the run also learns from the data folder's unlabeled test rows
+            (`mmdigits_keras.training.pseudo_labels`): False (the default: some competitions
+            forbid learning from test inputs); True: the validated model pseudo-labels them;
+            a run directory (str or path): that teacher run of the same data folder labels
+            them (e.g. a fused model for a speech-alone student). Confident rows only, then
+            trained on after fine-tuning; the test labels are never read. Needs the
+            ``"finetune"`` protocol; classification only. ``config.json`` and ``metrics.json``
+            record it (``semi_supervised``).
 
     Raises:
         ValueError: a value out of its range (the message names the field).
@@ -83,6 +92,7 @@ class TrainingSettings:
     protocol: str | None = None
     finetune_epochs: int = FINETUNE_EPOCHS
     verbose: object = "auto"
+    semi_supervised: object = False
 
     def __post_init__(self):
         check_positive("epochs", self.epochs)
@@ -103,17 +113,27 @@ class TrainingSettings:
         check_positive("finetune_epochs", self.finetune_epochs)
         if self.verbose not in VERBOSITIES:
             raise ValueError(f"`verbose` must be one of {list(VERBOSITIES)}. Received: verbose={self.verbose!r}")
+        if not isinstance(self.semi_supervised, (bool, str, os.PathLike)) or self.semi_supervised == "":
+            raise ValueError("`semi_supervised` must be True, False or a teacher run directory. "
+                             f"Received: semi_supervised={self.semi_supervised!r}")
+        if self.semi_supervised is not False and self.protocol == "single":
+            raise ValueError("`semi_supervised` trains on the pseudo-labelled test rows after fine-tuning on every "
+                             "row; it needs protocol='finetune' (the default). Received: protocol='single'")
 
 
-def resolve_protocol(protocol, *, folds):
+def resolve_protocol(protocol, *, folds, semi_supervised=False):
     """The protocol a run trains with: `protocol`, or with None ``PROTOCOL`` (``"finetune"``) for
     one run and ``"single"`` for a cross-validation run or fold (`folds` true).
 
     Raises:
-        ValueError: ``"finetune"`` asked of a cross-validation run.
+        ValueError: ``"finetune"`` asked of a cross-validation run, or `semi_supervised` of a
+            cross-validation run (it follows fine-tuning).
     """
     if not folds:
         return protocol or PROTOCOL
+    if semi_supervised is not False:
+        raise ValueError("`semi_supervised` and `folds` exclude each other: semi-supervised training follows the "
+                         "fine-tuning of one run on every row")
     if protocol not in (None, "single"):
         raise ValueError(f"`protocol={protocol!r}` and `folds` exclude each other: the fold models of a "
                          "cross-validation together already learn from every row (use protocol='single' or None)")

@@ -111,7 +111,8 @@ def run_search(
         space: Optional overrides of the model's space (see `RegistryHyperModel`).
         settings: A `TrainingSettings` (None: `train`'s defaults with the trials' `epochs`):
             how ``best/`` trains (``epochs``, with early stopping; ``protocol``: as `train`, the
-            validated model fine-tuned on every row; ``strategy``), and what
+            validated model fine-tuned on every row; ``strategy``; ``semi_supervised``: ``best/``
+            alone also learns from the test rows, the trials never do), and what
             every trial shares with it: ``seed`` (also the oracle's), ``val_fraction``,
             ``split`` (the objective is scored on rows whose recordings, or speakers, no
             trial trained on), ``patience`` and ``verbose``.
@@ -143,7 +144,8 @@ def run_search(
     Raises:
         ValueError: an unknown model, recipe, tuner or objective, ``max_trials`` or ``epochs``
             < 1, bad data, a `out` holding another search or claimed by another live process
-            (a second chief), a bad or silent oracle address, or no trial completed.
+            (a second chief), a bad or silent oracle address, ``settings.semi_supervised`` with
+            `folds` or an `ensemble` > 1, or no trial completed.
     """
     settings, tuner = _checked_arguments(model=model, recipe=recipe, tuner=tuner, objective=objective,
                                          max_trials=max_trials, epochs=epochs, ensemble=ensemble, folds=folds,
@@ -210,7 +212,11 @@ def _checked_arguments(*, model, recipe, tuner, objective, max_trials, epochs, e
         if tuner == "hyperband":
             raise ValueError("`folds` needs the random or bayesian tuner: Hyperband continues trials from one "
                              "checkpoint, a cross-validated trial has one per fold")
-        resolve_protocol(settings.protocol, folds=True)  # best/ is trained as `train(folds=K)`
+        # best/ is trained as `train(folds=K)`.
+        resolve_protocol(settings.protocol, folds=True, semi_supervised=settings.semi_supervised)
+    if ensemble > 1 and settings.semi_supervised is not False:
+        raise ValueError("`semi_supervised` and `ensemble` > 1 together are not supported: the ensemble's members "
+                         "are validated models, not fine-tuned ones")
     iteration = hyperband_iteration_trials(epochs, HYPERBAND_FACTOR)
     if tuner == "hyperband" and max_trials < iteration:
         logger.warning("Hyperband with max_trials=%d and epochs=%d ends inside its first bracket: one full iteration "

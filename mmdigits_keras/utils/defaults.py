@@ -48,6 +48,10 @@ PROTOCOL = "finetune"
 # Fine-tuning's epochs, capped at the validated run's best epoch (so at scale, where runs keep an
 # early epoch, it costs no more epochs than validation kept).
 FINETUNE_EPOCHS = 10
+# Semi-supervised training (`training.pseudo_labels`): a test row's pseudo-label is kept when the
+# labelling model is at least as confident as where its predictions on the validation rows are
+# this precise (Lee 2013's pseudo-labels, FixMatch's confidence threshold, here calibrated).
+PSEUDO_LABEL_PRECISION = 0.99
 # `tune`: a few trials, each at `train`'s own schedule, so a trial's validation score is that of
 # the model `train` would save (trials of 10 epochs ranked configurations that 30 epochs reorder).
 MAX_TRIALS = 4

@@ -144,6 +144,16 @@ def test_test_split_reads_optional_labels(tmp_path):
     directory = write_kaggle(tmp_path / "d", pixels=pixels, audio=audio, labels=labels,
                              test_pixels=pixels[:10], test_audio=audio[:10], test_labels=labels[:10])
     np.testing.assert_array_equal(load_kaggle(directory, "test").labels, labels[:10])
+    # labels=False (semi-supervised training's test rows) never opens the label file: a broken one is not read.
+    (directory / "y_test.csv").write_text("not a label file")
+    with pytest.raises(ValueError, match="y_test.csv"):
+        load_kaggle(directory, "test")
+    unlabeled = load_dataset(directory, "test", labels=False)
+    assert unlabeled.labels is None and np.array_equal(unlabeled.ids, np.arange(10))
+    np.save(directory / "data_wr_test.npy", pixels[:10] / 255.0)  # Khacef, without labels_test.npy at all
+    np.save(directory / "data_sp_test.npy", audio[:10])
+    khacef = load_khacef(directory, "test", labels=False)
+    assert khacef.labels is None and np.allclose(khacef.images, unlabeled.images)
 
 
 def test_khacef_accepts_0_255_pixels_and_column_labels(tmp_path):
