@@ -88,7 +88,7 @@ def classification(run, data, seed, options):
         result["kept_epoch"] = int(pd.read_csv(run / "history.csv")["val_crossentropy"].idxmin()) + 1
     if scores:
         result["validated"] = {**scores.scores, "val": result["val"], "seconds": scores.ended - started}
-    if scores and options.get("semi_supervised"):  # the default's model: fine-tuned, before the test rows
+    if scores and len(scores.stages) == 3:  # semi-supervised after fine-tuning: the default's model is the second
         stage = scores.stages[1]
         result["finetuned"] = {"test": stage["test"], "val": result["val"], "seconds": stage["ended"] - started}
     return result

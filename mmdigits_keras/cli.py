@@ -356,7 +356,8 @@ def _print_finetune(metrics):
     if "semi_supervised" in metrics:
         stage = metrics["semi_supervised"]
         labeller = "the validated model" if stage["labeller"] == "validated model" else f"teacher {stage['labeller']}"
-        print(f"semi-supervised: then {stage['epochs']} epochs more with {stage['pseudo_labelled_rows']:,} of the "
+        when = "the fine-tuning trained" if stage.get("stage") == "finetune" else f"then {stage['epochs']} epochs more"
+        print(f"semi-supervised: {when} with {stage['pseudo_labelled_rows']:,} of the "
               f"{stage['test_rows']:,} test rows, pseudo-labelled by {labeller} (their labels unread; "
               f"{stage['seconds']:.0f} s)")
 

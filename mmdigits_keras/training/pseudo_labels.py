@@ -164,6 +164,15 @@ def label_test_rows(unlabeled, semi_supervised, validated, validation):
     return pseudo_label(labeller, unlabeled, validation, teacher=teacher)
 
 
+def with_pseudo_labels(every_row, pseudo):
+    """`every_row` (a `PreparedData` without validation) with `pseudo`'s rows after its training rows."""
+    logger.info("semi-supervised: training on %s labelled rows and %d pseudo-labelled test rows",
+                f"{every_row.real_rows:,}", len(pseudo.rows))
+    if not len(pseudo.rows):
+        return every_row
+    return dataclasses.replace(every_row, train=concatenate(every_row.train, pseudo.rows))
+
+
 def train_on_pseudo_labels(spec, net, every_row, pseudo, recipe, history, **fitting):
     """Trains the fine-tuned `net` on further on `every_row`'s training rows plus `pseudo`'s
     rows, on the fine-tuning schedule (`finetune_model`; `fitting`: its keywords).
@@ -171,10 +180,7 @@ def train_on_pseudo_labels(spec, net, every_row, pseudo, recipe, history, **fitt
     Returns:
         ``{"semi_supervised": PseudoLabels.record() + epochs, rows, seconds}`` for ``metrics.json``.
     """
-    logger.info("semi-supervised: training on %s labelled rows and %d pseudo-labelled test rows",
-                f"{every_row.real_rows:,}", len(pseudo.rows))
-    if len(pseudo.rows):
-        every_row = dataclasses.replace(every_row, train=concatenate(every_row.train, pseudo.rows))
+    every_row = with_pseudo_labels(every_row, pseudo)
     done = finetune_model(spec, net, every_row, recipe, history, **fitting)["finetune"]
-    return {"semi_supervised": {**pseudo.record(), "epochs": done["epochs"], "rows": len(every_row.train),
-                                "seconds": done["seconds"]}}
+    return {"semi_supervised": {**pseudo.record(), "stage": "after", "epochs": done["epochs"],
+                                "rows": len(every_row.train), "seconds": done["seconds"]}}
