@@ -15,9 +15,8 @@ the same rotation and seed; ``search:1`` runs `mmdigits tune`'s search (`run_sea
 keys: ``max_trials``, ``epochs``, ``model``) and scores ``best/``. ``--set`` gives every variant
 the same keys (e.g. ``epochs:8 split:row val_fraction:0.2``). A fine-tuned variant (`train`'s
 default protocol) also reports its validated stage, ``NAME/validated``: the model a single run
-saves, scored when its first fit ends (the same run, seed and steps); a semi-supervised one
-(``semi_supervised:1``) also ``NAME/finetuned``: the default's model, scored when fine-tuning
-ends, before the test rows train. ``semi_supervised:OTHER`` takes its pseudo-labels from
+saves, scored when its first fit ends (the same run, seed and steps). ``semi_supervised:1``
+learns from the rotation's test rows (pseudo-labels); ``semi_supervised:OTHER`` takes them from
 variant OTHER's run of the same rotation and seed (a teacher; list OTHER first).
 
 Printed (Markdown): per row the test accuracy per rotation (mean over seeds), the mean as
@@ -31,8 +30,8 @@ speaker (Spearman per rotation, mean |validation - test|). Runs and records stay
 
     .venv/bin/python benchmarks/bench_rotations.py --work W --variants default single=protocol:single
     .venv/bin/python benchmarks/bench_rotations.py --work W --variants speech=model:audio_cnn
-    .venv/bin/python benchmarks/bench_rotations.py --work W --variants semi=semi_supervised:1 \
-        speech_semi=model:audio_cnn,semi_supervised:1 speech_teacher=model:audio_cnn,semi_supervised:semi
+    .venv/bin/python benchmarks/bench_rotations.py --work W --variants default semi=semi_supervised:1 \
+        speech=model:audio_cnn speech_teacher=model:audio_cnn,semi_supervised:semi
     .venv/bin/python benchmarks/bench_rotations.py --work W --task retrieval --variants info_nce init=init:fusion
     .venv/bin/python benchmarks/bench_rotations.py --work W --variants p10=patience:10 default --rows 60000 \
         --baseline p10
@@ -88,9 +87,6 @@ def classification(run, data, seed, options):
         result["kept_epoch"] = int(pd.read_csv(run / "history.csv")["val_crossentropy"].idxmin()) + 1
     if scores:
         result["validated"] = {**scores.scores, "val": result["val"], "seconds": scores.ended - started}
-    if scores and len(scores.stages) == 3:  # semi-supervised after fine-tuning: the default's model is the second
-        stage = scores.stages[1]
-        result["finetuned"] = {"test": stage["test"], "val": result["val"], "seconds": stage["ended"] - started}
     return result
 
 
@@ -179,9 +175,8 @@ def main():
             for name, options in variants.items():
                 made = measure(args, speaker, seed, name, options, variants)
                 table[name, seed, speaker] = made
-                for stage in ("validated", "finetuned"):
-                    if stage in made:
-                        table[f"{name}/{stage}", seed, speaker] = made[stage]
+                if "validated" in made:
+                    table[f"{name}/validated", seed, speaker] = made["validated"]
                 print(f"seed {seed} {speaker} {name}: test {made['test']:.4f}, validation {made['val']:.4f} "
                       f"({made['seconds']:.0f} s)", flush=True)
     report(args, table, list(dict.fromkeys(row for row, _, _ in table)))

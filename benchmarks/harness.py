@@ -145,8 +145,7 @@ def TestScores(test, *, every_epoch=False, retrieval=False):  # a Keras callback
     (`every_epoch`; the scoring time is kept off its clock: ``records`` of epoch, seconds since
     the process started, accuracy), or once, when the first `fit` ends (EarlyStopping, earlier
     in the list, has restored the best epoch by then): inside a fine-tuning run, the validated
-    model a single run would save (``scores``, and ``ended``: `time.perf_counter` then); every
-    fit's end in ``stages`` (a semi-supervised run's second is the fine-tuned default model).
+    model a single run would save (``scores``, and ``ended``: `time.perf_counter` then).
     Retrieval: Xia et al.'s annotation and retrieval accuracy of the towers."""
     import keras
     import psutil
@@ -164,7 +163,6 @@ def TestScores(test, *, every_epoch=False, retrieval=False):  # a Keras callback
 
     class Scores(keras.callbacks.Callback):
         born, paused, records, scores, ended = psutil.Process().create_time(), 0.0, [], None, None
-        stages = []  # every fit's end: the validated, fine-tuned (and semi-supervised) models
 
         def on_epoch_end(self, epoch, logs=None):
             if every_epoch:
@@ -174,10 +172,8 @@ def TestScores(test, *, every_epoch=False, retrieval=False):  # a Keras callback
                 self.paused += time.time() - stop
 
         def on_train_end(self, logs=None):
-            if not every_epoch:
-                self.stages.append({"ended": time.perf_counter(), **score(self.model)})
-                self.ended, self.scores = self.stages[0]["ended"], {k: v for k, v in self.stages[0].items()
-                                                                    if k != "ended"}
+            if not every_epoch and self.scores is None:
+                self.ended, self.scores = time.perf_counter(), score(self.model)
 
     return Scores()
 

@@ -356,10 +356,8 @@ def _print_finetune(metrics):
     if "semi_supervised" in metrics:
         stage = metrics["semi_supervised"]
         labeller = "the validated model" if stage["labeller"] == "validated model" else f"teacher {stage['labeller']}"
-        when = "the fine-tuning trained" if stage.get("stage") == "finetune" else f"then {stage['epochs']} epochs more"
-        print(f"semi-supervised: {when} with {stage['pseudo_labelled_rows']:,} of the "
-              f"{stage['test_rows']:,} test rows, pseudo-labelled by {labeller} (their labels unread; "
-              f"{stage['seconds']:.0f} s)")
+        print(f"semi-supervised: the fine-tuning also trained on {stage['pseudo_labelled_rows']:,} of the "
+              f"{stage['test_rows']:,} test rows, pseudo-labelled by {labeller} (their labels unread)")
 
 
 def _replicas(config):

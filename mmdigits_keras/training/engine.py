@@ -26,12 +26,7 @@ from mmdigits_keras.training.fitting import compile_model, fit_model, seed_every
 from mmdigits_keras.training.logs import LOGS_DIR, tensorboard_callbacks
 from mmdigits_keras.training.placement import resolve_augment_on
 from mmdigits_keras.training.preparation import prepare_data
-from mmdigits_keras.training.pseudo_labels import (
-    label_test_rows,
-    train_on_pseudo_labels,
-    unlabeled_test_rows,
-    with_pseudo_labels,
-)
+from mmdigits_keras.training.pseudo_labels import label_test_rows, unlabeled_test_rows, with_pseudo_labels
 from mmdigits_keras.training.rundir import prepare_output, run_metadata, write_run
 from mmdigits_keras.training.schedule import EARLY_STOPPING_MONITOR, resolve_patience
 from mmdigits_keras.training.settings import TrainingSettings, resolve_protocol
@@ -101,23 +96,6 @@ def training_entries(settings, recipe, prepared, *, protocol, patience, augment_
             "seed": int(settings.seed), "patience": patience, "protocol": protocol,
             "recipe": dataclasses.asdict(recipe),
             **({"finetune_epochs": int(settings.finetune_epochs)} if protocol == "finetune" else {})}
-
-
-def fine_tune(spec, net, every_row, recipe, history, *, pseudo, log_dir, **fitting):
-    """The stages after validation (protocol ``"finetune"``): fine-tuning on `every_row`
-    (`finetune_model`) and, with `pseudo` (`PseudoLabels`), semi-supervised training: a stage of
-    its own after fine-tuning (``semi_supervised_stage="after"``) or the pseudo-labelled rows
-    joining the fine-tuning (``"finetune"``). Returns its ``metrics.json`` entries."""
-    joined = pseudo is not None and fitting["settings"].semi_supervised_stage == "finetune"
-    rows = with_pseudo_labels(every_row, pseudo) if joined else every_row
-    metrics = finetune_model(spec, net, rows, recipe, history, log_dir=log_dir / "finetune", **fitting)
-    if joined:
-        metrics["semi_supervised"] = {**pseudo.record(), "stage": "finetune", "rows": len(rows.train),
-                                      **{k: metrics["finetune"][k] for k in ("epochs", "seconds")}}
-    elif pseudo is not None:
-        metrics.update(train_on_pseudo_labels(spec, net, every_row, pseudo, recipe, history,
-                                              log_dir=log_dir / "semi_supervised", **fitting))
-    return metrics
 
 
 def run(data, spec, *, out, recipe, settings=None, overwrite=False, extra_config=None, callbacks=(), fold=None):
@@ -206,8 +184,10 @@ def run(data, spec, *, out, recipe, settings=None, overwrite=False, extra_config
                 gc.collect()
                 every_row = prepare_data(data, seed=settings.seed, synthetic_share=recipe.synthetic_share,
                                          validation=False)
-                metrics.update(fine_tune(spec, net, every_row, recipe, history, pseudo=pseudo,
-                                         log_dir=staging / LOGS_DIR, settings=settings, replicas=replicas,
-                                         augment_on=augment_on, callbacks=callbacks))
+                if pseudo is not None:  # the confident test rows join every labelled row
+                    every_row, metrics["semi_supervised"] = with_pseudo_labels(every_row, pseudo)
+                metrics.update(finetune_model(spec, net, every_row, recipe, history, settings=settings,
+                                              replicas=replicas, augment_on=augment_on,
+                                              log_dir=staging / LOGS_DIR / "finetune", callbacks=callbacks))
             return write_run(out, saved, config=config, metrics=metrics, history=history, overwrite=overwrite,
                              title=title, staging=staging)

@@ -6,9 +6,9 @@ never opened: the validated model itself (self-training), or a teacher run of th
 folder (e.g. a fused model teaching a speech-alone student, which still predicts from speech
 alone). A test row keeps its predicted class when the labeller is at least as confident as the
 lowest confidence at which its predictions on the run's validation rows are
-`PSEUDO_LABEL_PRECISION` (0.99) precise (scikit-learn's `precision_recall_curve`). After
-fine-tuning on every labelled row (the default protocol), the model trains on further on every
-labelled row plus the kept test rows, on the fine-tuning's schedule, and that model is saved.
+`PSEUDO_LABEL_PRECISION` (0.99) precise (scikit-learn's `precision_recall_curve`). The kept
+rows join the fine-tuning on every labelled row (the default protocol,
+`mmdigits_keras.training.finetune`): same epochs and learning rate, more rows.
 
 References:
     Lee, "Pseudo-Label: The Simple and Efficient Semi-Supervised Learning Method for Deep Neural
@@ -28,7 +28,6 @@ from sklearn.metrics import precision_recall_curve
 
 from mmdigits_keras.data.dataset import MultimodalDataset, concatenate
 from mmdigits_keras.data.layouts import load_dataset
-from mmdigits_keras.training.finetune import finetune_model
 from mmdigits_keras.training.metrics import check_model_inputs
 from mmdigits_keras.training.rundir import load_trained_model, read_run_config
 from mmdigits_keras.utils.defaults import PSEUDO_LABEL_PRECISION
@@ -165,22 +164,11 @@ def label_test_rows(unlabeled, semi_supervised, validated, validation):
 
 
 def with_pseudo_labels(every_row, pseudo):
-    """`every_row` (a `PreparedData` without validation) with `pseudo`'s rows after its training rows."""
-    logger.info("semi-supervised: training on %s labelled rows and %d pseudo-labelled test rows",
+    """`every_row` (a `PreparedData` without validation) with `pseudo`'s rows after its training
+    rows, and the ``semi_supervised`` entry of ``metrics.json`` (`PseudoLabels.record` and the
+    rows trained on)."""
+    logger.info("semi-supervised: fine-tuning on %s labelled rows and %d pseudo-labelled test rows",
                 f"{every_row.real_rows:,}", len(pseudo.rows))
-    if not len(pseudo.rows):
-        return every_row
-    return dataclasses.replace(every_row, train=concatenate(every_row.train, pseudo.rows))
-
-
-def train_on_pseudo_labels(spec, net, every_row, pseudo, recipe, history, **fitting):
-    """Trains the fine-tuned `net` on further on `every_row`'s training rows plus `pseudo`'s
-    rows, on the fine-tuning schedule (`finetune_model`; `fitting`: its keywords).
-
-    Returns:
-        ``{"semi_supervised": PseudoLabels.record() + epochs, rows, seconds}`` for ``metrics.json``.
-    """
-    every_row = with_pseudo_labels(every_row, pseudo)
-    done = finetune_model(spec, net, every_row, recipe, history, **fitting)["finetune"]
-    return {"semi_supervised": {**pseudo.record(), "stage": "after", "epochs": done["epochs"],
-                                "rows": len(every_row.train), "seconds": done["seconds"]}}
+    if len(pseudo.rows):
+        every_row = dataclasses.replace(every_row, train=concatenate(every_row.train, pseudo.rows))
+    return every_row, {**pseudo.record(), "rows": len(every_row.train)}

@@ -72,13 +72,10 @@ class TrainingSettings:
             (`mmdigits_keras.training.pseudo_labels`): False (the default: some competitions
             forbid learning from test inputs); True: the validated model pseudo-labels them;
             a run directory (str or path): that teacher run of the same data folder labels
-            them (e.g. a fused model for a speech-alone student). Confident rows only, then
-            trained on after fine-tuning; the test labels are never read. Needs the
+            them (e.g. a fused model for a speech-alone student). The confident rows join the
+            fine-tuning on every row; the test labels are never read. Needs the
             ``"finetune"`` protocol; classification only. ``config.json`` and ``metrics.json``
             record it (``semi_supervised``).
-        semi_supervised_stage: When the pseudo-labelled rows train: ``"after"`` (a stage of
-            its own after fine-tuning, `finetune_epochs` more epochs) or ``"finetune"`` (they
-            join the fine-tuning on every row: no extra epochs).
 
     Raises:
         ValueError: a value out of its range (the message names the field).
@@ -96,7 +93,6 @@ class TrainingSettings:
     finetune_epochs: int = FINETUNE_EPOCHS
     verbose: object = "auto"
     semi_supervised: object = False
-    semi_supervised_stage: str = "after"
 
     def __post_init__(self):
         check_positive("epochs", self.epochs)
@@ -120,9 +116,8 @@ class TrainingSettings:
         if not isinstance(self.semi_supervised, (bool, str, os.PathLike)) or self.semi_supervised == "":
             raise ValueError("`semi_supervised` must be True, False or a teacher run directory. "
                              f"Received: semi_supervised={self.semi_supervised!r}")
-        check_choice("semi_supervised_stage", self.semi_supervised_stage, ("after", "finetune"))
         if self.semi_supervised is not False and self.protocol == "single":
-            raise ValueError("`semi_supervised` trains on the pseudo-labelled test rows after fine-tuning on every "
+            raise ValueError("`semi_supervised` trains on the pseudo-labelled test rows in the fine-tuning on every "
                              "row; it needs protocol='finetune' (the default). Received: protocol='single'")
 
 

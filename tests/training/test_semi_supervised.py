@@ -44,6 +44,8 @@ def test_test_labels_are_never_read_and_the_run_records_the_test_inputs_it_used(
     assert used["test_inputs_used"] is True and used["test_labels_read"] is False
     assert used["labeller"] == "validated model" and used["test_rows"] == 100
     assert 0 < used["pseudo_labelled_rows"] <= 100 and used["rows"] == 200 + used["pseudo_labelled_rows"]
+    metrics = json.loads((first / "metrics.json").read_text())  # they joined the fine-tuning on every row
+    assert metrics["finetune"]["rows"] == 200 + used["pseudo_labelled_rows"]
     assert used["validation_precision"] >= used["precision_target"] == 0.99
     config = json.loads((first / "config.json").read_text())
     assert config["training"]["semi_supervised"]["pseudo_labelled_rows"] == used["pseudo_labelled_rows"]
@@ -73,8 +75,8 @@ def test_test_labels_are_never_read_and_the_run_records_the_test_inputs_it_used(
     for teacher in ([], [str(first)]):
         assert main(["train", "--data", str(labelled_test), "--out", "o", "--semi-supervised", *teacher]) == 0
     assert [kwargs["semi_supervised"] for kwargs in given] == [True, str(first)]
-    assert re.search(r"semi-supervised: then \d+ epochs more with \d+ of the 100 test rows, pseudo-labelled by the "
-                     r"validated model \(their labels unread", capsys.readouterr().out)
+    assert re.search(r"semi-supervised: the fine-tuning also trained on \d+ of the 100 test rows, pseudo-labelled by "
+                     r"the validated model \(their labels unread\)", capsys.readouterr().out)
 
     # evaluate and submit of such a run say so; a run that did not learn from them is scored quietly.
     with pytest.warns(UserWarning, match="learned from these test rows' inputs"):
