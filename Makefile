@@ -46,8 +46,8 @@ test: lint docs
 # (CPU builds: jax's default jaxlib, and the +cpu build of torch this machine's pip finds on disk),
 # where the tests marked `backends` run once on each (KERAS_BACKEND): every registry model through
 # the model harness, the demo (train, fine-tune, submit, evaluate, report), cross-validation, a
-# two-trial search, retrieval, the augmentation, ONNX export, and models saved on one backend loaded
-# on the other.
+# two-trial search, retrieval, the augmentation, ONNX export, semi-supervised training, and models
+# saved on one backend loaded on the other.
 BACKENDS_VENV ?= .venv-backends
 $(BACKENDS_VENV)/.installed: setup.cfg pyproject.toml Makefile
 	rm -rf $(BACKENDS_VENV)
