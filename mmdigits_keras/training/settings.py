@@ -127,12 +127,12 @@ def resolve_protocol(protocol, *, folds, semi_supervised=False):
 
     Raises:
         ValueError: ``"finetune"`` asked of a cross-validation run, or `semi_supervised` of a
-            cross-validation run (it follows fine-tuning).
+            cross-validation run (its pseudo-labelled rows join the fine-tuning).
     """
     if not folds:
         return protocol or PROTOCOL
     if semi_supervised is not False:
-        raise ValueError("`semi_supervised` and `folds` exclude each other: semi-supervised training follows the "
+        raise ValueError("`semi_supervised` and `folds` exclude each other: the pseudo-labelled rows join the "
                          "fine-tuning of one run on every row")
     if protocol not in (None, "single"):
         raise ValueError(f"`protocol={protocol!r}` and `folds` exclude each other: the fold models of a "
