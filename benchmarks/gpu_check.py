@@ -88,8 +88,8 @@ def child(args):
 
     work = args.work / backend
     row("train, sample", lambda: check_train(args.data, work / "sample", epochs=args.epochs))
-    row(f"train, {args.rows:,} rows", lambda: check_train(harness.tiled(args.data, work / f"tiled{args.rows}", args.rows),
-                                                         work / "scale", epochs=args.epochs))
+    tiled = lambda: harness.tiled(args.data, work / f"tiled{args.rows}", args.rows)  # one folder per row count
+    row(f"train, {args.rows:,} rows", lambda: check_train(tiled(), work / "scale", epochs=args.epochs))
     recipe = get_recipe("default")
     prepared = prepare_data(load_kaggle(args.data), synthetic_share=recipe.synthetic_share)
     for precision in args.precisions:

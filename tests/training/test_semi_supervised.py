@@ -41,12 +41,12 @@ def labelled_test(tmp_path):
 def test_test_labels_are_never_read_and_the_run_records_the_test_inputs_it_used(labelled_test, tmp_path, capsys,
                                                                                 caplog, monkeypatch):
     first = train(labelled_test, out=tmp_path / "first", semi_supervised=True, verbose=0, **QUICK)
-    used = json.loads((first / "metrics.json").read_text())["semi_supervised"]
+    metrics = json.loads((first / "metrics.json").read_text())
+    used = metrics["semi_supervised"]
     assert used["test_inputs_used"] is True and used["test_labels_read"] is False
     assert used["labeller"] == "validated model" and used["test_rows"] == 100
     assert 0 < used["pseudo_labelled_rows"] <= 100 and used["rows"] == 200 + used["pseudo_labelled_rows"]
-    metrics = json.loads((first / "metrics.json").read_text())  # they joined the fine-tuning on every row
-    assert metrics["finetune"]["rows"] == 200 + used["pseudo_labelled_rows"]
+    assert metrics["finetune"]["rows"] == 200 + used["pseudo_labelled_rows"]  # they joined the fine-tuning
     assert used["validation_precision"] >= used["precision_target"] == 0.99
     config = json.loads((first / "config.json").read_text())
     assert config["training"]["semi_supervised"]["pseudo_labelled_rows"] == used["pseudo_labelled_rows"]
