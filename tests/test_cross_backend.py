@@ -1,6 +1,7 @@
-"""A model saved on one Keras backend loads (safe mode) and predicts the same on the others, both
-ways: in the main suite TensorFlow against JAX and PyTorch, in the backend matrix (`make
-backends`) JAX against PyTorch."""
+"""A model saved on one Keras backend loads (safe mode) and predicts the same on another, both
+ways: in the main suite TensorFlow against JAX (the backends installed beside it), in the backend
+matrix (`make backends`) JAX against PyTorch. So each backend's writer and reader of the one
+`.keras` format meets another backend's: TensorFlow's through JAX, PyTorch's through JAX."""
 
 import importlib.util
 import os

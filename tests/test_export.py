@@ -18,7 +18,7 @@ def rows_and_reference(default_kaggle_run, kaggle_sample):
     return inputs, load_trained_model(default_kaggle_run).predict(inputs, verbose=0)
 
 
-@pytest.mark.slow(22)  # the first to need `default_kaggle_run`: trains it
+@pytest.mark.slow(17)  # the first to need `default_kaggle_run`: trains it
 def test_tflite_export_agrees_with_the_keras_model(default_kaggle_run, rows_and_reference, tmp_path):
     inputs, reference = rows_and_reference
     float_file = export_model(default_kaggle_run, out=tmp_path / "model.tflite", format="tflite")

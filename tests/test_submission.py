@@ -47,7 +47,7 @@ def test_write_is_atomic_refuses_overwrite_and_validates_files(tmp_path):
 
 
 def test_train_then_submit_on_kaggle_sample(default_kaggle_run, kaggle_sample, kaggle_sample_test_labels, tmp_path):
-    """The issue's end-to-end job on real data, shortened to two epochs of the default model."""
+    """The issue's end-to-end job on real data, shortened to one epoch of the default model."""
     run = default_kaggle_run
     path, frame = submit(run, kaggle_sample, tmp_path / "submissions" / "default.csv")
     written = validate_submission(path, rows=1000)

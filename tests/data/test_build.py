@@ -263,7 +263,8 @@ def test_cli_build_then_train_and_submit_unchanged(fsdd, mnist_npz, tmp_path, ca
     assert main(["data", "build", "--audio", str(folder), "--audio-format", "fsdd", "--images", str(mnist_npz),
                  "--layout", "kaggle", "--test-speakers", "nicolas", "--out", str(data)]) == 0
     assert "speakers nicolas" in capsys.readouterr().out
-    assert main(["train", "--data", str(data), "--model", "image_cnn", "--recipe", "plain", "--epochs", "3",
+    # One epoch (and one of fine-tuning): image_cnn scores 0.94 on these test rows (three: 0.96).
+    assert main(["train", "--data", str(data), "--model", "image_cnn", "--recipe", "plain", "--epochs", "1",
                  "--out", str(tmp_path / "run")]) == 0
     assert main(["submit", "--model", str(tmp_path / "run"), "--data", str(data), "--out", str(tmp_path / "s.csv")]) == 0
     submission = pd.read_csv(tmp_path / "s.csv")
