@@ -41,7 +41,7 @@ OTHER_BACKEND = textwrap.dedent("""
 """)
 
 
-@pytest.mark.slow(40)
+@pytest.mark.slow(16)
 def test_a_model_saved_on_one_backend_predicts_the_same_on_the_others(tmp_path):
     others = [name for name in BACKENDS if name != BACKEND and importlib.util.find_spec(name)]
     assert others, "the suite's environments have at least two backends"
